@@ -1,0 +1,232 @@
+// Package alloc models hardware-breakpoint slot reservation with Linux's
+// admission rules (kernel/events/hw_breakpoint.c, 6.x) behind several
+// synchronisation strategies.
+//
+// A breakpoint is bound to a task on every CPU (Task >= 0, CPU == AnyCPU), to
+// a task on one CPU (Task >= 0, CPU >= 0) or to a CPU alone (Task == NoTask,
+// CPU >= 0). Strategies differ only in how they synchronise; the admission
+// arithmetic is shared.
+package alloc
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// NoTask is Request.Task of a CPU-bound breakpoint.
+const NoTask = -1
+
+// AnyCPU is Request.CPU of a task breakpoint that follows its task on every CPU.
+const AnyCPU = -1
+
+// MaxSlots is the largest pool size (Config.Slots, Config.InstSlots) any
+// strategy can represent.
+const MaxSlots = 16
+
+// Kind says which register pool a breakpoint draws from.
+type Kind uint8
+
+const (
+	// Data is a data (watchpoint) breakpoint.
+	Data Kind = iota
+	// Inst is an instruction (execution) breakpoint.
+	Inst
+	numKinds
+)
+
+// String returns "data" or "inst".
+func (k Kind) String() string {
+	switch k {
+	case Data:
+		return "data"
+	case Inst:
+		return "inst"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// Request asks for one breakpoint slot.
+type Request struct {
+	Task int  // task id >= 0, or NoTask for a CPU-bound breakpoint
+	CPU  int  // CPU in [0, Config.CPUs), or AnyCPU for a task on every CPU
+	Kind Kind // Data or Inst
+}
+
+// String describes the request's target, e.g. "task=3/cpu=any/data".
+func (r Request) String() string {
+	t := "none"
+	if r.Task != NoTask {
+		t = fmt.Sprint(r.Task)
+	}
+	c := "any"
+	if r.CPU != AnyCPU {
+		c = fmt.Sprint(r.CPU)
+	}
+	return fmt.Sprintf("task=%s/cpu=%s/%s", t, c, r.Kind)
+}
+
+// IsCPUBound reports whether the request is for a CPU-bound breakpoint.
+func (r Request) IsCPUBound() bool { return r.Task == NoTask }
+
+// Config describes the simulated machine.
+type Config struct {
+	CPUs      int // simulated CPUs, >= 1
+	Slots     int // registers per CPU for data (and, on x86, instructions too)
+	InstSlots int // 0: instructions share the data pool (x86); > 0: separate pool (arm64, powerpc)
+}
+
+// X86 returns the x86 configuration with the given number of CPUs: four
+// registers shared by data and instruction breakpoints.
+func X86(cpus int) Config { return Config{CPUs: cpus, Slots: 4} }
+
+// Validate reports a Config the strategies cannot model, wrapping ErrInvalid.
+func (c Config) Validate() error {
+	switch {
+	case c.CPUs < 1:
+		return fmt.Errorf("%w: Config.CPUs = %d, need >= 1", ErrInvalid, c.CPUs)
+	case c.CPUs > MaxCPUs:
+		return fmt.Errorf("%w: Config.CPUs = %d, at most %d supported", ErrInvalid, c.CPUs, MaxCPUs)
+	case c.Slots < 1:
+		return fmt.Errorf("%w: Config.Slots = %d, need >= 1", ErrInvalid, c.Slots)
+	case c.Slots > MaxSlots:
+		return fmt.Errorf("%w: Config.Slots = %d, at most %d supported", ErrInvalid, c.Slots, MaxSlots)
+	case c.InstSlots < 0:
+		return fmt.Errorf("%w: Config.InstSlots = %d, need >= 0 (0 shares the data pool)", ErrInvalid, c.InstSlots)
+	case c.InstSlots > MaxSlots:
+		return fmt.Errorf("%w: Config.InstSlots = %d, at most %d supported", ErrInvalid, c.InstSlots, MaxSlots)
+	}
+	return nil
+}
+
+// MaxCPUs is the largest Config.CPUs supported.
+const MaxCPUs = 4096
+
+// Pool returns the pool a kind draws from: Data for both kinds when
+// instructions share the data pool.
+func (c Config) Pool(k Kind) Kind {
+	if k == Inst && c.InstSlots > 0 {
+		return Inst
+	}
+	return Data
+}
+
+// PoolSize returns the number of registers in kind k's pool.
+func (c Config) PoolSize(k Kind) int {
+	if c.Pool(k) == Inst {
+		return c.InstSlots
+	}
+	return c.Slots
+}
+
+// ValidateRequest reports a request that no rule can judge, wrapping ErrInvalid.
+func (c Config) ValidateRequest(r Request) error {
+	switch {
+	case r.Kind >= numKinds:
+		return fmt.Errorf("%w: %v: unknown Kind %d (want Data or Inst)", ErrInvalid, r, uint8(r.Kind))
+	case r.Task < NoTask:
+		return fmt.Errorf("%w: Task = %d: negative task id (NoTask = -1 for CPU-bound)", ErrInvalid, r.Task)
+	case r.Task == NoTask && r.CPU == AnyCPU:
+		return fmt.Errorf("%w: %v: a CPU-bound breakpoint (NoTask) needs a CPU, not AnyCPU", ErrInvalid, r)
+	case r.CPU < AnyCPU || r.CPU >= c.CPUs:
+		return fmt.Errorf("%w: CPU = %d out of range [0, %d) (or AnyCPU = -1)", ErrInvalid, r.CPU, c.CPUs)
+	}
+	return nil
+}
+
+// Slot is a held reservation. It is a small comparable value.
+type Slot struct {
+	req   Request
+	index int32
+	gen   uint32 // distinguishes reuse of the same index; 0 is never live
+}
+
+// Index returns the register number on the slot's target (the task for task
+// breakpoints, the CPU for CPU-bound ones): unique among live slots of that
+// target and pool, 0 <= Index < pool size.
+func (s Slot) Index() int { return int(s.index) }
+
+// Request returns the request the slot was reserved for.
+func (s Slot) Request() Request { return s.req }
+
+// Valid reports whether s came from a successful Reserve (the zero Slot is not).
+func (s Slot) Valid() bool { return s.gen != 0 }
+
+// NewSlot builds a Slot; strategies use it, callers get slots from Reserve.
+func NewSlot(req Request, index int, gen uint32) Slot {
+	return Slot{req: req, index: int32(index), gen: gen}
+}
+
+// Gen returns the slot's generation number, which strategies use to detect
+// a release of a slot no longer held.
+func (s Slot) Gen() uint32 { return s.gen }
+
+// Allocator reserves breakpoint slots under Linux's admission rules.
+type Allocator interface {
+	// Reserve admits the request or returns an error wrapping ErrNoSlot
+	// (the rules refuse it) or ErrInvalid (the request is malformed).
+	Reserve(Request) (Slot, error)
+	// Release returns a slot; ErrNotReserved for a slot not currently held.
+	Release(Slot) error
+	// InUse reports whether any slot is held (the kernel's hw_breakpoint_is_used).
+	InUse() bool
+}
+
+// Sentinel errors; test with errors.Is.
+var (
+	ErrNoSlot      = errors.New("no breakpoint slot available")
+	ErrNotReserved = errors.New("slot not reserved")
+	ErrInvalid     = errors.New("invalid breakpoint request")
+	ErrUnknown     = errors.New("unknown strategy")
+)
+
+// SpuriousRefusals is implemented by strategies that can refuse a
+// reservation some serial order would have admitted (tentative holds that
+// race); it returns how many times that happened.
+type SpuriousRefusals interface {
+	SpuriousRefusals() uint64
+}
+
+type constructor func(Config) (Allocator, error)
+
+var (
+	regMu    sync.Mutex
+	registry = map[string]constructor{}
+)
+
+// register adds a strategy; called from init functions.
+func register(name string, c constructor) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, dup := registry[name]; dup {
+		panic("alloc: strategy registered twice: " + name)
+	}
+	registry[name] = c
+}
+
+// Strategies returns every registered strategy name, sorted.
+func Strategies() []string {
+	regMu.Lock()
+	defer regMu.Unlock()
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// New returns an allocator of the named strategy for cfg.
+func New(strategy string, cfg Config) (Allocator, error) {
+	regMu.Lock()
+	c, ok := registry[strategy]
+	regMu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("%w %q (have %v)", ErrUnknown, strategy, Strategies())
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return c(cfg)
+}

@@ -1,0 +1,106 @@
+// Package hwregs puts breakpoints into x86 debug registers: the DR6/DR7
+// codec, attribute validation, the shared Writer, and backends (simulated
+// registers, a real ptrace tracee, perf_event_open).
+package hwregs
+
+import (
+	"errors"
+	"fmt"
+
+	"bpbench/alloc"
+)
+
+// Type is the access a breakpoint traps on.
+type Type uint8
+
+const (
+	// Exec traps when the instruction at Addr is executed.
+	Exec Type = iota + 1
+	// Write traps on writes to [Addr, Addr+Len).
+	Write
+	// ReadWrite traps on reads or writes of [Addr, Addr+Len).
+	ReadWrite
+	// Read is a read-only watchpoint, which x86 does not have; it exists so
+	// callers get a clear ErrUnsupported rather than a silent ReadWrite.
+	Read
+)
+
+// String returns "exec", "write", "rw" or "read".
+func (t Type) String() string {
+	switch t {
+	case Exec:
+		return "exec"
+	case Write:
+		return "write"
+	case ReadWrite:
+		return "rw"
+	case Read:
+		return "read"
+	}
+	return fmt.Sprintf("Type(%d)", uint8(t))
+}
+
+// Kind returns the alloc pool the type draws from.
+func (t Type) Kind() alloc.Kind {
+	if t == Exec {
+		return alloc.Inst
+	}
+	return alloc.Data
+}
+
+// MaxUserAddr is the first address above x86-64 user space (TASK_SIZE_MAX
+// with 4-level paging: 1<<47 minus one page). The kernel refuses breakpoints
+// at or above it for user tasks.
+const MaxUserAddr = 1<<47 - 4096
+
+// Sentinel errors of this package; test with errors.Is. Attribute errors
+// also wrap alloc.ErrInvalid.
+var (
+	// ErrUnsupported: the hardware cannot do what was asked (read-only watch).
+	ErrUnsupported = errors.New("not supported by x86 debug registers")
+	// ErrBadAddr: the address is unaligned or outside user space.
+	ErrBadAddr = errors.New("bad breakpoint address")
+	// ErrBadLen: the length is not 1, 2, 4 or 8 (or not 1 for exec).
+	ErrBadLen = errors.New("bad breakpoint length")
+)
+
+// Attr describes one breakpoint.
+type Attr struct {
+	Addr uint64
+	Len  int // 1, 2, 4 or 8 bytes; 1 for Exec
+	Type Type
+}
+
+// String formats the attribute, e.g. "write 8@0x4c2f40".
+func (a Attr) String() string { return fmt.Sprintf("%v %d@%#x", a.Type, a.Len, a.Addr) }
+
+// Validate reports an attribute the hardware cannot program. Errors wrap
+// alloc.ErrInvalid and one of ErrUnsupported, ErrBadAddr, ErrBadLen, and
+// name the bad field.
+func (a Attr) Validate() error {
+	switch a.Type {
+	case Exec, Write, ReadWrite:
+	case Read:
+		return fmt.Errorf("%w: Attr.Type = read: %w (x86 has no read-only watchpoint; use ReadWrite)", alloc.ErrInvalid, ErrUnsupported)
+	default:
+		return fmt.Errorf("%w: Attr.Type = %d: unknown type (want Exec, Write or ReadWrite)", alloc.ErrInvalid, uint8(a.Type))
+	}
+	if a.Type == Exec {
+		if a.Len != 1 {
+			return fmt.Errorf("%w: Attr.Len = %d: %w (exec breakpoints use length 1)", alloc.ErrInvalid, a.Len, ErrBadLen)
+		}
+	} else {
+		switch a.Len {
+		case 1, 2, 4, 8:
+		default:
+			return fmt.Errorf("%w: Attr.Len = %d: %w (want 1, 2, 4 or 8)", alloc.ErrInvalid, a.Len, ErrBadLen)
+		}
+		if a.Addr%uint64(a.Len) != 0 {
+			return fmt.Errorf("%w: Attr.Addr = %#x: %w (not aligned to Len %d)", alloc.ErrInvalid, a.Addr, ErrBadAddr, a.Len)
+		}
+	}
+	if a.Addr >= MaxUserAddr || a.Addr+uint64(a.Len) > MaxUserAddr {
+		return fmt.Errorf("%w: Attr.Addr = %#x: %w (not a user-space address, limit %#x)", alloc.ErrInvalid, a.Addr, ErrBadAddr, uint64(MaxUserAddr))
+	}
+	return nil
+}
