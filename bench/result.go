@@ -1,0 +1,129 @@
+// Package bench turns alloc and hwregs into experiments that answer design
+// questions with numbers: each experiment is a list of cases, each case
+// yields a Result named like its `go test -bench` entry point, so the CLI's
+// bench.txt and `go test -bench` output can be compared with benchstat.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrSkip is wrapped by a case that cannot run on this machine; the message
+// says why (no permission, no breakpoint PMU, perf not installed...).
+var ErrSkip = errors.New("skipped")
+
+// Skipf returns an error wrapping ErrSkip with a reason.
+func Skipf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrSkip, fmt.Sprintf(format, args...))
+}
+
+// Machine records where a run happened. Every result file carries one.
+type Machine struct {
+	Host       string `json:"host"`
+	GOOS       string `json:"goos"`
+	GOARCH     string `json:"goarch"`
+	CPUModel   string `json:"cpu"`
+	NumCPU     int    `json:"num_cpu"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	Kernel     string `json:"kernel"`
+	GoVersion  string `json:"go_version"`
+	Commit     string `json:"commit,omitempty"`
+}
+
+// Histogram summarises a latency distribution in nanoseconds.
+type Histogram struct {
+	Count uint64  `json:"count"`
+	Min   float64 `json:"min_ns"`
+	Mean  float64 `json:"mean_ns"`
+	P50   float64 `json:"p50_ns"`
+	P90   float64 `json:"p90_ns"`
+	P99   float64 `json:"p99_ns"`
+	P999  float64 `json:"p999_ns"`
+	Max   float64 `json:"max_ns"`
+	// CDF holds (upper bound ns, cumulative fraction) points for plots.
+	CDF []CDFPoint `json:"cdf,omitempty"`
+}
+
+// CDFPoint is one point of a cumulative distribution.
+type CDFPoint struct {
+	NS       float64 `json:"ns"`
+	Fraction float64 `json:"fraction"`
+}
+
+// Result is one measured case.
+type Result struct {
+	// Experiment is the experiment's name ("update", "race", ...).
+	Experiment string `json:"experiment"`
+	// Name is the benchmark name without the "Benchmark" prefix, e.g.
+	// "Update/backend=sim/strategy=mutex/op=modify". Its key=value parts
+	// are also in Params.
+	Name string `json:"name"`
+	// Params are the key=value parts of Name plus configuration that is not
+	// in the name: strategy, backend, pinned_cpu, slots, seed, cpus, ...
+	Params map[string]string `json:"params"`
+	// Iterations is the number of operations measured.
+	Iterations int64 `json:"iterations"`
+	// NsPerOp is wall time per operation.
+	NsPerOp float64 `json:"ns_per_op"`
+	// Metrics are extra per-op figures with benchmark-style units:
+	// "steals/op", "window-ns/p50", "usecs/op", "writes/op", "p99-ns", ...
+	Metrics map[string]float64 `json:"metrics,omitempty"`
+	// Latency is the per-op latency distribution, when sampled.
+	Latency *Histogram `json:"latency,omitempty"`
+	// Window is the race window distribution (release -> successful reserve).
+	Window *Histogram `json:"window,omitempty"`
+}
+
+// Skip records a case that could not run and why.
+type Skip struct {
+	Experiment string `json:"experiment"`
+	Name       string `json:"name"`
+	Reason     string `json:"reason"`
+}
+
+// Run is everything one `bpbench run` produced; it is results.json.
+type Run struct {
+	Machine  Machine       `json:"machine"`
+	Mode     string        `json:"mode"` // "quick" or "full"
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration_ns"`
+	Results  []Result      `json:"results"`
+	Skipped  []Skip        `json:"skipped,omitempty"`
+}
+
+// Options select the size of an experiment run.
+type Options struct {
+	// Full selects the long form (the CLI's --full); otherwise the quick one.
+	Full bool
+	// Strategies restricts model experiments to these alloc strategies
+	// (nil: all of alloc.Strategies()).
+	Strategies []string
+	// PinCPU is the CPU that tracer threads pin to (default 0).
+	PinCPU int
+	// Seed seeds every random choice.
+	Seed int64
+}
+
+// Case is one measurable unit of an experiment.
+type Case struct {
+	// Name is the benchmark name without "Benchmark" (see Result.Name).
+	Name string
+	// Estimate is the expected wall time, for progress bars.
+	Estimate time.Duration
+	// Run measures the case. It returns an error wrapping ErrSkip when the
+	// machine cannot run it, and stops early when ctx is cancelled.
+	Run func(ctx context.Context) (Result, error)
+}
+
+// Experiment is a named design question.
+type Experiment struct {
+	// Name is the short name used by the CLI ("update", "race", ...).
+	Name string
+	// Question is the design question it answers, one sentence.
+	Question string
+	// Cases lists the cases to run for the given options.
+	Cases func(Options) ([]Case, error)
+}
