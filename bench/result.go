@@ -113,10 +113,30 @@ type Case struct {
 	Name string
 	// Estimate is the expected wall time, for progress bars.
 	Estimate time.Duration
-	// Run measures the case. It returns an error wrapping ErrSkip when the
-	// machine cannot run it, and stops early when ctx is cancelled.
-	Run func(ctx context.Context) (Result, error)
+	// Run measures the case over n operations (n <= 0: the case's own
+	// default for Options.Full). It returns an error wrapping ErrSkip when
+	// the machine cannot run it, and stops early when ctx is cancelled.
+	// Setup and teardown run with t stopped, so that under `go test -bench`
+	// (t is the *testing.B) only the measured loop is timed; the CLI passes
+	// NopTimer. The Result carries its own NsPerOp either way.
+	Run func(ctx context.Context, n int64, t Timer) (Result, error)
 }
+
+// Timer is the part of *testing.B a case uses to keep setup out of timing.
+type Timer interface {
+	ResetTimer()
+	StartTimer()
+	StopTimer()
+}
+
+// NopTimer is the Timer of runs outside `go test`.
+var NopTimer Timer = nopTimer{}
+
+type nopTimer struct{}
+
+func (nopTimer) ResetTimer() {}
+func (nopTimer) StartTimer() {}
+func (nopTimer) StopTimer()  {}
 
 // Experiment is a named design question.
 type Experiment struct {

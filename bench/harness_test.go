@@ -1,0 +1,47 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// runCases runs each case as a sub-benchmark named after the part of its
+// name below prefix ("Update/backend=sim/op=modify" under "Update" runs as
+// b.Run("backend=sim/op=modify")), with b.N operations, and reports the
+// case's metrics. Cases that cannot run here skip with their reason.
+func runCases(b *testing.B, prefix string, cases []Case) {
+	b.Helper()
+	for _, c := range cases {
+		name := strings.TrimPrefix(strings.TrimPrefix(c.Name, prefix), "/")
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			res, err := c.Run(context.Background(), int64(b.N), b)
+			if errors.Is(err, ErrSkip) {
+				b.Skip(err)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			for unit, v := range res.Metrics {
+				b.ReportMetric(v, unit)
+			}
+		})
+	}
+}
+
+// casesOf returns the named experiment's cases for opts, failing b if it
+// does not exist.
+func casesOf(b *testing.B, name string, opts Options) []Case {
+	b.Helper()
+	e, err := Lookup(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cs, err := e.Cases(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cs
+}
