@@ -7,6 +7,7 @@ package cpupin
 import (
 	"fmt"
 	"runtime"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,6 +39,9 @@ func Pin(cpu int) (unpin func(), err error) {
 
 // Current returns the CPU the calling thread runs on now.
 func Current() int {
-	cpu, _, _ := unix.Syscall(unix.SYS_GETCPU, 0, 0, 0)
+	var cpu, node uint32
+	if _, _, e := unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&cpu)), uintptr(unsafe.Pointer(&node)), 0); e != 0 {
+		return -1
+	}
 	return int(cpu)
 }
