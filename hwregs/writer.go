@@ -1,0 +1,421 @@
+package hwregs
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"bpbench/alloc"
+)
+
+// Errors of the Writer; test with errors.Is.
+var (
+	// ErrSlotRange: the allocator handed out an index with no debug
+	// register behind it (a pool larger than x86's four).
+	ErrSlotRange = errors.New("slot index beyond DR0-DR3")
+	// ErrRegBusy: the allocator handed out an index whose register another
+	// live breakpoint of the same target already uses, as happens when
+	// instructions get a separate pool but share x86's registers.
+	ErrRegBusy = errors.New("debug register already used by another breakpoint")
+)
+
+// Breakpoint is a breakpoint the Writer has programmed: its reserved slot
+// and the attributes in its registers. It is a value; the Writer updates it
+// through a pointer on Modify and Reregister.
+type Breakpoint struct {
+	Slot alloc.Slot
+	Attr Attr
+}
+
+// Configurer is implemented by allocators that expose their Config. The
+// Writer uses it to refuse a Modify that moves a breakpoint between
+// separate instruction and data pools; without it the Writer assumes x86's
+// shared pool, which is what its registers are.
+type Configurer interface {
+	Config() alloc.Config
+}
+
+// writerShards spreads target mirrors over independently locked shards. A
+// power of two.
+const writerShards = 64
+
+// Writer puts breakpoints into debug registers: it reserves slots from an
+// allocator and programs a Backend, keeping a mirror of each target's
+// DR0-DR3 and DR7 so that WriteChanged can skip registers that already hold
+// the wanted value. One Writer serves every goroutine; operations on
+// different targets lock different mirrors. The mirror always equals what
+// the backend holds, failure paths included, provided nothing else writes
+// the same targets through the backend.
+type Writer struct {
+	alloc  alloc.Allocator
+	be     Backend
+	policy Policy
+	cfg    alloc.Config
+	hasCfg bool
+	shards [writerShards]writerShard
+}
+
+type writerShard struct {
+	mu      sync.RWMutex
+	mirrors map[Target]*mirror
+	_       [32]byte // pad to a cache line against false sharing between shards
+}
+
+// regState is the part of a register file the Writer owns.
+type regState struct {
+	dr  [NumSlots]uint64
+	dr7 DR7
+}
+
+// mirror is the Writer's copy of one target's registers and which slot
+// owns each register.
+type mirror struct {
+	mu    sync.Mutex
+	t     Target
+	cur   regState
+	owner [NumSlots]alloc.Slot // zero Slot: free
+}
+
+// NewWriter returns a Writer reserving from a and writing through be with
+// policy p. A nil allocator or backend or an undefined policy is a
+// programming error and panics; user-supplied policy names go through
+// ParsePolicy.
+func NewWriter(a alloc.Allocator, be Backend, p Policy) *Writer {
+	if a == nil || be == nil {
+		panic("hwregs: NewWriter needs a non-nil allocator and backend")
+	}
+	if !p.valid() {
+		panic(fmt.Sprintf("hwregs: NewWriter: undefined %v", p))
+	}
+	w := &Writer{alloc: a, be: be, policy: p}
+	if c, ok := a.(Configurer); ok {
+		w.cfg, w.hasCfg = c.Config(), true
+	}
+	for i := range w.shards {
+		w.shards[i].mirrors = make(map[Target]*mirror)
+	}
+	return w
+}
+
+// Policy returns the Writer's update policy.
+func (w *Writer) Policy() Policy { return w.policy }
+
+// Backend returns the backend the Writer programs.
+func (w *Writer) Backend() Backend { return w.be }
+
+// Allocator returns the allocator the Writer reserves from.
+func (w *Writer) Allocator() alloc.Allocator { return w.alloc }
+
+func (w *Writer) shard(t Target) *writerShard {
+	h := uint64(int64(t.Task))*0x9e3779b97f4a7c15 ^ uint64(int64(t.CPU))*0xc2b2ae3d27d4eb4f
+	return &w.shards[(h>>32)&(writerShards-1)]
+}
+
+// lookup returns t's mirror, or nil if the Writer never programmed t.
+func (w *Writer) lookup(t Target) *mirror {
+	sh := w.shard(t)
+	sh.mu.RLock()
+	m := sh.mirrors[t]
+	sh.mu.RUnlock()
+	return m
+}
+
+// mirrorOf returns t's mirror, creating it from the backend's current
+// registers so that WriteChanged never skips a write the backend needs.
+func (w *Writer) mirrorOf(t Target) (*mirror, error) {
+	if m := w.lookup(t); m != nil {
+		return m, nil
+	}
+	sh := w.shard(t)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if m := sh.mirrors[t]; m != nil {
+		return m, nil
+	}
+	m := &mirror{t: t}
+	for i := 0; i < NumSlots; i++ {
+		v, err := w.be.ReadDR(t, i)
+		if err != nil {
+			return nil, fmt.Errorf("hwregs: reading DR%d of %v: %w", i, t, err)
+		}
+		m.cur.dr[i] = v
+	}
+	v, err := w.be.ReadDR(t, RegDR7)
+	if err != nil {
+		return nil, fmt.Errorf("hwregs: reading DR7 of %v: %w", t, err)
+	}
+	m.cur.dr7 = DR7(v)
+	sh.mirrors[t] = m
+	return m, nil
+}
+
+// held returns the mirror of bp's target, locked, if bp still owns its
+// register; otherwise an error wrapping alloc.ErrNotReserved or
+// ErrSlotRange.
+func (w *Writer) held(op string, bp Breakpoint) (*mirror, error) {
+	i := bp.Slot.Index()
+	if !bp.Slot.Valid() {
+		return nil, fmt.Errorf("hwregs: %s: %w: zero Breakpoint (never registered, or lost by Reregister)", op, alloc.ErrNotReserved)
+	}
+	if i < 0 || i >= NumSlots {
+		return nil, fmt.Errorf("hwregs: %s: slot index %d: %w", op, i, ErrSlotRange)
+	}
+	t := TargetOf(bp.Slot.Request())
+	m := w.lookup(t)
+	if m != nil {
+		m.mu.Lock()
+		if m.owner[i] == bp.Slot {
+			return m, nil
+		}
+		m.mu.Unlock()
+	}
+	return nil, fmt.Errorf("hwregs: %s: DR%d of %v: %w (already unregistered)", op, i, t, alloc.ErrNotReserved)
+}
+
+// checkAttr validates a for a breakpoint of request kind k.
+func checkAttr(a Attr, k alloc.Kind) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	if a.Type.Kind() != k {
+		return fmt.Errorf("%w: Attr.Type = %v needs Request.Kind = %v, have %v", alloc.ErrInvalid, a.Type, a.Type.Kind(), k)
+	}
+	return nil
+}
+
+// Register reserves a slot for req and programs a into it: DR[Index], then
+// DR7. The attribute must be valid and match req.Kind. If a write fails the
+// registers are restored and the slot released.
+func (w *Writer) Register(req alloc.Request, a Attr) (Breakpoint, error) {
+	if err := checkAttr(a, req.Kind); err != nil {
+		return Breakpoint{}, fmt.Errorf("hwregs: register %v: %w", req, err)
+	}
+	t := TargetOf(req)
+	m, err := w.mirrorOf(t)
+	if err != nil {
+		return Breakpoint{}, err
+	}
+	s, err := w.alloc.Reserve(req)
+	if err != nil {
+		return Breakpoint{}, fmt.Errorf("hwregs: register %v: %w", req, err)
+	}
+	i := s.Index()
+	if i < 0 || i >= NumSlots {
+		return Breakpoint{}, w.releaseAfter(s, fmt.Errorf("hwregs: register %v: slot index %d: %w", req, i, ErrSlotRange))
+	}
+	m.mu.Lock()
+	if m.owner[i].Valid() {
+		m.mu.Unlock()
+		return Breakpoint{}, w.releaseAfter(s, fmt.Errorf("hwregs: register %v: DR%d of %v: %w", req, i, t, ErrRegBusy))
+	}
+	next := m.cur
+	next.dr[i] = a.Addr
+	next.dr7 = next.dr7.WithSlot(i, a)
+	orig := m.cur
+	if err := w.apply(m, next); err != nil {
+		err = w.rollback(m, orig, err)
+		m.mu.Unlock()
+		return Breakpoint{}, w.releaseAfter(s, fmt.Errorf("hwregs: register %v at DR%d: %w", a, i, err))
+	}
+	m.owner[i] = s
+	m.mu.Unlock()
+	return Breakpoint{Slot: s, Attr: a}, nil
+}
+
+// releaseAfter releases s after a failed Register and returns err, joined
+// with the release error if that fails too.
+func (w *Writer) releaseAfter(s alloc.Slot, err error) error {
+	if rerr := w.alloc.Release(s); rerr != nil {
+		return errors.Join(err, fmt.Errorf("releasing slot: %w", rerr))
+	}
+	return err
+}
+
+// checkModify validates a as the new attributes of bp.
+func (w *Writer) checkModify(bp *Breakpoint, a Attr) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	if k := bp.Slot.Request().Kind; a.Type.Kind() != k && w.hasCfg && w.cfg.Pool(k) != w.cfg.Pool(a.Type.Kind()) {
+		return fmt.Errorf("%w: Attr.Type = %v: moving a %v breakpoint to the separate %v pool needs a new slot (use Reregister)", alloc.ErrInvalid, a.Type, k, a.Type.Kind())
+	}
+	return nil
+}
+
+// Modify changes bp to a in place: the same slot and register, no call to
+// the allocator, so no other breakpoint can take the slot meanwhile (Linux's
+// modify_user_hw_breakpoint). It writes DR[Index] and then DR7 as the
+// policy requires. If a is invalid or a write fails, bp and its registers
+// stay exactly as they were and the breakpoint keeps trapping. bp must not
+// be used by another goroutine at the same time.
+func (w *Writer) Modify(bp *Breakpoint, a Attr) error {
+	if err := w.checkModify(bp, a); err != nil {
+		return fmt.Errorf("hwregs: modify %v: %w", bp.Attr, err)
+	}
+	m, err := w.held("modify", *bp)
+	if err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	i := bp.Slot.Index()
+	orig := m.cur
+	next := orig
+	next.dr[i] = a.Addr
+	next.dr7 = next.dr7.WithSlot(i, a)
+	if err := w.apply(m, next); err != nil {
+		return fmt.Errorf("hwregs: modify %v to %v at DR%d: %w", bp.Attr, a, i, w.rollback(m, orig, err))
+	}
+	bp.Attr = a
+	return nil
+}
+
+// DisableModifyEnable changes bp to a the way debuggers do to avoid a trap
+// on a half-written breakpoint: DR7 with the slot off, then DR[Index], then
+// DR7 with the slot on; under WriteAll each of the three states is written
+// whole. Failure leaves bp as it was, as Modify does.
+func (w *Writer) DisableModifyEnable(bp *Breakpoint, a Attr) error {
+	if err := w.checkModify(bp, a); err != nil {
+		return fmt.Errorf("hwregs: disable-modify-enable %v: %w", bp.Attr, err)
+	}
+	m, err := w.held("disable-modify-enable", *bp)
+	if err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	i := bp.Slot.Index()
+	orig := m.cur
+	off := orig
+	off.dr7 = off.dr7.WithoutSlot(i)
+	moved := off
+	moved.dr[i] = a.Addr
+	on := moved
+	on.dr7 = on.dr7.WithSlot(i, a)
+	for _, s := range [...]*regState{&off, &moved, &on} {
+		if err := w.apply(m, *s); err != nil {
+			return fmt.Errorf("hwregs: disable-modify-enable %v to %v at DR%d: %w", bp.Attr, a, i, w.rollback(m, orig, err))
+		}
+	}
+	bp.Attr = a
+	return nil
+}
+
+// Unregister disables bp's slot in DR7 (and, under WriteAll, zeroes
+// DR[Index]) and releases the slot. Unregistering a breakpoint twice is an
+// error wrapping alloc.ErrNotReserved. If the write fails the breakpoint
+// stays registered and active.
+func (w *Writer) Unregister(bp Breakpoint) error {
+	m, err := w.held("unregister", bp)
+	if err != nil {
+		return err
+	}
+	i := bp.Slot.Index()
+	orig := m.cur
+	next := orig
+	next.dr7 = next.dr7.WithoutSlot(i)
+	if w.policy == WriteAll {
+		next.dr[i] = 0
+	}
+	if err := w.apply(m, next); err != nil {
+		err = w.rollback(m, orig, err)
+		m.mu.Unlock()
+		return fmt.Errorf("hwregs: unregister %v at DR%d: %w", bp.Attr, i, err)
+	}
+	m.owner[i] = alloc.Slot{}
+	m.mu.Unlock()
+	if err := w.alloc.Release(bp.Slot); err != nil {
+		return fmt.Errorf("hwregs: unregister %v at DR%d: %w", bp.Attr, i, err)
+	}
+	return nil
+}
+
+// Reregister changes bp to a by Unregister and then Register, the baseline
+// Modify is compared with. Between the two another breakpoint can take the
+// slot: then it returns an error wrapping alloc.ErrNoSlot and sets *bp to
+// the zero Breakpoint. moved reports that the new slot has a different
+// register index than the old one. An invalid a is refused before anything
+// is unregistered.
+func (w *Writer) Reregister(bp *Breakpoint, a Attr) (moved bool, err error) {
+	req := bp.Slot.Request()
+	req.Kind = a.Type.Kind()
+	if err := checkAttr(a, req.Kind); err != nil {
+		return false, fmt.Errorf("hwregs: reregister %v: %w", bp.Attr, err)
+	}
+	if err := w.Unregister(*bp); err != nil {
+		return false, fmt.Errorf("hwregs: reregister: %w", err)
+	}
+	old := bp.Slot.Index()
+	nb, err := w.Register(req, a)
+	if err != nil {
+		*bp = Breakpoint{}
+		return false, fmt.Errorf("hwregs: reregister (slot lost after unregister): %w", err)
+	}
+	*bp = nb
+	return nb.Slot.Index() != old, nil
+}
+
+// apply moves the target's registers from m.cur to next under the policy.
+func (w *Writer) apply(m *mirror, next regState) error {
+	return w.writeState(m, next, w.policy == WriteAll)
+}
+
+// rollback writes back every register that differs from orig after a
+// failed apply and returns err, joined with the restore failure if any. The
+// mirror keeps tracking the backend even if restoring fails.
+func (w *Writer) rollback(m *mirror, orig regState, err error) error {
+	if rerr := w.writeState(m, orig, false); rerr != nil {
+		return errors.Join(err, fmt.Errorf("restoring registers: %w", rerr))
+	}
+	return err
+}
+
+// writeState writes next into the target: every register if all is set
+// (and DR6 = 0, as Delve does), otherwise only those that differ from
+// m.cur. Address registers go first and DR7 last, unless the kernel would
+// refuse a new address under the current DR7 (a slot shrinking from 8 bytes
+// to 1 at an address that is not 8-aligned): then DR7 goes first, which is
+// always accepted in that case because the old address is aligned to the
+// shorter length. It stops at the first failed write; m.cur is updated
+// after each successful write only, so it always equals the backend.
+func (w *Writer) writeState(m *mirror, next regState, all bool) error {
+	dr7First := false
+	for i := 0; i < NumSlots; i++ {
+		if next.dr[i] != m.cur.dr[i] && kernelAccepts(m.cur.dr7, i, next.dr[i]) != nil {
+			dr7First = true
+		}
+	}
+	if dr7First {
+		if err := w.writeDR7(m, next.dr7, all); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < NumSlots; i++ {
+		if all || next.dr[i] != m.cur.dr[i] {
+			if err := w.be.WriteDR(m.t, i, next.dr[i]); err != nil {
+				return err
+			}
+			m.cur.dr[i] = next.dr[i]
+		}
+	}
+	if all {
+		// The Writer does not mirror DR6: nothing it programs depends on it.
+		if err := w.be.WriteDR(m.t, RegDR6, 0); err != nil {
+			return err
+		}
+	}
+	if !dr7First {
+		return w.writeDR7(m, next.dr7, all)
+	}
+	return nil
+}
+
+// writeDR7 writes DR7 = v if all is set or it differs from the mirror.
+func (w *Writer) writeDR7(m *mirror, v DR7, all bool) error {
+	if !all && v == m.cur.dr7 {
+		return nil
+	}
+	if err := w.be.WriteDR(m.t, RegDR7, uint64(v)); err != nil {
+		return err
+	}
+	m.cur.dr7 = v
+	return nil
+}
