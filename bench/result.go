@@ -31,6 +31,11 @@ type Machine struct {
 	Kernel     string `json:"kernel"`
 	GoVersion  string `json:"go_version"`
 	Commit     string `json:"commit,omitempty"`
+	// Slots is the number of breakpoints one thread could hold when the
+	// run started (probed with perf_event_open; 0 when unknown).
+	Slots int `json:"slots,omitempty"`
+	// PinnedCPU is the CPU tracer threads were pinned to (Options.PinCPU).
+	PinnedCPU int `json:"pinned_cpu"`
 }
 
 // Histogram summarises a latency distribution in nanoseconds.
@@ -92,6 +97,15 @@ type Run struct {
 	Duration time.Duration `json:"duration_ns"`
 	Results  []Result      `json:"results"`
 	Skipped  []Skip        `json:"skipped,omitempty"`
+	// Failed lists cases that returned an error other than a skip.
+	Failed []Failure `json:"failed,omitempty"`
+}
+
+// Failure records a case that failed and its error.
+type Failure struct {
+	Experiment string `json:"experiment"`
+	Name       string `json:"name"`
+	Error      string `json:"error"`
 }
 
 // Options select the size of an experiment run.
