@@ -62,6 +62,7 @@ func PerfCountKernel() PerfOption { return func(c *perfConfig) { c.countKernel =
 type PerfEvent struct {
 	fd       int
 	pid, cpu int
+	cfg      perfConfig
 	a        Attr
 	enabled  bool
 	attr     unix.PerfEventAttr // the attribute the kernel holds; Modify must repeat it
@@ -137,14 +138,40 @@ func OpenPerf(a Attr, pid, cpu int, opts ...PerfOption) (*PerfEvent, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	e := &PerfEvent{pid: pid, cpu: cpu, a: a, enabled: !cfg.disabled}
-	e.attr = perfAttrOf(a, cfg)
-	fd, err := unix.PerfEventOpen(&e.attr, pid, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("hwregs: perf_event_open(%v, pid=%d, cpu=%d): %w", a, pid, cpu, perfErr(err))
+	e := &PerfEvent{fd: -1, pid: pid, cpu: cpu, cfg: cfg}
+	if err := e.open(a); err != nil {
+		return nil, err
 	}
-	e.fd = fd
 	return e, nil
+}
+
+// open opens the event for a with e's target and options; e must be closed.
+func (e *PerfEvent) open(a Attr) error {
+	e.attr = perfAttrOf(a, e.cfg)
+	fd, err := unix.PerfEventOpen(&e.attr, e.pid, e.cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("hwregs: perf_event_open(%v, pid=%d, cpu=%d): %w", a, e.pid, e.cpu, perfErr(err))
+	}
+	e.fd, e.a, e.enabled = fd, a, !e.cfg.disabled
+	return nil
+}
+
+// Reregister moves the breakpoint to a by closing it and opening a new one
+// with the same target and options: the baseline Modify is compared with.
+// Between the two the slot is free and anyone may take it (the race of
+// commit 44234adcdce3); if the open fails, e stays closed and the error
+// says why (alloc.ErrNoSlot when the slot was taken).
+func (e *PerfEvent) Reregister(a Attr) error {
+	if err := e.live(); err != nil {
+		return err
+	}
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	if err := e.Close(); err != nil {
+		return err
+	}
+	return e.open(a)
 }
 
 // perfErr wraps a perf syscall's errno in the sentinel that says what it
@@ -177,7 +204,7 @@ func (e *PerfEvent) FD() int { return e.fd }
 // Attr returns the breakpoint the kernel currently holds.
 func (e *PerfEvent) Attr() Attr { return e.a }
 
-func (e *PerfEvent) open() error {
+func (e *PerfEvent) live() error {
 	if e.fd < 0 {
 		return fmt.Errorf("hwregs: perf event %v: %w", e.a, os.ErrClosed)
 	}
@@ -190,7 +217,7 @@ func (e *PerfEvent) open() error {
 // old breakpoint is left exactly as it was and still counts (the kernel
 // re-enables it; modify_user_hw_breakpoint_check fails before changing it).
 func (e *PerfEvent) Modify(a Attr) error {
-	if err := e.open(); err != nil {
+	if err := e.live(); err != nil {
 		return err
 	}
 	if err := a.Validate(); err != nil {
@@ -240,7 +267,7 @@ func (e *PerfEvent) Disable() error {
 }
 
 func (e *PerfEvent) ioctl(req uint, what string) error {
-	if err := e.open(); err != nil {
+	if err := e.live(); err != nil {
 		return err
 	}
 	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(e.fd), uintptr(req), 0)
@@ -253,7 +280,7 @@ func (e *PerfEvent) ioctl(req uint, what string) error {
 // Count returns how many times the breakpoint has fired, including in
 // threads that inherited it and have exited.
 func (e *PerfEvent) Count() (uint64, error) {
-	if err := e.open(); err != nil {
+	if err := e.live(); err != nil {
 		return 0, err
 	}
 	n, err := unix.Read(e.fd, e.countBuf[:])

@@ -50,11 +50,11 @@ func perfCalled(x int) int { return x*3 + 1 }
 // perfVars are the watched variables, each on its own 8-byte word.
 var perfVars [8]uint64
 
-func addrOf(p *uint64) uint64 { return uint64(uintptr(unsafe.Pointer(p))) }
+func perfAddrOf(p *uint64) uint64 { return uint64(uintptr(unsafe.Pointer(p))) }
 
-func watch(i int, typ Type) Attr { return Attr{Addr: addrOf(&perfVars[i]), Len: 8, Type: typ} }
+func perfWatch(i int, typ Type) Attr { return Attr{Addr: perfAddrOf(&perfVars[i]), Len: 8, Type: typ} }
 
-func mustOpen(t *testing.T, a Attr, pid, cpu int, opts ...PerfOption) *PerfEvent {
+func perfMustOpen(t *testing.T, a Attr, pid, cpu int, opts ...PerfOption) *PerfEvent {
 	t.Helper()
 	e, err := OpenPerf(a, pid, cpu, opts...)
 	if err != nil {
@@ -64,7 +64,7 @@ func mustOpen(t *testing.T, a Attr, pid, cpu int, opts ...PerfOption) *PerfEvent
 	return e
 }
 
-func mustCount(t *testing.T, e *PerfEvent, want uint64) {
+func perfMustCount(t *testing.T, e *PerfEvent, want uint64) {
 	t.Helper()
 	got, err := e.Count()
 	if err != nil {
@@ -75,7 +75,7 @@ func mustCount(t *testing.T, e *PerfEvent, want uint64) {
 	}
 }
 
-func pokeN(p *uint64, n int) {
+func perfPokeN(p *uint64, n int) {
 	for i := 0; i < n; i++ {
 		perfPoke(p, uint64(i))
 	}
@@ -84,14 +84,14 @@ func pokeN(p *uint64, n int) {
 func TestPerfWriteCountsEveryWrite(t *testing.T) {
 	skipUnlessPerf(t)
 	perfLockThread(t)
-	e := mustOpen(t, watch(0, Write), 0, -1)
-	pokeN(&perfVars[0], 1000)
-	pokeN(&perfVars[1], 100)   // a neighbour does not count
-	_ = perfPeek(&perfVars[0]) // nor does a read of a write watchpoint
-	mustCount(t, e, 1000)
+	e := perfMustOpen(t, perfWatch(0, Write), 0, -1)
+	perfPokeN(&perfVars[0], 1000)
+	perfPokeN(&perfVars[1], 100) // a neighbour does not count
+	_ = perfPeek(&perfVars[0])   // nor does a read of a write watchpoint
+	perfMustCount(t, e, 1000)
 
-	rw := mustOpen(t, watch(2, ReadWrite), 0, -1)
-	pokeN(&perfVars[2], 10)
+	rw := perfMustOpen(t, perfWatch(2, ReadWrite), 0, -1)
+	perfPokeN(&perfVars[2], 10)
 	for i := 0; i < 5; i++ {
 		_ = perfPeek(&perfVars[2])
 	}
@@ -103,19 +103,19 @@ func TestPerfWriteCountsEveryWrite(t *testing.T) {
 		}
 		return
 	}
-	mustCount(t, rw, 15)
+	perfMustCount(t, rw, 15)
 }
 
 func TestPerfExecCountsCalls(t *testing.T) {
 	skipUnlessPerf(t)
 	perfLockThread(t)
 	pc := uint64(reflect.ValueOf(perfCalled).Pointer())
-	e := mustOpen(t, Attr{Addr: pc, Len: 1, Type: Exec}, 0, -1)
+	e := perfMustOpen(t, Attr{Addr: pc, Len: 1, Type: Exec}, 0, -1)
 	s := 0
 	for i := 0; i < 250; i++ {
 		s += perfCalled(i)
 	}
-	mustCount(t, e, 250)
+	perfMustCount(t, e, 250)
 	_ = s
 }
 
@@ -124,9 +124,9 @@ func TestPerfFifthBreakpointHasNoSlot(t *testing.T) {
 	perfLockThread(t)
 	var held []*PerfEvent
 	for i := 0; i < 4; i++ {
-		held = append(held, mustOpen(t, watch(i, Write), 0, -1))
+		held = append(held, perfMustOpen(t, perfWatch(i, Write), 0, -1))
 	}
-	_, err := OpenPerf(watch(4, Write), 0, -1)
+	_, err := OpenPerf(perfWatch(4, Write), 0, -1)
 	if !errors.Is(err, alloc.ErrNoSlot) {
 		t.Fatalf("5th breakpoint on one thread: err = %v, want ErrNoSlot", err)
 	}
@@ -134,70 +134,70 @@ func TestPerfFifthBreakpointHasNoSlot(t *testing.T) {
 	if err := held[0].Disable(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenPerf(watch(4, Write), 0, -1, PerfDisabled()); !errors.Is(err, alloc.ErrNoSlot) {
+	if _, err := OpenPerf(perfWatch(4, Write), 0, -1, PerfDisabled()); !errors.Is(err, alloc.ErrNoSlot) {
 		t.Fatalf("5th with one disabled: err = %v, want ErrNoSlot", err)
 	}
 	// Closing one frees its slot.
 	if err := held[3].Close(); err != nil {
 		t.Fatal(err)
 	}
-	mustOpen(t, watch(4, Write), 0, -1)
+	perfMustOpen(t, perfWatch(4, Write), 0, -1)
 }
 
 func TestPerfModifyMovesBreakpoint(t *testing.T) {
 	skipUnlessPerf(t)
 	perfLockThread(t)
-	e := mustOpen(t, watch(0, Write), 0, -1)
-	pokeN(&perfVars[0], 7)
-	if err := e.Modify(watch(1, Write)); err != nil {
+	e := perfMustOpen(t, perfWatch(0, Write), 0, -1)
+	perfPokeN(&perfVars[0], 7)
+	if err := e.Modify(perfWatch(1, Write)); err != nil {
 		t.Fatal(err)
 	}
-	if e.Attr() != watch(1, Write) {
-		t.Fatalf("Attr() = %v after Modify, want %v", e.Attr(), watch(1, Write))
+	if e.Attr() != perfWatch(1, Write) {
+		t.Fatalf("Attr() = %v after Modify, want %v", e.Attr(), perfWatch(1, Write))
 	}
-	pokeN(&perfVars[0], 100) // old address: no longer watched
-	pokeN(&perfVars[1], 11)
-	mustCount(t, e, 7+11)
+	perfPokeN(&perfVars[0], 100) // old address: no longer watched
+	perfPokeN(&perfVars[1], 11)
+	perfMustCount(t, e, 7+11)
 
 	// A type change in place: write -> exec.
 	pc := uint64(reflect.ValueOf(perfCalled).Pointer())
 	if err := e.Modify(Attr{Addr: pc, Len: 1, Type: Exec}); err != nil {
 		t.Fatal(err)
 	}
-	pokeN(&perfVars[1], 5)
+	perfPokeN(&perfVars[1], 5)
 	perfCalled(1)
 	perfCalled(2)
-	mustCount(t, e, 7+11+2)
+	perfMustCount(t, e, 7+11+2)
 }
 
 func TestPerfModifyKeepsEnabledState(t *testing.T) {
 	skipUnlessPerf(t)
 	perfLockThread(t)
-	e := mustOpen(t, watch(0, Write), 0, -1, PerfDisabled())
-	pokeN(&perfVars[0], 3)
-	mustCount(t, e, 0)
+	e := perfMustOpen(t, perfWatch(0, Write), 0, -1, PerfDisabled())
+	perfPokeN(&perfVars[0], 3)
+	perfMustCount(t, e, 0)
 	if err := e.Enable(); err != nil {
 		t.Fatal(err)
 	}
 	// Opened disabled, enabled since: Modify must not disable it again.
-	if err := e.Modify(watch(1, Write)); err != nil {
+	if err := e.Modify(perfWatch(1, Write)); err != nil {
 		t.Fatal(err)
 	}
-	pokeN(&perfVars[1], 4)
-	mustCount(t, e, 4)
+	perfPokeN(&perfVars[1], 4)
+	perfMustCount(t, e, 4)
 	if err := e.Disable(); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Modify(watch(0, Write)); err != nil {
+	if err := e.Modify(perfWatch(0, Write)); err != nil {
 		t.Fatal(err)
 	}
-	pokeN(&perfVars[0], 5)
-	mustCount(t, e, 4)
+	perfPokeN(&perfVars[0], 5)
+	perfMustCount(t, e, 4)
 	if err := e.Enable(); err != nil {
 		t.Fatal(err)
 	}
-	pokeN(&perfVars[0], 6)
-	mustCount(t, e, 10)
+	perfPokeN(&perfVars[0], 6)
+	perfMustCount(t, e, 10)
 }
 
 // TestPerfModifyInvalidKeepsOld is bp_modify2 of
@@ -206,8 +206,8 @@ func TestPerfModifyKeepsEnabledState(t *testing.T) {
 func TestPerfModifyInvalidKeepsOld(t *testing.T) {
 	skipUnlessPerf(t)
 	perfLockThread(t)
-	e := mustOpen(t, watch(0, Write), 0, -1)
-	pokeN(&perfVars[0], 2)
+	e := perfMustOpen(t, perfWatch(0, Write), 0, -1)
+	perfPokeN(&perfVars[0], 2)
 
 	// Refused by Validate before any syscall.
 	err := e.Modify(Attr{Addr: ^uint64(7), Len: 8, Type: Write})
@@ -220,21 +220,21 @@ func TestPerfModifyInvalidKeepsOld(t *testing.T) {
 		t.Fatalf("kernel modify to a kernel address: err = %v, want ErrInvalid wrapping EINVAL", err)
 	}
 	// Refused by the kernel: an unaligned watchpoint.
-	err = e.modify(Attr{Addr: addrOf(&perfVars[1]) + 4, Len: 8, Type: Write})
+	err = e.modify(Attr{Addr: perfAddrOf(&perfVars[1]) + 4, Len: 8, Type: Write})
 	if !errors.Is(err, alloc.ErrInvalid) {
 		t.Fatalf("kernel modify to an unaligned address: err = %v, want ErrInvalid", err)
 	}
-	if e.Attr() != watch(0, Write) {
-		t.Fatalf("Attr() = %v after failed Modify, want the old %v", e.Attr(), watch(0, Write))
+	if e.Attr() != perfWatch(0, Write) {
+		t.Fatalf("Attr() = %v after failed Modify, want the old %v", e.Attr(), perfWatch(0, Write))
 	}
-	pokeN(&perfVars[0], 3)
-	mustCount(t, e, 5)
+	perfPokeN(&perfVars[0], 3)
+	perfMustCount(t, e, 5)
 	// And a later valid Modify still works from the kept attribute.
-	if err := e.Modify(watch(1, Write)); err != nil {
+	if err := e.Modify(perfWatch(1, Write)); err != nil {
 		t.Fatal(err)
 	}
-	pokeN(&perfVars[1], 1)
-	mustCount(t, e, 6)
+	perfPokeN(&perfVars[1], 1)
+	perfMustCount(t, e, 6)
 }
 
 // perfOnCPU runs f on a fresh OS thread pinned to cpu. The goroutine exits
@@ -266,14 +266,14 @@ func TestPerfCPUBoundCountsPinnedWrites(t *testing.T) {
 	}
 	defer unix.Munmap(mem)
 	p := (*uint64)(unsafe.Pointer(&mem[64]))
-	e := mustOpen(t, Attr{Addr: addrOf(p), Len: 8, Type: Write}, -1, 0)
-	if err := perfOnCPU(0, func() { pokeN(p, 321) }); err != nil {
+	e := perfMustOpen(t, Attr{Addr: perfAddrOf(p), Len: 8, Type: Write}, -1, 0)
+	if err := perfOnCPU(0, func() { perfPokeN(p, 321) }); err != nil {
 		t.Fatal(err)
 	}
-	mustCount(t, e, 321)
+	perfMustCount(t, e, 321)
 }
 
-func openFDs(t *testing.T) int {
+func perfOpenFDs(t *testing.T) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -285,22 +285,22 @@ func openFDs(t *testing.T) int {
 func TestPerfNoFDLeak(t *testing.T) {
 	skipUnlessPerf(t)
 	perfLockThread(t)
-	before := openFDs(t)
+	before := perfOpenFDs(t)
 	var evs []*PerfEvent
 	for i := 0; i < 4; i++ {
-		e, err := OpenPerf(watch(i, Write), 0, -1)
+		e, err := OpenPerf(perfWatch(i, Write), 0, -1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		evs = append(evs, e)
 	}
-	if _, err := OpenPerf(watch(4, Write), 0, -1); !errors.Is(err, alloc.ErrNoSlot) {
+	if _, err := OpenPerf(perfWatch(4, Write), 0, -1); !errors.Is(err, alloc.ErrNoSlot) {
 		t.Fatalf("5th: err = %v, want ErrNoSlot", err)
 	}
 	if err := evs[0].modify(Attr{Addr: 0xffff_8880_0000_0000, Len: 8, Type: Write}); err == nil {
 		t.Fatal("modify to a kernel address succeeded")
 	}
-	if got := openFDs(t); got != before+4 {
+	if got := perfOpenFDs(t); got != before+4 {
 		t.Fatalf("open fds = %d with 4 events, want %d", got, before+4)
 	}
 	for _, e := range evs {
@@ -317,10 +317,10 @@ func TestPerfNoFDLeak(t *testing.T) {
 	if _, err := evs[0].Count(); !errors.Is(err, os.ErrClosed) {
 		t.Fatalf("Count after Close: err = %v, want os.ErrClosed", err)
 	}
-	if err := evs[0].Modify(watch(1, Write)); !errors.Is(err, os.ErrClosed) {
+	if err := evs[0].Modify(perfWatch(1, Write)); !errors.Is(err, os.ErrClosed) {
 		t.Fatalf("Modify after Close: err = %v, want os.ErrClosed", err)
 	}
-	if got := openFDs(t); got != before {
+	if got := perfOpenFDs(t); got != before {
 		t.Fatalf("open fds = %d after closing everything, want %d", got, before)
 	}
 }
@@ -361,5 +361,36 @@ func TestPerfExecAttrUsesLongLength(t *testing.T) {
 	}
 	if attr.Bits&(unix.PerfBitExcludeKernel|unix.PerfBitExcludeHv) == 0 {
 		t.Fatal("default attr counts kernel accesses; want exclude_kernel and exclude_hv")
+	}
+}
+
+func TestPerfReregisterMovesAndKeepsOptions(t *testing.T) {
+	skipUnlessPerf(t)
+	perfLockThread(t)
+	e := perfMustOpen(t, perfWatch(0, Write), 0, -1, PerfDisabled())
+	if err := e.Reregister(perfWatch(1, Write)); err != nil {
+		t.Fatal(err)
+	}
+	perfPokeN(&perfVars[1], 3) // reopened disabled, as opened
+	perfMustCount(t, e, 0)
+	if err := e.Enable(); err != nil {
+		t.Fatal(err)
+	}
+	perfPokeN(&perfVars[0], 2)
+	perfPokeN(&perfVars[1], 4)
+	perfMustCount(t, e, 4) // a new event: counts start again, old address unwatched
+	// Re-registering while the thread's other three slots are held works;
+	// a refused attribute leaves the event open.
+	for i := 2; i < 5; i++ {
+		perfMustOpen(t, perfWatch(i, Write), 0, -1)
+	}
+	if err := e.Reregister(Attr{Addr: 1, Len: 8, Type: Write}); !errors.Is(err, ErrBadAddr) {
+		t.Fatalf("Reregister unaligned: err = %v, want ErrBadAddr", err)
+	}
+	if e.FD() < 0 {
+		t.Fatal("event closed by a refused Reregister")
+	}
+	if err := e.Reregister(perfWatch(5, Write)); err != nil {
+		t.Fatal(err)
 	}
 }
