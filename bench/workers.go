@@ -1,0 +1,223 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"bpbench/internal/cpupin"
+)
+
+// WorkerSpec says how many workers a RunWorkers call starts and how long
+// they run.
+type WorkerSpec struct {
+	// Workers is the number of worker goroutines, >= 1.
+	Workers int
+	// Pin pins worker i's OS thread to CPU i mod runtime.NumCPU(), for
+	// workers that stand for CPUs.
+	Pin bool
+	// Ops is the total number of operations, split evenly over the workers
+	// (the first Ops mod Workers workers do one more). 0: run for Duration.
+	Ops int64
+	// Duration bounds the run when Ops is 0.
+	Duration time.Duration
+	// Setup, if set, runs on each worker's goroutine (pinned already)
+	// before the clock starts, e.g. to pre-size per-worker state.
+	Setup func(w *Worker) error
+	// Body runs the measured loop of one worker: w.N operations when
+	// w.N > 0, otherwise until w.Stopped(); either way it should stop
+	// early once w.Stopped() (the context was cancelled or another worker
+	// failed). It reports what it did in w.Done.
+	Body func(w *Worker) error
+}
+
+// Worker is one worker's view of a RunWorkers call. Each worker owns its
+// Recorder, so the hot loop never shares a cache line or a lock with
+// another worker; RunWorkers merges them after the workers stop.
+type Worker struct {
+	// ID is the worker's index in [0, Workers).
+	ID int
+	// CPU is the CPU the worker's thread is pinned to, or -1.
+	CPU int
+	// N is the number of operations to do, or 0 to run until Stopped.
+	N int64
+	// Rec receives this worker's per-operation latencies.
+	Rec *Recorder
+	// Lap times consecutive operations into Rec.
+	Lap Lap
+	// Done is the number of operations the worker completed; Body sets it.
+	Done int64
+	// State is free for Setup to hand things to Body.
+	State any
+
+	stop *atomic.Bool
+	_    [64]byte // keep neighbouring workers' hot fields apart
+}
+
+// Stopped reports whether the run's duration is over or its context was
+// cancelled. It is one atomic load, cheap enough to call every operation.
+func (w *Worker) Stopped() bool { return w.stop.Load() }
+
+// WorkerResult is what a RunWorkers call measured.
+type WorkerResult struct {
+	// Ops is the sum of the workers' Done.
+	Ops int64
+	// Elapsed is the wall time from the moment every worker finished Setup
+	// until the last one returned from Body.
+	Elapsed time.Duration
+	// Latency is the merge of the workers' Recorders.
+	Latency *Recorder
+	// PerWorker is each worker's Done, by ID.
+	PerWorker []int64
+}
+
+// NsPerOp returns Elapsed divided by Ops (0 when nothing ran).
+func (r WorkerResult) NsPerOp() float64 {
+	if r.Ops == 0 {
+		return 0
+	}
+	return float64(r.Elapsed.Nanoseconds()) / float64(r.Ops)
+}
+
+// OpsPerSec returns the throughput over all workers.
+func (r WorkerResult) OpsPerSec() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Ops) / r.Elapsed.Seconds()
+}
+
+// Validate reports a spec RunWorkers cannot run, naming the bad field.
+func (s WorkerSpec) Validate() error {
+	switch {
+	case s.Workers < 1:
+		return fmt.Errorf("bench: WorkerSpec.Workers = %d, need >= 1", s.Workers)
+	case s.Ops < 0:
+		return fmt.Errorf("bench: WorkerSpec.Ops = %d, need >= 0", s.Ops)
+	case s.Ops == 0 && s.Duration <= 0:
+		return fmt.Errorf("bench: WorkerSpec.Ops = 0 and Duration = %v: set one of them", s.Duration)
+	case s.Body == nil:
+		return fmt.Errorf("bench: WorkerSpec.Body is nil")
+	}
+	return nil
+}
+
+// RunWorkers runs spec.Workers goroutines under an errgroup: each pins its
+// thread if asked, runs Setup, waits until all are set up, then runs Body.
+// t is started when the last worker is ready and stopped when the last one
+// returns, so under `go test` only the measured loops are timed. The first
+// error cancels the others (they see Stopped) and is returned; so is ctx's
+// error if it was cancelled before the work was done.
+func RunWorkers(ctx context.Context, t Timer, spec WorkerSpec) (WorkerResult, error) {
+	if err := spec.Validate(); err != nil {
+		return WorkerResult{}, err
+	}
+	if t == nil {
+		t = NopTimer
+	}
+	var stop atomic.Bool
+	g, gctx := errgroup.WithContext(ctx)
+	ws := make([]*Worker, spec.Workers)
+	var ready sync.WaitGroup
+	ready.Add(spec.Workers)
+	start := make(chan struct{})
+	ncpu := runtime.NumCPU()
+	for i := range ws {
+		w := &Worker{ID: i, CPU: -1, Rec: NewRecorder(), stop: &stop}
+		w.Lap.R = w.Rec
+		if spec.Ops > 0 {
+			w.N = spec.Ops / int64(spec.Workers)
+			if int64(i) < spec.Ops%int64(spec.Workers) {
+				w.N++
+			}
+		}
+		if spec.Pin {
+			w.CPU = i % ncpu
+		}
+		ws[i] = w
+		g.Go(func() error {
+			readied := false
+			defer func() {
+				if !readied {
+					ready.Done()
+				}
+			}()
+			if w.CPU >= 0 {
+				unpin, err := cpupin.Pin(w.CPU)
+				if err != nil {
+					stop.Store(true)
+					return fmt.Errorf("bench: worker %d: %w", w.ID, err)
+				}
+				defer unpin()
+			}
+			if spec.Setup != nil {
+				if err := spec.Setup(w); err != nil {
+					stop.Store(true)
+					return fmt.Errorf("bench: worker %d setup: %w", w.ID, err)
+				}
+			}
+			readied = true
+			ready.Done()
+			select {
+			case <-start:
+			case <-gctx.Done():
+				return nil
+			}
+			if stop.Load() {
+				return nil // another worker failed during setup
+			}
+			if err := spec.Body(w); err != nil {
+				stop.Store(true)
+				return fmt.Errorf("bench: worker %d: %w", w.ID, err)
+			}
+			return nil
+		})
+	}
+	ready.Wait()
+
+	// The watcher turns a cancelled context or an elapsed duration into the
+	// stop flag that Body polls; a context check per op would cost more
+	// than the model operations being measured.
+	watchDone := make(chan struct{})
+	var timer <-chan time.Time
+	if spec.Ops == 0 {
+		tm := time.NewTimer(spec.Duration)
+		defer tm.Stop()
+		timer = tm.C
+	}
+	go func() {
+		select {
+		case <-gctx.Done():
+		case <-timer:
+		case <-watchDone:
+		}
+		stop.Store(true)
+	}()
+
+	t.StartTimer()
+	begin := time.Now()
+	close(start)
+	err := g.Wait()
+	elapsed := time.Since(begin)
+	t.StopTimer()
+	close(watchDone)
+
+	res := WorkerResult{Elapsed: elapsed, Latency: NewRecorder(), PerWorker: make([]int64, len(ws))}
+	for i, w := range ws {
+		res.Ops += w.Done
+		res.PerWorker[i] = w.Done
+		res.Latency.Merge(w.Rec)
+	}
+	if err != nil {
+		return res, err
+	}
+	if cerr := ctx.Err(); cerr != nil && spec.Ops > 0 && res.Ops < spec.Ops {
+		return res, fmt.Errorf("bench: workers stopped after %d of %d ops: %w", res.Ops, spec.Ops, cerr)
+	}
+	return res, nil
+}
