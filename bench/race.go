@@ -1,0 +1,517 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"bpbench/alloc"
+	"bpbench/hwregs"
+)
+
+// The race experiment measures the slot-stealing window that motivated
+// modify-in-place (commit 44234adcdce3, "Modify breakpoints without
+// unregistering them"): a holder fills its task's four slots and changes
+// one of its breakpoints over and over, while K competitors keep trying to
+// reserve a CPU-bound slot on the holder's CPU at rate R each. Changing by
+// modify never gives the slot up; changing by re-register frees it for the
+// time between the release and the new reservation, and a competitor that
+// reserves in that window makes the holder's reservation fail until the
+// competitor lets go.
+func init() {
+	register(Experiment{
+		Name:     "race",
+		Question: "How often does re-registering a breakpoint lose its slot to a CPU-bound competitor, how long is the window, and does modify-in-place ever lose it?",
+		Cases:    raceCases,
+	})
+}
+
+// Race modes: how the holder changes its breakpoint.
+const (
+	raceModify     = "modify"
+	raceReregister = "reregister"
+)
+
+// raceHolderTask is the model's task id of the holder.
+const raceHolderTask = 1
+
+// raceRate is one point of the competitor-rate sweep: attempts per second
+// per competitor, 0 for as fast as it can go (only with competitors > 0).
+type raceRate struct {
+	competitors int
+	rate        float64
+}
+
+// label is the rate as it appears in names: "0" without competitors, "max"
+// for an unlimited competitor, otherwise the rate in attempts per second.
+func (r raceRate) label() string {
+	switch {
+	case r.competitors == 0:
+		return "0"
+	case r.rate == 0:
+		return "max"
+	}
+	return strconv.FormatFloat(r.rate, 'f', -1, 64)
+}
+
+// raceSweep returns the competitor sweep: no competitor, then each rate for
+// each competitor count, ending at an unlimited competitor.
+func raceSweep(full bool) []raceRate {
+	rates, counts := []float64{1e4, 0}, []int{1}
+	if full {
+		rates, counts = []float64{1e3, 1e4, 1e5, 0}, []int{1, 2}
+	}
+	sweep := []raceRate{{}}
+	for _, k := range counts {
+		for _, r := range rates {
+			sweep = append(sweep, raceRate{competitors: k, rate: r})
+		}
+	}
+	return sweep
+}
+
+// raceSpec is one race case.
+type raceSpec struct {
+	backend  string // "sim" or "perf"
+	strategy string // alloc strategy, "kernel" for perf
+	mode     string // raceModify or raceReregister
+	raceRate
+}
+
+func (s raceSpec) name() string {
+	return fmt.Sprintf("Race/backend=%s/strategy=%s/mode=%s/competitors=%d/rate=%s",
+		s.backend, s.strategy, s.mode, s.competitors, s.label())
+}
+
+// validate reports a spec no case can run, naming the bad field.
+func (s raceSpec) validate() error {
+	switch {
+	case s.mode != raceModify && s.mode != raceReregister:
+		return fmt.Errorf("bench: race: mode = %q, want %q or %q", s.mode, raceModify, raceReregister)
+	case s.competitors < 0:
+		return fmt.Errorf("bench: race: competitors = %d, need >= 0", s.competitors)
+	case s.rate < 0:
+		return fmt.Errorf("bench: race: rate = %g, need >= 0 (0: unlimited)", s.rate)
+	}
+	return nil
+}
+
+// scenario describes the case as data for Result.Params.
+func (s raceSpec) scenario(opts Options, cpus int, n int64) Scenario {
+	return Scenario{
+		Experiment:  "race",
+		Strategy:    s.strategy,
+		Backend:     s.backend,
+		CPUs:        cpus,
+		Slots:       hwregs.NumSlots,
+		Mix:         s.mode,
+		Competitors: s.competitors,
+		Rate:        s.rate,
+		Ops:         n,
+		Seed:        opts.Seed,
+		PinCPU:      opts.PinCPU,
+	}
+}
+
+// Default numbers of holder changes per case.
+const (
+	raceSimQuick  = 20000
+	raceSimFull   = 200000
+	racePerfQuick = 1000
+	racePerfFull  = 20000
+)
+
+func raceCases(opts Options) ([]Case, error) {
+	if opts.PinCPU < 0 || opts.PinCPU >= runtime.NumCPU() {
+		return nil, fmt.Errorf("bench: race: Options.PinCPU = %d out of range [0, %d)", opts.PinCPU, runtime.NumCPU())
+	}
+	strategies := opts.Strategies
+	if strategies == nil {
+		strategies = alloc.Strategies()
+	}
+	var cases []Case
+	for _, st := range strategies {
+		for _, mode := range []string{raceModify, raceReregister} {
+			for _, r := range raceSweep(opts.Full) {
+				s := raceSpec{backend: "sim", strategy: st, mode: mode, raceRate: r}
+				cases = append(cases, Case{
+					Name:     s.name(),
+					Estimate: 200 * time.Millisecond,
+					Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
+						return runRaceSim(ctx, s, opts, n, t, 0)
+					},
+				})
+			}
+		}
+	}
+	for _, mode := range []string{raceModify, raceReregister} {
+		for _, r := range raceSweep(opts.Full) {
+			s := raceSpec{backend: "perf", strategy: "kernel", mode: mode, raceRate: r}
+			cases = append(cases, Case{
+				Name:     s.name(),
+				Estimate: time.Second,
+				Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
+					return runRacePerfLocked(ctx, s, opts, n, t)
+				},
+			})
+		}
+	}
+	return cases, nil
+}
+
+// raceStats is what one race run counted; both backends fill it and
+// raceResult turns it into a Result.
+type raceStats struct {
+	changes int64         // holder changes completed
+	elapsed time.Duration // wall time of the holder's loop
+	lost    int64         // re-registrations refused (ENOSPC / ErrNoSlot)
+	moved   int64         // re-registrations that got another register
+	latency *Recorder     // time per change, recovery included
+	window  *Recorder     // release -> successful reserve, retries included
+	recover *Recorder     // first refusal -> successful reserve
+
+	compAttempts uint64        // competitor reservations tried
+	compWins     uint64        // competitor reservations admitted
+	compElapsed  time.Duration // how long the competitors ran
+
+	spurious    uint64 // alloc.SpuriousRefusals over the run
+	hasSpurious bool
+}
+
+func newRaceStats() *raceStats {
+	return &raceStats{latency: NewRecorder(), window: NewRecorder(), recover: NewRecorder()}
+}
+
+// result fills a Result from the counts; extra adds backend-specific
+// Params.
+func (st *raceStats) result(s raceSpec, opts Options, cpus int, extra map[string]string) Result {
+	p := map[string]string{
+		"mode":        s.mode,
+		"competitors": strconv.Itoa(s.competitors),
+		"rate":        s.label(),
+		"kernel":      KernelRelease(),
+	}
+	for k, v := range extra {
+		p[k] = v
+	}
+	res := Result{
+		Experiment: "race",
+		Name:       s.name(),
+		Params:     s.scenario(opts, cpus, st.changes).Params(p),
+		Iterations: st.changes,
+		Metrics:    map[string]float64{},
+		Latency:    st.latency.Summary(),
+		Window:     st.window.Summary(),
+	}
+	n := float64(max(st.changes, 1))
+	res.NsPerOp = float64(st.elapsed.Nanoseconds()) / n
+	m := res.Metrics
+	m["steals/op"] = float64(st.lost+st.moved) / n
+	m["lost/op"] = float64(st.lost) / n
+	m["moved/op"] = float64(st.moved) / n
+	m["competitor-wins/op"] = float64(st.compWins) / n
+	if s.competitors > 0 && st.compElapsed > 0 {
+		m["competitor-attempts/s"] = float64(st.compAttempts) / float64(s.competitors) / st.compElapsed.Seconds()
+	}
+	if res.Latency != nil {
+		m["p50-ns"] = res.Latency.P50
+		m["p99-ns"] = res.Latency.P99
+	}
+	// Modify never releases the slot, so its window is empty by
+	// construction; report it as 0 so every case has the same metrics.
+	m["window-ns/p50"], m["window-ns/p99"] = 0, 0
+	if res.Window != nil {
+		m["window-ns/p50"], m["window-ns/p99"] = res.Window.P50, res.Window.P99
+	}
+	m["recover-ns/p50"], m["recover-ns/p99"] = 0, 0
+	if st.recover.Count() > 0 {
+		m["recover-ns/p50"], m["recover-ns/p99"] = st.recover.Quantile(0.5), st.recover.Quantile(0.99)
+	}
+	if st.hasSpurious {
+		m["spurious-refusals"] = float64(st.spurious)
+	}
+	return res
+}
+
+// windowAlloc decorates the holder's allocator to time the window: from the
+// moment the holder's slot is released to the moment a reservation of the
+// holder's task succeeds again, refused attempts in between included. Only
+// the holder's goroutine calls it (competitors use the inner allocator), so
+// its fields need no synchronisation.
+type windowAlloc struct {
+	alloc.Allocator
+	cfg     alloc.Config
+	task    int
+	window  *Recorder
+	relAt   Ticks
+	pending bool
+	// onRelease, when set, runs right after the holder's release and
+	// onRefused after a refused reservation of the holder: tests use them
+	// to put a competitor's reservation inside the window deterministically.
+	onRelease, onRefused func()
+}
+
+// Config returns the model's configuration, so that the Writer knows the
+// pools (hwregs.Configurer).
+func (w *windowAlloc) Config() alloc.Config { return w.cfg }
+
+func (w *windowAlloc) Release(s alloc.Slot) error {
+	err := w.Allocator.Release(s)
+	if err == nil && s.Request().Task == w.task {
+		w.relAt, w.pending = Now(), true
+		if w.onRelease != nil {
+			w.onRelease()
+		}
+	}
+	return err
+}
+
+func (w *windowAlloc) Reserve(r alloc.Request) (alloc.Slot, error) {
+	s, err := w.Allocator.Reserve(r)
+	if r.Task != w.task {
+		return s, err
+	}
+	switch {
+	case err == nil && w.pending:
+		w.window.Record(Now() - w.relAt)
+		w.pending = false
+	case err != nil && w.onRefused != nil:
+		w.onRefused()
+	}
+	return s, err
+}
+
+// raceAddrs are the model's watched addresses: the holder's four
+// breakpoints watch the first four, and the changing one alternates
+// between the fourth and the fifth.
+var raceAddrs = [...]uint64{0x10000, 0x10008, 0x10010, 0x10018, 0x10020}
+
+// runRaceSim runs one model case. stealEvery > 0 (tests only) also puts a
+// competitor's reservation into every stealEvery-th window.
+func runRaceSim(ctx context.Context, s raceSpec, opts Options, n int64, t Timer, stealEvery int) (Result, error) {
+	t.StopTimer()
+	if err := s.validate(); err != nil {
+		return Result{}, err
+	}
+	if n <= 0 {
+		n = raceSimQuick
+		if opts.Full {
+			n = raceSimFull
+		}
+	}
+	cpus := max(runtime.NumCPU(), opts.PinCPU+1, 2)
+	cfg := alloc.X86(cpus)
+	inner, err := alloc.New(s.strategy, cfg)
+	if err != nil {
+		return Result{}, fmt.Errorf("bench: race %s: %w", s.name(), err)
+	}
+	st := newRaceStats()
+	wa := &windowAlloc{Allocator: inner, cfg: cfg, task: raceHolderTask, window: st.window}
+	compReq := alloc.Request{Task: alloc.NoTask, CPU: opts.PinCPU, Kind: alloc.Data}
+	if stealEvery > 0 {
+		// The test hook: in every stealEvery-th window a competitor
+		// reserves the CPU slot and holds it until the holder's
+		// reservation has been refused once, so the steal count is exact.
+		var held alloc.Slot
+		windows := 0
+		wa.onRelease = func() {
+			windows++
+			if windows%stealEvery != 0 {
+				return
+			}
+			st.compAttempts++
+			if sl, err := inner.Reserve(compReq); err == nil {
+				held = sl
+				st.compWins++
+			}
+		}
+		wa.onRefused = func() {
+			if held.Valid() {
+				inner.Release(held)
+				held = alloc.Slot{}
+			}
+		}
+		defer wa.onRefused()
+	}
+	w := hwregs.NewWriter(wa, hwregs.NewSim(), hwregs.WriteChanged)
+	holder := alloc.Request{Task: raceHolderTask, CPU: alloc.AnyCPU, Kind: alloc.Data}
+	var bps [hwregs.NumSlots]hwregs.Breakpoint
+	for i := range bps {
+		if bps[i], err = w.Register(holder, hwregs.Attr{Addr: raceAddrs[i], Len: 8, Type: hwregs.Write}); err != nil {
+			return Result{}, fmt.Errorf("bench: race %s: holder breakpoint %d: %w", s.name(), i, err)
+		}
+	}
+	attrs := [2]hwregs.Attr{
+		{Addr: raceAddrs[4], Len: 8, Type: hwregs.Write},
+		{Addr: raceAddrs[3], Len: 8, Type: hwregs.Write},
+	}
+	sp, hasSp := inner.(alloc.SpuriousRefusals)
+	var sp0 uint64
+	if hasSp {
+		sp0 = sp.SpuriousRefusals()
+	}
+
+	comp := startCompetitors(ctx, s, func() (func() (bool, error), func(), error) {
+		attempt := func() (bool, error) {
+			sl, err := inner.Reserve(compReq)
+			if errors.Is(err, alloc.ErrNoSlot) {
+				return false, nil
+			}
+			if err != nil {
+				return false, err
+			}
+			return true, inner.Release(sl)
+		}
+		return attempt, func() {}, nil
+	})
+
+	bp := &bps[3]
+	lap := Lap{R: st.latency}
+	t.ResetTimer()
+	t.StartTimer()
+	begin := time.Now()
+	lap.Start()
+	var loopErr error
+	for i := int64(0); i < n; i++ {
+		if i&1023 == 0 && ctx.Err() != nil {
+			loopErr = ctx.Err()
+			break
+		}
+		a := attrs[i&1]
+		if s.mode == raceModify {
+			if err := w.Modify(bp, a); err != nil {
+				loopErr = fmt.Errorf("modify %d: %w", i, err)
+				break
+			}
+		} else if err := reregisterSim(ctx, w, bp, holder, a, st); err != nil {
+			loopErr = fmt.Errorf("re-register %d: %w", i, err)
+			break
+		}
+		st.changes++
+		lap.Lap()
+	}
+	st.elapsed = time.Since(begin)
+	t.StopTimer()
+	compErr := comp.stop(st)
+	if hasSp {
+		st.spurious, st.hasSpurious = sp.SpuriousRefusals()-sp0, true
+	}
+	for i := range bps {
+		if bps[i].Slot.Valid() {
+			if err := w.Unregister(bps[i]); err != nil && loopErr == nil {
+				loopErr = fmt.Errorf("teardown: %w", err)
+			}
+		}
+	}
+	if err := errors.Join(loopErr, compErr); err != nil {
+		return Result{}, fmt.Errorf("bench: race %s: %w", s.name(), err)
+	}
+	return st.result(s, opts, cpus, map[string]string{"policy": hwregs.WriteChanged.String(), "competitor_hold": "none"}), nil
+}
+
+// reregisterSim changes bp to a by re-registering. A refused reservation is
+// a steal: it retries until the competitor lets go and records the time to
+// recover. Getting another register index is a steal too.
+func reregisterSim(ctx context.Context, w *hwregs.Writer, bp *hwregs.Breakpoint, req alloc.Request, a hwregs.Attr, st *raceStats) error {
+	moved, err := w.Reregister(bp, a)
+	if err == nil {
+		if moved {
+			st.moved++
+		}
+		return nil
+	}
+	if !errors.Is(err, alloc.ErrNoSlot) {
+		return err
+	}
+	st.lost++
+	t0 := Now()
+	for tries := 0; ; tries++ {
+		nb, err := w.Register(req, a)
+		if err == nil {
+			st.recover.Record(Now() - t0)
+			*bp = nb
+			return nil
+		}
+		if !errors.Is(err, alloc.ErrNoSlot) {
+			return err
+		}
+		if tries&255 == 255 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		runtime.Gosched()
+	}
+}
+
+// competitors runs K goroutines that each try a CPU-bound reservation at
+// the spec's rate until stopped.
+type competitors struct {
+	g        *errgroup.Group
+	halt     atomic.Bool
+	begin    time.Time
+	attempts []atomic.Uint64 // per competitor, written once at the end
+	wins     []atomic.Uint64
+}
+
+// startCompetitors starts s.competitors goroutines. setup runs on each
+// competitor's goroutine and returns its attempt function (which reports
+// whether the reservation was admitted; it releases it before returning)
+// and a teardown run when the competitor stops.
+func startCompetitors(ctx context.Context, s raceSpec, setup func() (attempt func() (bool, error), teardown func(), err error)) *competitors {
+	c := &competitors{
+		attempts: make([]atomic.Uint64, s.competitors),
+		wins:     make([]atomic.Uint64, s.competitors),
+	}
+	c.g, ctx = errgroup.WithContext(ctx)
+	c.begin = time.Now()
+	for k := 0; k < s.competitors; k++ {
+		c.g.Go(func() error {
+			attempt, teardown, err := setup()
+			if err != nil {
+				return fmt.Errorf("competitor %d: %w", k, err)
+			}
+			defer teardown()
+			pace, err := NewPacer(s.rate)
+			if err != nil {
+				return err
+			}
+			var tried, won uint64
+			defer func() { c.attempts[k].Store(tried); c.wins[k].Store(won) }()
+			for !c.halt.Load() {
+				if tried&255 == 0 && ctx.Err() != nil {
+					return nil
+				}
+				pace.Wait()
+				ok, err := attempt()
+				if err != nil {
+					return fmt.Errorf("competitor %d: %w", k, err)
+				}
+				tried++
+				if ok {
+					won++
+				}
+			}
+			return nil
+		})
+	}
+	return c
+}
+
+// stop halts the competitors, waits for them and adds their counts to st.
+func (c *competitors) stop(st *raceStats) error {
+	c.halt.Store(true)
+	err := c.g.Wait()
+	st.compElapsed += time.Since(c.begin)
+	for k := range c.attempts {
+		st.compAttempts += c.attempts[k].Load()
+		st.compWins += c.wins[k].Load()
+	}
+	return err
+}
