@@ -1,0 +1,140 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"testing"
+
+	"bpbench/internal/kernlock"
+)
+
+// kernelOrSkip takes the debug-register lock and skips with the reason
+// when the case cannot run on this machine.
+func kernelOrSkip(tb testing.TB, err error) {
+	tb.Helper()
+	if errors.Is(err, ErrSkip) {
+		tb.Skip(err)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func BenchmarkKernelThread(b *testing.B) {
+	kernlock.For(b)
+	var cs []Case
+	for _, c := range casesOf(b, "kernel", Options{}) {
+		if len(c.Name) > len("KernelThread") && c.Name[:len("KernelThread")] == "KernelThread" {
+			cs = append(cs, c)
+		}
+	}
+	runCases(b, "KernelThread", cs)
+}
+
+func BenchmarkKernelEnable(b *testing.B) {
+	kernlock.For(b)
+	var cs []Case
+	for _, c := range casesOf(b, "kernel", Options{}) {
+		if len(c.Name) > len("KernelEnable") && c.Name[:len("KernelEnable")] == "KernelEnable" {
+			cs = append(cs, c)
+		}
+	}
+	runCases(b, "KernelEnable", cs)
+}
+
+// TestKernelThreadInherits checks that the Go workload really creates a new
+// OS thread per worker and that every one of them carries the inherited
+// breakpoints: each worker writes each watched byte once, and the parent's
+// events count every write, summed over the threads that inherited them.
+func TestKernelThreadInherits(t *testing.T) {
+	kernlock.For(t)
+	p := ThreadParams{Breakpoints: 4, Parallelism: 2, Threads: 5, Repeat: 6}
+	run, err := RunThread(context.Background(), p, true)
+	kernelOrSkip(t, err)
+	if want := p.Repeat * p.Threads; run.Workers != want || run.DistinctOS != want {
+		t.Fatalf("workers = %d on %d distinct OS threads, want %d on %d", run.Workers, run.DistinctOS, want, want)
+	}
+	if len(run.Counts) != p.Breakpoints {
+		t.Fatalf("%d counts, want %d", len(run.Counts), p.Breakpoints)
+	}
+	for i, n := range run.Counts {
+		if n != uint64(run.Workers) {
+			t.Errorf("breakpoint %d counted %d accesses, want %d (one write per worker)", i, n, run.Workers)
+		}
+	}
+	if run.UsecsPerOp <= 0 {
+		t.Errorf("usecs/op = %v, want > 0", run.UsecsPerOp)
+	}
+}
+
+// TestKernelCases runs a tiny case of each kind and checks the results are
+// sane and, where perf is installed, that its output was parsed.
+func TestKernelCases(t *testing.T) {
+	kernlock.For(t)
+	_, perfErr := exec.LookPath("perf")
+	cases := []Case{
+		threadCase(ThreadParams{Breakpoints: 2, Parallelism: 2, Threads: 4, Repeat: 5}),
+		enableCase(EnableParams{Passive: 2, Active: 1, Repeat: 200}),
+	}
+	for _, c := range cases {
+		res, err := c.Run(context.Background(), 0, NopTimer)
+		kernelOrSkip(t, err)
+		if res.Name != c.Name || res.Experiment != "kernel" {
+			t.Errorf("result %q/%q, want kernel/%q", res.Experiment, res.Name, c.Name)
+		}
+		if res.Metrics["usecs/op"] <= 0 || res.NsPerOp <= 0 || res.Iterations <= 0 {
+			t.Errorf("%s: usecs/op = %v, ns/op = %v, iterations = %d; want > 0", c.Name, res.Metrics["usecs/op"], res.NsPerOp, res.Iterations)
+		}
+		if res.Params["kernel"] == "" {
+			t.Errorf("%s: no kernel release in Params %v", c.Name, res.Params)
+		}
+		want := []string{"usecs/op"}
+		if c.Name[:len("KernelThread")] == "KernelThread" {
+			want = append(want, "b0-usecs/op", "slowdown")
+		}
+		if perfErr == nil {
+			want = append(want, "perf-usecs/op", "go/perf")
+			if c.Name[:len("KernelThread")] == "KernelThread" {
+				want = append(want, "perf-b0-usecs/op", "perf-slowdown")
+			}
+		}
+		for _, m := range want {
+			if v, ok := res.Metrics[m]; !ok || v <= 0 {
+				t.Errorf("%s: metric %s = %v (present %v), want > 0", c.Name, m, v, ok)
+			}
+		}
+		t.Logf("%s: %v", c.Name, res.Metrics)
+	}
+}
+
+func TestParsePerfUsecs(t *testing.T) {
+	out := "# Running 'breakpoint/thread' benchmark:\n# Created/joined 200 threads with 4 breakpoints and 2 parallelism\n     Total time: 0.163 [sec]\n\n     81.712500 usecs/op\n    163.425000 usecs/op/cpu\n"
+	u, err := parsePerfUsecs(out)
+	if err != nil || u != 81.7125 {
+		t.Fatalf("parsePerfUsecs = %v, %v; want 81.7125", u, err)
+	}
+	if _, err := parsePerfUsecs("Skipping perf bench breakpoint thread: No hardware support\n"); !errors.Is(err, ErrSkip) {
+		t.Fatalf("skip output: err = %v, want ErrSkip", err)
+	}
+	if _, err := parsePerfUsecs("garbage"); err == nil || errors.Is(err, ErrSkip) {
+		t.Fatalf("garbage output: err = %v, want a parse error", err)
+	}
+}
+
+func TestKernelParamsValidate(t *testing.T) {
+	bad := []error{
+		ThreadParams{Breakpoints: 5, Parallelism: 1, Threads: 1, Repeat: 1}.Validate(),
+		ThreadParams{Breakpoints: 0, Parallelism: 0, Threads: 1, Repeat: 1}.Validate(),
+		ThreadParams{Breakpoints: 0, Parallelism: 1, Threads: 0, Repeat: 1}.Validate(),
+		ThreadParams{Breakpoints: 0, Parallelism: 1, Threads: 1, Repeat: 0}.Validate(),
+		EnableParams{Passive: -1, Repeat: 1}.Validate(),
+		EnableParams{Active: -1, Repeat: 1}.Validate(),
+		EnableParams{Repeat: 0}.Validate(),
+	}
+	for i, err := range bad {
+		if !errors.Is(err, ErrInvalidParam) {
+			t.Errorf("case %d: err = %v, want ErrInvalidParam", i, err)
+		}
+	}
+}
