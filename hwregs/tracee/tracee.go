@@ -1,0 +1,343 @@
+// Package tracee is bpbench's own target program for real debug registers.
+//
+// Any binary that links this package (every hwregs test binary, the bpbench
+// CLI) becomes the target when it is started with EnvVar set: init starts
+// the requested number of worker threads, reports their thread ids and the
+// addresses of the watched variables to the tracer, and then serves
+// commands. No C toolchain is needed at run time.
+//
+// Protocol. The tracer starts the binary with the environment from Env and
+// two pipes: fd 3 (ReadyFD) is read by the tracee, fd 4 (HelloFD) is
+// written by it. The tracee writes a Hello, the tracer seizes every worker
+// thread and writes one byte to fd 3, and every worker then stops itself by
+// sending SIGTRAP to its own thread (tgkill), which a ptrace tracer sees as
+// a signal-delivery stop with si_code SI_TKILL. From then on a worker is
+// either running a command or stopped that way: the tracer writes the next
+// Command into the tracee's memory at Hello.CtlAddr while the workers are
+// stopped and resumes them; each runs the command, adds its operations to
+// its own counter and stops itself again. When fd 3 reaches end of file
+// (the tracer closed it or died) the tracee exits.
+//
+// The worker loops neither allocate nor make system calls, and the tracee
+// runs with GODEBUG=asyncpreemptoff=1 and GOGC=off so the Go runtime sends
+// no signals to traced threads and never needs to stop the world while a
+// tracer holds a worker stopped.
+package tracee
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// EnvVar, when set to the number of worker threads, turns the process into
+// the tracee.
+const EnvVar = "BPBENCH_TRACEE"
+
+// File descriptors the tracer passes to the tracee (os/exec ExtraFiles order).
+const (
+	ReadyFD = 3 // tracee reads: one byte once every worker is seized; EOF ends it
+	HelloFD = 4 // tracee writes: the Hello
+)
+
+// MaxThreads bounds the number of worker threads one tracee starts.
+const MaxThreads = 4096
+
+// NumVars is the number of watched variables per thread and shared ones,
+// one for each debug register.
+const NumVars = 4
+
+// Op is what a worker does in a command.
+type Op uint64
+
+const (
+	// OpNone does nothing: the workers stop again at once.
+	OpNone Op = iota
+	// OpWrite stores to the watched variable.
+	OpWrite
+	// OpRead loads the watched variable.
+	OpRead
+	// OpExec calls the function at Hello.FuncAddr.
+	OpExec
+	numOps
+)
+
+// String returns "none", "write", "read" or "exec".
+func (o Op) String() string {
+	switch o {
+	case OpNone:
+		return "none"
+	case OpWrite:
+		return "write"
+	case OpRead:
+		return "read"
+	case OpExec:
+		return "exec"
+	}
+	return fmt.Sprintf("Op(%d)", uint64(o))
+}
+
+// Command tells every worker what to do until it next stops. Its memory
+// image (Ctl) lives in the tracee at Hello.CtlAddr.
+type Command struct {
+	Op Op
+	// Var selects the watched variable, 0 <= Var < NumVars.
+	Var int
+	// Count is the number of operations per worker; 0 runs until the
+	// tracer sets Ctl.Halt.
+	Count uint64
+	// Shared selects the process-wide variables instead of each worker's own.
+	Shared bool
+}
+
+// Validate reports a command the tracee cannot run, naming the bad field.
+func (c Command) Validate() error {
+	if c.Op >= numOps {
+		return fmt.Errorf("tracee: Command.Op = %d: unknown op", uint64(c.Op))
+	}
+	if c.Var < 0 || c.Var >= NumVars {
+		return fmt.Errorf("tracee: Command.Var = %d out of range [0,%d)", c.Var, NumVars)
+	}
+	return nil
+}
+
+// Ctl is the command block in the tracee's memory. The tracer writes it
+// with process_vm_writev; Halt may be written while workers run.
+type Ctl struct {
+	Gen    uint64 // incremented by the tracer for every command
+	Op     uint64
+	Var    uint64
+	Count  uint64
+	Shared uint64
+	Halt   uint64 // nonzero ends a Count == 0 command
+}
+
+// CtlSize is the size of Ctl in bytes.
+const CtlSize = int(unsafe.Sizeof(Ctl{}))
+
+// Encode returns the memory image of c for generation gen (Halt clear).
+func (c Command) Encode(gen uint64) Ctl {
+	s := uint64(0)
+	if c.Shared {
+		s = 1
+	}
+	return Ctl{Gen: gen, Op: uint64(c.Op), Var: uint64(c.Var), Count: c.Count, Shared: s}
+}
+
+// Block is one worker's memory: its watched variables and counters, on
+// cache lines of their own so that workers do not slow each other down.
+type Block struct {
+	Vars [NumVars]uint64 // the worker's own watched variables
+	Ops  uint64          // operations performed, cumulative
+	Tid  uint64          // the worker's thread id
+	_    [128 - (NumVars+2)*8]byte
+}
+
+// BlockSize is the size of Block in bytes.
+const BlockSize = int(unsafe.Sizeof(Block{}))
+
+// OpsOffset is the offset of Block.Ops.
+const OpsOffset = int(unsafe.Offsetof(Block{}.Ops))
+
+// Hello is what the tracee reports once its workers run.
+type Hello struct {
+	Pid        int
+	Tids       []int  // worker thread ids, in worker order
+	CtlAddr    uint64 // address of the Ctl block
+	BlocksAddr uint64 // address of worker 0's Block; worker i's is BlocksAddr + i*BlockSize
+	SharedAddr uint64 // address of the NumVars shared watched variables
+	FuncAddr   uint64 // entry of the function OpExec calls
+}
+
+// VarAddr returns the address of watched variable v of worker i.
+func (h *Hello) VarAddr(i, v int) uint64 {
+	return h.BlocksAddr + uint64(i*BlockSize+8*v)
+}
+
+// SharedVarAddr returns the address of shared watched variable v.
+func (h *Hello) SharedVarAddr(v int) uint64 { return h.SharedAddr + uint64(8*v) }
+
+// OpsAddr returns the address of worker i's operation counter.
+func (h *Hello) OpsAddr(i int) uint64 { return h.BlocksAddr + uint64(i*BlockSize+OpsOffset) }
+
+const helloMagic = 0x6270626e63687472 // "bpbnchtr"
+
+// ErrBadHello means the tracee's report could not be decoded.
+var ErrBadHello = errors.New("tracee: malformed hello")
+
+// ReadHello decodes the tracee's report from r.
+func ReadHello(r io.Reader) (*Hello, error) {
+	var hdr [7]uint64
+	if err := binary.Read(r, binary.LittleEndian, &hdr); err != nil {
+		return nil, fmt.Errorf("%w: header: %w", ErrBadHello, err)
+	}
+	if hdr[0] != helloMagic {
+		return nil, fmt.Errorf("%w: magic %#x", ErrBadHello, hdr[0])
+	}
+	n := hdr[2]
+	if n < 1 || n > MaxThreads {
+		return nil, fmt.Errorf("%w: %d threads", ErrBadHello, n)
+	}
+	tids := make([]uint64, n)
+	if err := binary.Read(r, binary.LittleEndian, tids); err != nil {
+		return nil, fmt.Errorf("%w: tids: %w", ErrBadHello, err)
+	}
+	h := &Hello{Pid: int(hdr[1]), CtlAddr: hdr[3], BlocksAddr: hdr[4], SharedAddr: hdr[5], FuncAddr: hdr[6]}
+	h.Tids = make([]int, n)
+	for i, t := range tids {
+		h.Tids[i] = int(t)
+	}
+	return h, nil
+}
+
+func writeHello(w io.Writer, h *Hello) error {
+	buf := []uint64{helloMagic, uint64(h.Pid), uint64(len(h.Tids)), h.CtlAddr, h.BlocksAddr, h.SharedAddr, h.FuncAddr}
+	for _, t := range h.Tids {
+		buf = append(buf, uint64(t))
+	}
+	return binary.Write(w, binary.LittleEndian, buf)
+}
+
+// Env returns the environment additions that start a tracee with the given
+// number of worker threads. GOMAXPROCS leaves room for every worker to run
+// at once, as threads of a real multi-threaded target would.
+func Env(threads int) []string {
+	return []string{
+		EnvVar + "=" + strconv.Itoa(threads),
+		"GODEBUG=asyncpreemptoff=1",
+		"GOGC=off",
+		"GOMAXPROCS=" + strconv.Itoa(threads+2),
+	}
+}
+
+// The tracee's watched memory. Globals so that their addresses are fixed
+// before any worker starts.
+var (
+	ctl    Ctl
+	_      [64]byte // keep ctl and shared on different cache lines
+	shared [NumVars]uint64
+	blocks []Block
+	sink   uint64
+)
+
+// ExecTarget is the function OpExec calls; an exec breakpoint at its entry
+// traps once per call. It must stay a real call, hence noinline.
+//
+//go:noinline
+func ExecTarget(p *uint64) { *p++ }
+
+func init() {
+	v, ok := os.LookupEnv(EnvVar)
+	if !ok {
+		return
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > MaxThreads {
+		fmt.Fprintf(os.Stderr, "tracee: %s=%q: want a thread count in [1,%d]\n", EnvVar, v, MaxThreads)
+		os.Exit(2)
+	}
+	if err := serve(n); err != nil {
+		fmt.Fprintln(os.Stderr, "tracee:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// serve runs the tracee; it returns when the tracer goes away.
+func serve(n int) error {
+	ready := os.NewFile(ReadyFD, "ready")
+	hello := os.NewFile(HelloFD, "hello")
+	if ready == nil || hello == nil {
+		return fmt.Errorf("fds %d and %d must be the tracer's pipes", ReadyFD, HelloFD)
+	}
+	blocks = make([]Block, n)
+	release := make(chan struct{})
+	var started sync.WaitGroup
+	started.Add(n)
+	for i := range blocks {
+		go worker(&blocks[i], &started, release)
+	}
+	started.Wait()
+	h := &Hello{
+		Pid:        os.Getpid(),
+		CtlAddr:    uint64(uintptr(unsafe.Pointer(&ctl))),
+		BlocksAddr: uint64(uintptr(unsafe.Pointer(&blocks[0]))),
+		SharedAddr: uint64(uintptr(unsafe.Pointer(&shared[0]))),
+		FuncAddr:   uint64(reflect.ValueOf(ExecTarget).Pointer()),
+	}
+	for i := range blocks {
+		h.Tids = append(h.Tids, int(blocks[i].Tid))
+	}
+	if err := writeHello(hello, h); err != nil {
+		return fmt.Errorf("writing hello: %w", err)
+	}
+	hello.Close()
+	var b [1]byte
+	if _, err := io.ReadFull(ready, b[:]); err != nil {
+		return nil // the tracer gave up before seizing
+	}
+	close(release)
+	// Block until the tracer closes its end; exiting then kills the workers.
+	for {
+		if _, err := ready.Read(b[:]); err != nil {
+			return nil
+		}
+	}
+}
+
+// worker runs on its own OS thread for the life of the tracee. Once
+// released it stops itself, then runs one command per resume.
+func worker(blk *Block, started *sync.WaitGroup, release <-chan struct{}) {
+	runtime.LockOSThread()
+	pid, tid := unix.Getpid(), unix.Gettid()
+	blk.Tid = uint64(tid)
+	started.Done()
+	<-release
+	var last uint64
+	for {
+		// A traced SIGTRAP to ourselves is a stop the tracer suppresses;
+		// the command to run next is in ctl when we continue.
+		unix.Tgkill(pid, tid, unix.SIGTRAP)
+		gen := atomic.LoadUint64(&ctl.Gen)
+		if gen == last {
+			continue // resumed without a new command (e.g. after an interrupt)
+		}
+		last = gen
+		run(blk, Op(ctl.Op), int(ctl.Var), ctl.Count, ctl.Shared != 0)
+	}
+}
+
+// run performs one command. The counter is updated after every operation so
+// that a tracer stopping the worker mid-run reads an exact count.
+func run(blk *Block, op Op, v int, count uint64, sharedVars bool) {
+	p := &blk.Vars[v]
+	if sharedVars {
+		p = &shared[v]
+	}
+	for j := uint64(0); count == 0 || j < count; j++ {
+		if count == 0 && atomic.LoadUint64(&ctl.Halt) != 0 {
+			return
+		}
+		switch op {
+		case OpWrite:
+			atomic.StoreUint64(p, j)
+		case OpRead:
+			sink += atomic.LoadUint64(p)
+		case OpExec:
+			ExecTarget(&sink)
+		default:
+			return
+		}
+		atomic.AddUint64(&blk.Ops, 1)
+	}
+}
