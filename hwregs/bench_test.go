@@ -3,6 +3,7 @@ package hwregs
 import (
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,4 +115,49 @@ func clockOverhead() float64 {
 	}
 	slices.Sort(d[:])
 	return float64(d[len(d)/2].Nanoseconds())
+}
+
+// BenchmarkWriterParallel runs Modify from GOMAXPROCS goroutines, each on
+// its own task (targets=own: the Writer's per-target mirrors and the Sim's
+// shards should keep them apart) or all on one task (targets=shared: they
+// serialise on that task's mirror, as the kernel serialises on one task).
+func BenchmarkWriterParallel(b *testing.B) {
+	for _, s := range strategies(b) {
+		for _, shared := range []bool{false, true} {
+			name := fmt.Sprintf("strategy=%s/targets=own/op=modify", s)
+			if shared {
+				name = fmt.Sprintf("strategy=%s/targets=shared/op=modify", s)
+			}
+			b.Run(name, func(b *testing.B) {
+				sim := NewSim()
+				w := NewWriter(newAlloc(b, s, alloc.X86(2)), sim, WriteChanged)
+				var next atomic.Int64
+				b.ReportAllocs()
+				writes := sim.Writes()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					g := int(next.Add(1))
+					req := alloc.Request{Task: g, CPU: alloc.AnyCPU, Kind: alloc.Data}
+					if shared {
+						req.Task = 0
+					}
+					base := uint64(0x100000 * g)
+					attrs := [2]Attr{{Addr: base, Len: 8, Type: Write}, {Addr: base + 64, Len: 8, Type: Write}}
+					bp, err := w.Register(req, attrs[0])
+					if err != nil {
+						b.Error(err) // more goroutines than a shared task's four registers
+						return
+					}
+					for i := 0; pb.Next(); i++ {
+						if err := w.Modify(&bp, attrs[(i+1)&1]); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.StopTimer()
+				b.ReportMetric(float64(sim.Writes()-writes)/float64(b.N), "writes/op")
+			})
+		}
+	}
 }

@@ -347,7 +347,7 @@ func (w *Writer) Reregister(bp *Breakpoint, a Attr) (moved bool, err error) {
 	nb, err := w.Register(req, a)
 	if err != nil {
 		*bp = Breakpoint{}
-		return false, fmt.Errorf("hwregs: reregister (slot lost after unregister): %w", err)
+		return false, fmt.Errorf("hwregs: reregister: breakpoint gone after unregister: %w", err)
 	}
 	*bp = nb
 	return nb.Slot.Index() != old, nil
