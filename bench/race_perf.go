@@ -45,15 +45,17 @@ func perfOpenRaw(attr *unix.PerfEventAttr, pid, cpu int) (int, unix.Errno) {
 	return int(fd), errno
 }
 
-// runRacePerfLocked runs runRacePerf under the machine-wide debug-register
-// lock, so that other bpbench processes neither steal nor lend slots.
-func runRacePerfLocked(ctx context.Context, s raceSpec, opts Options, n int64, t Timer) (Result, error) {
+// underKernlock runs f holding the machine-wide debug-register lock, so
+// that other bpbench processes neither steal nor lend slots meanwhile.
+// Tests take the lock themselves (kernlock.For) and call the unlocked
+// function: flock does not nest within a process.
+func underKernlock(f func() (Result, error)) (Result, error) {
 	lock, err := kernlock.Acquire()
 	if err != nil {
 		return Result{}, err
 	}
 	defer lock.Unlock()
-	return runRacePerf(ctx, s, opts, n, t)
+	return f()
 }
 
 // competitorCPU returns the CPU perf competitors pin to: another CPU than

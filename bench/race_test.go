@@ -148,10 +148,10 @@ func TestRaceModelReregisterStealsUnderLoad(t *testing.T) {
 			s := raceSpec{backend: "sim", strategy: st, mode: raceReregister, raceRate: raceRate{competitors: 2}}
 			var steals float64
 			for round := 0; round < 10 && steals == 0; round++ {
-				steals = raceRun(t, s, 50000, 0).Metrics["steals/op"]
+				steals = raceRun(t, s, 20000, 0).Metrics["steals/op"]
 			}
 			if steals == 0 {
-				t.Fatalf("%s: no steals in 10 rounds of 50000 re-registrations against 2 unlimited competitors", s.name())
+				t.Fatalf("%s: no steals in 10 rounds of 20000 re-registrations against 2 unlimited competitors", s.name())
 			}
 		})
 	}
