@@ -1,0 +1,371 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/perf/benchfmt"
+
+	"bpbench/bench"
+)
+
+// File names inside a results directory.
+const (
+	resultsFile = "results.json"
+	benchFile   = "bench.txt"
+	reportFile  = "report.md"
+	plotsDir    = "plots"
+)
+
+// parseFlags parses args with fs, allowing flags after positional
+// arguments ("plot DIR --out x"), and returns the positional ones. Errors
+// are usage errors that name the bad flag and list the accepted ones.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, flag.ErrHelp
+			}
+			return nil, usagef("%s: %v (accepted flags: %s)", fs.Name(), err, flagNames(fs))
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func flagNames(fs *flag.FlagSet) string {
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, "--"+f.Name) })
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// loadRun reads DIR/results.json. A missing or malformed file is a usage
+// error: the user named the wrong directory.
+func loadRun(dir string) (*bench.Run, error) {
+	b, err := os.ReadFile(filepath.Join(dir, resultsFile))
+	if err != nil {
+		return nil, usagef("cannot read results directory %q: %v (want a directory written by `bpbench run`, holding %s)", dir, unwrapPath(err), resultsFile)
+	}
+	var r bench.Run
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, usagef("cannot parse %s: %v (want the bench.Run JSON written by `bpbench run`)", filepath.Join(dir, resultsFile), err)
+	}
+	return &r, nil
+}
+
+// unwrapPath drops the path from an *os.PathError, which the message
+// already names.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// writeFileAtomic writes data to path through a temporary file in the same
+// directory and a rename, so readers see the old file or the new one.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+func marshalRun(r *bench.Run) ([]byte, error) {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s: %w", resultsFile, err)
+	}
+	return append(b, '\n'), nil
+}
+
+// benchConfig returns the configuration lines of bench.txt, in the order
+// benchstat prints them.
+func benchConfig(r *bench.Run) []benchfmt.Config {
+	m := r.Machine
+	slots := "unknown"
+	if m.Slots > 0 {
+		slots = strconv.Itoa(m.Slots)
+	}
+	kv := [][2]string{
+		{"goos", m.GOOS},
+		{"goarch", m.GOARCH},
+		{"cpu", m.CPUModel},
+		{"kernel", m.Kernel},
+		{"gomaxprocs", strconv.Itoa(m.GOMAXPROCS)},
+		{"pinned-cpu", strconv.Itoa(m.PinnedCPU)},
+		{"slots", slots},
+		{"commit", m.Commit},
+		{"mode", r.Mode},
+	}
+	var cfg []benchfmt.Config
+	for _, p := range kv {
+		v := p[1]
+		if v == "" {
+			v = "unknown"
+		}
+		cfg = append(cfg, benchfmt.Config{Key: p[0], Value: []byte(v), File: true})
+	}
+	return cfg
+}
+
+// writeBench writes r's results in the Go benchmark format, one line per
+// result (so per repetition), with ns/op first and the metrics sorted by
+// unit so that lines of one case line up.
+func writeBench(w io.Writer, r *bench.Run) error {
+	bw := benchfmt.NewWriter(w)
+	cfg := benchConfig(r)
+	suffix := ""
+	if r.Machine.GOMAXPROCS > 1 {
+		suffix = "-" + strconv.Itoa(r.Machine.GOMAXPROCS)
+	}
+	for _, res := range r.Results {
+		iters := res.Iterations
+		if iters < 1 {
+			iters = 1
+		}
+		rec := &benchfmt.Result{
+			Config: cfg,
+			Name:   benchfmt.Name(benchName(res.Name) + suffix),
+			Iters:  int(iters),
+			Values: []benchfmt.Value{{Value: res.NsPerOp, Unit: "ns/op"}},
+		}
+		for _, unit := range sortedKeys(res.Metrics) {
+			v := res.Metrics[unit]
+			if math.IsNaN(v) || math.IsInf(v, 0) || strings.ContainsAny(unit, " \t") {
+				continue
+			}
+			rec.Values = append(rec.Values, benchfmt.Value{Value: v, Unit: unit})
+		}
+		if err := bw.Write(rec); err != nil {
+			return fmt.Errorf("writing %s: %w", benchFile, err)
+		}
+	}
+	return nil
+}
+
+// benchName turns a result name into a benchmark name: spaces are not
+// allowed in benchmark names.
+func benchName(name string) string {
+	return "Benchmark" + strings.ReplaceAll(name, " ", "_")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// caseSummary is one case of a run with its repetitions folded together:
+// the median of every figure, the widest latency range, and the window
+// histogram with the most samples.
+type caseSummary struct {
+	Experiment string
+	Name       string
+	Params     map[string]string // key=value parts of Name, then Result.Params
+	Reps       int
+	Iterations int64 // summed over repetitions
+	NsPerOp    float64
+	Metrics    map[string]float64
+	LatMin     float64 // smallest latency seen, 0 when not sampled
+	LatMax     float64
+	Latency    *bench.Histogram
+	Window     *bench.Histogram
+}
+
+// Family returns the first element of the name ("Update", "Race", ...).
+func (c *caseSummary) Family() string {
+	f, _, _ := strings.Cut(c.Name, "/")
+	return f
+}
+
+// Metric returns a metric, and whether the case reported it.
+func (c *caseSummary) Metric(unit string) (float64, bool) {
+	v, ok := c.Metrics[unit]
+	return v, ok
+}
+
+// nameParams parses the key=value elements of a benchmark name.
+func nameParams(name string) map[string]string {
+	p := map[string]string{}
+	for _, part := range strings.Split(name, "/")[1:] {
+		if k, v, ok := strings.Cut(part, "="); ok {
+			p[k] = v
+		}
+	}
+	return p
+}
+
+// summarize folds repetitions of the same case, keeping first-seen order.
+func summarize(r *bench.Run) []*caseSummary {
+	byName := map[string][]bench.Result{}
+	var order []string
+	for _, res := range r.Results {
+		if _, ok := byName[res.Name]; !ok {
+			order = append(order, res.Name)
+		}
+		byName[res.Name] = append(byName[res.Name], res)
+	}
+	out := make([]*caseSummary, 0, len(order))
+	for _, name := range order {
+		reps := byName[name]
+		cs := &caseSummary{Experiment: reps[0].Experiment, Name: name, Reps: len(reps), Metrics: map[string]float64{}}
+		cs.Params = map[string]string{}
+		for k, v := range reps[0].Params {
+			cs.Params[k] = v
+		}
+		for k, v := range nameParams(name) {
+			cs.Params[k] = v
+		}
+		var ns []float64
+		units := map[string][]float64{}
+		for _, res := range reps {
+			cs.Iterations += res.Iterations
+			ns = append(ns, res.NsPerOp)
+			for u, v := range res.Metrics {
+				units[u] = append(units[u], v)
+			}
+			if h := res.Latency; h != nil {
+				if cs.Latency == nil || h.Count > cs.Latency.Count {
+					cs.Latency = h
+				}
+				if cs.LatMin == 0 || h.Min < cs.LatMin {
+					cs.LatMin = h.Min
+				}
+				cs.LatMax = math.Max(cs.LatMax, h.Max)
+			}
+			if h := res.Window; h != nil && (cs.Window == nil || h.Count > cs.Window.Count) {
+				cs.Window = h
+			}
+		}
+		cs.NsPerOp = median(ns)
+		for u, vs := range units {
+			cs.Metrics[u] = median(vs)
+		}
+		out = append(out, cs)
+	}
+	return out
+}
+
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), vs...)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// family returns the summaries whose name starts with fam + "/".
+func family(all []*caseSummary, fam string) []*caseSummary {
+	var out []*caseSummary
+	for _, c := range all {
+		if c.Family() == fam {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// fmtNs formats a duration in nanoseconds with a readable unit.
+func fmtNs(ns float64) string {
+	switch {
+	case ns >= 1e9:
+		return trimFloat(ns/1e9) + " s"
+	case ns >= 1e6:
+		return trimFloat(ns/1e6) + " ms"
+	case ns >= 1e3:
+		return trimFloat(ns/1e3) + " µs"
+	}
+	return trimFloat(ns) + " ns"
+}
+
+// trimFloat prints 3 significant digits without exponent.
+func trimFloat(v float64) string {
+	switch a := math.Abs(v); {
+	case a == 0:
+		return "0"
+	case a >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case a >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	case a >= 1:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 3, 64)
+}
+
+// ratio formats a/b as "3.4×", or "n/a" when b is zero.
+func ratio(a, b float64) string {
+	if b == 0 || math.IsNaN(a/b) {
+		return "n/a"
+	}
+	return trimFloat(a/b) + "×"
+}
+
+// readBenchFile parses a bench.txt fully, so a syntax error is reported
+// before anything is printed.
+func readBenchFile(path string) ([]*benchfmt.Result, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	rd := benchfmt.NewReader(bytes.NewReader(b), path)
+	var out []*benchfmt.Result
+	for rd.Scan() {
+		switch rec := rd.Result().(type) {
+		case *benchfmt.SyntaxError:
+			return nil, rec
+		case *benchfmt.Result:
+			out = append(out, rec.Clone())
+		}
+	}
+	return out, rd.Err()
+}

@@ -1,0 +1,425 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"bpbench/alloc"
+	"bpbench/bench"
+)
+
+// Time budgets of the two suites on the reference 2-core machine; run warns
+// when the experiments' own estimates exceed them.
+const (
+	quickBudget = 60 * time.Second
+	fullBudget  = 10 * time.Minute
+)
+
+// runConfig is a validated `bpbench run` command line.
+type runConfig struct {
+	exps  []bench.Experiment
+	opts  bench.Options
+	count int
+	out   string
+	// outDefault says out was chosen by bpbench, so a name clash picks
+	// another name instead of failing.
+	outDefault bool
+}
+
+func (rc *runConfig) mode() string {
+	if rc.opts.Full {
+		return "full"
+	}
+	return "quick"
+}
+
+func (rc *runConfig) budget() time.Duration {
+	if rc.opts.Full {
+		return fullBudget
+	}
+	return quickBudget
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	quick := fs.Bool("quick", false, "run the quick suite (default)")
+	full := fs.Bool("full", false, "run the full suite")
+	expList := fs.String("experiments", "", "comma-separated experiments (default: all)")
+	stratList := fs.String("strategies", "", "comma-separated alloc strategies (default: all)")
+	count := fs.Int("count", 0, "repetitions of each case (quick: 1, full: 3)")
+	out := fs.String("out", "", "results directory (default results/<host>-<date>)")
+	pin := fs.Int("pin-cpu", 0, "CPU that tracer threads pin to")
+	seed := fs.Int64("seed", 1, "seed of every random choice")
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if len(pos) > 0 {
+		return usagef("run: unexpected argument %q (run takes only flags: %s)", pos[0], flagNames(fs))
+	}
+	if *quick && *full {
+		return usagef("run: --quick and --full are exclusive (pick one)")
+	}
+	rc := &runConfig{opts: bench.Options{Full: *full, PinCPU: *pin, Seed: *seed}, out: *out}
+	switch {
+	case !set["count"] && *full:
+		rc.count = 3
+	case !set["count"]:
+		rc.count = 1
+	case *count < 1:
+		return usagef("run: --count %d: need a repetition count >= 1", *count)
+	default:
+		rc.count = *count
+	}
+	if *pin < 0 || *pin >= runtime.NumCPU() {
+		return usagef("run: --pin-cpu %d: out of range [0, %d)", *pin, runtime.NumCPU())
+	}
+	if rc.exps, err = selectExperiments(*expList); err != nil {
+		return err
+	}
+	if rc.opts.Strategies, err = selectStrategies(*stratList); err != nil {
+		return err
+	}
+	if rc.out == "" {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "host"
+		}
+		rc.out = filepath.Join("results", host+"-"+time.Now().Format("2006-01-02"))
+		rc.outDefault = true
+	} else if _, err := os.Lstat(rc.out); err == nil {
+		return usagef("run: --out %q already exists (want a new directory; results are never overwritten)", rc.out)
+	}
+	return runExperiments(ctx, rc, stdout, stderr)
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func experimentNames() string {
+	var names []string
+	for _, e := range bench.Experiments() {
+		names = append(names, e.Name)
+	}
+	if len(names) == 0 {
+		return "none registered"
+	}
+	return strings.Join(names, ", ")
+}
+
+// selectExperiments resolves --experiments; empty means every registered
+// experiment.
+func selectExperiments(list string) ([]bench.Experiment, error) {
+	names := splitList(list)
+	if len(names) == 0 {
+		exps := bench.Experiments()
+		if len(exps) == 0 {
+			return nil, errors.New("run: no experiments are registered in package bench")
+		}
+		return exps, nil
+	}
+	var exps []bench.Experiment
+	seen := map[string]bool{}
+	for _, n := range names {
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		e, err := bench.Lookup(n)
+		if err != nil {
+			return nil, usagef("run: --experiments: unknown experiment %q (accepted: %s)", n, experimentNames())
+		}
+		exps = append(exps, e)
+	}
+	return exps, nil
+}
+
+// selectStrategies validates --strategies against alloc.Strategies(); nil
+// means all.
+func selectStrategies(list string) ([]string, error) {
+	names := splitList(list)
+	have := alloc.Strategies()
+	for _, n := range names {
+		if !slices.Contains(have, n) {
+			accepted := strings.Join(have, ", ")
+			if accepted == "" {
+				accepted = "none registered"
+			}
+			return nil, usagef("run: --strategies: unknown strategy %q (accepted: %s)", n, accepted)
+		}
+	}
+	return names, nil
+}
+
+// plannedCase is a case of a selected experiment.
+type plannedCase struct {
+	exp string
+	c   bench.Case
+}
+
+// runExperiments runs rc and writes its results directory atomically.
+func runExperiments(ctx context.Context, rc *runConfig, stdout, stderr io.Writer) (err error) {
+	run := &bench.Run{Mode: rc.mode(), Started: time.Now().UTC()}
+	var plan []plannedCase
+	perExp := map[string]time.Duration{}
+	var total time.Duration
+	for _, e := range rc.exps {
+		cases, cerr := e.Cases(rc.opts)
+		switch {
+		case errors.Is(cerr, bench.ErrSkip):
+			run.Skipped = append(run.Skipped, bench.Skip{Experiment: e.Name, Name: e.Name, Reason: cerr.Error()})
+			fmt.Fprintf(stderr, "skip %s: %v\n", e.Name, cerr)
+			continue
+		case cerr != nil:
+			run.Failed = append(run.Failed, bench.Failure{Experiment: e.Name, Name: e.Name, Error: cerr.Error()})
+			fmt.Fprintf(stderr, "FAIL %s: listing cases: %v\n", e.Name, cerr)
+			continue
+		}
+		for _, c := range cases {
+			plan = append(plan, plannedCase{exp: e.Name, c: c})
+			est := c.Estimate * time.Duration(rc.count)
+			perExp[e.Name] += est
+			total += est
+		}
+	}
+	fmt.Fprintf(stdout, "bpbench run: %s suite, %d experiments, %d cases x %d, estimated %v (budget %v)\n",
+		rc.mode(), len(rc.exps), len(plan), rc.count, total.Round(time.Second), rc.budget())
+	if total > rc.budget() {
+		var over []string
+		for _, e := range rc.exps {
+			if d := perExp[e.Name]; d > 0 {
+				over = append(over, fmt.Sprintf("%s %v", e.Name, d.Round(time.Second)))
+			}
+		}
+		fmt.Fprintf(stderr, "warning: estimated %v exceeds the %s budget of %v (%s)\n",
+			total.Round(time.Second), rc.mode(), rc.budget(), strings.Join(over, ", "))
+	}
+
+	parent := filepath.Dir(rc.out)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("run: creating %s: %w", parent, err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(rc.out)+".partial-")
+	if err != nil {
+		return fmt.Errorf("run: creating a temporary results directory: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			os.RemoveAll(tmp)
+		}
+	}()
+
+	run.Machine = bench.CollectMachine()
+	run.Machine.PinnedCPU = rc.opts.PinCPU
+	if n, perr := probeSlots(); perr == nil {
+		run.Machine.Slots = n
+	}
+
+	if err := runPlan(ctx, plan, rc.count, run, stderr); err != nil {
+		return err
+	}
+	run.Duration = time.Since(run.Started)
+
+	if err := writeResults(tmp, run, io.Discard); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(stderr, "interrupted: nothing written")
+		return errInterrupted
+	}
+	out, err := commitDir(tmp, rc.out, rc.outDefault)
+	if err != nil {
+		return err
+	}
+	committed = true
+	fmt.Fprintf(stdout, "wrote %s: %d results, %d skipped, %d failed, in %v\n",
+		out, len(run.Results), len(run.Skipped), len(run.Failed), run.Duration.Round(time.Millisecond))
+	for _, s := range run.Skipped {
+		fmt.Fprintf(stdout, "  skipped %s: %s\n", s.Name, s.Reason)
+	}
+	if len(run.Failed) > 0 {
+		for _, f := range run.Failed {
+			fmt.Fprintf(stderr, "FAIL %s: %s\n", f.Name, f.Error)
+		}
+		return fmt.Errorf("run: %d case(s) failed; recorded in %s", len(run.Failed), filepath.Join(out, resultsFile))
+	}
+	return nil
+}
+
+// runPlan runs every case count times, appending to run, with a progress
+// bar measured in estimated milliseconds so that its time left follows the
+// experiments' own estimates corrected by the observed pace.
+func runPlan(ctx context.Context, plan []plannedCase, count int, run *bench.Run, stderr io.Writer) error {
+	var totalMs int64
+	for _, p := range plan {
+		totalMs += estMs(p.c.Estimate) * int64(count)
+	}
+	bar := progressbar.NewOptions64(max(totalMs, 1),
+		progressbar.OptionSetWriter(stderr),
+		progressbar.OptionSetWidth(24),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionShowElapsedTimeOnFinish(),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+	defer bar.Finish()
+	say := func(format string, args ...any) {
+		bar.Clear()
+		fmt.Fprintf(stderr, format+"\n", args...)
+	}
+	var done int64
+	for i, p := range plan {
+		est := estMs(p.c.Estimate)
+		for rep := 0; rep < count; rep++ {
+			desc := fmt.Sprintf("[%d/%d] %s", i+1, len(plan), p.c.Name)
+			if count > 1 {
+				desc += fmt.Sprintf(" #%d", rep+1)
+			}
+			bar.Describe(desc)
+			stop := creep(bar, done, est)
+			res, err := p.c.Run(ctx, 0, bench.NopTimer)
+			stop()
+			done += est
+			bar.Set64(done)
+			if ctx.Err() != nil {
+				bar.Clear()
+				fmt.Fprintln(stderr, "interrupted: nothing written")
+				return errInterrupted
+			}
+			if errors.Is(err, bench.ErrSkip) {
+				run.Skipped = append(run.Skipped, bench.Skip{Experiment: p.exp, Name: p.c.Name, Reason: err.Error()})
+				say("skip %s: %v", p.c.Name, err)
+				done += est * int64(count-rep-1)
+				break
+			}
+			if err != nil {
+				run.Failed = append(run.Failed, bench.Failure{Experiment: p.exp, Name: p.c.Name, Error: err.Error()})
+				say("FAIL %s: %v", p.c.Name, err)
+				done += est * int64(count-rep-1)
+				break
+			}
+			if res.Experiment == "" {
+				res.Experiment = p.exp
+			}
+			if res.Name == "" {
+				res.Name = p.c.Name
+			}
+			run.Results = append(run.Results, res)
+		}
+	}
+	return nil
+}
+
+func estMs(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
+
+// creep moves the bar through a running case's estimate (to 90% of it) so
+// the bar shows progress inside long cases; the returned stop waits for it.
+func creep(bar *progressbar.ProgressBar, base, est int64) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	start := time.Now()
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				bar.Set64(base + min(time.Since(start).Milliseconds(), est*9/10))
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// writeResults writes results.json, bench.txt, the plots and the report
+// into dir.
+func writeResults(dir string, run *bench.Run, log io.Writer) error {
+	js, err := marshalRun(run)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, resultsFile), js); err != nil {
+		return err
+	}
+	var bt strings.Builder
+	if err := writeBench(&bt, run); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, benchFile), []byte(bt.String())); err != nil {
+		return err
+	}
+	if _, err := plotAll(run, filepath.Join(dir, plotsDir), log); err != nil {
+		return err
+	}
+	rep := buildReport(run, dir)
+	return writeFileAtomic(filepath.Join(dir, reportFile), []byte(rep))
+}
+
+// commitDir renames the finished temporary directory to out. A default
+// name that already exists gets a numeric suffix; an explicit one is never
+// replaced.
+func commitDir(tmp, out string, renameOnClash bool) (string, error) {
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", fmt.Errorf("run: %w", err)
+	}
+	base := out
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(out); errors.Is(err, os.ErrNotExist) {
+			// rename(2) onto an empty directory would succeed, so the
+			// check above is what protects an existing one; the window
+			// between them only matters for two runs racing on one name.
+			if err := os.Rename(tmp, out); err != nil {
+				return "", fmt.Errorf("run: moving results into place: %w", err)
+			}
+			return out, syncDir(filepath.Dir(out))
+		}
+		if !renameOnClash {
+			return "", fmt.Errorf("run: %s appeared while running; results left unwritten", out)
+		}
+		out = fmt.Sprintf("%s-%d", base, i)
+	}
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("run: syncing %s: %w", dir, err)
+	}
+	return nil
+}
