@@ -294,7 +294,10 @@ func lineChart(o lineOpts, series []lineSeries) *plot.Plot {
 // With categorical, or when an x value is not a number, x positions are
 // indexes into the returned categories.
 func seriesBy(cases []*caseSummary, xKey string, y func(*caseSummary) (float64, bool), categorical bool) (series []lineSeries, categories []string) {
-	type pt struct{ x string; y float64 }
+	type pt struct {
+		x string
+		y float64
+	}
 	byKey := map[string][]pt{}
 	var keys []string
 	keyParams := map[string]map[string]string{}

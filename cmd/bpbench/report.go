@@ -58,7 +58,9 @@ func (w *reportWriter) plotLink(stem, alt string) {
 	}
 }
 
-func (w *reportWriter) absent(what string) { w.p("_No %s results in this run; section omitted._", what) }
+func (w *reportWriter) absent(what string) {
+	w.p("_No %s results in this run; section omitted._", what)
+}
 
 // buildReport renders the report for run, whose plots are under dir/plots.
 func buildReport(run *bench.Run, dir string) string {
