@@ -16,6 +16,7 @@ import (
 
 	"bpbench/alloc"
 	"bpbench/hwregs/tracee"
+	"bpbench/internal/cpupin"
 )
 
 // Errors of the ptrace backend; test with errors.Is. Kernel errors are
@@ -223,10 +224,9 @@ func (p *Ptrace) loop(opts PtraceOptions, started chan<- error) {
 
 func (p *Ptrace) setup(opts PtraceOptions) error {
 	if opts.CPU != NoPin {
-		var set unix.CPUSet
-		set.Set(opts.CPU)
-		if err := unix.SchedSetaffinity(0, &set); err != nil {
-			return fmt.Errorf("hwregs: pinning tracer thread to CPU %d: %w", opts.CPU, err)
+		// Never unpinned: the thread ends with the tracer goroutine.
+		if _, err := cpupin.Pin(opts.CPU); err != nil {
+			return fmt.Errorf("hwregs: pinning the tracer thread: %w", err)
 		}
 	}
 	exe := opts.Executable
