@@ -1,0 +1,150 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"bpbench/alloc"
+	"bpbench/internal/cpupin"
+)
+
+func BenchmarkScaling(b *testing.B) { runCases(b, "Scaling", scalingOnly(b, "Scaling/")) }
+
+func BenchmarkTasks(b *testing.B) { runCases(b, "Tasks", scalingOnly(b, "Tasks/")) }
+
+// scalingOnly returns the scaling experiment's cases under one prefix.
+func scalingOnly(b *testing.B, prefix string) []Case {
+	var cs []Case
+	for _, c := range casesOf(b, "scaling", Options{}) {
+		if strings.HasPrefix(c.Name, prefix) {
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
+
+// TestScalingCases runs every quick Scaling and Tasks case with a small op
+// count: every op of every worker succeeds (a worker on its own task and
+// CPU can never be refused), the allocator is empty afterwards (the case
+// checks), and the results are named and described completely.
+func TestScalingCases(t *testing.T) {
+	ss := alloc.Strategies()
+	if len(ss) == 0 {
+		t.Fatal("no alloc strategies registered")
+	}
+	cs := experimentCases(t, "scaling", Options{})
+	gs := scalingGoroutines()
+	if want := len(ss) * (len(gs) + len(scalingTasks(Options{}))); len(cs) != want {
+		t.Fatalf("%d scaling cases, want %d", len(cs), want)
+	}
+	if gs[0] != 1 || gs[len(gs)-1] != 4*runtime.GOMAXPROCS(0) {
+		t.Errorf("goroutine counts %v, want 1 .. 4x GOMAXPROCS", gs)
+	}
+	const n = 999 // not a multiple of every worker count: the split must still add up
+	for _, c := range cs {
+		t.Run(c.Name, func(t *testing.T) {
+			res := runCaseOrSkip(t, c, n)
+			if strings.HasPrefix(c.Name, "Scaling/") {
+				checkResult(t, c, res, n, "scaling", "strategy", "workers", "cpus", "mix")
+				if res.Metrics["ops/s"] <= 0 {
+					t.Errorf("ops/s = %v", res.Metrics["ops/s"])
+				}
+				return
+			}
+			checkResult(t, c, res, n, "scaling", "strategy", "tasks", "cpus", "mix")
+			for _, m := range []string{"cpu-ns/op", "task-ns/op"} {
+				if res.Metrics[m] <= 0 {
+					t.Errorf("metric %s = %v (have %v)", m, res.Metrics[m], res.Metrics)
+				}
+			}
+		})
+	}
+}
+
+// TestTasksBudget checks that a Tasks case left to pick its own op count
+// stops at its time budget: legacy at the largest quick task count must
+// not run for its full op count.
+func TestTasksBudget(t *testing.T) {
+	o := Options{}
+	nt := scalingTasks(o)[len(scalingTasks(o))-1]
+	res, err := tasksRun(context.Background(), o, "legacy", nt, 0, NopTimer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Iterations <= 0 || res.Iterations > liveMaxOps(o) {
+		t.Fatalf("iterations = %d, want in (0, %d]", res.Iterations, liveMaxOps(o))
+	}
+	if elapsed := time.Duration(res.NsPerOp * float64(res.Iterations)); elapsed > 10*liveBudget(o) {
+		t.Fatalf("ran %v, budget %v", elapsed, liveBudget(o))
+	}
+}
+
+// TestRunWorkers checks the runner's bookkeeping: ops split over the
+// workers add up, workers are pinned when asked, recorders are merged,
+// Setup runs before Body, and one worker's error stops the rest and is
+// returned.
+func TestRunWorkers(t *testing.T) {
+	ncpu := runtime.NumCPU()
+	spec := WorkerSpec{Workers: 3, Pin: true, Ops: 100,
+		Setup: func(w *Worker) error { w.State = w.ID * 10; return nil },
+		Body: func(w *Worker) error {
+			if w.State != w.ID*10 {
+				return fmt.Errorf("worker %d: Setup did not run first", w.ID)
+			}
+			if got := cpupin.Current(); got != w.CPU || w.CPU != w.ID%ncpu {
+				return fmt.Errorf("worker %d: on CPU %d, pinned to %d", w.ID, got, w.CPU)
+			}
+			w.Lap.Start()
+			for ; w.Done < w.N; w.Done++ {
+				w.Lap.Lap()
+			}
+			return nil
+		}}
+	r, err := RunWorkers(context.Background(), nil, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Ops != 100 || r.Latency.Count() != 100 || r.PerWorker[0] != 34 || r.PerWorker[2] != 33 {
+		t.Fatalf("ops %d, samples %d, per worker %v; want 100, 100, [34 33 33]", r.Ops, r.Latency.Count(), r.PerWorker)
+	}
+
+	// Duration mode: a failing worker stops the others early.
+	spec = WorkerSpec{Workers: 4, Duration: time.Minute, Body: func(w *Worker) error {
+		if w.ID == 2 {
+			return fmt.Errorf("boom")
+		}
+		for !w.Stopped() {
+			w.Done++
+		}
+		return nil
+	}}
+	start := time.Now()
+	if _, err := RunWorkers(context.Background(), nil, spec); err == nil || !strings.Contains(err.Error(), "worker 2: boom") {
+		t.Fatalf("err = %v, want worker 2's", err)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Fatal("the other workers did not stop after one failed")
+	}
+
+	// A cancelled context stops a duration run too.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	spec.Body = func(w *Worker) error {
+		for !w.Stopped() {
+		}
+		return nil
+	}
+	if _, err := RunWorkers(ctx, nil, spec); err != nil {
+		t.Fatalf("cancelled duration run: %v", err)
+	}
+
+	for _, bad := range []WorkerSpec{{Workers: 0, Ops: 1, Body: spec.Body}, {Workers: 1, Body: spec.Body}, {Workers: 1, Ops: -1, Body: spec.Body}, {Workers: 1, Ops: 1}} {
+		if _, err := RunWorkers(context.Background(), nil, bad); err == nil {
+			t.Errorf("RunWorkers(%+v) accepted", bad)
+		}
+	}
+}

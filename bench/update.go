@@ -1,0 +1,486 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"bpbench/alloc"
+	"bpbench/hwregs"
+	"bpbench/internal/cpupin"
+	"bpbench/internal/kernlock"
+)
+
+func init() {
+	register(Experiment{
+		Name:     "update",
+		Question: "How much does changing a held breakpoint in place (modify) save over disable-modify-enable and over unregister-then-register, on the model and on the real kernel?",
+		Cases:    updateCases,
+	})
+}
+
+// updateOps are the ways of changing a held breakpoint, in the order the
+// cases run; "modify" and "reregister" give the headline ratio.
+var updateOps = []string{"modify", "disable-enable", "reregister"}
+
+// updateSimCPUs is the model machine of the sim cases: the holder's task
+// breakpoint follows it on every CPU, so two CPUs already exercise the
+// every-CPU admission path.
+const updateSimCPUs = 2
+
+// updatePtraceStrategy is the model allocator that does admission for the
+// ptrace cases' Writer: the kernel admits too (on the DR writes), but the
+// Writer needs a model slot to pick the register index.
+const updatePtraceStrategy = "linux"
+
+// strategiesOf returns the strategies Options selects.
+func strategiesOf(o Options) []string {
+	if len(o.Strategies) > 0 {
+		return o.Strategies
+	}
+	return alloc.Strategies()
+}
+
+// defaultOps picks a case's own op count for n <= 0: quick or full.
+func defaultOps(n int64, o Options, quick, full int64) int64 {
+	switch {
+	case n > 0:
+		return n
+	case o.Full:
+		return full
+	}
+	return quick
+}
+
+// commonParams renders s as Result.Params with what every result records
+// beyond the scenario: kernel release, GOMAXPROCS, and kv pairs.
+func commonParams(s Scenario, kv ...string) map[string]string {
+	extra := map[string]string{
+		"kernel":     KernelRelease(),
+		"gomaxprocs": strconv.Itoa(runtime.GOMAXPROCS(0)),
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		extra[kv[i]] = kv[i+1]
+	}
+	return s.Params(extra)
+}
+
+// setLatency fills res's latency fields from rec: the histogram and the
+// "p50-ns" and "p99-ns" metrics that benchstat compares.
+func setLatency(res *Result, rec *Recorder) {
+	if res.Metrics == nil {
+		res.Metrics = map[string]float64{}
+	}
+	res.Latency = rec.Summary()
+	if res.Latency != nil {
+		res.Metrics["p50-ns"] = res.Latency.P50
+		res.Metrics["p99-ns"] = res.Latency.P99
+	}
+}
+
+// ctxCheckEvery is how many operations a single-threaded loop runs between
+// checks of its context; a check per op would cost more than a model op.
+const ctxCheckEvery = 1024
+
+// updateAttrs are the two places a held breakpoint alternates between, so
+// every change really changes DR0-DR3 (and, for perf, the kernel's attr).
+var updateVars [2]uint64
+
+func updateAttrs() [2]hwregs.Attr {
+	return [2]hwregs.Attr{
+		{Addr: uint64(uintptr(unsafe.Pointer(&updateVars[0]))), Len: 8, Type: hwregs.Write},
+		{Addr: uint64(uintptr(unsafe.Pointer(&updateVars[1]))), Len: 8, Type: hwregs.Write},
+	}
+}
+
+// checkOptions reports Options an experiment cannot run with, naming the
+// bad field.
+func checkOptions(exp string, o Options) error {
+	if o.PinCPU < 0 || o.PinCPU >= runtime.NumCPU() {
+		return fmt.Errorf("bench: %s: Options.PinCPU = %d out of range [0, %d)", exp, o.PinCPU, runtime.NumCPU())
+	}
+	return nil
+}
+
+func updateCases(o Options) ([]Case, error) {
+	if err := checkOptions("update", o); err != nil {
+		return nil, err
+	}
+	var cs []Case
+	for _, s := range strategiesOf(o) {
+		for _, op := range updateOps {
+			cs = append(cs, Case{
+				Name:     fmt.Sprintf("Update/backend=sim/strategy=%s/op=%s", s, op),
+				Estimate: 200 * time.Millisecond,
+				Run:      func(ctx context.Context, n int64, t Timer) (Result, error) { return updateSim(ctx, o, s, op, n, t) },
+			})
+		}
+	}
+	for _, op := range updateOps {
+		cs = append(cs, Case{
+			Name:     "Update/backend=ptrace/op=" + op,
+			Estimate: time.Second,
+			Run:      func(ctx context.Context, n int64, t Timer) (Result, error) { return updatePtrace(ctx, o, op, n, t) },
+		})
+	}
+	for _, op := range updateOps {
+		cs = append(cs, Case{
+			Name:     "Update/backend=perf/op=" + op,
+			Estimate: time.Second,
+			Run:      func(ctx context.Context, n int64, t Timer) (Result, error) { return updatePerf(ctx, o, op, n, t) },
+		})
+	}
+	return cs, nil
+}
+
+// writerOp returns the Writer method behind an update op name.
+func writerOp(w *hwregs.Writer, op string) (func(*hwregs.Breakpoint, hwregs.Attr) error, error) {
+	switch op {
+	case "modify":
+		return w.Modify, nil
+	case "disable-enable":
+		return w.DisableModifyEnable, nil
+	case "reregister":
+		return func(bp *hwregs.Breakpoint, a hwregs.Attr) error {
+			_, err := w.Reregister(bp, a)
+			return err
+		}, nil
+	}
+	return nil, fmt.Errorf("bench: update op %q: unknown (want one of %v)", op, updateOps)
+}
+
+// writerLoop registers a breakpoint for task 0 through w, changes it n
+// times with op (alternating between the two update attrs), and
+// unregisters it. It returns the elapsed time of the changes, their
+// latencies, the backend writes they made, and how many ran.
+func writerLoop(ctx context.Context, t Timer, w *hwregs.Writer, op string, n int64) (elapsed time.Duration, rec *Recorder, writes uint64, done int64, err error) {
+	change, err := writerOp(w, op)
+	if err != nil {
+		return 0, nil, 0, 0, err
+	}
+	attrs := updateAttrs()
+	req := alloc.Request{Task: 0, CPU: alloc.AnyCPU, Kind: alloc.Data}
+	bp, err := w.Register(req, attrs[0])
+	if err != nil {
+		return 0, nil, 0, 0, err
+	}
+	defer func() {
+		if bp.Slot.Valid() {
+			if uerr := w.Unregister(bp); uerr != nil && err == nil {
+				err = uerr
+			}
+		}
+	}()
+	// Warm caches, the mirror and the allocator's per-task state.
+	for i := 0; i < 64; i++ {
+		if err := change(&bp, attrs[(i+1)&1]); err != nil {
+			return 0, nil, 0, 0, fmt.Errorf("warm-up %s: %w", op, err)
+		}
+	}
+	rec = NewRecorder()
+	lap := Lap{R: rec}
+	w0 := w.Backend().Writes()
+	t.ResetTimer()
+	t.StartTimer()
+	begin := time.Now()
+	lap.Start()
+	for ; done < n; done++ {
+		if done%ctxCheckEvery == 0 && ctx.Err() != nil {
+			break
+		}
+		if err := change(&bp, attrs[(done+1)&1]); err != nil {
+			t.StopTimer()
+			return 0, nil, 0, done, fmt.Errorf("%s #%d: %w", op, done, err)
+		}
+		lap.Lap()
+	}
+	elapsed = time.Since(begin)
+	t.StopTimer()
+	return elapsed, rec, w.Backend().Writes() - w0, done, ctx.Err()
+}
+
+// updateSim measures op on the Writer over strategy s and the Sim backend.
+func updateSim(ctx context.Context, o Options, s, op string, n int64, t Timer) (Result, error) {
+	t.StopTimer()
+	n = defaultOps(n, o, 200_000, 2_000_000)
+	sc := Scenario{Experiment: "update", Strategy: s, Backend: "sim", CPUs: updateSimCPUs, Slots: 4, Mix: op, Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
+	res := Result{Experiment: "update", Name: fmt.Sprintf("Update/backend=sim/strategy=%s/op=%s", s, op),
+		Params: commonParams(sc, "op", op, "policy", hwregs.WriteChanged.String())}
+	unpin, err := cpupin.Pin(o.PinCPU)
+	if err != nil {
+		return res, err
+	}
+	defer unpin()
+	a, err := alloc.New(s, alloc.X86(updateSimCPUs))
+	if err != nil {
+		return res, err
+	}
+	w := hwregs.NewWriter(a, hwregs.NewSim(), hwregs.WriteChanged)
+	elapsed, rec, writes, done, err := writerLoop(ctx, t, w, op, n)
+	if err != nil {
+		return res, fmt.Errorf("%s: %w", res.Name, err)
+	}
+	if a.InUse() {
+		return res, fmt.Errorf("%s: strategy %s still holds a slot after Unregister", res.Name, s)
+	}
+	res.Iterations = done
+	res.NsPerOp = float64(elapsed.Nanoseconds()) / float64(done)
+	setLatency(&res, rec)
+	res.Metrics["writes/op"] = float64(writes) / float64(done)
+	return res, nil
+}
+
+// realPrologue pins the measuring thread and takes the machine-wide
+// debug-register lock; the returned function undoes both.
+func realPrologue(o Options) (func(), error) {
+	unpin, err := cpupin.Pin(o.PinCPU)
+	if err != nil {
+		return nil, err
+	}
+	l, err := kernlock.Acquire()
+	if err != nil {
+		unpin()
+		return nil, err
+	}
+	return func() { l.Unlock(); unpin() }, nil
+}
+
+// skipIfUnsupported turns a permission or missing-feature error into a
+// skip with its reason; other errors pass through.
+func skipIfUnsupported(err error) error {
+	if errors.Is(err, hwregs.ErrPermission) || errors.Is(err, hwregs.ErrUnsupported) {
+		return Skipf("%v", err)
+	}
+	return err
+}
+
+// updatePerf measures op on a perf_event_open breakpoint on the calling
+// (pinned) thread, and, in the same case, the bare syscalls that op makes
+// as the floor: IOC_MODIFY_ATTRIBUTES; IOC_DISABLE + MODIFY + IOC_ENABLE;
+// close + perf_event_open.
+func updatePerf(ctx context.Context, o Options, op string, n int64, t Timer) (Result, error) {
+	t.StopTimer()
+	n = defaultOps(n, o, 20_000, 200_000)
+	sc := Scenario{Experiment: "update", Backend: "perf", Slots: 4, Mix: op, Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
+	res := Result{Experiment: "update", Name: "Update/backend=perf/op=" + op,
+		Params: commonParams(sc, "op", op, "admission", "kernel")}
+	if err := hwregs.PerfSupported(); err != nil {
+		return res, skipIfUnsupported(err)
+	}
+	done, err := realPrologue(o)
+	if err != nil {
+		return res, err
+	}
+	defer done()
+
+	attrs := updateAttrs()
+	e, err := hwregs.OpenPerf(attrs[0], 0, -1)
+	if err != nil {
+		return res, skipIfUnsupported(err)
+	}
+	defer e.Close()
+	var change func(a hwregs.Attr) error
+	switch op {
+	case "modify":
+		change = e.Modify
+	case "disable-enable":
+		change = func(a hwregs.Attr) error {
+			if err := e.Disable(); err != nil {
+				return err
+			}
+			if err := e.Modify(a); err != nil {
+				return err
+			}
+			return e.Enable()
+		}
+	case "reregister":
+		change = e.Reregister
+	default:
+		return res, fmt.Errorf("bench: update op %q: unknown (want one of %v)", op, updateOps)
+	}
+	for i := 0; i < 64; i++ {
+		if err := change(attrs[(i+1)&1]); err != nil {
+			return res, fmt.Errorf("%s: warm-up: %w", res.Name, err)
+		}
+	}
+	rec := NewRecorder()
+	lap := Lap{R: rec}
+	var i int64
+	t.ResetTimer()
+	t.StartTimer()
+	begin := time.Now()
+	lap.Start()
+	for ; i < n; i++ {
+		if i%ctxCheckEvery == 0 && ctx.Err() != nil {
+			break
+		}
+		if err := change(attrs[(i+1)&1]); err != nil {
+			t.StopTimer()
+			return res, fmt.Errorf("%s #%d: %w", res.Name, i, err)
+		}
+		lap.Lap()
+	}
+	elapsed := time.Since(begin)
+	t.StopTimer()
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	e.Close()
+
+	floor, err := perfFloor(ctx, op, attrs, n)
+	if err != nil {
+		return res, fmt.Errorf("%s: floor: %w", res.Name, err)
+	}
+	res.Iterations = i
+	res.NsPerOp = float64(elapsed.Nanoseconds()) / float64(i)
+	setLatency(&res, rec)
+	res.Metrics["floor-ns/op"] = floor
+	if floor > 0 {
+		res.Metrics["x-floor"] = res.NsPerOp / floor
+	}
+	return res, nil
+}
+
+// perfFloor returns the ns/op of the bare syscalls behind op, issued with
+// prebuilt attrs on the calling thread, n times.
+func perfFloor(ctx context.Context, op string, attrs [2]hwregs.Attr, n int64) (float64, error) {
+	raw := [2]unix.PerfEventAttr{hwregs.PerfAttr(attrs[0]), hwregs.PerfAttr(attrs[1])}
+	// A disabled event is modified with the disabled bit set, or the kernel
+	// would re-enable it before the explicit IOC_ENABLE.
+	rawOff := raw
+	rawOff[0].Bits |= unix.PerfBitDisabled
+	rawOff[1].Bits |= unix.PerfBitDisabled
+	fd, err := unix.PerfEventOpen(&raw[0], 0, -1, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { unix.Close(fd) }()
+	ioctl := func(req uint, arg unsafe.Pointer) unix.Errno {
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(arg))
+		return e
+	}
+	begin := time.Now()
+	var i int64
+	for ; i < n; i++ {
+		if i%ctxCheckEvery == 0 && ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		var e unix.Errno
+		switch op {
+		case "modify":
+			e = ioctl(unix.PERF_EVENT_IOC_MODIFY_ATTRIBUTES, unsafe.Pointer(&raw[(i+1)&1]))
+		case "disable-enable":
+			if e = ioctl(unix.PERF_EVENT_IOC_DISABLE, nil); e == 0 {
+				if e = ioctl(unix.PERF_EVENT_IOC_MODIFY_ATTRIBUTES, unsafe.Pointer(&rawOff[(i+1)&1])); e == 0 {
+					e = ioctl(unix.PERF_EVENT_IOC_ENABLE, nil)
+				}
+			}
+		case "reregister":
+			unix.Close(fd)
+			r, _, errno := unix.Syscall6(unix.SYS_PERF_EVENT_OPEN, uintptr(unsafe.Pointer(&raw[(i+1)&1])), 0, ^uintptr(0), ^uintptr(0), unix.PERF_FLAG_FD_CLOEXEC, 0)
+			if e = errno; e == 0 {
+				fd = int(r)
+			} else {
+				fd = -1
+			}
+		}
+		if e != 0 {
+			return 0, fmt.Errorf("raw %s #%d: %w", op, i, e)
+		}
+	}
+	return float64(time.Since(begin).Nanoseconds()) / float64(n), nil
+}
+
+// updatePtrace measures op through the Writer on a real tracee's debug
+// registers. Admission happens twice, as it would in a debugger: the model
+// allocator (strategy "linux") picks the register, and the kernel admits
+// the write.
+func updatePtrace(ctx context.Context, o Options, op string, n int64, t Timer) (Result, error) {
+	t.StopTimer()
+	n = defaultOps(n, o, 20_000, 200_000)
+	sc := Scenario{Experiment: "update", Strategy: updatePtraceStrategy, Backend: "ptrace", CPUs: runtime.NumCPU(), Slots: 4, Mix: op, Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
+	res := Result{Experiment: "update", Name: "Update/backend=ptrace/op=" + op,
+		Params: commonParams(sc, "op", op, "policy", hwregs.WriteChanged.String(), "admission", "model+kernel")}
+	return ptraceUpdate(ctx, o, op, n, t, res)
+}
+
+// ptraceDR0 is offsetof(struct user, u_debugreg[0]) on amd64, for the raw
+// POKEUSER floor (shared/anchors.md, "x86 debug registers through ptrace").
+const ptraceDR0 = 848
+
+// ptraceUpdate runs the ptrace case: a one-thread tracee whose tracer
+// thread hwregs pins to o.PinCPU; the changes run inside one Ptrace.Do on
+// that thread. The floor is one raw PTRACE_POKEUSER of DR0 times the
+// writes per op the Writer made.
+func ptraceUpdate(ctx context.Context, o Options, op string, n int64, t Timer, res Result) (Result, error) {
+	l, err := kernlock.Acquire()
+	if err != nil {
+		return res, err
+	}
+	defer l.Unlock()
+	p, err := hwregs.StartPtrace(hwregs.PtraceOptions{Threads: 1, CPU: o.PinCPU})
+	if errors.Is(err, unix.EPERM) {
+		return res, Skipf("cannot trace a child process: %v", err)
+	}
+	if err != nil {
+		return res, skipIfUnsupported(err)
+	}
+	defer p.Close()
+	a, err := alloc.New(updatePtraceStrategy, alloc.X86(runtime.NumCPU()))
+	if err != nil {
+		return res, err
+	}
+	w := hwregs.NewWriter(a, p, hwregs.WriteChanged)
+	var (
+		elapsed time.Duration
+		rec     *Recorder
+		writes  uint64
+		done    int64
+		pokeNs  float64
+		loopErr error
+		tid     = p.Tids()[0]
+		addrs   = updateAttrs()
+	)
+	if derr := p.Do(func() {
+		elapsed, rec, writes, done, loopErr = writerLoop(ctx, t, w, op, n)
+		if loopErr != nil {
+			return
+		}
+		// The floor: n bare pokes of DR0 (disabled in DR7 by now, so
+		// the kernel only re-validates the address).
+		begin := time.Now()
+		for i := int64(0); i < n; i++ {
+			_, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_POKEUSR, uintptr(tid), ptraceDR0, uintptr(addrs[i&1].Addr), 0, 0)
+			if e != 0 {
+				loopErr = fmt.Errorf("raw POKEUSER DR0 #%d: %w", i, e)
+				return
+			}
+		}
+		pokeNs = float64(time.Since(begin).Nanoseconds()) / float64(n)
+	}); derr != nil {
+		return res, fmt.Errorf("%s: %w", res.Name, derr)
+	}
+	if loopErr != nil {
+		return res, fmt.Errorf("%s: %w", res.Name, loopErr)
+	}
+	if a.InUse() {
+		return res, fmt.Errorf("%s: model allocator still holds a slot after Unregister", res.Name)
+	}
+	res.Iterations = done
+	res.NsPerOp = float64(elapsed.Nanoseconds()) / float64(done)
+	setLatency(&res, rec)
+	wpo := float64(writes) / float64(done)
+	res.Metrics["writes/op"] = wpo
+	res.Metrics["poke-ns"] = pokeNs
+	res.Metrics["floor-ns/op"] = pokeNs * wpo
+	if pokeNs > 0 {
+		res.Metrics["x-floor"] = res.NsPerOp / (pokeNs * wpo)
+	}
+	return res, nil
+}
