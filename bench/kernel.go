@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -511,60 +512,103 @@ func threadCase(p ThreadParams) Case {
 	name := fmt.Sprintf("KernelThread/breakpoints=%d/parallelism=%d/threads=%d", p.Breakpoints, p.Parallelism, p.Threads)
 	return Case{
 		Name:     name,
-		Estimate: time.Duration(4*p.Repeat*p.Threads) * 100 * time.Microsecond,
+		Estimate: time.Duration(4*kernelRounds*p.Repeat*p.Threads) * 100 * time.Microsecond,
 		Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
 			t.StopTimer()
+			p := p // n must not change the case's own default
 			if n > 0 {
 				p.Repeat = max(1, int(n)/p.Threads)
 			}
 			base := p
 			base.Breakpoints = 0
-			t.StartTimer()
-			run, err := RunThread(ctx, p, false)
-			t.StopTimer()
-			if err != nil {
-				return Result{}, err
+			args := func(b int) []string {
+				return []string{"thread", "-b", strconv.Itoa(b), "-p", strconv.Itoa(p.Parallelism), "-t", strconv.Itoa(p.Threads)}
 			}
-			if run.DistinctOS != run.Workers {
-				return Result{}, fmt.Errorf("bench: %s: %d workers ran on only %d distinct threads; threads were reused, not created", name, run.Workers, run.DistinctOS)
+			// The machine is shared and noisy: alternate the four runs for
+			// kernelRounds rounds and report medians, so the ratios compare
+			// runs made at nearly the same time.
+			var goB, go0, perfB, perf0 []float64
+			havePerf := true
+			for r := 0; r < kernelRounds; r++ {
+				if r == 0 { // go test's ns/op: one Go run, child start included
+					t.StartTimer()
+				}
+				run, err := RunThread(ctx, p, false)
+				t.StopTimer()
+				if err != nil {
+					return Result{}, err
+				}
+				if run.DistinctOS != run.Workers {
+					return Result{}, fmt.Errorf("bench: %s: %d workers ran on only %d distinct threads; threads were reused, not created", name, run.Workers, run.DistinctOS)
+				}
+				goB = append(goB, run.UsecsPerOp)
+				if p.Breakpoints > 0 {
+					b0, err := RunThread(ctx, base, false)
+					if err != nil {
+						return Result{}, err
+					}
+					go0 = append(go0, b0.UsecsPerOp)
+				}
+				if !havePerf {
+					continue
+				}
+				pu, ok, err := runPerfBench(ctx, p.Repeat, args(p.Breakpoints)...)
+				if err != nil || !ok {
+					if err = ignoreSkip(err); err != nil {
+						return Result{}, err
+					}
+					havePerf = false
+					continue
+				}
+				perfB = append(perfB, pu)
+				if p.Breakpoints > 0 {
+					pb0, _, err := runPerfBench(ctx, p.Repeat, args(0)...)
+					if err != nil {
+						return Result{}, err
+					}
+					perf0 = append(perf0, pb0)
+				}
 			}
+			u := median(goB)
 			res := Result{
 				Experiment: "kernel",
 				Name:       name,
 				Params: kernelParams("breakpoints", strconv.Itoa(p.Breakpoints), "parallelism", strconv.Itoa(p.Parallelism),
-					"threads", strconv.Itoa(p.Threads), "repeat", strconv.Itoa(p.Repeat)),
+					"threads", strconv.Itoa(p.Threads), "repeat", strconv.Itoa(p.Repeat), "rounds", strconv.Itoa(kernelRounds)),
 				Iterations: int64(p.Repeat * p.Threads),
-				NsPerOp:    run.UsecsPerOp * 1e3,
-				Metrics:    map[string]float64{"usecs/op": run.UsecsPerOp},
+				NsPerOp:    u * 1e3,
+				Metrics:    map[string]float64{"usecs/op": u},
 			}
-			if p.Breakpoints > 0 {
-				b0, err := RunThread(ctx, base, false)
-				if err != nil {
-					return Result{}, err
+			if len(go0) > 0 {
+				res.Metrics["b0-usecs/op"] = median(go0)
+				res.Metrics["slowdown"] = u / median(go0)
+			}
+			if havePerf && len(perfB) > 0 {
+				res.Metrics["perf-usecs/op"] = median(perfB)
+				res.Metrics["go/perf"] = u / median(perfB)
+				if len(perf0) > 0 {
+					res.Metrics["perf-b0-usecs/op"] = median(perf0)
+					res.Metrics["perf-slowdown"] = median(perfB) / median(perf0)
 				}
-				res.Metrics["b0-usecs/op"] = b0.UsecsPerOp
-				res.Metrics["slowdown"] = run.UsecsPerOp / b0.UsecsPerOp
-			}
-			args := func(b int) []string {
-				return []string{"thread", "-b", strconv.Itoa(b), "-p", strconv.Itoa(p.Parallelism), "-t", strconv.Itoa(p.Threads)}
-			}
-			pu, ok, err := runPerfBench(ctx, p.Repeat, args(p.Breakpoints)...)
-			if err != nil || !ok {
-				return res, ignoreSkip(err)
-			}
-			res.Metrics["perf-usecs/op"] = pu
-			res.Metrics["go/perf"] = run.UsecsPerOp / pu
-			if p.Breakpoints > 0 {
-				pb0, _, err := runPerfBench(ctx, p.Repeat, args(0)...)
-				if err != nil {
-					return res, ignoreSkip(err)
-				}
-				res.Metrics["perf-b0-usecs/op"] = pb0
-				res.Metrics["perf-slowdown"] = pu / pb0
 			}
 			return res, nil
 		},
 	}
+}
+
+// kernelRounds is how many times each case alternates its Go and perf
+// bench runs; results are medians.
+const kernelRounds = 3
+
+// median returns the median of xs (the mean of the middle two for even
+// lengths); xs is reordered.
+func median(xs []float64) float64 {
+	sort.Float64s(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
 }
 
 // enableCase measures p from Go and from perf bench when installed.
@@ -573,32 +617,51 @@ func enableCase(p EnableParams) Case {
 	name := fmt.Sprintf("KernelEnable/passive=%d/active=%d", p.Passive, p.Active)
 	return Case{
 		Name:     name,
-		Estimate: time.Duration(2*p.Repeat)*5*time.Microsecond + 200*time.Millisecond,
+		Estimate: kernelRounds * (time.Duration(2*p.Repeat)*5*time.Microsecond + 200*time.Millisecond),
 		Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
 			t.StopTimer()
+			p := p // n must not change the case's own default
 			if n > 0 {
 				p.Repeat = int(n)
 			}
-			t.StartTimer()
-			u, err := RunEnable(ctx, p)
-			t.StopTimer()
-			if err != nil {
-				return Result{}, err
+			var goU, perfU []float64
+			havePerf := true
+			for r := 0; r < kernelRounds; r++ {
+				if r == 0 {
+					t.StartTimer()
+				}
+				u, err := RunEnable(ctx, p)
+				t.StopTimer()
+				if err != nil {
+					return Result{}, err
+				}
+				goU = append(goU, u)
+				if !havePerf {
+					continue
+				}
+				pu, ok, err := runPerfBench(ctx, p.Repeat, "enable", "-p", strconv.Itoa(p.Passive), "-a", strconv.Itoa(p.Active))
+				if err != nil || !ok {
+					if err = ignoreSkip(err); err != nil {
+						return Result{}, err
+					}
+					havePerf = false
+					continue
+				}
+				perfU = append(perfU, pu)
 			}
+			u := median(goU)
 			res := Result{
 				Experiment: "kernel",
 				Name:       name,
-				Params:     kernelParams("passive", strconv.Itoa(p.Passive), "active", strconv.Itoa(p.Active), "repeat", strconv.Itoa(p.Repeat)),
+				Params:     kernelParams("passive", strconv.Itoa(p.Passive), "active", strconv.Itoa(p.Active), "repeat", strconv.Itoa(p.Repeat), "rounds", strconv.Itoa(kernelRounds)),
 				Iterations: int64(p.Repeat),
 				NsPerOp:    u * 1e3,
 				Metrics:    map[string]float64{"usecs/op": u},
 			}
-			pu, ok, err := runPerfBench(ctx, p.Repeat, "enable", "-p", strconv.Itoa(p.Passive), "-a", strconv.Itoa(p.Active))
-			if err != nil || !ok {
-				return res, ignoreSkip(err)
+			if havePerf && len(perfU) > 0 {
+				res.Metrics["perf-usecs/op"] = median(perfU)
+				res.Metrics["go/perf"] = u / median(perfU)
 			}
-			res.Metrics["perf-usecs/op"] = pu
-			res.Metrics["go/perf"] = u / pu
 			return res, nil
 		},
 	}
