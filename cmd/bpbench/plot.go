@@ -424,9 +424,9 @@ func sortXY(xs, ys []float64) {
 	copy(ys, ny)
 }
 
-// spansDecades reports whether positive xs cover more than two orders of
-// magnitude, where a log axis reads better.
-func spansDecades(series []lineSeries, y bool) bool {
+// spansDecades reports whether positive xs (or ys) cover more than factor,
+// where a log axis reads better.
+func spansDecades(series []lineSeries, y bool, factor float64) bool {
 	lo, hi := math.Inf(1), 0.0
 	for _, s := range series {
 		vs := s.xs
@@ -439,7 +439,7 @@ func spansDecades(series []lineSeries, y bool) bool {
 			}
 		}
 	}
-	return hi/lo > 100
+	return hi/lo > factor
 }
 
 // metricOrNs returns a metric, with "ns/op" meaning NsPerOp.
@@ -569,7 +569,7 @@ func plotRaceWindow(all []*caseSummary) (*plot.Plot, string) {
 		title:  "Race window: time from release to the competitor's successful reserve (CDF)",
 		xlabel: "window (ns)",
 		ylabel: "fraction of windows <= x",
-		logX:   spansDecades(series, false),
+		logX:   spansDecades(series, false, 10),
 	}, series)
 	p.Y.Max = 1.35
 	return p, ""
@@ -673,7 +673,7 @@ func plotKernel(all []*caseSummary) (*plot.Plot, string) {
 		return nil, "no KernelThread/KernelEnable results with usecs/op"
 	}
 	p := groupedBars("Go harness vs perf bench breakpoint, same workload", "time per operation (µs)", groups, []barSeries{goS, perfS})
-	p.X.Tick.Label.Font.Size = vg.Points(7)
+	p.X.Tick.Label.Font.Size = vg.Points(9)
 	return p, ""
 }
 
@@ -693,7 +693,7 @@ func plotExclusion(all []*caseSummary) (*plot.Plot, string) {
 		title:  "Reservation cost with exclusive breakpoints on vs off, vs live tasks",
 		xlabel: "live tasks",
 		ylabel: "time per reservation (ns)",
-		logX:   spansDecades(series, false),
+		logX:   spansDecades(series, false, 100),
 	}, series), ""
 }
 

@@ -379,7 +379,7 @@ func (w *reportWriter) sectionTasks() {
 		lo, hi := counts[len(counts)-1], counts[0]
 		for _, st := range sortedKeys(byTasks[hi]) {
 			if a, b := byTasks[lo][st], byTasks[hi][st]; a != nil && b != nil {
-				w.p("- %s: %s at %d tasks, %s at %d (%s).", st, fmtNs(a.NsPerOp), lo, fmtNs(b.NsPerOp), hi, ratio(b.NsPerOp, a.NsPerOp))
+				w.p("- %s: %s with %d live tasks, %s with %d (%s).", st, fmtNs(a.NsPerOp), lo, fmtNs(b.NsPerOp), hi, ratio(b.NsPerOp, a.NsPerOp))
 			}
 		}
 	}
