@@ -333,23 +333,20 @@ func updatePerf(ctx context.Context, o Options, op string, n int64, t Timer) (Re
 	}
 	e.Close()
 
-	floor, err := perfFloor(ctx, op, attrs, n)
+	floor, frec, err := perfFloor(ctx, op, attrs, n)
 	if err != nil {
 		return res, fmt.Errorf("%s: floor: %w", res.Name, err)
 	}
 	res.Iterations = i
 	res.NsPerOp = float64(elapsed.Nanoseconds()) / float64(i)
 	setLatency(&res, rec)
-	res.Metrics["floor-ns/op"] = floor
-	if floor > 0 {
-		res.Metrics["x-floor"] = res.NsPerOp / floor
-	}
+	setFloor(&res, floor, frec)
 	return res, nil
 }
 
-// perfFloor returns the ns/op of the bare syscalls behind op, issued with
-// prebuilt attrs on the calling thread, n times.
-func perfFloor(ctx context.Context, op string, attrs [2]hwregs.Attr, n int64) (float64, error) {
+// perfFloor returns the mean ns/op and the latencies of the bare syscalls
+// behind op, issued with prebuilt attrs on the calling thread, n times.
+func perfFloor(ctx context.Context, op string, attrs [2]hwregs.Attr, n int64) (float64, *Recorder, error) {
 	raw := [2]unix.PerfEventAttr{hwregs.PerfAttr(attrs[0]), hwregs.PerfAttr(attrs[1])}
 	// A disabled event is modified with the disabled bit set, or the kernel
 	// would re-enable it before the explicit IOC_ENABLE.
@@ -358,18 +355,21 @@ func perfFloor(ctx context.Context, op string, attrs [2]hwregs.Attr, n int64) (f
 	rawOff[1].Bits |= unix.PerfBitDisabled
 	fd, err := unix.PerfEventOpen(&raw[0], 0, -1, -1, unix.PERF_FLAG_FD_CLOEXEC)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer func() { unix.Close(fd) }()
 	ioctl := func(req uint, arg unsafe.Pointer) unix.Errno {
 		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(arg))
 		return e
 	}
+	rec := NewRecorder()
+	lap := Lap{R: rec}
 	begin := time.Now()
+	lap.Start()
 	var i int64
 	for ; i < n; i++ {
 		if i%ctxCheckEvery == 0 && ctx.Err() != nil {
-			return 0, ctx.Err()
+			return 0, nil, ctx.Err()
 		}
 		var e unix.Errno
 		switch op {
@@ -391,10 +391,11 @@ func perfFloor(ctx context.Context, op string, attrs [2]hwregs.Attr, n int64) (f
 			}
 		}
 		if e != 0 {
-			return 0, fmt.Errorf("raw %s #%d: %w", op, i, e)
+			return 0, nil, fmt.Errorf("raw %s #%d: %w", op, i, e)
 		}
+		lap.Lap()
 	}
-	return float64(time.Since(begin).Nanoseconds()) / float64(n), nil
+	return float64(time.Since(begin).Nanoseconds()) / float64(n), rec, nil
 }
 
 // updatePtrace measures op through the Writer on a real tracee's debug
@@ -416,8 +417,11 @@ const ptraceDR0 = 848
 
 // ptraceUpdate runs the ptrace case: a one-thread tracee whose tracer
 // thread hwregs pins to o.PinCPU; the changes run inside one Ptrace.Do on
-// that thread. The floor is one raw PTRACE_POKEUSER of DR0 times the
-// writes per op the Writer made.
+// that thread. The floor, measured first in the same Do, is the same
+// register writes as bare PTRACE_POKEUSER calls on an enabled breakpoint
+// in DR0: DR0 for modify; DR7 off, DR0, DR7 on for disable-enable and for
+// reregister (whose kernel work is the same; the rest is the Writer and the
+// model allocator).
 func ptraceUpdate(ctx context.Context, o Options, op string, n int64, t Timer, res Result) (Result, error) {
 	l, err := kernlock.Acquire()
 	if err != nil {
@@ -442,27 +446,15 @@ func ptraceUpdate(ctx context.Context, o Options, op string, n int64, t Timer, r
 		rec     *Recorder
 		writes  uint64
 		done    int64
-		pokeNs  float64
+		floor   float64
+		frec    *Recorder
 		loopErr error
-		tid     = p.Tids()[0]
-		addrs   = updateAttrs()
 	)
 	if derr := p.Do(func() {
-		elapsed, rec, writes, done, loopErr = writerLoop(ctx, t, w, op, n)
-		if loopErr != nil {
+		if floor, frec, loopErr = ptraceFloor(ctx, p.Tids()[0], op, n); loopErr != nil {
 			return
 		}
-		// The floor: n bare pokes of DR0 (disabled in DR7 by now, so
-		// the kernel only re-validates the address).
-		begin := time.Now()
-		for i := int64(0); i < n; i++ {
-			_, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_POKEUSR, uintptr(tid), ptraceDR0, uintptr(addrs[i&1].Addr), 0, 0)
-			if e != 0 {
-				loopErr = fmt.Errorf("raw POKEUSER DR0 #%d: %w", i, e)
-				return
-			}
-		}
-		pokeNs = float64(time.Since(begin).Nanoseconds()) / float64(n)
+		elapsed, rec, writes, done, loopErr = writerLoop(ctx, t, w, op, n)
 	}); derr != nil {
 		return res, fmt.Errorf("%s: %w", res.Name, derr)
 	}
@@ -475,12 +467,71 @@ func ptraceUpdate(ctx context.Context, o Options, op string, n int64, t Timer, r
 	res.Iterations = done
 	res.NsPerOp = float64(elapsed.Nanoseconds()) / float64(done)
 	setLatency(&res, rec)
-	wpo := float64(writes) / float64(done)
-	res.Metrics["writes/op"] = wpo
-	res.Metrics["poke-ns"] = pokeNs
-	res.Metrics["floor-ns/op"] = pokeNs * wpo
-	if pokeNs > 0 {
-		res.Metrics["x-floor"] = res.NsPerOp / (pokeNs * wpo)
-	}
+	res.Metrics["writes/op"] = float64(writes) / float64(done)
+	setFloor(&res, floor, frec)
 	return res, nil
+}
+
+// setFloor records the raw-syscall floor measured in the same case: its
+// mean ("floor-ns/op") and median ("floor-p50-ns"), and the case's ratio
+// to each ("x-floor", "x-floor-p50"; the median ratio is the one to trust
+// on a noisy machine).
+func setFloor(res *Result, mean float64, rec *Recorder) {
+	res.Metrics["floor-ns/op"] = mean
+	if mean > 0 {
+		res.Metrics["x-floor"] = res.NsPerOp / mean
+	}
+	if p50 := rec.Quantile(0.5); p50 > 0 {
+		res.Metrics["floor-p50-ns"] = p50
+		res.Metrics["x-floor-p50"] = res.Metrics["p50-ns"] / p50
+	}
+}
+
+// ptraceFloor returns the mean ns/op and the latencies of op's register writes issued as bare
+// PTRACE_POKEUSER calls on thread tid, n times, starting from and ending
+// with DR0-DR3 and DR7 cleared. It must run on the tracer thread.
+func ptraceFloor(ctx context.Context, tid int, op string, n int64) (float64, *Recorder, error) {
+	attrs := updateAttrs()
+	on := [2]uint64{uint64(hwregs.DR7(0).WithSlot(0, attrs[0])), uint64(hwregs.DR7(0).WithSlot(0, attrs[1]))}
+	poke := func(reg int, v uint64) error {
+		_, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_POKEUSR, uintptr(tid), uintptr(ptraceDR0+8*reg), uintptr(v), 0, 0)
+		if e != 0 {
+			return fmt.Errorf("raw POKEUSER DR%d = %#x: %w", reg, v, e)
+		}
+		return nil
+	}
+	if err := poke(0, attrs[0].Addr); err != nil {
+		return 0, nil, err
+	}
+	if err := poke(hwregs.RegDR7, on[0]); err != nil {
+		return 0, nil, err
+	}
+	rec := NewRecorder()
+	lap := Lap{R: rec}
+	begin := time.Now()
+	lap.Start()
+	var i int64
+	for ; i < n; i++ {
+		if i%ctxCheckEvery == 0 && ctx.Err() != nil {
+			return 0, nil, ctx.Err()
+		}
+		k := (i + 1) & 1
+		var err error
+		if op == "modify" {
+			err = poke(0, attrs[k].Addr)
+		} else if err = poke(hwregs.RegDR7, 0); err == nil {
+			if err = poke(0, attrs[k].Addr); err == nil {
+				err = poke(hwregs.RegDR7, on[k])
+			}
+		}
+		if err != nil {
+			return 0, nil, fmt.Errorf("#%d: %w", i, err)
+		}
+		lap.Lap()
+	}
+	floor := float64(time.Since(begin).Nanoseconds()) / float64(n)
+	if err := poke(hwregs.RegDR7, 0); err != nil {
+		return 0, nil, err
+	}
+	return floor, rec, poke(0, 0)
 }
