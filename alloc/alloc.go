@@ -144,8 +144,25 @@ type Slot struct {
 
 // Index returns the register number on the slot's target (the task for task
 // breakpoints, the CPU for CPU-bound ones): unique among live slots of that
-// target and pool, 0 <= Index < pool size.
-func (s Slot) Index() int { return int(s.index) }
+// target and pool that can be active on the same CPU, 0 <= Index < pool size,
+// lowest free first. It is NoIndex in one corner, see NoIndex.
+func (s Slot) Index() int {
+	if s.index < 0 {
+		return NoIndex
+	}
+	return int(s.index)
+}
+
+// NoIndex is Slot.Index of an admitted all-CPU task breakpoint for which no
+// register number is free on every CPU. Admission follows the kernel's rules
+// exactly, and they can admit it: a task whose one-CPU breakpoints sit on
+// different registers on different CPUs (say DR0 on CPU 1 and DR1 on CPU 0,
+// with two registers) still has a register free on each CPU, but not the same
+// one. Linux has no such problem because it picks the register per CPU when
+// the task is scheduled in (arch_install_hw_breakpoint); a register writer
+// given a NoIndex slot must do the same. Strategies never renumber live
+// slots, so this is the only case without a fixed index.
+const NoIndex = -1
 
 // Request returns the request the slot was reserved for.
 func (s Slot) Request() Request { return s.req }

@@ -1,0 +1,441 @@
+package alloc
+
+import (
+	"fmt"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+)
+
+func init() { register("cas", newCAS) }
+
+// The cas strategy takes no lock on any Reserve or Release path. Its state,
+// per pool:
+//
+//   - per CPU c, one packed word W_c: for each register index a field
+//     {live bit, generation}, then tmax, then a version. cp(c), the number of
+//     CPU-bound breakpoints on c, is the number of live bits. tmax is an upper
+//     bound on pinned_t(c) for every task t.
+//   - per CPU c, a histogram H_c of the tasks' counts on c (bucket k: tasks
+//     with k breakpoints on c) and a counter of histogram moves in flight.
+//   - per task and CPU, a word P_tc = {register mask, count}: count is
+//     pinned_t(c) (tentative holds included), mask the indexes the task uses
+//     on c (an all-CPU breakpoint sets its bit in every P_tc).
+//
+// Invariant A: every CAS that raises cp(c) or tmax(c) checks
+// cp(c) + tmax(c) <= N in the value it installs; lowering either only
+// decreases it. So cp(c) + tmax(c) <= N always holds in W_c.
+//
+// Invariant B: a task's count k on c is in H_c at a bucket >= k at all
+// times. Every move increments the new bucket before decrementing the old,
+// and moves of one task commute, so concurrent operations of the same task
+// never leave it under-represented.
+//
+// Invariant C: tmax(c) >= the committed pinned_t(c) of every task. A task
+// reservation commits on c only after a CAS on W_c that installs
+// tmax >= k+1 (checked against cp by A) and bumps the version - even when
+// tmax is already large enough. A lowering reads W_c (version v), scans H_c
+// and installs the scanned maximum by CAS expecting v. If a raiser's CAS
+// came before the lowerer read W_c, the raiser's histogram increment came
+// before that too and the scan sees it (B); if it came between the read and
+// the lowering CAS, the version changed and the lowering fails and retries;
+// if it came after, the raiser sees the lowered tmax and re-checks it.
+//
+// From A and C: cp(c) + pinned_t(c) <= N for every task and CPU at every
+// instant, which is exactly what Linux's rules guarantee, so cas never
+// over-admits. Each decision is linearised at its successful CAS on W_c
+// (for an all-CPU breakpoint, the last of its per-CPU CASes, with the
+// earlier ones tentative holds that are rolled back on refusal).
+//
+// Because tentative holds are visible, cas can refuse what some serial
+// order would admit: a CPU-bound request that sees a raiser's hold that is
+// later rolled back, or a task request that sees a concurrent tentative
+// hold of the same task. Refusals made while such holds were in flight are
+// counted (SpuriousRefusals); the count is an upper bound. A refusal caused
+// only by a tmax not yet lowered after a release is not made: the refuser
+// helps lower tmax and retries.
+//
+// Limits of the packing, documented rather than hidden: a CPU-bound slot's
+// generation has 7 bits for pools of up to 6 registers (fewer for larger
+// pools, 2 at 16), so a stale CPU-bound Slot is recognised unless its index
+// was reused a multiple of 2^bits times since; the version has 64 - 5 -
+// N*field bits (27 at N = 4, 11 at N = 16) and a lowering is only fooled if
+// exactly a multiple of 2^bits raises on the same CPU happen between its two
+// accesses to W_c. Task slots keep full 32-bit generations.
+
+const (
+	taskCntShift = 16 // P_tc: bits 0..15 register mask, bits 16.. count
+	taskOne      = 1 << taskCntShift
+)
+
+// casCPU is one CPU's state in one pool.
+type casCPU struct {
+	w       atomic.Uint64
+	pending atomic.Int32 // histogram moves in flight on this CPU
+	h       histogram
+	_       [48]byte
+}
+
+// casPool is the per-pool layout and per-CPU state.
+type casPool struct {
+	n         int
+	fb        uint   // bits per register field
+	fieldMask uint64 // one field, at index 0
+	liveBits  uint64 // the live bit of every field
+	tShift    uint   // tmax position (5 bits)
+	vShift    uint   // version position, up to bit 63
+	cpu       []casCPU
+}
+
+func newCASPool(n, cpus int) *casPool {
+	fb := uint(48 / n)
+	if fb > 8 {
+		fb = 8
+	}
+	p := &casPool{n: n, fb: fb, fieldMask: 1<<fb - 1, cpu: make([]casCPU, cpus)}
+	for i := 0; i < n; i++ {
+		p.liveBits |= 1 << (uint(i) * fb)
+	}
+	p.tShift = uint(n) * fb
+	p.vShift = p.tShift + 5
+	return p
+}
+
+func (p *casPool) cp(w uint64) int   { return bits.OnesCount64(w & p.liveBits) }
+func (p *casPool) tmax(w uint64) int { return int(w>>p.tShift) & 31 }
+
+// withTmax returns w with tmax t and the version bumped.
+func (p *casPool) withTmax(w uint64, t int) uint64 {
+	w = w&^(31<<p.tShift) | uint64(t)<<p.tShift
+	return w + 1<<p.vShift // the version wraps off the top
+}
+
+// casTaskCPU is one task's state on one CPU.
+type casTaskCPU struct {
+	w   atomic.Uint64 // P_tc
+	gen [MaxSlots]atomic.Uint32
+}
+
+// casTaskPool is one task's state in one pool.
+type casTaskPool struct {
+	cpu    []casTaskCPU
+	allGen [MaxSlots]atomic.Uint32
+	ovGen  [MaxSlots]atomic.Uint32
+	ov     atomic.Uint32 // overflow positions held (see NoIndex)
+}
+
+// casTask is a task's record.
+type casTask struct {
+	inflight atomic.Int32 // reservations of this task in progress
+	pools    [numKinds]casTaskPool
+}
+
+type casAlloc struct {
+	cfg      Config
+	pools    [numKinds]*casPool
+	tasks    sync.Map // task id -> *casTask
+	spurious atomic.Uint64
+}
+
+func newCAS(cfg Config) (Allocator, error) {
+	a := &casAlloc{cfg: cfg}
+	a.pools[Data] = newCASPool(cfg.Slots, cfg.CPUs)
+	if cfg.InstSlots > 0 {
+		a.pools[Inst] = newCASPool(cfg.InstSlots, cfg.CPUs)
+	}
+	return a, nil
+}
+
+// SpuriousRefusals implements SpuriousRefusals.
+func (a *casAlloc) SpuriousRefusals() uint64 { return a.spurious.Load() }
+
+func (a *casAlloc) task(id int) *casTask {
+	if v, ok := a.tasks.Load(id); ok {
+		return v.(*casTask)
+	}
+	t := new(casTask)
+	per := make([]casTaskCPU, a.cfg.CPUs*int(numKinds))
+	for k := range t.pools {
+		t.pools[k].cpu = per[k*a.cfg.CPUs : (k+1)*a.cfg.CPUs]
+	}
+	v, _ := a.tasks.LoadOrStore(id, t)
+	return v.(*casTask)
+}
+
+// Reserve implements Allocator.
+func (a *casAlloc) Reserve(r Request) (Slot, error) {
+	if err := a.cfg.ValidateRequest(r); err != nil {
+		return Slot{}, err
+	}
+	p := a.pools[a.cfg.poolIndex(r.Kind)]
+	if r.IsCPUBound() {
+		return a.reserveCPU(p, r)
+	}
+	t := a.task(r.Task)
+	t.inflight.Add(1)
+	s, err := a.reserveTask(p, &t.pools[a.cfg.poolIndex(r.Kind)], r)
+	if err != nil && t.inflight.Load() > 1 {
+		a.spurious.Add(1)
+	}
+	t.inflight.Add(-1)
+	return s, err
+}
+
+// reserveCPU is one CAS on W_c when it admits.
+func (a *casAlloc) reserveCPU(p *casPool, r Request) (Slot, error) {
+	st := &p.cpu[r.CPU]
+	for tries := 0; ; tries++ {
+		w := st.w.Load()
+		cp, t := p.cp(w), p.tmax(w)
+		if !admits(cp, t, p.n) {
+			if m := st.h.max(p.n); m < t && admits(cp, m, p.n) && tries < 8 {
+				a.lower(p, r.CPU) // a release has not lowered tmax yet: help
+				continue
+			}
+			if st.pending.Load() > 0 || tries >= 8 {
+				a.spurious.Add(1)
+			}
+			return Slot{}, errNoSlot(r)
+		}
+		i := bits.TrailingZeros64(^w&p.liveBits) / int(p.fb)
+		sh := uint(i) * p.fb
+		f := (w>>sh&p.fieldMask + 2) & p.fieldMask // next generation, not live
+		f |= 1
+		if st.w.CompareAndSwap(w, w&^(p.fieldMask<<sh)|f<<sh) {
+			return NewSlot(r, i, uint32(f)), nil
+		}
+	}
+}
+
+// raise moves a task from k to k+1 breakpoints on c in H_c and commits it
+// on W_c (invariant C). The histogram move always happens: on refusal the
+// caller undoes the claim with unclaim and drop, so every change of P_tc has
+// exactly one histogram move with the same old and new counts, and the moves
+// of concurrent operations of one task compose. It leaves st.pending raised
+// (the hold is tentative until the caller's whole reservation is decided);
+// the caller lowers it with settle.
+func (a *casAlloc) raise(p *casPool, c, k int) bool {
+	st := &p.cpu[c]
+	st.pending.Add(1)
+	st.h.add(k, 1)
+	for {
+		w := st.w.Load()
+		nt := max(p.tmax(w), k+1)
+		if !admits(p.cp(w), nt-1, p.n) {
+			return false
+		}
+		if st.w.CompareAndSwap(w, p.withTmax(w, nt)) {
+			return true
+		}
+	}
+}
+
+// settle ends the tentative holds raise left on CPUs lo..hi-1.
+func settle(p *casPool, lo, hi int) {
+	for c := lo; c < hi; c++ {
+		p.cpu[c].pending.Add(-1)
+	}
+}
+
+// drop moves a task from k to k-1 breakpoints on c and lowers tmax.
+func (a *casAlloc) drop(p *casPool, c, k int) {
+	st := &p.cpu[c]
+	st.pending.Add(1)
+	st.h.add(k, -1)
+	st.pending.Add(-1)
+	a.lower(p, c)
+}
+
+// lower brings tmax(c) down to the histogram maximum, if that is lower.
+func (a *casAlloc) lower(p *casPool, c int) {
+	st := &p.cpu[c]
+	for {
+		w := st.w.Load()
+		t := p.tmax(w)
+		if t == 0 {
+			return
+		}
+		m := st.h.max(p.n)
+		if m >= t || st.w.CompareAndSwap(w, p.withTmax(w, m)) {
+			return
+		}
+	}
+}
+
+// claim adds a breakpoint at index i (-1: none) to P_tc, returning the old
+// count, or -1 if i is taken meanwhile.
+func claim(w *atomic.Uint64, i int) int {
+	add := uint64(taskOne)
+	if i >= 0 {
+		add |= 1 << i
+	}
+	for {
+		old := w.Load()
+		if i >= 0 && old&(1<<i) != 0 {
+			return -1
+		}
+		if w.CompareAndSwap(old, old+add) {
+			return int(old >> taskCntShift)
+		}
+	}
+}
+
+// unclaim removes a breakpoint at index i (-1: none) from P_tc, returning
+// the old count.
+func unclaim(w *atomic.Uint64, i int) int {
+	sub := uint64(taskOne)
+	if i >= 0 {
+		sub |= 1 << i
+	}
+	return int(w.Add(-sub)+sub) >> taskCntShift
+}
+
+func (a *casAlloc) reserveTask(p *casPool, tp *casTaskPool, r Request) (Slot, error) {
+	if c := r.CPU; c != AnyCPU {
+		pc := &tp.cpu[c]
+		for {
+			i := lowestFree(uint32(pc.w.Load()), p.n)
+			if i < 0 { // pinned_t(c) >= N already
+				return Slot{}, errNoSlot(r)
+			}
+			k := claim(&pc.w, i)
+			if k < 0 {
+				continue // a concurrent reservation of this task took i
+			}
+			ok := a.raise(p, c, k)
+			if !ok {
+				a.drop(p, c, unclaim(&pc.w, i))
+			}
+			settle(p, c, c+1)
+			if !ok {
+				return Slot{}, errNoSlot(r)
+			}
+			return NewSlot(r, i, pc.gen[i].Add(1)), nil
+		}
+	}
+	for {
+		var used uint32
+		for c := range tp.cpu {
+			used |= uint32(tp.cpu[c].w.Load())
+		}
+		i, pos := lowestFree(used, p.n), -1
+		if i < 0 { // fragmented indexes: see NoIndex
+			for {
+				o := tp.ov.Load()
+				pos = lowestFree(o, MaxSlots)
+				if tp.ov.CompareAndSwap(o, o|1<<pos) {
+					break
+				}
+			}
+		}
+		c, taken, refused := 0, false, false
+		for ; c < len(tp.cpu); c++ {
+			k := claim(&tp.cpu[c].w, i)
+			if k < 0 {
+				taken = true
+				break
+			}
+			if !a.raise(p, c, k) {
+				a.drop(p, c, unclaim(&tp.cpu[c].w, i))
+				refused = true
+				c++ // c's hold is settled below with the others
+				break
+			}
+		}
+		if taken || refused {
+			last := c
+			if refused {
+				last--
+			}
+			for d := last - 1; d >= 0; d-- {
+				a.drop(p, d, unclaim(&tp.cpu[d].w, i))
+			}
+			settle(p, 0, c)
+			if pos >= 0 {
+				tp.ov.And(^uint32(1 << pos))
+			}
+			if taken {
+				continue
+			}
+			return Slot{}, errNoSlot(r)
+		}
+		settle(p, 0, len(tp.cpu))
+		if pos >= 0 {
+			return NewSlot(r, overflowRaw(pos), tp.ovGen[pos].Add(1)), nil
+		}
+		return NewSlot(r, i, tp.allGen[i].Add(1)), nil
+	}
+}
+
+// Release implements Allocator.
+func (a *casAlloc) Release(s Slot) error {
+	if err := a.cfg.checkRelease(s); err != nil {
+		return err
+	}
+	r := s.req
+	p := a.pools[a.cfg.poolIndex(r.Kind)]
+	raw := int(s.index)
+	if r.IsCPUBound() {
+		st := &p.cpu[r.CPU]
+		sh := uint(raw) * p.fb
+		for {
+			w := st.w.Load()
+			if uint32(w>>sh&p.fieldMask) != s.gen {
+				return errStale(s)
+			}
+			if st.w.CompareAndSwap(w, w&^(1<<sh)) {
+				return nil
+			}
+		}
+	}
+	v, ok := a.tasks.Load(r.Task)
+	if !ok {
+		return errStale(s)
+	}
+	tp := &v.(*casTask).pools[a.cfg.poolIndex(r.Kind)]
+	if r.CPU != AnyCPU {
+		if s.gen&1 == 0 || !tp.cpu[r.CPU].gen[raw].CompareAndSwap(s.gen, s.gen+1) {
+			return errStale(s)
+		}
+		a.drop(p, r.CPU, unclaim(&tp.cpu[r.CPU].w, raw))
+		return nil
+	}
+	i := raw
+	if raw < 0 {
+		if s.gen&1 == 0 || !tp.ovGen[overflowPos(raw)].CompareAndSwap(s.gen, s.gen+1) {
+			return errStale(s)
+		}
+		i = -1
+	} else if s.gen&1 == 0 || !tp.allGen[raw].CompareAndSwap(s.gen, s.gen+1) {
+		return errStale(s)
+	}
+	for c := range tp.cpu {
+		a.drop(p, c, unclaim(&tp.cpu[c].w, i))
+	}
+	if raw < 0 {
+		tp.ov.And(^uint32(1 << overflowPos(raw)))
+	}
+	return nil
+}
+
+// InUse implements Allocator: a live CPU-bound field or a task count
+// bounded above zero on any CPU.
+func (a *casAlloc) InUse() bool {
+	for _, p := range a.pools {
+		if p == nil {
+			continue
+		}
+		for c := range p.cpu {
+			w := p.cpu[c].w.Load()
+			if p.cp(w) > 0 || p.tmax(w) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// String describes the packing, for test failure messages.
+func (p *casPool) String() string {
+	return fmt.Sprintf("cas pool n=%d field=%d bits tmax@%d version@%d", p.n, p.fb, p.tShift, p.vShift)
+}
