@@ -106,7 +106,7 @@ func ptRun(tb testing.TB, p *Ptrace, cmd tracee.Command) *PtraceResult {
 func ptWantTraps(tb testing.TB, r *PtraceResult, th int, want [NumSlots]uint64) {
 	tb.Helper()
 	if r.Traps[th] != want {
-		tb.Errorf("thread %d traps by slot = %v, want %v (tracee counted %d ops)", th, r.Traps[th], want, r.Ops[th])
+		tb.Errorf("thread %d traps by slot = %v, want %v (tracee counted %d ops, %d stops)", th, r.Traps[th], want, r.Ops[th], r.Stops[th])
 	}
 }
 
@@ -564,5 +564,115 @@ func TestPtraceSignalKillsTracee(t *testing.T) {
 			}
 			ptWantGone(t, ids[0], ids[1:])
 		})
+	}
+}
+
+// TestPtraceWriter programs a real tracee through the shared Writer under
+// both policies: traps follow Register, Modify (bp_modify1), a refused
+// Modify (bp_modify2), Reregister and Unregister.
+func TestPtraceWriter(t *testing.T) {
+	p := ptStart(t, 1)
+	h := p.Hello()
+	const n = 30
+	for _, pol := range Policies {
+		t.Run("policy="+pol.String(), func(t *testing.T) {
+			a, err := alloc.New("mutex", alloc.X86(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ptDo(t, p, func() error { return ptReset(p) })
+			w := NewWriter(a, p, pol)
+			req := alloc.Request{Task: 0, CPU: alloc.AnyCPU, Kind: alloc.Data}
+			var bp Breakpoint
+			ptDo(t, p, func() (err error) {
+				bp, err = w.Register(req, Attr{Addr: h.VarAddr(0, 0), Len: 8, Type: Write})
+				return err
+			})
+			slot := bp.Slot.Index()
+			want := func(v uint64) (w [NumSlots]uint64) { w[slot] = v; return }
+			r := ptRun(t, p, tracee.Command{Op: tracee.OpWrite, Var: 0, Count: n})
+			ptWantTraps(t, r, 0, want(n))
+
+			ptDo(t, p, func() error { return w.Modify(&bp, Attr{Addr: h.VarAddr(0, 1), Len: 4, Type: Write}) })
+			ptWantTraps(t, ptRun(t, p, tracee.Command{Op: tracee.OpWrite, Var: 0, Count: n}), 0, want(0))
+			ptWantTraps(t, ptRun(t, p, tracee.Command{Op: tracee.OpWrite, Var: 1, Count: n}), 0, want(n))
+
+			var merr error
+			ptDo(t, p, func() error { merr = w.Modify(&bp, Attr{Addr: MaxUserAddr, Len: 8, Type: Write}); return nil })
+			if !errors.Is(merr, alloc.ErrInvalid) {
+				t.Errorf("Modify to a kernel address = %v, want ErrInvalid", merr)
+			}
+			ptWantTraps(t, ptRun(t, p, tracee.Command{Op: tracee.OpWrite, Var: 1, Count: n}), 0, want(n))
+
+			ptDo(t, p, func() error {
+				return w.DisableModifyEnable(&bp, Attr{Addr: h.VarAddr(0, 2), Len: 8, Type: ReadWrite})
+			})
+			ptWantTraps(t, ptRun(t, p, tracee.Command{Op: tracee.OpRead, Var: 2, Count: n}), 0, want(n))
+
+			ptDo(t, p, func() (err error) {
+				_, err = w.Reregister(&bp, Attr{Addr: h.FuncAddr, Len: 1, Type: Exec})
+				return err
+			})
+			slot = bp.Slot.Index()
+			ptWantTraps(t, ptRun(t, p, tracee.Command{Op: tracee.OpExec, Count: n}), 0, want(n))
+
+			ptDo(t, p, func() error { return w.Unregister(bp) })
+			ptWantTraps(t, ptRun(t, p, tracee.Command{Op: tracee.OpExec, Count: n}), 0, [NumSlots]uint64{})
+			if a.InUse() {
+				t.Error("allocator still in use after Unregister")
+			}
+		})
+	}
+}
+
+// TestPtraceWriterConcurrent drives one Writer from several goroutines, each
+// owning one tracee thread's breakpoint, through Do (run with -race); every
+// thread's registers and traps must match its last Modify.
+func TestPtraceWriterConcurrent(t *testing.T) {
+	const threads, rounds = 4, 200
+	p := ptStart(t, threads)
+	h := p.Hello()
+	a, err := alloc.New("mutex", alloc.X86(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriter(a, p, WriteChanged)
+	errs := make(chan error, threads)
+	for th := 0; th < threads; th++ {
+		go func() {
+			var err error
+			derr := p.Do(func() {
+				var bp Breakpoint
+				if bp, err = w.Register(alloc.Request{Task: th, CPU: alloc.AnyCPU, Kind: alloc.Data}, Attr{Addr: h.VarAddr(th, 0), Len: 8, Type: Write}); err != nil {
+					return
+				}
+				for i := 0; i < rounds && err == nil; i++ {
+					err = w.Modify(&bp, Attr{Addr: h.VarAddr(th, i%NumSlots), Len: 8, Type: Write})
+				}
+			})
+			errs <- errors.Join(derr, err)
+		}()
+	}
+	for range threads {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := (rounds - 1) % NumSlots
+	ptDo(t, p, func() error {
+		for th := 0; th < threads; th++ {
+			v, err := p.ReadDR(Target{Task: th}, RegDR0)
+			if err != nil {
+				return err
+			}
+			if v != h.VarAddr(th, last) {
+				return fmt.Errorf("thread %d DR0 = %#x, want %#x", th, v, h.VarAddr(th, last))
+			}
+		}
+		return nil
+	})
+	r := ptRun(t, p, tracee.Command{Op: tracee.OpWrite, Var: last, Count: 10})
+	for th := 0; th < threads; th++ {
+		ptWantTraps(t, r, th, [NumSlots]uint64{10})
 	}
 }

@@ -234,6 +234,7 @@ var (
 // traps once per call. It must stay a real call, hence noinline.
 //
 //go:noinline
+//go:norace
 func ExecTarget(p *uint64) { *p++ }
 
 func init() {
@@ -318,7 +319,11 @@ func worker(blk *Block, started *sync.WaitGroup, release <-chan struct{}) {
 }
 
 // run performs one command. The counter is updated after every operation so
-// that a tracer stopping the worker mid-run reads an exact count.
+// that a tracer stopping the worker mid-run reads an exact count. Watched
+// memory is touched through the helpers below, never sync/atomic: under
+// -race an atomic first probes its address, which would trap twice.
+//
+//go:norace
 func run(blk *Block, op Op, v int, count uint64, sharedVars bool) {
 	p := &blk.Vars[v]
 	if sharedVars {
@@ -330,14 +335,27 @@ func run(blk *Block, op Op, v int, count uint64, sharedVars bool) {
 		}
 		switch op {
 		case OpWrite:
-			atomic.StoreUint64(p, j)
+			store(p, j)
 		case OpRead:
-			sink += atomic.LoadUint64(p)
+			sink += load(p)
 		case OpExec:
 			ExecTarget(&sink)
 		default:
 			return
 		}
-		atomic.AddUint64(&blk.Ops, 1)
+		store(&blk.Ops, load(&blk.Ops)+1)
 	}
 }
+
+// load is one 8-byte read of *p; a call, so the compiler cannot merge or
+// hoist the accesses of the loop.
+//
+//go:noinline
+//go:norace
+func load(p *uint64) uint64 { return *p }
+
+// store is one 8-byte write to *p.
+//
+//go:noinline
+//go:norace
+func store(p *uint64, v uint64) { *p = v }
