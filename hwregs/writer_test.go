@@ -744,8 +744,8 @@ func TestWriterConcurrent(t *testing.T) {
 							continue
 						}
 						if err != nil {
-							t.Error(err)
-							return
+							t.Error(err) // ends the loop; live breakpoints are still unregistered below
+							continue
 						}
 						claim(g, bp, true)
 						checkBP(t, sim, bp)
@@ -753,15 +753,15 @@ func TestWriterConcurrent(t *testing.T) {
 					case op == 2:
 						bp := &live[rng.IntN(len(live))]
 						if err := w.Modify(bp, attr()); err != nil {
-							t.Error(err)
-							return
+							t.Error(err) // ends the loop; live breakpoints are still unregistered below
+							continue
 						}
 						checkBP(t, sim, *bp)
 					case op == 3:
 						bp := &live[rng.IntN(len(live))]
 						if err := w.DisableModifyEnable(bp, attr()); err != nil {
-							t.Error(err)
-							return
+							t.Error(err) // ends the loop; live breakpoints are still unregistered below
+							continue
 						}
 						checkBP(t, sim, *bp)
 					case op == 4:
@@ -770,9 +770,10 @@ func TestWriterConcurrent(t *testing.T) {
 						if _, err := w.Reregister(&live[k], attr()); err != nil {
 							if !errors.Is(err, alloc.ErrNoSlot) {
 								t.Error(err)
-								return
 							}
-							live = append(live[:k], live[k+1:]...)
+							if !live[k].Slot.Valid() {
+								live = append(live[:k], live[k+1:]...)
+							}
 							continue
 						}
 						claim(g, live[k], true)
@@ -781,8 +782,8 @@ func TestWriterConcurrent(t *testing.T) {
 						k := rng.IntN(len(live))
 						claim(g, live[k], false)
 						if err := w.Unregister(live[k]); err != nil {
-							t.Error(err)
-							return
+							t.Error(err) // ends the loop; live breakpoints are still unregistered below
+							continue
 						}
 						live = append(live[:k], live[k+1:]...)
 					}
