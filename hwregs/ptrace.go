@@ -650,6 +650,44 @@ func (p *Ptrace) StopThread(i int) error {
 	})
 }
 
+// StopAll interrupts every running worker at once and waits until all are
+// stopped: one round trip for the whole process rather than one per thread.
+func (p *Ptrace) StopAll() error {
+	return p.on(func() error {
+		for i, s := range p.state {
+			if s != ptRunning {
+				continue
+			}
+			if e := ptcall(unix.PTRACE_INTERRUPT, p.tids[i], 0, 0); e != 0 {
+				return fmt.Errorf("hwregs: PTRACE_INTERRUPT of tracee thread %d (tid %d): %w", i, p.tids[i], e)
+			}
+			p.wantStop[i] = true
+		}
+		for i := range p.state {
+			for p.state[i] == ptRunning {
+				if err := p.waitOne(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// ResumeAll resumes every worker that StopThread or StopAll stopped.
+func (p *Ptrace) ResumeAll() error {
+	return p.on(func() error {
+		for i, s := range p.state {
+			if s == ptInterrupted {
+				if err := p.cont(i, 0); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
 // ResumeThread resumes worker i if StopThread stopped it mid-command.
 func (p *Ptrace) ResumeThread(i int) error {
 	if i < 0 || i >= len(p.tids) {
