@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -201,19 +202,15 @@ func newRaceStats() *raceStats {
 // result fills a Result from the counts; extra adds backend-specific
 // Params.
 func (st *raceStats) result(s raceSpec, opts Options, cpus int, extra map[string]string) Result {
-	p := map[string]string{
-		"mode":        s.mode,
-		"competitors": strconv.Itoa(s.competitors),
-		"rate":        s.label(),
-		"kernel":      KernelRelease(),
-	}
+	p := commonParams(s.scenario(opts, cpus, st.changes),
+		"mode", s.mode, "competitors", strconv.Itoa(s.competitors), "rate", s.label())
 	for k, v := range extra {
 		p[k] = v
 	}
 	res := Result{
 		Experiment: "race",
 		Name:       s.name(),
-		Params:     s.scenario(opts, cpus, st.changes).Params(p),
+		Params:     p,
 		Iterations: st.changes,
 		Metrics:    map[string]float64{},
 		Latency:    st.latency.Summary(),
@@ -476,7 +473,8 @@ type competitors struct {
 // startCompetitors starts s.competitors goroutines. setup runs on each
 // competitor's goroutine and returns its attempt function (which reports
 // whether the reservation was admitted; it releases it before returning)
-// and a teardown run when the competitor stops.
+// and a teardown run when the competitor stops. It returns once each
+// competitor has made one attempt (or failed).
 func startCompetitors(ctx context.Context, s raceSpec, setup func() (attempt func() (bool, error), teardown func(), err error)) *competitors {
 	c := &competitors{
 		attempts: make([]atomic.Uint64, s.competitors),
@@ -484,8 +482,18 @@ func startCompetitors(ctx context.Context, s raceSpec, setup func() (attempt fun
 	}
 	c.g, ctx = errgroup.WithContext(ctx)
 	c.begin = time.Now()
+	// The holder starts once every competitor has made its first attempt:
+	// a quick case would otherwise be over before the scheduler ran them.
+	var ready sync.WaitGroup
+	ready.Add(s.competitors)
 	for k := 0; k < s.competitors; k++ {
 		c.g.Go(func() error {
+			first := true
+			defer func() {
+				if first {
+					ready.Done()
+				}
+			}()
 			attempt, teardown, err := setup()
 			if err != nil {
 				return fmt.Errorf("competitor %d: %w", k, err)
@@ -498,6 +506,10 @@ func startCompetitors(ctx context.Context, s raceSpec, setup func() (attempt fun
 			var tried, won uint64
 			defer func() { c.attempts[k].Store(tried); c.wins[k].Store(won) }()
 			for !c.halt.Load() {
+				if tried == 1 && first {
+					first = false
+					ready.Done()
+				}
 				if tried&255 == 0 && ctx.Err() != nil {
 					return nil
 				}
@@ -514,6 +526,7 @@ func startCompetitors(ctx context.Context, s raceSpec, setup func() (attempt fun
 			return nil
 		})
 	}
+	ready.Wait()
 	return c
 }
 

@@ -26,16 +26,6 @@ func raceVarAttr(i int) hwregs.Attr {
 	return hwregs.Attr{Addr: uint64(uintptr(unsafe.Pointer(&raceVars[i]))), Len: 8, Type: hwregs.Write}
 }
 
-// perfSkip turns a machine that cannot open breakpoints with perf_event_open
-// (no permission, no breakpoint PMU) into ErrSkip with the reason; other
-// errors pass through.
-func perfSkip(err error) error {
-	if errors.Is(err, hwregs.ErrPermission) || errors.Is(err, hwregs.ErrUnsupported) {
-		return Skipf("perf breakpoints unavailable: %v", err)
-	}
-	return err
-}
-
 // perfOpenRaw is perf_event_open without the allocations of
 // hwregs.OpenPerf, for loops that must not allocate; attr comes from
 // hwregs.PerfAttr.
@@ -87,7 +77,7 @@ func runRacePerf(ctx context.Context, s raceSpec, opts Options, n int64, t Timer
 		}
 	}
 	if err := hwregs.PerfSupported(); err != nil {
-		return Result{}, perfSkip(err)
+		return Result{}, skipIfUnsupported(err)
 	}
 	unpin, err := cpupin.Pin(opts.PinCPU)
 	if err != nil {
@@ -115,7 +105,7 @@ func runRacePerf(ctx context.Context, s raceSpec, opts Options, n int64, t Timer
 	for i := 0; i < 3; i++ {
 		e, err := hwregs.OpenPerf(raceVarAttr(i), 0, -1)
 		if err != nil {
-			return Result{}, perfSkip(err)
+			return Result{}, skipIfUnsupported(err)
 		}
 		events = append(events, e)
 	}

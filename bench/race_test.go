@@ -58,7 +58,7 @@ func checkRaceResult(t *testing.T, s raceSpec, res Result, n int64) {
 			t.Errorf("%s: Params[%q] = %q, want %q (from the name)", res.Name, k, got, v)
 		}
 	}
-	for _, k := range []string{"slots", "seed", "pinned_cpu", "kernel", "cpus", "ops"} {
+	for _, k := range []string{"slots", "seed", "pinned_cpu", "kernel", "cpus", "ops", "gomaxprocs", "competitor_hold"} {
 		if res.Params[k] == "" {
 			t.Errorf("%s: Params[%q] missing (have %v)", res.Name, k, res.Params)
 		}
