@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
+	"sort"
 	"text/tabwriter"
 
 	"golang.org/x/perf/benchfmt"
@@ -78,7 +78,31 @@ func compareTables(w io.Writer, oldName, newName string, old, new []*benchfmt.Re
 			}
 		}
 	}
+	// One table per unit, units in order of first appearance (ns/op
+	// first, as written), rows in benchproc's order within a unit.
 	benchproc.SortKeys(keys)
+	unitRank := map[string]int{}
+	for _, k := range keys {
+		if _, ok := unitRank[k.Get(unitField)]; !ok {
+			unitRank[k.Get(unitField)] = len(unitRank)
+		}
+	}
+	for _, results := range [2][]*benchfmt.Result{old, new} {
+		for _, r := range results {
+			for _, v := range r.Values {
+				if _, ok := unitRank[v.Unit]; !ok {
+					unitRank[v.Unit] = len(unitRank)
+				}
+			}
+			break
+		}
+	}
+	sort.SliceStable(keys, func(i, j int) bool { return unitRank[keys[i].Get(unitField)] < unitRank[keys[j].Get(unitField)] })
+	nameField := rowBy.Fields()[0]
+	oldCol, newCol := filepath.Base(filepath.Clean(oldName)), filepath.Base(filepath.Clean(newName))
+	if oldCol == newCol {
+		oldCol, newCol = "old", "new"
+	}
 
 	printConfigDiff(w, oldName, newName, old[0], new[0])
 	thr := benchmath.DefaultThresholds
@@ -90,13 +114,10 @@ func compareTables(w io.Writer, oldName, newName string, old, new []*benchfmt.Re
 		u := k.Get(unitField)
 		if u != unit {
 			unit = u
-			fmt.Fprintf(tw, "\n%s\t%s\t%s\tdelta\tp-value\n", u, oldName, newName)
+			fmt.Fprintf(tw, "\n%s\t%s\t%s\tdelta\tp-value\n", u, oldCol, newCol)
 		}
 		c := cells[k]
-		name := strings.TrimPrefix(strings.TrimSuffix(k.StringValues(), ","+u), "Benchmark")
-		if i := strings.LastIndex(k.StringValues(), ","); i >= 0 {
-			name = strings.TrimPrefix(k.StringValues()[:i], "Benchmark")
-		}
+		name := k.Get(nameField)
 		var s [2]*benchmath.Sample
 		var col [2]string
 		for i := range s {
@@ -106,7 +127,7 @@ func compareTables(w io.Writer, oldName, newName string, old, new []*benchfmt.Re
 			}
 			s[i] = benchmath.NewSample(c.values[i], &thr)
 			sum := assume.Summary(s[i], 0.95)
-			col[i] = benchunit.Scale(sum.Center, benchunit.ClassOf(u)) + " " + sum.PctRangeString()
+			col[i] = benchunit.Scale(sum.Center, benchunit.ClassOf(u)) + " ± " + sum.PctRangeString()
 		}
 		delta, note := "~", "n/a (missing on one side)"
 		if s[0] != nil && s[1] != nil {
@@ -123,7 +144,7 @@ func compareTables(w io.Writer, oldName, newName string, old, new []*benchfmt.Re
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\n~: no significant difference (Mann-Whitney U, alpha %.2f).\n", thr.CompareAlpha)
+	fmt.Fprintf(w, "\n±: 95%% confidence interval of the median (∞: too few samples for one).\n~: no significant difference (Mann-Whitney U, alpha %.2f).\n", thr.CompareAlpha)
 	if small {
 		fmt.Fprintf(w, "Rows marked \"n too small\" have fewer than %d samples on a side, where no difference can be significant; run both with --count %d or more.\n", minSignificant, minSignificant+1)
 	}

@@ -228,9 +228,11 @@ func (w *reportWriter) sectionRace() {
 	for _, c := range cases {
 		p := nameParams(c.Name)
 		k := key{p["backend"], p["mode"]}
-		s, _ := c.Metric("steals/op")
-		if b := worst[k]; b == nil || s > mustMetric(b, "steals/op") {
-			worst[k] = c
+		// Cases without steals show no window worth citing.
+		if s, _ := c.Metric("steals/op"); s > 0 {
+			if b := worst[k]; b == nil || s > mustMetric(b, "steals/op") {
+				worst[k] = c
+			}
 		}
 	}
 	var ks []key

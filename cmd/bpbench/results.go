@@ -184,10 +184,10 @@ func writeBench(w io.Writer, r *bench.Run) error {
 	return nil
 }
 
-// benchName turns a result name into a benchmark name: spaces are not
-// allowed in benchmark names.
+// benchName turns a result name into a benchmark name (benchfmt.Writer
+// adds the "Benchmark" prefix): spaces are not allowed in benchmark names.
 func benchName(name string) string {
-	return "Benchmark" + strings.ReplaceAll(name, " ", "_")
+	return strings.ReplaceAll(name, " ", "_")
 }
 
 func sortedKeys[V any](m map[string]V) []string {
