@@ -12,11 +12,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"bpbench/alloc"
 	"bpbench/bench"
@@ -136,7 +133,7 @@ func examine() *facilities {
 	}
 
 	f.ptrace = probePtrace()
-	add("ptrace debug registers", "POKEUSER DR0 into a stopped tracee and read it back", f.ptrace)
+	add("ptrace debug registers", "POKEUSER DR0 of the project's tracee and read it back", f.ptrace)
 
 	ver, perfErr := perfTool()
 	f.perfCm = perfErr
@@ -200,51 +197,35 @@ func probeSlots() (int, error) {
 	return len(open), fmt.Errorf("no ENOSPC after %d breakpoints", len(open))
 }
 
-// drOffset is offsetof(struct user, u_debugreg) on amd64.
-const drOffset = 848
-
-// probePtrace starts a traced child, writes its DR0 with one
-// PTRACE_POKEUSER and reads it back, then kills and reaps it. Every ptrace
-// call comes from the thread that started the tracee.
+// probePtrace starts the project's own tracee (the ptrace backend of
+// hwregs), writes DR0 of its thread with one PTRACE_POKEUSER, reads it back,
+// then kills and reaps it: the same path the ptrace experiments take.
 func probePtrace() error {
-	if runtime.GOARCH != "amd64" {
-		return fmt.Errorf("debug-register offsets known for amd64 only, not %s", runtime.GOARCH)
-	}
-	path, err := exec.LookPath("sleep")
+	p, err := hwregs.StartPtrace(hwregs.PtraceOptions{Threads: 1})
 	if err != nil {
-		return fmt.Errorf("no tracee program: %w", err)
+		return err
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	cmd := exec.Command(path, "10")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Ptrace: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting a tracee: %w", err)
+	defer p.Close()
+	addr := p.Hello().SharedVarAddr(0)
+	var werr error
+	if err := p.Do(func() {
+		t := hwregs.Target{Task: 0}
+		if werr = p.WriteDR(t, hwregs.RegDR0, addr); werr != nil {
+			return
+		}
+		got, err := p.ReadDR(t, hwregs.RegDR0)
+		switch {
+		case err != nil:
+			werr = err
+		case got != addr:
+			werr = fmt.Errorf("DR0 reads back %#x after writing %#x", got, addr)
+		default:
+			werr = p.WriteDR(t, hwregs.RegDR0, 0)
+		}
+	}); err != nil {
+		return err
 	}
-	pid := cmd.Process.Pid
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	}()
-	var ws unix.WaitStatus
-	if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
-		return fmt.Errorf("waiting for the tracee to stop: %w", err)
-	}
-	if !ws.Stopped() {
-		return fmt.Errorf("tracee did not stop at exec (status %#x)", uint32(ws))
-	}
-	const addr = 0x10000
-	if _, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_POKEUSR, uintptr(pid), drOffset, addr, 0, 0); errno != 0 {
-		return fmt.Errorf("PTRACE_POKEUSER DR0: %w", errno)
-	}
-	var buf [8]byte
-	if _, err := unix.PtracePeekUser(pid, drOffset, buf[:]); err != nil {
-		return fmt.Errorf("PTRACE_PEEKUSER DR0: %w", err)
-	}
-	if got := *(*uint64)(unsafe.Pointer(&buf)); got != addr {
-		return fmt.Errorf("DR0 reads back %#x after writing %#x", got, uint64(addr))
-	}
-	return nil
+	return werr
 }
 
 // perfTool reports the installed perf's version.
