@@ -26,20 +26,31 @@ func init() { register("cas", newCAS) }
 // cp(c) + tmax(c) <= N in the value it installs; lowering either only
 // decreases it. So cp(c) + tmax(c) <= N always holds in W_c.
 //
-// Invariant B: a task's count k on c is in H_c at a bucket >= k at all
-// times. Every move increments the new bucket before decrementing the old,
-// and moves of one task commute, so concurrent operations of the same task
-// never leave it under-represented.
+// Invariant B: every change of P_tc (claim, unclaim: CAS or atomic add, so
+// one task's changes on c are totally ordered) is followed by exactly one
+// histogram move with the same old and new counts, and a move increments
+// the new bucket before decrementing the old. Moves of concurrent
+// operations of one task can still land out of P order and leave a bucket
+// transiently at -1, which would hide another task counted in it; hence D.
+//
+// Invariant D: a task operation on c is bracketed by begin/end, which count
+// it in busy_c (started<<32 | in flight) from before its P_tc change until
+// after its histogram move. A scan of H_c taken while busy_c showed nothing
+// in flight and did not change is of a quiescent histogram, whose buckets
+// are then exactly the committed pinned_t(c) of the tasks. Only such a scan
+// may lower tmax; every operation tries to lower after its end, so the last
+// one out leaves tmax exact.
 //
 // Invariant C: tmax(c) >= the committed pinned_t(c) of every task. A task
 // reservation commits on c only after a CAS on W_c that installs
 // tmax >= k+1 (checked against cp by A) and bumps the version - even when
-// tmax is already large enough. A lowering reads W_c (version v), scans H_c
-// and installs the scanned maximum by CAS expecting v. If a raiser's CAS
-// came before the lowerer read W_c, the raiser's histogram increment came
-// before that too and the scan sees it (B); if it came between the read and
-// the lowering CAS, the version changed and the lowering fails and retries;
-// if it came after, the raiser sees the lowered tmax and re-checks it.
+// tmax is already large enough. A lowering reads W_c (version v), takes a
+// quiescent scan (D) and installs its maximum by CAS expecting v. A raiser
+// whose CAS came before the lowerer read W_c had moved H_c before that, and
+// either it is still in flight (no lowering) or the scan sees it; if the
+// raiser's CAS came between the read and the lowering CAS, the version
+// changed and the lowering fails and retries; if it came after, the raiser
+// sees the lowered tmax and re-checks it against cp.
 //
 // From A and C: cp(c) + pinned_t(c) <= N for every task and CPU at every
 // instant, which is exactly what Linux's rules guarantee, so cas never
@@ -51,9 +62,11 @@ func init() { register("cas", newCAS) }
 // order would admit: a CPU-bound request that sees a raiser's hold that is
 // later rolled back, or a task request that sees a concurrent tentative
 // hold of the same task. Refusals made while such holds were in flight are
-// counted (SpuriousRefusals); the count is an upper bound. A refusal caused
-// only by a tmax not yet lowered after a release is not made: the refuser
-// helps lower tmax and retries.
+// counted (SpuriousRefusals); the count is an upper bound. A CPU-bound
+// refusal caused only by a tmax not yet lowered after a release is not
+// made: the refuser helps lower tmax and retries. Under continuous task
+// traffic on a CPU, D can defer lowering; CPU-bound refusals made meanwhile
+// see task operations in flight and are counted too.
 //
 // Limits of the packing, documented rather than hidden: a CPU-bound slot's
 // generation has 7 bits for pools of up to 6 registers (fewer for larger
@@ -70,10 +83,10 @@ const (
 
 // casCPU is one CPU's state in one pool.
 type casCPU struct {
-	w       atomic.Uint64
-	pending atomic.Int32 // histogram moves in flight on this CPU
-	h       histogram
-	_       [48]byte
+	w    atomic.Uint64
+	busy atomic.Uint64 // task operations on this CPU: started<<32 | in flight
+	h    histogram
+	_    [48]byte
 }
 
 // casPool is the per-pool layout and per-CPU state.
@@ -192,7 +205,7 @@ func (a *casAlloc) reserveCPU(p *casPool, r Request) (Slot, error) {
 				a.lower(p, r.CPU) // a release has not lowered tmax yet: help
 				continue
 			}
-			if st.pending.Load() > 0 || tries >= 8 {
+			if uint32(st.busy.Load()) != 0 || tries >= 8 {
 				a.spurious.Add(1)
 			}
 			return Slot{}, errNoSlot(r)
@@ -207,16 +220,30 @@ func (a *casAlloc) reserveCPU(p *casPool, r Request) (Slot, error) {
 	}
 }
 
+// begin and end bracket every task operation on CPUs lo..hi-1: the change
+// of P_tc and its histogram move. A lowering trusts only a scan that saw
+// nothing in flight and nothing started (invariant D).
+func begin(p *casPool, lo, hi int) {
+	for c := lo; c < hi; c++ {
+		p.cpu[c].busy.Add(1<<32 | 1)
+	}
+}
+
+func (a *casAlloc) end(p *casPool, lo, hi int) {
+	for c := lo; c < hi; c++ {
+		p.cpu[c].busy.Add(^uint64(0))
+	}
+	for c := lo; c < hi; c++ {
+		a.lower(p, c)
+	}
+}
+
 // raise moves a task from k to k+1 breakpoints on c in H_c and commits it
 // on W_c (invariant C). The histogram move always happens: on refusal the
-// caller undoes the claim with unclaim and drop, so every change of P_tc has
-// exactly one histogram move with the same old and new counts, and the moves
-// of concurrent operations of one task compose. It leaves st.pending raised
-// (the hold is tentative until the caller's whole reservation is decided);
-// the caller lowers it with settle.
+// caller undoes the claim with unclaim and move, so every change of P_tc
+// has exactly one histogram move with the same old and new counts.
 func (a *casAlloc) raise(p *casPool, c, k int) bool {
 	st := &p.cpu[c]
-	st.pending.Add(1)
 	st.h.add(k, 1)
 	for {
 		w := st.w.Load()
@@ -230,23 +257,12 @@ func (a *casAlloc) raise(p *casPool, c, k int) bool {
 	}
 }
 
-// settle ends the tentative holds raise left on CPUs lo..hi-1.
-func settle(p *casPool, lo, hi int) {
-	for c := lo; c < hi; c++ {
-		p.cpu[c].pending.Add(-1)
-	}
-}
+// move records in H_c a task going from k to k-1 breakpoints on c.
+func move(p *casPool, c, k int) { p.cpu[c].h.add(k, -1) }
 
-// drop moves a task from k to k-1 breakpoints on c and lowers tmax.
-func (a *casAlloc) drop(p *casPool, c, k int) {
-	st := &p.cpu[c]
-	st.pending.Add(1)
-	st.h.add(k, -1)
-	st.pending.Add(-1)
-	a.lower(p, c)
-}
-
-// lower brings tmax(c) down to the histogram maximum, if that is lower.
+// lower brings tmax(c) down to the histogram maximum, if that is lower and
+// the scan was quiescent (invariant D); otherwise the last operation in
+// flight on c lowers it when it ends.
 func (a *casAlloc) lower(p *casPool, c int) {
 	st := &p.cpu[c]
 	for {
@@ -255,8 +271,15 @@ func (a *casAlloc) lower(p *casPool, c int) {
 		if t == 0 {
 			return
 		}
+		b := st.busy.Load()
+		if uint32(b) != 0 {
+			return
+		}
 		m := st.h.max(p.n)
-		if m >= t || st.w.CompareAndSwap(w, p.withTmax(w, m)) {
+		if m >= t || st.busy.Load() != b {
+			return
+		}
+		if st.w.CompareAndSwap(w, p.withTmax(w, m)) {
 			return
 		}
 	}
@@ -293,6 +316,8 @@ func unclaim(w *atomic.Uint64, i int) int {
 func (a *casAlloc) reserveTask(p *casPool, tp *casTaskPool, r Request) (Slot, error) {
 	if c := r.CPU; c != AnyCPU {
 		pc := &tp.cpu[c]
+		begin(p, c, c+1)
+		defer a.end(p, c, c+1)
 		for {
 			i := lowestFree(uint32(pc.w.Load()), p.n)
 			if i < 0 { // pinned_t(c) >= N already
@@ -302,17 +327,15 @@ func (a *casAlloc) reserveTask(p *casPool, tp *casTaskPool, r Request) (Slot, er
 			if k < 0 {
 				continue // a concurrent reservation of this task took i
 			}
-			ok := a.raise(p, c, k)
-			if !ok {
-				a.drop(p, c, unclaim(&pc.w, i))
-			}
-			settle(p, c, c+1)
-			if !ok {
+			if !a.raise(p, c, k) {
+				move(p, c, unclaim(&pc.w, i))
 				return Slot{}, errNoSlot(r)
 			}
 			return NewSlot(r, i, pc.gen[i].Add(1)), nil
 		}
 	}
+	begin(p, 0, len(tp.cpu))
+	defer a.end(p, 0, len(tp.cpu))
 	for {
 		var used uint32
 		for c := range tp.cpu {
@@ -336,21 +359,15 @@ func (a *casAlloc) reserveTask(p *casPool, tp *casTaskPool, r Request) (Slot, er
 				break
 			}
 			if !a.raise(p, c, k) {
-				a.drop(p, c, unclaim(&tp.cpu[c].w, i))
+				move(p, c, unclaim(&tp.cpu[c].w, i))
 				refused = true
-				c++ // c's hold is settled below with the others
 				break
 			}
 		}
 		if taken || refused {
-			last := c
-			if refused {
-				last--
+			for d := c - 1; d >= 0; d-- {
+				move(p, d, unclaim(&tp.cpu[d].w, i))
 			}
-			for d := last - 1; d >= 0; d-- {
-				a.drop(p, d, unclaim(&tp.cpu[d].w, i))
-			}
-			settle(p, 0, c)
 			if pos >= 0 {
 				tp.ov.And(^uint32(1 << pos))
 			}
@@ -359,7 +376,6 @@ func (a *casAlloc) reserveTask(p *casPool, tp *casTaskPool, r Request) (Slot, er
 			}
 			return Slot{}, errNoSlot(r)
 		}
-		settle(p, 0, len(tp.cpu))
 		if pos >= 0 {
 			return NewSlot(r, overflowRaw(pos), tp.ovGen[pos].Add(1)), nil
 		}
@@ -397,7 +413,9 @@ func (a *casAlloc) Release(s Slot) error {
 		if s.gen&1 == 0 || !tp.cpu[r.CPU].gen[raw].CompareAndSwap(s.gen, s.gen+1) {
 			return errStale(s)
 		}
-		a.drop(p, r.CPU, unclaim(&tp.cpu[r.CPU].w, raw))
+		begin(p, r.CPU, r.CPU+1)
+		move(p, r.CPU, unclaim(&tp.cpu[r.CPU].w, raw))
+		a.end(p, r.CPU, r.CPU+1)
 		return nil
 	}
 	i := raw
@@ -409,9 +427,11 @@ func (a *casAlloc) Release(s Slot) error {
 	} else if s.gen&1 == 0 || !tp.allGen[raw].CompareAndSwap(s.gen, s.gen+1) {
 		return errStale(s)
 	}
+	begin(p, 0, len(tp.cpu))
 	for c := range tp.cpu {
-		a.drop(p, c, unclaim(&tp.cpu[c].w, i))
+		move(p, c, unclaim(&tp.cpu[c].w, i))
 	}
+	a.end(p, 0, len(tp.cpu))
 	if raw < 0 {
 		tp.ov.And(^uint32(1 << overflowPos(raw)))
 	}

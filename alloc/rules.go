@@ -74,13 +74,15 @@ type histogram struct {
 }
 
 // add moves one target from holding old slots to old+delta
-// (bp_slots_histogram_add).
+// (bp_slots_histogram_add). Unlike the kernel, which only scans under the
+// write lock, it increments the new bucket before decrementing the old one,
+// so a concurrent lock-free scan (cas) never misses the target.
 func (h *histogram) add(old, delta int) {
-	if old > 0 {
-		h.count[old-1].Add(-1)
-	}
 	if nw := old + delta; nw > 0 {
 		h.count[nw-1].Add(1)
+	}
+	if old > 0 {
+		h.count[old-1].Add(-1)
 	}
 }
 
