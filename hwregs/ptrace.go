@@ -49,6 +49,8 @@ type PtraceOptions struct {
 	Executable string
 	// StartTimeout bounds the tracee's start-up; 0 means 30 seconds.
 	StartTimeout time.Duration
+	// Spare is how many more worker threads Spawn may start later.
+	Spare int
 }
 
 // ptState is where a tracee thread is, as the tracer last saw it.
@@ -103,6 +105,10 @@ type Ptrace struct {
 	broken    error // set once the tracee died under us
 	reaped    bool
 
+	// resumeHook runs on the tracer thread just before a worker resumes:
+	// the moment a lazy debugger writes that thread's pending registers.
+	resumeHook func(i int)
+
 	gen     uint64
 	baseOps []uint64
 	opsBuf  []byte
@@ -121,6 +127,9 @@ type PtraceResult struct {
 	// Stops is the number of hardware-breakpoint stops per worker (one stop
 	// may set several DR6 bits).
 	Stops []uint64
+	// Checkpoints counts, per worker, the CheckpointSignal stops of bursty
+	// commands (tracee.Command.Checkpoint); they are suppressed.
+	Checkpoints []uint64
 	// OtherTraps counts SIGTRAPs that were neither breakpoints nor a
 	// worker parking itself; they are suppressed.
 	OtherTraps uint64
@@ -171,6 +180,9 @@ func StartPtrace(opts PtraceOptions) (*Ptrace, error) {
 	}
 	if opts.Threads == 0 {
 		opts.Threads = 1
+	}
+	if opts.Spare < 0 || opts.Spare > tracee.MaxThreads-max(opts.Threads, 0) {
+		return nil, fmt.Errorf("%w: PtraceOptions.Spare = %d out of range [0,%d]", alloc.ErrInvalid, opts.Spare, tracee.MaxThreads-max(opts.Threads, 0))
 	}
 	if opts.Threads < 0 || opts.Threads > tracee.MaxThreads {
 		return nil, fmt.Errorf("%w: PtraceOptions.Threads = %d out of range [1,%d]", alloc.ErrInvalid, opts.Threads, tracee.MaxThreads)
@@ -254,7 +266,7 @@ func (p *Ptrace) setup(opts PtraceOptions) error {
 		return fmt.Errorf("hwregs: %w", err)
 	}
 	pid, err := syscall.ForkExec(exe, []string{exe}, &syscall.ProcAttr{
-		Env:   ptTraceeEnv(opts.Threads),
+		Env:   ptTraceeEnv(opts.Threads, opts.Spare),
 		Files: []uintptr{null.Fd(), os.Stderr.Fd(), os.Stderr.Fd(), readyR.Fd(), helloW.Fd()},
 		// Own process group: a terminal's SIGINT reaches the tracer, not the
 		// tracee, whose death then follows the tracer's.
@@ -272,23 +284,14 @@ func (p *Ptrace) setup(opts PtraceOptions) error {
 	if err != nil {
 		return fmt.Errorf("hwregs: tracee %s (pid %d) did not report: %w", exe, pid, err)
 	}
-	if h.Pid != pid || len(h.Tids) != opts.Threads {
-		return fmt.Errorf("hwregs: tracee reported pid %d with %d threads, want pid %d with %d", h.Pid, len(h.Tids), pid, opts.Threads)
+	if h.Pid != pid || len(h.Tids) != opts.Threads || h.Spare != opts.Spare {
+		return fmt.Errorf("hwregs: tracee reported pid %d with %d+%d threads, want pid %d with %d+%d", h.Pid, len(h.Tids), h.Spare, pid, opts.Threads, opts.Spare)
 	}
 	p.hello = h
-	p.tids = h.Tids
-	n := len(p.tids)
-	p.state = make([]ptState, n)
-	p.wantStop = make([]bool, n)
-	p.baseOps = make([]uint64, n)
-	p.opsBuf = make([]byte, n*tracee.BlockSize)
-	p.res = PtraceResult{Ops: make([]uint64, n), Traps: make([][NumSlots]uint64, n), Stops: make([]uint64, n)}
-	for i, tid := range p.tids {
-		p.index[tid] = i
-		_, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(tid), 0, unix.PTRACE_O_EXITKILL, 0, 0)
-		if e != 0 {
-			return fmt.Errorf("hwregs: PTRACE_SEIZE of tracee thread %d (tid %d): %w", i, tid, e)
-		}
+	tids := h.Tids
+	h.Tids = nil
+	if err := p.seize(tids); err != nil {
+		return err
 	}
 	if _, err := p.ready.Write([]byte{1}); err != nil {
 		return fmt.Errorf("hwregs: releasing tracee workers: %w", err)
@@ -300,10 +303,38 @@ func (p *Ptrace) setup(opts PtraceOptions) error {
 	return nil
 }
 
+// seize traces new worker threads and grows the per-worker state for them.
+// It runs on the tracer thread; the workers must not have been released
+// yet, so that each is traced before it first parks.
+func (p *Ptrace) seize(tids []int) error {
+	n := len(p.tids) + len(tids)
+	p.opsBuf = make([]byte, n*tracee.BlockSize)
+	for _, tid := range tids {
+		i := len(p.tids)
+		_, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(tid), 0, unix.PTRACE_O_EXITKILL, 0, 0)
+		if e != 0 {
+			return fmt.Errorf("hwregs: PTRACE_SEIZE of tracee thread %d (tid %d): %w", i, tid, e)
+		}
+		p.index[tid] = i
+		p.tids = append(p.tids, tid)
+		p.hello.Tids = append(p.hello.Tids, tid)
+		// A thread added mid-way is parked before it ever ran a command,
+		// so ptParked would be right too; ptRunning until it says so.
+		p.state = append(p.state, ptRunning)
+		p.wantStop = append(p.wantStop, false)
+		p.baseOps = append(p.baseOps, 0)
+		p.res.Ops = append(p.res.Ops, 0)
+		p.res.Traps = append(p.res.Traps, [NumSlots]uint64{})
+		p.res.Stops = append(p.res.Stops, 0)
+		p.res.Checkpoints = append(p.res.Checkpoints, 0)
+	}
+	return nil
+}
+
 // ptTraceeEnv is this process's environment with the tracee's settings in
 // place of any inherited ones.
-func ptTraceeEnv(threads int) []string {
-	env := tracee.Env(threads)
+func ptTraceeEnv(threads, spare int) []string {
+	env := tracee.EnvSpare(threads, spare)
 	for _, kv := range os.Environ() {
 		keep := true
 		for _, t := range env {
@@ -578,6 +609,7 @@ func (p *Ptrace) Start(cmd tracee.Command) error {
 		clear(p.res.Traps)
 		clear(p.res.Stops)
 		clear(p.res.Ops)
+		clear(p.res.Checkpoints)
 		p.res.OtherTraps, p.res.Signals = 0, 0
 		for i := range p.tids {
 			if err := p.cont(i, 0); err != nil {
@@ -713,6 +745,9 @@ func (p *Ptrace) Stopped(i int) bool {
 }
 
 func (p *Ptrace) cont(i int, sig int) error {
+	if p.resumeHook != nil {
+		p.resumeHook(i)
+	}
 	if e := ptcall(unix.PTRACE_CONT, p.tids[i], 0, uintptr(sig)); e != 0 {
 		return p.lost(i, fmt.Errorf("hwregs: PTRACE_CONT of tracee thread %d (tid %d): %w", i, p.tids[i], e))
 	}
@@ -752,21 +787,36 @@ func (p *Ptrace) waitParked() error {
 // it, an interrupt the tracer asked for leaves the thread stopped, and any
 // other signal is passed on.
 func (p *Ptrace) waitOne() error {
+	_, err := p.waitNext(0)
+	return err
+}
+
+// waitNext is waitOne with extra wait4 flags: with WNOHANG it returns
+// false at once when no thread has a stop to report.
+func (p *Ptrace) waitNext(flags int) (bool, error) {
 	if p.broken != nil {
-		return p.broken
+		return false, p.broken
 	}
 	var ws unix.WaitStatus
 	var wpid int
 	var err error
 	for {
-		wpid, err = unix.Wait4(-1, &ws, unix.WALL|ptWNothread, nil)
+		wpid, err = unix.Wait4(-1, &ws, unix.WALL|ptWNothread|flags, nil)
 		if err != unix.EINTR {
 			break
 		}
 	}
 	if err != nil {
-		return p.lost(0, fmt.Errorf("hwregs: wait4 for tracee %d: %w", p.pid, err))
+		return false, p.lost(0, fmt.Errorf("hwregs: wait4 for tracee %d: %w", p.pid, err))
 	}
+	if wpid == 0 {
+		return false, nil
+	}
+	return true, p.handle(wpid, ws)
+}
+
+// handle acts on one wait4 report of tracee thread (or process) wpid.
+func (p *Ptrace) handle(wpid int, ws unix.WaitStatus) error {
 	i, ok := p.index[wpid]
 	if !ok {
 		if wpid == p.pid && (ws.Exited() || ws.Signaled()) {
@@ -792,6 +842,10 @@ func (p *Ptrace) waitOne() error {
 			return nil
 		}
 		return p.cont(i, 0) // a stale interrupt or a group stop: keep running
+	}
+	if sig == tracee.CheckpointSignal {
+		p.res.Checkpoints[i]++
+		return p.cont(i, 0)
 	}
 	if sig != unix.SIGTRAP {
 		p.res.Signals++
@@ -858,4 +912,100 @@ func (p *Ptrace) readOps(dst []uint64) error {
 		dst[i] = *(*uint64)(unsafe.Pointer(&b[i*tracee.BlockSize+tracee.OpsOffset]))
 	}
 	return nil
+}
+
+// setResumeHook installs f to run on the tracer thread just before any
+// worker is resumed (nil removes it). It must run on the tracer thread.
+func (p *Ptrace) setResumeHook(f func(i int)) { p.resumeHook = f }
+
+// Progress returns the counts of the current command so far: traps, stops
+// and checkpoints (Ops are filled in by Wait only). It must run on the
+// tracer thread (inside Do), and the result is overwritten by later stops.
+func (p *Ptrace) Progress() *PtraceResult { return &p.res }
+
+// ReadOps stores every worker's cumulative operation count in dst (len
+// Threads()) with one process_vm_readv. Running workers are read as they
+// are at that moment. It may be called from any goroutine.
+func (p *Ptrace) ReadOps(dst []uint64) error {
+	if len(dst) != len(p.tids) {
+		return fmt.Errorf("%w: ReadOps: len(dst) = %d, want %d (Threads)", alloc.ErrInvalid, len(dst), len(p.tids))
+	}
+	return p.on(func() error { return p.readOps(dst) })
+}
+
+// Serve handles the tracee's stops (traps, checkpoints, signals; resuming
+// each stopped thread through the resume hook) on the tracer thread until
+// done returns true or timeout passes. It polls wait4 without blocking and
+// sleeps briefly between empty polls, so that done is checked even while
+// no thread stops; a stop therefore waits up to about poll before it is
+// handled.
+func (p *Ptrace) Serve(done func() bool, timeout, poll time.Duration) error {
+	if timeout <= 0 || poll < 0 {
+		return fmt.Errorf("%w: Serve(timeout = %v, poll = %v): want timeout > 0 and poll >= 0", alloc.ErrInvalid, timeout, poll)
+	}
+	ts := unix.NsecToTimespec(poll.Nanoseconds())
+	return p.on(func() error {
+		deadline := time.Now().Add(timeout)
+		for !done() {
+			got, err := p.waitNext(unix.WNOHANG)
+			if err != nil {
+				return err
+			}
+			if got {
+				continue
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("hwregs: Serve: condition not met within %v: %w", timeout, os.ErrDeadlineExceeded)
+			}
+			if poll > 0 {
+				unix.Nanosleep(&ts, nil)
+			}
+		}
+		return nil
+	})
+}
+
+// Spawn has the tracee start k more worker threads (at most the Spare left
+// of PtraceOptions) and traces them; they are workers Threads()..Threads()+k-1
+// and are parked on return. Every worker must be parked: the new ones start
+// at the next command. They are seized by thread id once the tracee reports
+// them, before they run any command (not through PTRACE_O_TRACECLONE: the
+// Go runtime creates threads from its own untraced threads). It returns
+// the new tids.
+func (p *Ptrace) Spawn(k int) ([]int, error) {
+	if k < 1 || k > p.hello.Spare {
+		return nil, fmt.Errorf("%w: Spawn(%d): want 1 to %d (spare threads left)", alloc.ErrInvalid, k, p.hello.Spare)
+	}
+	var tids []int
+	err := p.on(func() error {
+		if p.broken != nil {
+			return p.broken
+		}
+		for i, s := range p.state {
+			if s != ptParked {
+				return fmt.Errorf("hwregs: Spawn: tracee thread %d (tid %d) is %v, want every worker parked", i, p.tids[i], s)
+			}
+		}
+		req := []byte{tracee.SpawnRequest, byte(k), byte(k >> 8), byte(k >> 16), byte(k >> 24)}
+		if _, err := p.ready.Write(req); err != nil {
+			return p.lost(0, fmt.Errorf("hwregs: asking tracee %d to spawn: %w", p.pid, err))
+		}
+		var err error
+		p.helloR.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if tids, err = tracee.ReadSpawnReport(p.helloR); err != nil {
+			return p.lost(0, fmt.Errorf("hwregs: tracee %d spawn report: %w", p.pid, err))
+		}
+		if len(tids) != k {
+			return p.lost(0, fmt.Errorf("hwregs: tracee %d spawned %d threads, asked for %d", p.pid, len(tids), k))
+		}
+		if err := p.seize(tids); err != nil {
+			return p.lost(0, err)
+		}
+		p.hello.Spare -= k
+		if _, err := p.ready.Write([]byte{tracee.SpawnRelease}); err != nil {
+			return p.lost(0, fmt.Errorf("hwregs: releasing spawned threads of tracee %d: %w", p.pid, err))
+		}
+		return p.waitParked()
+	})
+	return tids, err
 }

@@ -35,6 +35,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -50,8 +51,33 @@ const (
 	HelloFD = 4 // tracee writes: the Hello
 )
 
-// MaxThreads bounds the number of worker threads one tracee starts.
+// MaxThreads bounds the number of worker threads one tracee has, spare
+// ones included.
 const MaxThreads = 4096
+
+// SpareEnvVar, when set, is the number of extra workers the tracee can
+// start later on the tracer's request (Spawn): their memory is reserved at
+// start-up so that the addresses in Hello stay valid, and GOMAXPROCS leaves
+// room for them, since changing it later would stop the world while the
+// tracer holds workers stopped.
+const SpareEnvVar = "BPBENCH_TRACEE_SPARE"
+
+// CheckpointSignal is the signal a worker sends itself at the end of a
+// burst when Command.Checkpoint is set: a ptrace stop the tracer
+// suppresses, standing for the frequent stops (system calls, signals) of a
+// real traced thread, at which a lazy debugger writes pending registers.
+// Nothing in the Go runtime uses it.
+const CheckpointSignal = unix.SIGSTKFLT
+
+// Spawn protocol bytes on ReadyFD, after the first release byte.
+const (
+	// SpawnRequest is followed by a little-endian uint32 count: start that
+	// many more workers and report them on HelloFD (a SpawnReport).
+	SpawnRequest = 'S'
+	// SpawnRelease lets the workers of the last report run: each parks
+	// itself, as the first workers do.
+	SpawnRelease = 'R'
+)
 
 // NumVars is the number of watched variables per thread and shared ones,
 // one for each debug register.
@@ -98,6 +124,17 @@ type Command struct {
 	Count uint64
 	// Shared selects the process-wide variables instead of each worker's own.
 	Shared bool
+	// Burst, when nonzero, splits the run into bursts of Burst operations;
+	// after each burst the worker stops itself (Checkpoint) and/or sleeps
+	// (Pause). Workers that sleep between bursts let a tracer stop
+	// thousands of them quickly on a few CPUs: a sleeping thread stops at
+	// once, a spinning one only when the scheduler next runs it.
+	Burst uint64
+	// Pause is the sleep after each burst (needs Burst).
+	Pause time.Duration
+	// Checkpoint makes each worker stop itself with CheckpointSignal after
+	// each burst (needs Burst).
+	Checkpoint bool
 }
 
 // Validate reports a command the tracee cannot run, naming the bad field.
@@ -107,6 +144,12 @@ func (c Command) Validate() error {
 	}
 	if c.Var < 0 || c.Var >= NumVars {
 		return fmt.Errorf("tracee: Command.Var = %d out of range [0,%d)", c.Var, NumVars)
+	}
+	if c.Pause < 0 {
+		return fmt.Errorf("tracee: Command.Pause = %v is negative", c.Pause)
+	}
+	if c.Burst == 0 && (c.Pause != 0 || c.Checkpoint) {
+		return fmt.Errorf("tracee: Command.Burst = 0 with Pause = %v, Checkpoint = %v: pauses and checkpoints come after bursts", c.Pause, c.Checkpoint)
 	}
 	return nil
 }
@@ -120,6 +163,9 @@ type Ctl struct {
 	Count  uint64
 	Shared uint64
 	Halt   uint64 // nonzero ends a Count == 0 command
+	Burst  uint64
+	Pause  uint64 // nanoseconds
+	Check  uint64 // nonzero: checkpoint after each burst
 }
 
 // CtlSize is the size of Ctl in bytes.
@@ -131,7 +177,12 @@ func (c Command) Encode(gen uint64) Ctl {
 	if c.Shared {
 		s = 1
 	}
-	return Ctl{Gen: gen, Op: uint64(c.Op), Var: uint64(c.Var), Count: c.Count, Shared: s}
+	ck := uint64(0)
+	if c.Checkpoint {
+		ck = 1
+	}
+	return Ctl{Gen: gen, Op: uint64(c.Op), Var: uint64(c.Var), Count: c.Count, Shared: s,
+		Burst: c.Burst, Pause: uint64(c.Pause.Nanoseconds()), Check: ck}
 }
 
 // Block is one worker's memory: its watched variables and counters, on
@@ -157,6 +208,9 @@ type Hello struct {
 	BlocksAddr uint64 // address of worker 0's Block; worker i's is BlocksAddr + i*BlockSize
 	SharedAddr uint64 // address of the NumVars shared watched variables
 	FuncAddr   uint64 // entry of the function OpExec calls
+	// Spare is how many more workers Spawn can start; their Blocks follow
+	// the first workers'.
+	Spare int
 }
 
 // VarAddr returns the address of watched variable v of worker i.
@@ -177,7 +231,7 @@ var ErrBadHello = errors.New("tracee: malformed hello")
 
 // ReadHello decodes the tracee's report from r.
 func ReadHello(r io.Reader) (*Hello, error) {
-	var hdr [7]uint64
+	var hdr [8]uint64
 	if err := binary.Read(r, binary.LittleEndian, &hdr); err != nil {
 		return nil, fmt.Errorf("%w: header: %w", ErrBadHello, err)
 	}
@@ -192,7 +246,10 @@ func ReadHello(r io.Reader) (*Hello, error) {
 	if err := binary.Read(r, binary.LittleEndian, tids); err != nil {
 		return nil, fmt.Errorf("%w: tids: %w", ErrBadHello, err)
 	}
-	h := &Hello{Pid: int(hdr[1]), CtlAddr: hdr[3], BlocksAddr: hdr[4], SharedAddr: hdr[5], FuncAddr: hdr[6]}
+	if hdr[7] > MaxThreads-n {
+		return nil, fmt.Errorf("%w: %d spare threads with %d", ErrBadHello, hdr[7], n)
+	}
+	h := &Hello{Pid: int(hdr[1]), CtlAddr: hdr[3], BlocksAddr: hdr[4], SharedAddr: hdr[5], FuncAddr: hdr[6], Spare: int(hdr[7])}
 	h.Tids = make([]int, n)
 	for i, t := range tids {
 		h.Tids[i] = int(t)
@@ -201,7 +258,7 @@ func ReadHello(r io.Reader) (*Hello, error) {
 }
 
 func writeHello(w io.Writer, h *Hello) error {
-	buf := []uint64{helloMagic, uint64(h.Pid), uint64(len(h.Tids)), h.CtlAddr, h.BlocksAddr, h.SharedAddr, h.FuncAddr}
+	buf := []uint64{helloMagic, uint64(h.Pid), uint64(len(h.Tids)), h.CtlAddr, h.BlocksAddr, h.SharedAddr, h.FuncAddr, uint64(h.Spare)}
 	for _, t := range h.Tids {
 		buf = append(buf, uint64(t))
 	}
@@ -211,13 +268,40 @@ func writeHello(w io.Writer, h *Hello) error {
 // Env returns the environment additions that start a tracee with the given
 // number of worker threads. GOMAXPROCS leaves room for every worker to run
 // at once, as threads of a real multi-threaded target would.
-func Env(threads int) []string {
+func Env(threads int) []string { return EnvSpare(threads, 0) }
+
+// EnvSpare is Env for a tracee that can start spare more workers later.
+func EnvSpare(threads, spare int) []string {
 	return []string{
 		EnvVar + "=" + strconv.Itoa(threads),
+		SpareEnvVar + "=" + strconv.Itoa(spare),
 		"GODEBUG=asyncpreemptoff=1",
 		"GOGC=off",
-		"GOMAXPROCS=" + strconv.Itoa(threads+2),
+		"GOMAXPROCS=" + strconv.Itoa(threads+spare+2),
 	}
+}
+
+const spawnMagic = 0x6270626e63737077 // "bpbncspw"
+
+// ReadSpawnReport decodes the tids of newly started workers, in worker
+// order, from r.
+func ReadSpawnReport(r io.Reader) ([]int, error) {
+	var hdr [2]uint64
+	if err := binary.Read(r, binary.LittleEndian, &hdr); err != nil {
+		return nil, fmt.Errorf("%w: spawn report: %w", ErrBadHello, err)
+	}
+	if hdr[0] != spawnMagic || hdr[1] > MaxThreads {
+		return nil, fmt.Errorf("%w: spawn report header %#x, %d threads", ErrBadHello, hdr[0], hdr[1])
+	}
+	tids := make([]uint64, hdr[1])
+	if err := binary.Read(r, binary.LittleEndian, tids); err != nil {
+		return nil, fmt.Errorf("%w: spawn report tids: %w", ErrBadHello, err)
+	}
+	out := make([]int, len(tids))
+	for i, t := range tids {
+		out[i] = int(t)
+	}
+	return out, nil
 }
 
 // The tracee's watched memory. Globals so that their addresses are fixed
@@ -247,7 +331,15 @@ func init() {
 		fmt.Fprintf(os.Stderr, "tracee: %s=%q: want a thread count in [1,%d]\n", EnvVar, v, MaxThreads)
 		os.Exit(2)
 	}
-	if err := serve(n); err != nil {
+	spare := 0
+	if v, ok := os.LookupEnv(SpareEnvVar); ok {
+		spare, err = strconv.Atoi(v)
+		if err != nil || spare < 0 || spare > MaxThreads-n {
+			fmt.Fprintf(os.Stderr, "tracee: %s=%q: want a spare thread count in [0,%d]\n", SpareEnvVar, v, MaxThreads-n)
+			os.Exit(2)
+		}
+	}
+	if err := serve(n, spare); err != nil {
 		fmt.Fprintln(os.Stderr, "tracee:", err)
 		os.Exit(1)
 	}
@@ -255,18 +347,18 @@ func init() {
 }
 
 // serve runs the tracee; it returns when the tracer goes away.
-func serve(n int) error {
+func serve(n, spare int) error {
 	ready := os.NewFile(ReadyFD, "ready")
 	hello := os.NewFile(HelloFD, "hello")
 	if ready == nil || hello == nil {
 		return fmt.Errorf("fds %d and %d must be the tracer's pipes", ReadyFD, HelloFD)
 	}
-	blocks = make([]Block, n)
+	blocks = make([]Block, n+spare)
 	release := make(chan struct{})
 	var started sync.WaitGroup
 	started.Add(n)
-	for i := range blocks {
-		go worker(&blocks[i], &started, release)
+	for i := range blocks[:n] {
+		go worker(&blocks[i], &started, release, 0)
 	}
 	started.Wait()
 	h := &Hello{
@@ -275,36 +367,72 @@ func serve(n int) error {
 		BlocksAddr: uint64(uintptr(unsafe.Pointer(&blocks[0]))),
 		SharedAddr: uint64(uintptr(unsafe.Pointer(&shared[0]))),
 		FuncAddr:   uint64(reflect.ValueOf(ExecTarget).Pointer()),
+		Spare:      spare,
 	}
-	for i := range blocks {
+	for i := range blocks[:n] {
 		h.Tids = append(h.Tids, int(blocks[i].Tid))
 	}
 	if err := writeHello(hello, h); err != nil {
 		return fmt.Errorf("writing hello: %w", err)
 	}
-	hello.Close()
 	var b [1]byte
 	if _, err := io.ReadFull(ready, b[:]); err != nil {
 		return nil // the tracer gave up before seizing
 	}
 	close(release)
-	// Block until the tracer closes its end; exiting then kills the workers.
+	// Serve spawn requests until the tracer closes its end; exiting then
+	// kills the workers.
+	live := n
+	var spawned chan struct{}
 	for {
-		if _, err := ready.Read(b[:]); err != nil {
+		if _, err := io.ReadFull(ready, b[:]); err != nil {
 			return nil
+		}
+		switch b[0] {
+		case SpawnRequest:
+			var cnt [4]byte
+			if _, err := io.ReadFull(ready, cnt[:]); err != nil {
+				return nil
+			}
+			k := int(binary.LittleEndian.Uint32(cnt[:]))
+			if k > len(blocks)-live {
+				return fmt.Errorf("spawn of %d workers: only %d spare left", k, len(blocks)-live)
+			}
+			spawned = make(chan struct{})
+			var st sync.WaitGroup
+			st.Add(k)
+			// Workers started now must not run the command current when
+			// they first park: they start at its generation.
+			gen := atomic.LoadUint64(&ctl.Gen)
+			for i := live; i < live+k; i++ {
+				go worker(&blocks[i], &st, spawned, gen)
+			}
+			st.Wait()
+			rep := []uint64{spawnMagic, uint64(k)}
+			for i := live; i < live+k; i++ {
+				rep = append(rep, blocks[i].Tid)
+			}
+			live += k
+			if err := binary.Write(hello, binary.LittleEndian, rep); err != nil {
+				return fmt.Errorf("writing spawn report: %w", err)
+			}
+		case SpawnRelease:
+			if spawned != nil {
+				close(spawned)
+				spawned = nil
+			}
 		}
 	}
 }
 
 // worker runs on its own OS thread for the life of the tracee. Once
 // released it stops itself, then runs one command per resume.
-func worker(blk *Block, started *sync.WaitGroup, release <-chan struct{}) {
+func worker(blk *Block, started *sync.WaitGroup, release <-chan struct{}, last uint64) {
 	runtime.LockOSThread()
 	pid, tid := unix.Getpid(), unix.Gettid()
 	blk.Tid = uint64(tid)
 	started.Done()
 	<-release
-	var last uint64
 	for {
 		// A traced SIGTRAP to ourselves is a stop the tracer suppresses;
 		// the command to run next is in ctl when we continue.
@@ -314,7 +442,7 @@ func worker(blk *Block, started *sync.WaitGroup, release <-chan struct{}) {
 			continue // resumed without a new command (e.g. after an interrupt)
 		}
 		last = gen
-		run(blk, Op(ctl.Op), int(ctl.Var), ctl.Count, ctl.Shared != 0)
+		run(blk, Op(ctl.Op), int(ctl.Var), ctl.Count, ctl.Shared != 0, pid, tid)
 	}
 }
 
@@ -324,11 +452,14 @@ func worker(blk *Block, started *sync.WaitGroup, release <-chan struct{}) {
 // -race an atomic first probes its address, which would trap twice.
 //
 //go:norace
-func run(blk *Block, op Op, v int, count uint64, sharedVars bool) {
+func run(blk *Block, op Op, v int, count uint64, sharedVars bool, pid, tid int) {
 	p := &blk.Vars[v]
 	if sharedVars {
 		p = &shared[v]
 	}
+	burst, check := ctl.Burst, ctl.Check != 0
+	pause := unix.NsecToTimespec(int64(ctl.Pause))
+	left := burst
 	for j := uint64(0); count == 0 || j < count; j++ {
 		if count == 0 && atomic.LoadUint64(&ctl.Halt) != 0 {
 			return
@@ -344,6 +475,18 @@ func run(blk *Block, op Op, v int, count uint64, sharedVars bool) {
 			return
 		}
 		store(&blk.Ops, load(&blk.Ops)+1)
+		if burst != 0 {
+			if left--; left == 0 {
+				left = burst
+				if check {
+					unix.Tgkill(pid, tid, CheckpointSignal)
+				}
+				if pause.Nsec != 0 || pause.Sec != 0 {
+					// Interrupted by a ptrace stop it simply ends early.
+					unix.Nanosleep(&pause, nil)
+				}
+			}
+		}
 	}
 }
 
