@@ -95,6 +95,7 @@ type casPool struct {
 	fb        uint   // bits per register field
 	fieldMask uint64 // one field, at index 0
 	liveBits  uint64 // the live bit of every field
+	idxOf     [64]int8 // register index of a live bit's position (no division on the hot path)
 	tShift    uint   // tmax position (5 bits)
 	vShift    uint   // version position, up to bit 63
 	cpu       []casCPU
@@ -108,6 +109,7 @@ func newCASPool(n, cpus int) *casPool {
 	p := &casPool{n: n, fb: fb, fieldMask: 1<<fb - 1, cpu: make([]casCPU, cpus)}
 	for i := 0; i < n; i++ {
 		p.liveBits |= 1 << (uint(i) * fb)
+		p.idxOf[uint(i)*fb] = int8(i)
 	}
 	p.tShift = uint(n) * fb
 	p.vShift = p.tShift + 5
@@ -177,7 +179,7 @@ func (a *casAlloc) task(id int) *casTask {
 
 // Reserve implements Allocator.
 func (a *casAlloc) Reserve(r Request) (Slot, error) {
-	if err := a.cfg.ValidateRequest(r); err != nil {
+	if err := a.cfg.validate(r); err != nil {
 		return Slot{}, err
 	}
 	p := a.pools[a.cfg.poolIndex(r.Kind)]
@@ -210,7 +212,7 @@ func (a *casAlloc) reserveCPU(p *casPool, r Request) (Slot, error) {
 			}
 			return Slot{}, errNoSlot(r)
 		}
-		i := bits.TrailingZeros64(^w&p.liveBits) / int(p.fb)
+		i := int(p.idxOf[bits.TrailingZeros64(^w&p.liveBits)&63])
 		sh := uint(i) * p.fb
 		f := (w>>sh&p.fieldMask + 2) & p.fieldMask // next generation, not live
 		f |= 1

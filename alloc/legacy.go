@@ -67,7 +67,7 @@ func (a *legacyAlloc) taskBPPinned(task, cpu int, p uint8) (n int, mask, ov uint
 
 // Reserve implements Allocator.
 func (a *legacyAlloc) Reserve(r Request) (Slot, error) {
-	if err := a.cfg.ValidateRequest(r); err != nil {
+	if err := a.cfg.validate(r); err != nil {
 		return Slot{}, err
 	}
 	p := uint8(a.cfg.poolIndex(r.Kind))

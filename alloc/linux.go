@@ -82,7 +82,7 @@ func newLinux(cfg Config) (Allocator, error) {
 
 // Reserve implements Allocator.
 func (a *linuxAlloc) Reserve(r Request) (Slot, error) {
-	if err := a.cfg.ValidateRequest(r); err != nil {
+	if err := a.cfg.validate(r); err != nil {
 		return Slot{}, err
 	}
 	l := a.ls[a.cfg.poolIndex(r.Kind)]

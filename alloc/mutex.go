@@ -19,7 +19,7 @@ func newMutex(cfg Config) (Allocator, error) {
 
 // Reserve implements Allocator.
 func (a *mutexAlloc) Reserve(r Request) (Slot, error) {
-	if err := a.cfg.ValidateRequest(r); err != nil {
+	if err := a.cfg.validate(r); err != nil {
 		return Slot{}, err
 	}
 	l := a.ls[a.cfg.poolIndex(r.Kind)]

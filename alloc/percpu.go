@@ -49,7 +49,7 @@ func (a *perCPUAlloc) unlock(all bool, cpu int) {
 
 // Reserve implements Allocator.
 func (a *perCPUAlloc) Reserve(r Request) (Slot, error) {
-	if err := a.cfg.ValidateRequest(r); err != nil {
+	if err := a.cfg.validate(r); err != nil {
 		return Slot{}, err
 	}
 	l := a.ls[a.cfg.poolIndex(r.Kind)]

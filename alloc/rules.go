@@ -38,6 +38,21 @@ func overflowPos(raw int) int { return -1 - raw }
 // poolIndex returns the array index of a request's pool.
 func (c Config) poolIndex(k Kind) int { return int(c.Pool(k)) }
 
+// requestOK is ValidateRequest's verdict without building an error, small
+// enough to inline on the hot paths.
+func (c Config) requestOK(r Request) bool {
+	return r.Kind < numKinds && r.Task >= NoTask && r.CPU >= AnyCPU && r.CPU < c.CPUs &&
+		(r.Task != NoTask || r.CPU != AnyCPU)
+}
+
+// validate is ValidateRequest with the common, valid case inlined.
+func (c Config) validate(r Request) error {
+	if c.requestOK(r) {
+		return nil
+	}
+	return c.ValidateRequest(r)
+}
+
 // checkRelease rejects slots that cannot belong to any allocator for c: the
 // zero Slot, or a slot whose request or index is out of range. A slot that
 // could be ours but is not held is the strategy's call (ErrNotReserved).
@@ -45,7 +60,7 @@ func (c Config) checkRelease(s Slot) error {
 	if !s.Valid() {
 		return fmt.Errorf("release of the zero Slot: %w", ErrNotReserved)
 	}
-	if err := c.ValidateRequest(s.req); err != nil {
+	if !c.requestOK(s.req) {
 		return fmt.Errorf("release of %v: %w", s.req, ErrNotReserved)
 	}
 	raw, n := int(s.index), c.PoolSize(s.req.Kind)
