@@ -92,12 +92,12 @@ type casCPU struct {
 // casPool is the per-pool layout and per-CPU state.
 type casPool struct {
 	n         int
-	fb        uint   // bits per register field
-	fieldMask uint64 // one field, at index 0
-	liveBits  uint64 // the live bit of every field
+	fb        uint     // bits per register field
+	fieldMask uint64   // one field, at index 0
+	liveBits  uint64   // the live bit of every field
 	idxOf     [64]int8 // register index of a live bit's position (no division on the hot path)
-	tShift    uint   // tmax position (5 bits)
-	vShift    uint   // version position, up to bit 63
+	tShift    uint     // tmax position (5 bits)
+	vShift    uint     // version position, up to bit 63
 	cpu       []casCPU
 }
 
