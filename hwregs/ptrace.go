@@ -111,6 +111,7 @@ type Ptrace struct {
 
 	gen     uint64
 	baseOps []uint64
+	curOps  []uint64 // Wait's buffer, reused so that a loop of Runs does not allocate per run
 	opsBuf  []byte
 	res     PtraceResult
 	si      ptSiginfo
@@ -635,7 +636,10 @@ func (p *Ptrace) Wait() (*PtraceResult, error) {
 		if err := p.waitParked(); err != nil {
 			return err
 		}
-		cur := make([]uint64, len(p.tids))
+		if cap(p.curOps) < len(p.tids) {
+			p.curOps = make([]uint64, len(p.tids))
+		}
+		cur := p.curOps[:len(p.tids)]
 		if err := p.readOps(cur); err != nil {
 			return err
 		}

@@ -446,8 +446,9 @@ func worker(blk *Block, started *sync.WaitGroup, release <-chan struct{}, last u
 	}
 }
 
-// run performs one command. The counter is updated after every operation so
-// that a tracer stopping the worker mid-run reads an exact count. Watched
+// run performs one command. The counter is updated with every operation so
+// that a tracer stopping the worker mid-run reads an exact count, except
+// when it stops between the counter update and the access. Watched
 // memory is touched through the helpers below, never sync/atomic: under
 // -race an atomic first probes its address, which would trap twice.
 //
@@ -464,17 +465,24 @@ func run(blk *Block, op Op, v int, count uint64, sharedVars bool, pid, tid int) 
 		if count == 0 && atomic.LoadUint64(&ctl.Halt) != 0 {
 			return
 		}
+		// The counter goes up just before the access, so at a trap stop
+		// (after the store of a data breakpoint, before the instruction
+		// of an exec breakpoint) it already counts the access that
+		// trapped: a tracer that stops the thread right after resuming it
+		// from a trap reads an exact count.
 		switch op {
 		case OpWrite:
+			store(&blk.Ops, load(&blk.Ops)+1)
 			store(p, j)
 		case OpRead:
+			store(&blk.Ops, load(&blk.Ops)+1)
 			sink += load(p)
 		case OpExec:
+			store(&blk.Ops, load(&blk.Ops)+1)
 			ExecTarget(&sink)
 		default:
 			return
 		}
-		store(&blk.Ops, load(&blk.Ops)+1)
 		if burst != 0 {
 			if left--; left == 0 {
 				left = burst
