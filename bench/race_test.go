@@ -12,7 +12,11 @@ import (
 
 // BenchmarkRace measures the slot-stealing window: each case's b.N is the
 // number of holder changes.
-func BenchmarkRace(b *testing.B) { runCases(b, "Race", casesOf(b, "race", Options{})) }
+// The ptrace-race experiment's cases are named Race/backend=ptrace/... and
+// run here too, so that go test names match their Results.
+func BenchmarkRace(b *testing.B) {
+	runCases(b, "Race", append(casesOf(b, "race", Options{}), casesOf(b, "ptrace-race", Options{})...))
+}
 
 // skipWithoutPerf skips a test on machines that cannot open perf
 // breakpoints, saying why; on this project's machines it never skips.

@@ -1,0 +1,213 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"bpbench/alloc"
+	"bpbench/hwregs"
+)
+
+// The ptrace-race experiment is the race experiment with real registers: a
+// model strategy does admission, as in a debugger that keeps its own slot
+// table, and every register write of the holder goes to thread 0 of a real
+// tracee through PTRACE_POKEUSER, from a tracer thread pinned to
+// Options.PinCPU. Competitors reserve CPU-bound slots on the same model
+// allocator, holding each for raceSimHold. The holder's changes take the
+// real ptrace time, so competitors run many more attempts per change than
+// in the model-only race.
+func init() {
+	register(Experiment{
+		Name:     "ptrace-race",
+		Question: "With every register write going to a real tracee through ptrace, does re-registering still lose the slot to competitors, and does modify-in-place never lose it?",
+		Cases:    ptraceRaceCases,
+	})
+}
+
+// Default numbers of holder changes per ptrace-race case.
+const (
+	ptraceRaceQuick = 1000
+	ptraceRaceFull  = 20000
+)
+
+func ptraceRaceCases(o Options) ([]Case, error) {
+	if err := checkOptions("ptrace-race", o); err != nil {
+		return nil, err
+	}
+	var cs []Case
+	for _, st := range strategiesOf(o) {
+		for _, mode := range []string{raceModify, raceReregister} {
+			for _, r := range raceSweep(o.Full) {
+				s := raceSpec{backend: "ptrace", strategy: st, mode: mode, raceRate: r}
+				cs = append(cs, Case{
+					Name:     s.name(),
+					Estimate: 300 * time.Millisecond,
+					Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
+						return underKernlock(func() (Result, error) { return runRacePtrace(ctx, s, o, n, t, 0) })
+					},
+				})
+			}
+		}
+	}
+	return cs, nil
+}
+
+// runRacePtrace runs one ptrace-race case; the caller holds the kernlock.
+// The holder is tracee thread 0 with four breakpoints on four of its
+// variables, the changing one alternating between its fourth variable and
+// a shared one. Window and recovery are timed as in the model race
+// (windowAlloc): from the model release to the next admitted reservation,
+// which in Writer.Reregister falls between the DR7 write that disables the
+// slot and the DR writes that arm the new one; the pokes themselves are in
+// the per-change latency (p50-ns), not in the window. stealEvery > 0
+// (tests only) puts a competitor's reservation into every stealEvery-th
+// window, as runRaceSim does.
+func runRacePtrace(ctx context.Context, s raceSpec, o Options, n int64, t Timer, stealEvery int) (res Result, err error) {
+	t.StopTimer()
+	if err := s.validate(); err != nil {
+		return Result{}, err
+	}
+	n = defaultOps(n, o, ptraceRaceQuick, ptraceRaceFull)
+	p, err := hwregs.StartPtrace(hwregs.PtraceOptions{Threads: 1, CPU: o.PinCPU})
+	if errors.Is(err, unix.EPERM) {
+		return Result{}, Skipf("cannot trace a child process: %v", err)
+	}
+	if err != nil {
+		return Result{}, skipIfUnsupported(err)
+	}
+	defer func() {
+		if cerr := p.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		if err != nil {
+			err = fmt.Errorf("bench: %s: %w", s.name(), err)
+		}
+	}()
+	cpus := max(runtime.NumCPU(), o.PinCPU+1, 2)
+	cfg := alloc.X86(cpus)
+	inner, err := alloc.New(s.strategy, cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	st := newRaceStats()
+	wa := &windowAlloc{Allocator: inner, cfg: cfg, task: 0, window: st.window}
+	w := hwregs.NewWriter(wa, p, hwregs.WriteChanged)
+	h := p.Hello()
+	holder := alloc.Request{Task: 0, CPU: alloc.AnyCPU, Kind: alloc.Data}
+	attr := func(addr uint64) hwregs.Attr { return hwregs.Attr{Addr: addr, Len: 8, Type: hwregs.Write} }
+	attrs := [2]hwregs.Attr{attr(h.SharedVarAddr(0)), attr(h.VarAddr(0, 3))}
+	var bps [hwregs.NumSlots]hwregs.Breakpoint
+	sp, hasSp := inner.(alloc.SpuriousRefusals)
+	var sp0 uint64
+	if hasSp {
+		sp0 = sp.SpuriousRefusals()
+	}
+	compReq := alloc.Request{Task: alloc.NoTask, CPU: o.PinCPU, Kind: alloc.Data}
+	if stealEvery > 0 {
+		defer stealEveryNth(wa, inner, compReq, st, stealEvery)()
+	}
+	holdTicks := Ticks(float64(raceSimHold) / NsPerTick())
+	var comp *competitors
+	var loopErr, compErr error
+	derr := p.Do(func() {
+		for i := range bps {
+			if bps[i], loopErr = w.Register(holder, attr(h.VarAddr(0, i))); loopErr != nil {
+				loopErr = fmt.Errorf("holder breakpoint %d: %w", i, loopErr)
+				return
+			}
+		}
+		comp = startCompetitors(ctx, s, func() (func() (bool, error), func(), error) {
+			attempt := func() (bool, error) {
+				sl, err := inner.Reserve(compReq)
+				if errors.Is(err, alloc.ErrNoSlot) {
+					return false, nil
+				}
+				if err != nil {
+					return false, err
+				}
+				for t0 := Now(); Now()-t0 < holdTicks; {
+				}
+				return true, inner.Release(sl)
+			}
+			return attempt, func() {}, nil
+		})
+		bp := &bps[3]
+		lap := Lap{R: st.latency}
+		t.ResetTimer()
+		t.StartTimer()
+		begin := time.Now()
+		lap.Start()
+		for i := int64(0); i < n; i++ {
+			if i&63 == 0 && ctx.Err() != nil {
+				loopErr = ctx.Err()
+				break
+			}
+			a := attrs[i&1]
+			if s.mode == raceModify {
+				if err := w.Modify(bp, a); err != nil {
+					loopErr = fmt.Errorf("modify %d: %w", i, err)
+					break
+				}
+			} else if err := reregisterSim(ctx, w, bp, holder, a, st); err != nil {
+				loopErr = fmt.Errorf("re-register %d: %w", i, err)
+				break
+			}
+			st.changes++
+			lap.Lap()
+		}
+		st.elapsed = time.Since(begin)
+		t.StopTimer()
+		compErr = comp.stop(st)
+		for i := range bps {
+			if bps[i].Slot.Valid() {
+				if err := w.Unregister(bps[i]); err != nil && loopErr == nil {
+					loopErr = fmt.Errorf("teardown: %w", err)
+				}
+			}
+		}
+	})
+	if err := errors.Join(derr, loopErr, compErr); err != nil {
+		return Result{}, err
+	}
+	if inner.InUse() {
+		return Result{}, fmt.Errorf("model allocator still holds a slot after teardown")
+	}
+	if hasSp {
+		st.spurious, st.hasSpurious = sp.SpuriousRefusals()-sp0, true
+	}
+	res = st.result(s, o, cpus, map[string]string{
+		"policy": hwregs.WriteChanged.String(), "competitor_hold": raceSimHold.String(), "admission": "model", "registers": "ptrace"})
+	res.Experiment = "ptrace-race"
+	return res, nil
+}
+
+// stealEveryNth makes a competitor reserve compReq inside every nth
+// window of wa's holder and hold it until the holder's reservation has
+// been refused once, so that tests know the exact steal count. The
+// returned function releases a reservation still held.
+func stealEveryNth(wa *windowAlloc, inner alloc.Allocator, compReq alloc.Request, st *raceStats, n int) func() {
+	var held alloc.Slot
+	windows := 0
+	wa.onRelease = func() {
+		if windows++; windows%n != 0 {
+			return
+		}
+		st.compAttempts++
+		if sl, err := inner.Reserve(compReq); err == nil {
+			held = sl
+			st.compWins++
+		}
+	}
+	wa.onRefused = func() {
+		if held.Valid() {
+			inner.Release(held)
+			held = alloc.Slot{}
+		}
+	}
+	return wa.onRefused
+}

@@ -1,0 +1,82 @@
+package bench
+
+import (
+	"context"
+	"testing"
+
+	"bpbench/internal/kernlock"
+)
+
+// ptraceRaceRun runs one ptrace-race case and checks what every race
+// Result must have (checkRaceResult), under the experiment's own name.
+func ptraceRaceRun(t *testing.T, s raceSpec, n int64, stealEvery int) Result {
+	t.Helper()
+	res, err := runRacePtrace(context.Background(), s, Options{}, n, NopTimer, stealEvery)
+	skipWithoutPtrace(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Experiment != "ptrace-race" {
+		t.Fatalf("%s: experiment %q, want ptrace-race", res.Name, res.Experiment)
+	}
+	c := res
+	c.Experiment = "race" // the rest of the Result is the race experiment's
+	checkRaceResult(t, s, c, n)
+	if res.Params["registers"] != "ptrace" || res.Params["backend"] != "ptrace" {
+		t.Errorf("%s: params %v, want backend and registers ptrace", res.Name, res.Params)
+	}
+	return res
+}
+
+// TestPtraceRaceModifyNeverSteals: with real pokes in every change,
+// modify keeps the slot against an unlimited competitor, on every
+// strategy, and the competitor is never admitted (no over-admission).
+func TestPtraceRaceModifyNeverSteals(t *testing.T) {
+	kernlock.For(t)
+	for _, st := range strategies(t) {
+		s := raceSpec{backend: "ptrace", strategy: st, mode: raceModify, raceRate: raceRate{competitors: 1}}
+		res := ptraceRaceRun(t, s, 500, 0)
+		if res.Metrics["steals/op"] != 0 || res.Metrics["competitor-wins/op"] != 0 {
+			t.Errorf("%s: steals/op = %g, competitor-wins/op = %g, want 0 and 0", res.Name, res.Metrics["steals/op"], res.Metrics["competitor-wins/op"])
+		}
+		if res.Metrics["competitor-attempts/s"] <= 0 {
+			t.Errorf("%s: the competitor never ran: %v", res.Name, res.Metrics)
+		}
+	}
+}
+
+// TestPtraceRaceReregisterSteals: re-registering through real pokes never
+// loses the slot without competitors, and loses it exactly when a
+// competitor reserves inside the window (every 10th one here), recovering
+// every time with all four breakpoints kept.
+func TestPtraceRaceReregisterSteals(t *testing.T) {
+	kernlock.For(t)
+	const n, every = 500, 10
+	for _, st := range strategies(t) {
+		quiet := ptraceRaceRun(t, raceSpec{backend: "ptrace", strategy: st, mode: raceReregister}, 300, 0)
+		if quiet.Metrics["steals/op"] != 0 {
+			t.Errorf("%s: steals/op = %g without competitors", quiet.Name, quiet.Metrics["steals/op"])
+		}
+		s := raceSpec{backend: "ptrace", strategy: st, mode: raceReregister}
+		res := ptraceRaceRun(t, s, n, every)
+		if got, want := res.Metrics["lost/op"], 1.0/every; got != want {
+			t.Errorf("%s with a steal in every %dth window: lost/op = %g, want %g", res.Name, every, got, want)
+		}
+		if rec := res.Metrics["recover-ns/p50"]; rec <= 0 {
+			t.Errorf("%s: recover-ns/p50 = %g after steals", res.Name, rec)
+		}
+	}
+}
+
+// TestPtraceRaceCompetitor: an unlimited real competitor against
+// re-registration through ptrace; it logs the measured steal rate (which
+// depends on scheduling, so it is measured, not asserted).
+func TestPtraceRaceCompetitor(t *testing.T) {
+	kernlock.For(t)
+	s := raceSpec{backend: "ptrace", strategy: "mutex", mode: raceReregister, raceRate: raceRate{competitors: 1}}
+	res := ptraceRaceRun(t, s, 2000, 0)
+	if res.Metrics["competitor-attempts/s"] <= 0 {
+		t.Errorf("%s: the competitor never ran", res.Name)
+	}
+	t.Logf("%s: steals/op %.4f window p50 %.0f ns, change p50 %.0f ns", res.Name, res.Metrics["steals/op"], res.Metrics["window-ns/p50"], res.Metrics["p50-ns"])
+}
