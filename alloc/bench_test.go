@@ -91,20 +91,74 @@ var casWord struct {
 	_ [56]byte
 }
 
+// floorPair is one uncontended CompareAndSwap that takes a free bit and
+// one atomic clear of it; the compiler turns the clear into LOCK ANDQ.
+func floorPair() {
+	w := casWord.w.Load()
+	bit := ^w & -^w
+	if casWord.w.CompareAndSwap(w, w|bit) {
+		casWord.w.And(^bit)
+	}
+}
+
 // BenchmarkFloor/op=cas-pair is the physical floor the cas strategy is
-// compared with in the same run: one uncontended CompareAndSwap that takes
-// a free bit and one atomic clear of it.
+// compared with in the same run: floorPair per op.
 func BenchmarkFloor(b *testing.B) {
 	b.Run("op=cas-pair", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			w := casWord.w.Load()
-			bit := ^w & -^w
-			if casWord.w.CompareAndSwap(w, w|bit) {
-				casWord.w.And(^bit)
-			}
+			floorPair()
 		}
 	})
+}
+
+// ratioChunk is the number of pairs timed together in BenchmarkFloorRatio:
+// enough that two clock reads are noise, few enough that floor and
+// strategy chunks alternate many times a second.
+const ratioChunk = 4096
+
+// BenchmarkFloorRatio measures a strategy's CPU-bound Reserve+Release and
+// the floor in alternating chunks of one run, so that the other load of a
+// shared machine hits both alike. ns/op is the strategy's pair; floor-ns is
+// the floor's; x-floor is the ratio of their median chunk times, the figure
+// the cas target (<= 2.0x) is about.
+func BenchmarkFloorRatio(b *testing.B) {
+	for _, s := range Strategies() {
+		b.Run("strategy="+s+"/target=cpu", func(b *testing.B) {
+			a := newBench(b, s)
+			r := benchTargets[0].req
+			b.ReportAllocs()
+			var strat, floor []time.Duration
+			var total time.Duration
+			for n := 0; n < b.N; n += ratioChunk {
+				t0 := time.Now()
+				for range ratioChunk {
+					floorPair()
+				}
+				t1 := time.Now()
+				for range ratioChunk {
+					reserveRelease(b, a, r)
+				}
+				t2 := time.Now()
+				floor = append(floor, t1.Sub(t0))
+				strat = append(strat, t2.Sub(t1))
+				total += t2.Sub(t1)
+			}
+			b.StopTimer()
+			pairs := float64(len(strat) * ratioChunk)
+			// b.N pairs were asked for, more were run: report per pair.
+			b.ReportMetric(float64(total.Nanoseconds())/pairs, "ns/op")
+			ms, mf := median(strat), median(floor)
+			b.ReportMetric(float64(mf.Nanoseconds())/ratioChunk, "floor-ns")
+			b.ReportMetric(float64(ms)/float64(mf), "x-floor")
+		})
+	}
+}
+
+// median sorts d and returns its middle element.
+func median(d []time.Duration) time.Duration {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[len(d)/2]
 }
 
 // benchTaskCounts are the live-task populations of BenchmarkTasks.

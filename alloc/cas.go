@@ -92,6 +92,7 @@ type casCPU struct {
 // casPool is the per-pool layout and per-CPU state.
 type casPool struct {
 	n         int
+	n64       uint64   // n, for reserveCPU's comparison without conversions
 	fb        uint     // bits per register field
 	fieldMask uint64   // one field, at index 0
 	liveBits  uint64   // the live bit of every field
@@ -106,7 +107,7 @@ func newCASPool(n, cpus int) *casPool {
 	if fb > 8 {
 		fb = 8
 	}
-	p := &casPool{n: n, fb: fb, fieldMask: 1<<fb - 1, cpu: make([]casCPU, cpus)}
+	p := &casPool{n: n, n64: uint64(n), fb: fb, fieldMask: 1<<fb - 1, cpu: make([]casCPU, cpus)}
 	for i := 0; i < n; i++ {
 		p.liveBits |= 1 << (uint(i) * fb)
 		p.idxOf[uint(i)*fb] = int8(i)
@@ -148,15 +149,20 @@ type casTask struct {
 type casAlloc struct {
 	cfg      Config
 	pools    [numKinds]*casPool
-	tasks    sync.Map // task id -> *casTask
+	byKind   [numKinds]*casPool // pools[cfg.poolIndex(k)], without the branch
+	tasks    sync.Map           // task id -> *casTask
 	spurious atomic.Uint64
+	errs     errTable
 }
 
 func newCAS(cfg Config) (Allocator, error) {
-	a := &casAlloc{cfg: cfg}
+	a := &casAlloc{cfg: cfg, errs: newErrTable(cfg)}
 	a.pools[Data] = newCASPool(cfg.Slots, cfg.CPUs)
 	if cfg.InstSlots > 0 {
 		a.pools[Inst] = newCASPool(cfg.InstSlots, cfg.CPUs)
+	}
+	for k := range a.byKind {
+		a.byKind[k] = a.pools[cfg.poolIndex(Kind(k))]
 	}
 	return a, nil
 }
@@ -177,15 +183,28 @@ func (a *casAlloc) task(id int) *casTask {
 	return v.(*casTask)
 }
 
-// Reserve implements Allocator.
+// Reserve implements Allocator. A CPU-bound request is validated by the
+// comparisons reserveCPU needs anyway and admitted inline; everything else
+// goes through reserveSlow.
 func (a *casAlloc) Reserve(r Request) (Slot, error) {
+	if r.Task == NoTask && r.Kind < numKinds {
+		if p := a.byKind[r.Kind]; uint(r.CPU) < uint(len(p.cpu)) {
+			if f, sh := p.reserveCPU(&p.cpu[r.CPU]); f != 0 {
+				return NewSlot(r, int(p.idxOf[sh]), uint32(f)), nil
+			}
+			return a.reserveCPUSlow(p, r)
+		}
+	}
+	return a.reserveSlow(r)
+}
+
+// reserveSlow validates r and reserves it; CPU-bound requests only get here
+// when invalid.
+func (a *casAlloc) reserveSlow(r Request) (Slot, error) {
 	if err := a.cfg.validate(r); err != nil {
 		return Slot{}, err
 	}
-	p := a.pools[a.cfg.poolIndex(r.Kind)]
-	if r.IsCPUBound() {
-		return a.reserveCPU(p, r)
-	}
+	p := a.byKind[r.Kind]
 	t := a.task(r.Task)
 	t.inflight.Add(1)
 	s, err := a.reserveTask(p, &t.pools[a.cfg.poolIndex(r.Kind)], r)
@@ -196,29 +215,52 @@ func (a *casAlloc) Reserve(r Request) (Slot, error) {
 	return s, err
 }
 
-// reserveCPU is one CAS on W_c when it admits.
-func (a *casAlloc) reserveCPU(p *casPool, r Request) (Slot, error) {
+// reserveCPU is the uncontended admission of a valid CPU-bound request on
+// the CPU whose state is st: one load and one CAS on W_c. It returns the
+// live field it installed (its generation) at bit sh, or 0, having changed
+// nothing, when the rule refuses on the word it read or the CAS lost a
+// race; reserveCPUSlow then decides. It is small enough to inline into
+// Reserve, so the fast path is one call deep and the Slot is built once,
+// there.
+//
+// The new word is w plus the lowest free live bit: a free field holds an
+// even generation and reserving makes it the next, odd one (releasing makes
+// it the next even one, see Release). Nothing depends on the bit's
+// position between the load and the CAS, which would otherwise add a bit
+// scan and four shifts to the latency of every admission.
+func (p *casPool) reserveCPU(st *casCPU) (f uint64, sh uint) {
+	w := st.w.Load()
+	if uint64(bits.OnesCount64(w&p.liveBits))+w>>(p.tShift&63)&31 < p.n64 { // admits(cp, tmax, n)
+		free := ^w & p.liveBits // not empty since cp < n
+		if nw := w + free&-free; st.w.CompareAndSwap(w, nw) {
+			sh = uint(bits.TrailingZeros64(free)) & 63
+			return nw >> sh & p.fieldMask, sh
+		}
+	}
+	return 0, 0
+}
+
+// reserveCPUSlow is reserveCPU's loop: it retries lost CASes, helps a
+// release that has not lowered tmax yet, and refuses.
+func (a *casAlloc) reserveCPUSlow(p *casPool, r Request) (Slot, error) {
 	st := &p.cpu[r.CPU]
 	for tries := 0; ; tries++ {
+		if f, sh := p.reserveCPU(st); f != 0 {
+			return NewSlot(r, int(p.idxOf[sh]), uint32(f)), nil
+		}
 		w := st.w.Load()
 		cp, t := p.cp(w), p.tmax(w)
-		if !admits(cp, t, p.n) {
-			if m := st.h.max(p.n); m < t && admits(cp, m, p.n) && tries < 8 {
-				a.lower(p, r.CPU) // a release has not lowered tmax yet: help
-				continue
-			}
-			if uint32(st.busy.Load()) != 0 || tries >= 8 {
-				a.spurious.Add(1)
-			}
-			return Slot{}, errNoSlot(r)
+		if admits(cp, t, p.n) {
+			continue // the CAS lost a race; the word admits, try again
 		}
-		i := int(p.idxOf[bits.TrailingZeros64(^w&p.liveBits)&63])
-		sh := uint(i) * p.fb
-		f := (w>>sh&p.fieldMask + 2) & p.fieldMask // next generation, not live
-		f |= 1
-		if st.w.CompareAndSwap(w, w&^(p.fieldMask<<sh)|f<<sh) {
-			return NewSlot(r, i, uint32(f)), nil
+		if m := st.h.max(p.n); m < t && admits(cp, m, p.n) && tries < 8 {
+			a.lower(p, r.CPU) // a release has not lowered tmax yet: help
+			continue
 		}
+		if uint32(st.busy.Load()) != 0 || tries >= 8 {
+			a.spurious.Add(1)
+		}
+		return Slot{}, a.errs.noSlot(r)
 	}
 }
 
@@ -323,7 +365,7 @@ func (a *casAlloc) reserveTask(p *casPool, tp *casTaskPool, r Request) (Slot, er
 		for {
 			i := lowestFree(uint32(pc.w.Load()), p.n)
 			if i < 0 { // pinned_t(c) >= N already
-				return Slot{}, errNoSlot(r)
+				return Slot{}, a.errs.noSlot(r)
 			}
 			k := claim(&pc.w, i)
 			if k < 0 {
@@ -331,7 +373,7 @@ func (a *casAlloc) reserveTask(p *casPool, tp *casTaskPool, r Request) (Slot, er
 			}
 			if !a.raise(p, c, k) {
 				move(p, c, unclaim(&pc.w, i))
-				return Slot{}, errNoSlot(r)
+				return Slot{}, a.errs.noSlot(r)
 			}
 			return NewSlot(r, i, pc.gen[i].Add(1)), nil
 		}
@@ -376,7 +418,7 @@ func (a *casAlloc) reserveTask(p *casPool, tp *casTaskPool, r Request) (Slot, er
 			if taken {
 				continue
 			}
-			return Slot{}, errNoSlot(r)
+			return Slot{}, a.errs.noSlot(r)
 		}
 		if pos >= 0 {
 			return NewSlot(r, overflowRaw(pos), tp.ovGen[pos].Add(1)), nil
@@ -385,35 +427,54 @@ func (a *casAlloc) reserveTask(p *casPool, tp *casTaskPool, r Request) (Slot, er
 	}
 }
 
-// Release implements Allocator.
+// Release implements Allocator. A CPU-bound slot is checked and released
+// inline: its generation must be odd (live; this also rejects the zero
+// Slot) and equal to its field in W_c, and the CAS that advances the field
+// to the next, even generation expects the word that check was made on, so
+// a double, stale or concurrent second release of the same slot fails with
+// ErrNotReserved and never frees a later holder's field.
 func (a *casAlloc) Release(s Slot) error {
+	r := s.req
+	if r.Task == NoTask && r.Kind < numKinds && s.gen&1 != 0 {
+		p := a.byKind[r.Kind]
+		if uint(r.CPU) < uint(len(p.cpu)) && uint(s.index) < uint(p.n) {
+			st := &p.cpu[r.CPU]
+			sh := uint(s.index) * p.fb & 63
+			next := uint64(s.gen+1) & p.fieldMask // wraps to 0 at the top
+			for {
+				w := st.w.Load()
+				if uint32(w>>sh&p.fieldMask) != s.gen {
+					return a.errs.stale(r)
+				}
+				if st.w.CompareAndSwap(w, w&^(p.fieldMask<<sh)|next<<sh) {
+					return nil
+				}
+			}
+		}
+	}
+	return a.releaseSlow(s)
+}
+
+// releaseSlow releases task slots and rejects everything the CPU-bound fast
+// path did not take.
+func (a *casAlloc) releaseSlow(s Slot) error {
 	if err := a.cfg.checkRelease(s); err != nil {
 		return err
 	}
 	r := s.req
-	p := a.pools[a.cfg.poolIndex(r.Kind)]
+	p := a.byKind[r.Kind]
 	raw := int(s.index)
 	if r.IsCPUBound() {
-		st := &p.cpu[r.CPU]
-		sh := uint(raw) * p.fb
-		for {
-			w := st.w.Load()
-			if uint32(w>>sh&p.fieldMask) != s.gen {
-				return errStale(s)
-			}
-			if st.w.CompareAndSwap(w, w&^(1<<sh)) {
-				return nil
-			}
-		}
+		return a.errs.stale(r) // an even generation: never live
 	}
 	v, ok := a.tasks.Load(r.Task)
 	if !ok {
-		return errStale(s)
+		return a.errs.stale(r)
 	}
 	tp := &v.(*casTask).pools[a.cfg.poolIndex(r.Kind)]
 	if r.CPU != AnyCPU {
 		if s.gen&1 == 0 || !tp.cpu[r.CPU].gen[raw].CompareAndSwap(s.gen, s.gen+1) {
-			return errStale(s)
+			return a.errs.stale(r)
 		}
 		begin(p, r.CPU, r.CPU+1)
 		move(p, r.CPU, unclaim(&tp.cpu[r.CPU].w, raw))
@@ -423,11 +484,11 @@ func (a *casAlloc) Release(s Slot) error {
 	i := raw
 	if raw < 0 {
 		if s.gen&1 == 0 || !tp.ovGen[overflowPos(raw)].CompareAndSwap(s.gen, s.gen+1) {
-			return errStale(s)
+			return a.errs.stale(r)
 		}
 		i = -1
 	} else if s.gen&1 == 0 || !tp.allGen[raw].CompareAndSwap(s.gen, s.gen+1) {
-		return errStale(s)
+		return a.errs.stale(r)
 	}
 	begin(p, 0, len(tp.cpu))
 	for c := range tp.cpu {

@@ -31,10 +31,11 @@ type ledger struct {
 	// keepCPUHist is false for percpu, whose CPU-bound reservations must
 	// not write shared state; its all-CPU task check scans the CPUs instead.
 	keepCPUHist bool
+	errs        *errTable // shared by the Config's pools
 }
 
-func newLedger(n, cpus int, keepCPUHist bool) *ledger {
-	return &ledger{n: n, cpus: cpus, cpu: make([]cpuInfo, cpus), keepCPUHist: keepCPUHist}
+func newLedger(n, cpus int, keepCPUHist bool, errs *errTable) *ledger {
+	return &ledger{n: n, cpus: cpus, cpu: make([]cpuInfo, cpus), keepCPUHist: keepCPUHist, errs: errs}
 }
 
 // fitsCPU applies the CPU-bound rule on c: cpu_pinned[c] + max_t pinned_t(c) + 1 <= N.
@@ -155,9 +156,10 @@ type ledgers [numKinds]*ledger
 
 func newLedgers(cfg Config, keepCPUHist bool) ledgers {
 	var ls ledgers
-	ls[Data] = newLedger(cfg.Slots, cfg.CPUs, keepCPUHist)
+	errs := newErrTable(cfg)
+	ls[Data] = newLedger(cfg.Slots, cfg.CPUs, keepCPUHist, &errs)
 	if cfg.InstSlots > 0 {
-		ls[Inst] = newLedger(cfg.InstSlots, cfg.CPUs, keepCPUHist)
+		ls[Inst] = newLedger(cfg.InstSlots, cfg.CPUs, keepCPUHist, &errs)
 	}
 	return ls
 }
@@ -176,13 +178,13 @@ func (ls *ledgers) used() bool {
 func reserveLocked(cfg Config, l *ledger, t *taskPool, r Request) (Slot, error) {
 	if t == nil {
 		if !l.fitsCPU(r.CPU) {
-			return Slot{}, errNoSlot(r)
+			return Slot{}, l.errs.noSlot(r)
 		}
 		raw, gen := l.holdCPU(r.CPU)
 		return NewSlot(r, raw, gen), nil
 	}
 	if !l.fitsTask(t, r.CPU) {
-		return Slot{}, errNoSlot(r)
+		return Slot{}, l.errs.noSlot(r)
 	}
 	raw := t.pick(r.CPU, l.n)
 	l.toggleTask(t, r.CPU, true)
@@ -196,10 +198,10 @@ func releaseLocked(l *ledger, t *taskPool, s Slot) error {
 		if r.IsCPUBound() && l.dropCPU(r.CPU, int(s.index), s.gen) {
 			return nil
 		}
-		return errStale(s)
+		return l.errs.stale(r)
 	}
 	if !t.drop(r.CPU, int(s.index), s.gen) {
-		return errStale(s)
+		return l.errs.stale(r)
 	}
 	l.toggleTask(t, r.CPU, false)
 	return nil

@@ -34,10 +34,11 @@ type legacyAlloc struct {
 	cpu  [numKinds][]legacyCPU
 	list []legacyEntry
 	gen  uint32 // odd generations for list entries
+	errs errTable
 }
 
 func newLegacy(cfg Config) (Allocator, error) {
-	a := &legacyAlloc{cfg: cfg, gen: 1}
+	a := &legacyAlloc{cfg: cfg, gen: 1, errs: newErrTable(cfg)}
 	a.cpu[Data] = make([]legacyCPU, cfg.CPUs)
 	if cfg.InstSlots > 0 {
 		a.cpu[Inst] = make([]legacyCPU, cfg.CPUs)
@@ -78,7 +79,7 @@ func (a *legacyAlloc) Reserve(r Request) (Slot, error) {
 	if r.IsCPUBound() {
 		c := &cpus[r.CPU]
 		if !admits(c.pinned, c.tsk.max(n), n) {
-			return Slot{}, errNoSlot(r)
+			return Slot{}, a.errs.noSlot(r)
 		}
 		raw := lowestFree(c.mask, n)
 		c.mask |= 1 << raw
@@ -92,7 +93,7 @@ func (a *legacyAlloc) Reserve(r Request) (Slot, error) {
 	for c := lo; c < hi; c++ {
 		pinned, _, _ := a.taskBPPinned(r.Task, c, p)
 		if !admits(cpus[c].pinned, pinned, n) {
-			return Slot{}, errNoSlot(r)
+			return Slot{}, a.errs.noSlot(r)
 		}
 	}
 	_, used, ov := a.taskBPPinned(r.Task, r.CPU, p)
@@ -122,7 +123,7 @@ func (a *legacyAlloc) Release(s Slot) error {
 	if r.IsCPUBound() {
 		c := &cpus[r.CPU]
 		if !c.gen.give(int(s.index), s.gen) {
-			return errStale(s)
+			return a.errs.stale(r)
 		}
 		c.mask &^= 1 << s.index
 		c.pinned--
@@ -137,7 +138,7 @@ func (a *legacyAlloc) Release(s Slot) error {
 		}
 	}
 	if at < 0 {
-		return errStale(s)
+		return a.errs.stale(r)
 	}
 	lo, hi := r.CPU, r.CPU+1
 	if r.CPU == AnyCPU {

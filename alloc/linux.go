@@ -116,7 +116,7 @@ func (a *linuxAlloc) Release(s Slot) error {
 	}
 	v, ok := a.tasks.Load(r.Task)
 	if !ok {
-		return errStale(s)
+		return l.errs.stale(r)
 	}
 	rec := v.(*taskRec)
 	rec.mu.Lock()

@@ -50,7 +50,7 @@ func (a *mutexAlloc) Release(s Slot) error {
 	if !r.IsCPUBound() {
 		rec := a.tasks[r.Task]
 		if rec == nil {
-			return errStale(s)
+			return l.errs.stale(r)
 		}
 		tp = &rec.pools[a.cfg.poolIndex(r.Kind)]
 	}

@@ -85,7 +85,7 @@ func (a *perCPUAlloc) Release(s Slot) error {
 	}
 	v, ok := a.tasks.Load(r.Task)
 	if !ok {
-		return errStale(s)
+		return l.errs.stale(r)
 	}
 	rec := v.(*taskRec)
 	rec.mu.Lock()

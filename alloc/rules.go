@@ -3,6 +3,7 @@ package alloc
 import (
 	"fmt"
 	"math/bits"
+	"strconv"
 	"sync/atomic"
 )
 
@@ -58,7 +59,7 @@ func (c Config) validate(r Request) error {
 // could be ours but is not held is the strategy's call (ErrNotReserved).
 func (c Config) checkRelease(s Slot) error {
 	if !s.Valid() {
-		return fmt.Errorf("release of the zero Slot: %w", ErrNotReserved)
+		return errZeroSlot
 	}
 	if !c.requestOK(s.req) {
 		return fmt.Errorf("release of %v: %w", s.req, ErrNotReserved)
@@ -70,15 +71,93 @@ func (c Config) checkRelease(s Slot) error {
 	return nil
 }
 
-// errNoSlot builds the refusal every strategy returns.
-func errNoSlot(r Request) error {
-	return fmt.Errorf("%v: %w", r, ErrNoSlot)
+// errZeroSlot is built once: releasing the zero Slot is a common bug in a
+// caller's cleanup path and should not allocate each time it happens.
+var errZeroSlot = fmt.Errorf("release of the zero Slot: %w", ErrNotReserved)
+
+// targetError is the refusal of a reservation (ErrNoSlot) or the failed
+// release of a slot not held (ErrNotReserved) for one target: a CPU, a task
+// on one CPU, or a task on every CPU, in one kind's pool. Its values live in
+// an allocator's errTable, built once, because refusals are the hot path of
+// an allocator under an aggressive competitor and a fmt.Errorf per refusal
+// cost allocations there. The price is that a task's error names the
+// target's shape but not the task id, which the caller has anyway.
+type targetError struct {
+	cpu     int32 // the CPU, or AnyCPU
+	task    bool  // a task breakpoint rather than a CPU-bound one
+	kind    Kind
+	release bool // ErrNotReserved rather than ErrNoSlot
 }
 
-// errStale builds the error for a release of a slot not currently held.
-func errStale(s Slot) error {
-	return fmt.Errorf("release of %v index %d gen %d: %w", s.req, s.index, s.gen, ErrNotReserved)
+// Error describes the target the way Request.String does, with "task=some"
+// standing for the task id the error does not keep.
+func (e *targetError) Error() string {
+	t, c := "none", "any"
+	if e.task {
+		t = "some"
+	}
+	if e.cpu != AnyCPU {
+		c = strconv.Itoa(int(e.cpu))
+	}
+	if e.release {
+		return fmt.Sprintf("release of a task=%s/cpu=%s/%v slot: %v", t, c, e.kind, ErrNotReserved)
+	}
+	return fmt.Sprintf("task=%s/cpu=%s/%v: %v", t, c, e.kind, ErrNoSlot)
 }
+
+// Unwrap returns ErrNoSlot or ErrNotReserved.
+func (e *targetError) Unwrap() error {
+	if e.release {
+		return ErrNotReserved
+	}
+	return ErrNoSlot
+}
+
+// errTable holds every targetError of one Config, indexed by target, kind
+// and outcome: 8 bytes per entry, (2*CPUs+1)*4 entries.
+type errTable struct {
+	cpus int
+	e    []targetError
+}
+
+func newErrTable(cfg Config) errTable {
+	t := errTable{cpus: cfg.CPUs, e: make([]targetError, (2*cfg.CPUs+1)*int(numKinds)*2)}
+	for i := range t.e {
+		target := i / (int(numKinds) * 2)
+		e := &t.e[i]
+		e.kind = Kind(i / 2 % int(numKinds))
+		e.release = i%2 == 1
+		e.task = target >= cfg.CPUs
+		e.cpu = int32(target % cfg.CPUs)
+		if target == 2*cfg.CPUs {
+			e.cpu = AnyCPU
+		}
+	}
+	return t
+}
+
+// at returns the entry of a valid request r (Config.requestOK).
+func (t *errTable) at(r Request, release bool) *targetError {
+	target := r.CPU
+	if r.Task != NoTask {
+		target = t.cpus + r.CPU
+		if r.CPU == AnyCPU {
+			target = 2 * t.cpus
+		}
+	}
+	i := (target*int(numKinds) + int(r.Kind)) * 2
+	if release {
+		i++
+	}
+	return &t.e[i]
+}
+
+// noSlot is the refusal of a valid request r; it does not allocate.
+func (t *errTable) noSlot(r Request) error { return t.at(r, false) }
+
+// stale is the error for a release of a slot for valid request r that is
+// not held (double or stale release); it does not allocate.
+func (t *errTable) stale(r Request) error { return t.at(r, true) }
 
 // histogram is the kernel's bp_slots_histogram: count[k] is the number of
 // targets holding k+1 slots, so its maximum is found in O(pool size)
