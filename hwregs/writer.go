@@ -25,6 +25,14 @@ var (
 type Breakpoint struct {
 	Slot alloc.Slot
 	Attr Attr
+
+	// m is the mirror of Slot's target in the Writer that registered it, so
+	// Modify and Unregister skip the shard lookup. It is only a hint: the
+	// Writer trusts it after checking, under m.mu, that it belongs to this
+	// Writer and that Slot still owns its register, the same check a
+	// looked-up mirror gets, so a stale or copied Breakpoint still fails
+	// with ErrNotReserved.
+	m *mirror
 }
 
 // Configurer is implemented by allocators that expose their Config. The
@@ -68,9 +76,12 @@ type regState struct {
 }
 
 // mirror is the Writer's copy of one target's registers and which slot
-// owns each register.
+// owns each register. What every operation touches (the lock, the owning
+// Writer, the target, the registers) comes first, so that after a system
+// call has evicted the caches it is one or two lines away.
 type mirror struct {
 	mu    sync.Mutex
+	w     *Writer
 	t     Target
 	cur   regState
 	owner [NumSlots]alloc.Slot // zero Slot: free
@@ -132,7 +143,7 @@ func (w *Writer) mirrorOf(t Target) (*mirror, error) {
 	if m := sh.mirrors[t]; m != nil {
 		return m, nil
 	}
-	m := &mirror{t: t}
+	m := &mirror{w: w, t: t}
 	for i := 0; i < NumSlots; i++ {
 		v, err := w.be.ReadDR(t, i)
 		if err != nil {
@@ -151,25 +162,36 @@ func (w *Writer) mirrorOf(t Target) (*mirror, error) {
 
 // held returns the mirror of bp's target, locked, if bp still owns its
 // register; otherwise an error wrapping alloc.ErrNotReserved or
-// ErrSlotRange.
-func (w *Writer) held(op string, bp Breakpoint) (*mirror, error) {
+// ErrSlotRange. It takes bp's mirror hint if bp has one from this Writer.
+func (w *Writer) held(op string, bp *Breakpoint) (*mirror, error) {
 	i := bp.Slot.Index()
-	if !bp.Slot.Valid() {
-		return nil, fmt.Errorf("hwregs: %s: %w: zero Breakpoint (never registered, or lost by Reregister)", op, alloc.ErrNotReserved)
-	}
-	if i < 0 || i >= NumSlots {
-		return nil, fmt.Errorf("hwregs: %s: slot index %d: %w", op, i, ErrSlotRange)
-	}
-	t := TargetOf(bp.Slot.Request())
-	m := w.lookup(t)
-	if m != nil {
-		m.mu.Lock()
-		if m.owner[i] == bp.Slot {
-			return m, nil
+	if bp.Slot.Valid() && uint(i) < NumSlots {
+		m := bp.m
+		if m == nil || m.w != w {
+			m = w.lookup(TargetOf(bp.Slot.Request()))
 		}
-		m.mu.Unlock()
+		if m != nil {
+			m.mu.Lock()
+			if m.owner[i] == bp.Slot {
+				return m, nil
+			}
+			m.mu.Unlock()
+		}
 	}
-	return nil, fmt.Errorf("hwregs: %s: DR%d of %v: %w (already unregistered)", op, i, t, alloc.ErrNotReserved)
+	return nil, notHeld(op, bp)
+}
+
+// notHeld explains why held refused bp; it is off the hot path so that
+// building the error costs nothing when bp is held.
+func notHeld(op string, bp *Breakpoint) error {
+	i := bp.Slot.Index()
+	switch {
+	case !bp.Slot.Valid():
+		return fmt.Errorf("hwregs: %s: %w: zero Breakpoint (never registered, or lost by Reregister)", op, alloc.ErrNotReserved)
+	case i < 0 || i >= NumSlots:
+		return fmt.Errorf("hwregs: %s: slot index %d: %w", op, i, ErrSlotRange)
+	}
+	return fmt.Errorf("hwregs: %s: DR%d of %v: %w (already unregistered)", op, i, TargetOf(bp.Slot.Request()), alloc.ErrNotReserved)
 }
 
 // checkAttr validates a for a breakpoint of request kind k.
@@ -190,11 +212,16 @@ func (w *Writer) Register(req alloc.Request, a Attr) (Breakpoint, error) {
 	if err := checkAttr(a, req.Kind); err != nil {
 		return Breakpoint{}, fmt.Errorf("hwregs: register %v: %w", req, err)
 	}
-	t := TargetOf(req)
-	m, err := w.mirrorOf(t)
+	m, err := w.mirrorOf(TargetOf(req))
 	if err != nil {
 		return Breakpoint{}, err
 	}
+	return w.register(m, req, a)
+}
+
+// register is Register once a is checked and m is the mirror of req's
+// target.
+func (w *Writer) register(m *mirror, req alloc.Request, a Attr) (Breakpoint, error) {
 	s, err := w.alloc.Reserve(req)
 	if err != nil {
 		return Breakpoint{}, fmt.Errorf("hwregs: register %v: %w", req, err)
@@ -206,20 +233,15 @@ func (w *Writer) Register(req alloc.Request, a Attr) (Breakpoint, error) {
 	m.mu.Lock()
 	if m.owner[i].Valid() {
 		m.mu.Unlock()
-		return Breakpoint{}, w.releaseAfter(s, fmt.Errorf("hwregs: register %v: DR%d of %v: %w", req, i, t, ErrRegBusy))
+		return Breakpoint{}, w.releaseAfter(s, fmt.Errorf("hwregs: register %v: DR%d of %v: %w", req, i, m.t, ErrRegBusy))
 	}
-	next := m.cur
-	next.dr[i] = a.Addr
-	next.dr7 = next.dr7.WithSlot(i, a)
-	orig := m.cur
-	if err := w.apply(m, next); err != nil {
-		err = w.rollback(m, orig, err)
+	if err := w.change(m, i, a.Addr, m.cur.dr7.WithSlot(i, a)); err != nil {
 		m.mu.Unlock()
 		return Breakpoint{}, w.releaseAfter(s, fmt.Errorf("hwregs: register %v at DR%d: %w", a, i, err))
 	}
 	m.owner[i] = s
 	m.mu.Unlock()
-	return Breakpoint{Slot: s, Attr: a}, nil
+	return Breakpoint{Slot: s, Attr: a, m: m}, nil
 }
 
 // releaseAfter releases s after a failed Register and returns err, joined
@@ -252,20 +274,16 @@ func (w *Writer) Modify(bp *Breakpoint, a Attr) error {
 	if err := w.checkModify(bp, a); err != nil {
 		return fmt.Errorf("hwregs: modify %v: %w", bp.Attr, err)
 	}
-	m, err := w.held("modify", *bp)
+	m, err := w.held("modify", bp)
 	if err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
 	i := bp.Slot.Index()
-	orig := m.cur
-	next := orig
-	next.dr[i] = a.Addr
-	next.dr7 = next.dr7.WithSlot(i, a)
-	if err := w.apply(m, next); err != nil {
-		return fmt.Errorf("hwregs: modify %v to %v at DR%d: %w", bp.Attr, a, i, w.rollback(m, orig, err))
+	if err := w.change(m, i, a.Addr, m.cur.dr7.WithSlot(i, a)); err != nil {
+		return fmt.Errorf("hwregs: modify %v to %v at DR%d: %w", bp.Attr, a, i, err)
 	}
-	bp.Attr = a
+	bp.Attr, bp.m = a, m
 	return nil
 }
 
@@ -277,25 +295,26 @@ func (w *Writer) DisableModifyEnable(bp *Breakpoint, a Attr) error {
 	if err := w.checkModify(bp, a); err != nil {
 		return fmt.Errorf("hwregs: disable-modify-enable %v: %w", bp.Attr, err)
 	}
-	m, err := w.held("disable-modify-enable", *bp)
+	m, err := w.held("disable-modify-enable", bp)
 	if err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
 	i := bp.Slot.Index()
-	orig := m.cur
-	off := orig
-	off.dr7 = off.dr7.WithoutSlot(i)
-	moved := off
-	moved.dr[i] = a.Addr
-	on := moved
-	on.dr7 = on.dr7.WithSlot(i, a)
-	for _, s := range [...]*regState{&off, &moved, &on} {
-		if err := w.apply(m, *s); err != nil {
-			return fmt.Errorf("hwregs: disable-modify-enable %v to %v at DR%d: %w", bp.Attr, a, i, w.rollback(m, orig, err))
-		}
+	addr, dr7 := m.cur.dr[i], m.cur.dr7
+	off := dr7.WithoutSlot(i)
+	all := w.policy == WriteAll
+	err = w.set(m, i, addr, off, all)
+	if err == nil {
+		err = w.set(m, i, a.Addr, off, all)
 	}
-	bp.Attr = a
+	if err == nil {
+		err = w.set(m, i, a.Addr, off.WithSlot(i, a), all)
+	}
+	if err != nil {
+		return fmt.Errorf("hwregs: disable-modify-enable %v to %v at DR%d: %w", bp.Attr, a, i, w.rollback(m, i, addr, dr7, err))
+	}
+	bp.Attr, bp.m = a, m
 	return nil
 }
 
@@ -304,28 +323,32 @@ func (w *Writer) DisableModifyEnable(bp *Breakpoint, a Attr) error {
 // error wrapping alloc.ErrNotReserved. If the write fails the breakpoint
 // stays registered and active.
 func (w *Writer) Unregister(bp Breakpoint) error {
+	_, err := w.unregister(&bp)
+	return err
+}
+
+// unregister is Unregister; it also returns the mirror bp was in, for
+// Reregister to register into without looking it up again.
+func (w *Writer) unregister(bp *Breakpoint) (*mirror, error) {
 	m, err := w.held("unregister", bp)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	i := bp.Slot.Index()
-	orig := m.cur
-	next := orig
-	next.dr7 = next.dr7.WithoutSlot(i)
+	addr := m.cur.dr[i]
 	if w.policy == WriteAll {
-		next.dr[i] = 0
+		addr = 0
 	}
-	if err := w.apply(m, next); err != nil {
-		err = w.rollback(m, orig, err)
+	if err := w.change(m, i, addr, m.cur.dr7.WithoutSlot(i)); err != nil {
 		m.mu.Unlock()
-		return fmt.Errorf("hwregs: unregister %v at DR%d: %w", bp.Attr, i, err)
+		return nil, fmt.Errorf("hwregs: unregister %v at DR%d: %w", bp.Attr, i, err)
 	}
 	m.owner[i] = alloc.Slot{}
 	m.mu.Unlock()
 	if err := w.alloc.Release(bp.Slot); err != nil {
-		return fmt.Errorf("hwregs: unregister %v at DR%d: %w", bp.Attr, i, err)
+		return nil, fmt.Errorf("hwregs: unregister %v at DR%d: %w", bp.Attr, i, err)
 	}
-	return nil
+	return m, nil
 }
 
 // Reregister changes bp to a by Unregister and then Register, the baseline
@@ -340,11 +363,13 @@ func (w *Writer) Reregister(bp *Breakpoint, a Attr) (moved bool, err error) {
 	if err := checkAttr(a, req.Kind); err != nil {
 		return false, fmt.Errorf("hwregs: reregister %v: %w", bp.Attr, err)
 	}
-	if err := w.Unregister(*bp); err != nil {
+	m, err := w.unregister(bp)
+	if err != nil {
 		return false, fmt.Errorf("hwregs: reregister: %w", err)
 	}
 	old := bp.Slot.Index()
-	nb, err := w.Register(req, a)
+	// req has bp's target, so m is its mirror too.
+	nb, err := w.register(m, req, a)
 	if err != nil {
 		*bp = Breakpoint{}
 		return false, fmt.Errorf("hwregs: reregister: breakpoint gone after unregister: %w", err)
@@ -353,29 +378,77 @@ func (w *Writer) Reregister(bp *Breakpoint, a Attr) (moved bool, err error) {
 	return nb.Slot.Index() != old, nil
 }
 
-// apply moves the target's registers from m.cur to next under the policy.
-func (w *Writer) apply(m *mirror, next regState) error {
-	return w.writeState(m, next, w.policy == WriteAll)
+// change sets register i to addr and DR7 to dr7 under the Writer's policy.
+// Every operation changes one slot at a time, so only DR[i] and DR7 can
+// differ from the mirror. If a write fails it restores both and returns the
+// error (joined with the restore failure, if any).
+func (w *Writer) change(m *mirror, i int, addr uint64, dr7 DR7) error {
+	oaddr, odr7 := m.cur.dr[i], m.cur.dr7
+	if err := w.set(m, i, addr, dr7, w.policy == WriteAll); err != nil {
+		return w.rollback(m, i, oaddr, odr7, err)
+	}
+	return nil
 }
 
-// rollback writes back every register that differs from orig after a
-// failed apply and returns err, joined with the restore failure if any. The
-// mirror keeps tracking the backend even if restoring fails.
-func (w *Writer) rollback(m *mirror, orig regState, err error) error {
-	if rerr := w.writeState(m, orig, false); rerr != nil {
+// rollback writes back DR[i] = addr and DR7 = dr7, where they differ, after
+// a failed set, and returns err, joined with the restore failure if any.
+// The mirror keeps tracking the backend even if restoring fails.
+func (w *Writer) rollback(m *mirror, i int, addr uint64, dr7 DR7, err error) error {
+	if rerr := w.set(m, i, addr, dr7, false); rerr != nil {
 		return errors.Join(err, fmt.Errorf("restoring registers: %w", rerr))
 	}
 	return err
 }
 
+// set moves the target to DR[i] = addr and DR7 = dr7, the other address
+// registers unchanged: if all is set it writes every register (and DR6 = 0,
+// as Delve does), otherwise only those that differ from m.cur. DR[i] goes
+// first and DR7 last, unless the kernel would refuse the new address under
+// the current DR7 (a slot shrinking from 8 bytes to 1 at an address that is
+// not 8-aligned): then DR7 goes first, which is always accepted in that
+// case because the old address is aligned to the shorter length. It stops
+// at the first failed write; m.cur is updated after each successful write
+// only, so it always equals the backend.
+func (w *Writer) set(m *mirror, i int, addr uint64, dr7 DR7, all bool) error {
+	dr7First := addr != m.cur.dr[i] && kernelAccepts(m.cur.dr7, i, addr) != nil
+	if dr7First {
+		if err := w.writeDR7(m, dr7, all); err != nil {
+			return err
+		}
+	}
+	if all {
+		for j := 0; j < NumSlots; j++ {
+			v := m.cur.dr[j]
+			if j == i {
+				v = addr
+			}
+			if err := w.be.WriteDR(m.t, j, v); err != nil {
+				return err
+			}
+			m.cur.dr[j] = v
+		}
+		// The Writer does not mirror DR6: nothing it programs depends on it.
+		if err := w.be.WriteDR(m.t, RegDR6, 0); err != nil {
+			return err
+		}
+	} else if addr != m.cur.dr[i] {
+		if err := w.be.WriteDR(m.t, i, addr); err != nil {
+			return err
+		}
+		m.cur.dr[i] = addr
+	}
+	if !dr7First {
+		return w.writeDR7(m, dr7, all)
+	}
+	return nil
+}
+
 // writeState writes next into the target: every register if all is set
-// (and DR6 = 0, as Delve does), otherwise only those that differ from
-// m.cur. Address registers go first and DR7 last, unless the kernel would
-// refuse a new address under the current DR7 (a slot shrinking from 8 bytes
-// to 1 at an address that is not 8-aligned): then DR7 goes first, which is
-// always accepted in that case because the old address is aligned to the
-// shorter length. It stops at the first failed write; m.cur is updated
-// after each successful write only, so it always equals the backend.
+// (and DR6 = 0), otherwise only those that differ from m.cur, with the
+// ordering rules of set. It is the general form of set for changes to
+// several slots at once (ProcessWriter moves whole register files); the
+// Writer's own operations change one slot and use set, which skips the
+// loop over the other registers.
 func (w *Writer) writeState(m *mirror, next regState, all bool) error {
 	dr7First := false
 	for i := 0; i < NumSlots; i++ {
@@ -397,7 +470,6 @@ func (w *Writer) writeState(m *mirror, next regState, all bool) error {
 		}
 	}
 	if all {
-		// The Writer does not mirror DR6: nothing it programs depends on it.
 		if err := w.be.WriteDR(m.t, RegDR6, 0); err != nil {
 			return err
 		}

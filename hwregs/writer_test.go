@@ -808,3 +808,107 @@ func TestWriterConcurrent(t *testing.T) {
 		}
 	})
 }
+
+// TestAttrFastCheck checks Validate's inlined accepting check against its
+// field-by-field explanation over a grid of edge values: ok must accept
+// exactly what the explanation finds nothing wrong with.
+func TestAttrFastCheck(t *testing.T) {
+	lens := []int{-8, -1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 1 << 40}
+	addrs := []uint64{0, 1, 2, 3, 4, 6, 7, 8, 0x1000, 0x1003, MaxUserAddr - 16, MaxUserAddr - 8, MaxUserAddr - 4,
+		MaxUserAddr - 1, MaxUserAddr, MaxUserAddr + 8, 1 << 63, ^uint64(0) - 7, ^uint64(0)}
+	n := 0
+	for ty := Type(0); ty <= Read+1; ty++ {
+		for _, l := range lens {
+			for _, ad := range addrs {
+				a := Attr{Addr: ad, Len: l, Type: ty}
+				explained := !errors.Is(a.invalid(), errFastCheck)
+				if a.ok() == explained {
+					t.Errorf("%+v: ok = %v but invalid() = %v", a, a.ok(), a.invalid())
+				}
+				if err := a.Validate(); (err == nil) != a.ok() || (err != nil && !errors.Is(err, alloc.ErrInvalid)) {
+					t.Errorf("%+v: Validate = %v, ok = %v", a, err, a.ok())
+				}
+				if a.ok() {
+					n++
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("the grid has no valid attribute")
+	}
+}
+
+// TestWriterMirrorHint checks that the mirror a Breakpoint carries from
+// Register never lets through what the Writer's own lookup would refuse: a
+// copy that outlived its slot (even with the same register reused), a
+// breakpoint of another Writer on the same target, and a Breakpoint built
+// by hand from a held slot, which has no hint and must still work.
+func TestWriterMirrorHint(t *testing.T) {
+	forEach(t, func(t *testing.T, w *Writer, sim *Sim) {
+		tg := TargetOf(taskReq)
+		bp, err := w.Register(taskReq, Attr{Addr: 0x1000, Len: 8, Type: Write})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stale := bp
+		if err := w.Unregister(bp); err != nil {
+			t.Fatal(err)
+		}
+		// The same register again, for a new slot: the stale copy's hint
+		// points at the right mirror, but its slot no longer owns DR0.
+		now, err := w.Register(taskReq, Attr{Addr: 0x3000, Len: 4, Type: Write})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now.Slot.Index() != stale.Slot.Index() {
+			t.Fatalf("re-registered at DR%d, want the freed DR%d", now.Slot.Index(), stale.Slot.Index())
+		}
+		before := regs(t, sim, tg)
+		if err := w.Modify(&stale, Attr{Addr: 0x2000, Len: 8, Type: Write}); !errors.Is(err, alloc.ErrNotReserved) {
+			t.Errorf("Modify of a stale copy = %v, want ErrNotReserved", err)
+		}
+		if err := w.Unregister(stale); !errors.Is(err, alloc.ErrNotReserved) {
+			t.Errorf("Unregister of a stale copy = %v, want ErrNotReserved", err)
+		}
+		if got := regs(t, sim, tg); got != before {
+			t.Fatalf("refused operations changed the registers: %#x, want %#x", got, before)
+		}
+
+		// Another Writer on another backend holds the same target and slot
+		// index; its breakpoint must not reach this Writer's mirror.
+		sim2 := NewSim()
+		w2 := NewWriter(newAlloc(t, strategies(t)[0], alloc.X86(2)), sim2, w.Policy())
+		foreign, err := w2.Register(taskReq, Attr{Addr: 0x5000, Len: 8, Type: Write})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if foreign.Slot == now.Slot {
+			t.Fatalf("setup: the two allocators handed out equal slots %v", now.Slot)
+		}
+		if err := w.Modify(&foreign, Attr{Addr: 0x6000, Len: 8, Type: Write}); !errors.Is(err, alloc.ErrNotReserved) {
+			t.Fatalf("Modify of another Writer's breakpoint = %v, want ErrNotReserved", err)
+		}
+		if got := regs(t, sim, tg); got != before {
+			t.Fatalf("another Writer's breakpoint changed this Writer's registers: %#x, want %#x", got, before)
+		}
+		checkBP(t, sim2, foreign)
+		if err := w2.Unregister(foreign); err != nil {
+			t.Fatal(err)
+		}
+
+		// A hand-built Breakpoint has no hint: the Writer looks its mirror up.
+		byHand := Breakpoint{Slot: now.Slot, Attr: now.Attr}
+		if err := w.Modify(&byHand, Attr{Addr: 0x4000, Len: 8, Type: ReadWrite}); err != nil {
+			t.Fatalf("Modify of a hand-built Breakpoint: %v", err)
+		}
+		checkBP(t, sim, byHand)
+		checkMirror(t, w, tg)
+		if err := w.Unregister(byHand); err != nil {
+			t.Fatal(err)
+		}
+		if w.Allocator().InUse() {
+			t.Errorf("allocator still in use")
+		}
+	})
+}
