@@ -263,9 +263,9 @@ func blindCases(o Options) ([]Case, error) {
 // the tracer's stop handling (a wait and a resume per checkpoint) stays
 // well below one CPU on a 2-core machine.
 const (
-	blindBurst      = 32
+	blindBurst      = 8
 	blindPauseMin   = 200 * time.Microsecond
-	blindPausePerTh = 20 * time.Microsecond
+	blindPausePerTh = 100 * time.Microsecond
 	blindArmedHold  = 2 * time.Millisecond // armed time per repetition
 	blindPoll       = 10 * time.Microsecond
 	blindTimeout    = 30 * time.Second

@@ -185,6 +185,7 @@ func (w *ProcessWriter) beforeResume(i int) {
 		// The thread runs on with what it has; retrying at every stop
 		// would repeat a refusal the kernel keeps making.
 		w.failed[i] = true
+		w.pending-- // settled, unarmed: Err reports it
 		w.noteLazy(fmt.Errorf("hwregs: process writer: thread %d at resume: %w", i, err))
 		return
 	}
@@ -211,7 +212,8 @@ func (w *ProcessWriter) Err() error {
 }
 
 // Pending returns how many threads' registers still differ from the
-// process's wanted state (Lazy: not yet resumed since the change).
+// process's wanted state and may still be written (Lazy: not yet resumed
+// since the change); threads whose write failed are not counted (see Err).
 func (w *ProcessWriter) Pending() int {
 	var n int
 	w.p.on(func() error { n = w.pending; return nil })
@@ -230,30 +232,35 @@ func (w *ProcessWriter) Set(a Attr) (ProcessBreakpoint, error) {
 	if err := a.Validate(); err != nil {
 		return ProcessBreakpoint{}, fmt.Errorf("hwregs: process set %v: %w", a, err)
 	}
+	if w.p.onTracer() {
+		return w.set(a)
+	}
 	var bp ProcessBreakpoint
-	err := w.p.on(func() error {
-		idx := -1
-		for i, u := range w.used {
-			if !u {
-				idx = i
-				break
-			}
-		}
-		if idx < 0 {
-			return fmt.Errorf("hwregs: process set %v: all %d registers in use: %w", a, NumSlots, alloc.ErrNoSlot)
-		}
-		next := w.want
-		next.dr[idx] = a.Addr
-		next.dr7 = next.dr7.WithSlot(idx, a)
-		if err := w.change(next); err != nil {
-			return fmt.Errorf("hwregs: process set %v at DR%d: %w", a, idx, err)
-		}
-		w.used[idx] = true
-		w.gen[idx]++
-		bp = ProcessBreakpoint{Index: idx, Attr: a, gen: w.gen[idx]}
-		return nil
-	})
+	err := w.p.on(func() (err error) { bp, err = w.set(a); return err })
 	return bp, err
+}
+
+// set is Set on the tracer thread.
+func (w *ProcessWriter) set(a Attr) (ProcessBreakpoint, error) {
+	idx := -1
+	for i, u := range w.used {
+		if !u {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		return ProcessBreakpoint{}, fmt.Errorf("hwregs: process set %v: all %d registers in use: %w", a, NumSlots, alloc.ErrNoSlot)
+	}
+	next := w.want
+	next.dr[idx] = a.Addr
+	next.dr7 = next.dr7.WithSlot(idx, a)
+	if err := w.change(next); err != nil {
+		return ProcessBreakpoint{}, fmt.Errorf("hwregs: process set %v at DR%d: %w", a, idx, err)
+	}
+	w.used[idx] = true
+	w.gen[idx]++
+	return ProcessBreakpoint{Index: idx, Attr: a, gen: w.gen[idx]}, nil
 }
 
 // held checks that bp is live; it runs on the tracer thread.
@@ -270,38 +277,50 @@ func (w *ProcessWriter) Modify(bp *ProcessBreakpoint, a Attr) error {
 	if err := a.Validate(); err != nil {
 		return fmt.Errorf("hwregs: process modify %v: %w", bp.Attr, err)
 	}
-	return w.p.on(func() error {
-		if err := w.held("modify", *bp); err != nil {
-			return err
-		}
-		next := w.want
-		next.dr[bp.Index] = a.Addr
-		next.dr7 = next.dr7.WithSlot(bp.Index, a)
-		if err := w.change(next); err != nil {
-			return fmt.Errorf("hwregs: process modify %v to %v at DR%d: %w", bp.Attr, a, bp.Index, err)
-		}
-		bp.Attr = a
-		return nil
-	})
+	if w.p.onTracer() {
+		return w.modify(bp, a)
+	}
+	return w.p.on(func() error { return w.modify(bp, a) })
+}
+
+// modify is Modify on the tracer thread.
+func (w *ProcessWriter) modify(bp *ProcessBreakpoint, a Attr) error {
+	if err := w.held("modify", *bp); err != nil {
+		return err
+	}
+	next := w.want
+	next.dr[bp.Index] = a.Addr
+	next.dr7 = next.dr7.WithSlot(bp.Index, a)
+	if err := w.change(next); err != nil {
+		return fmt.Errorf("hwregs: process modify %v to %v at DR%d: %w", bp.Attr, a, bp.Index, err)
+	}
+	bp.Attr = a
+	return nil
 }
 
 // Clear removes bp from every thread: its DR7 enable bits and its address
 // register are zeroed. Clearing twice is an error wrapping
 // alloc.ErrNotReserved.
 func (w *ProcessWriter) Clear(bp ProcessBreakpoint) error {
-	return w.p.on(func() error {
-		if err := w.held("clear", bp); err != nil {
-			return err
-		}
-		next := w.want
-		next.dr[bp.Index] = 0
-		next.dr7 = next.dr7.WithoutSlot(bp.Index)
-		if err := w.change(next); err != nil {
-			return fmt.Errorf("hwregs: process clear %v at DR%d: %w", bp.Attr, bp.Index, err)
-		}
-		w.used[bp.Index] = false
-		return nil
-	})
+	if w.p.onTracer() {
+		return w.clear(bp)
+	}
+	return w.p.on(func() error { return w.clear(bp) })
+}
+
+// clear is Clear on the tracer thread.
+func (w *ProcessWriter) clear(bp ProcessBreakpoint) error {
+	if err := w.held("clear", bp); err != nil {
+		return err
+	}
+	next := w.want
+	next.dr[bp.Index] = 0
+	next.dr7 = next.dr7.WithoutSlot(bp.Index)
+	if err := w.change(next); err != nil {
+		return fmt.Errorf("hwregs: process clear %v at DR%d: %w", bp.Attr, bp.Index, err)
+	}
+	w.used[bp.Index] = false
+	return nil
 }
 
 // change moves the process's wanted registers to next under the policy.

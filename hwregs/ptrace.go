@@ -955,13 +955,12 @@ func (p *Ptrace) Serve(done func() bool, timeout, poll time.Duration) error {
 			if err != nil {
 				return err
 			}
-			if got {
-				continue
-			}
+			// Checked after every stop too: a tracee that stops faster than
+			// the tracer handles its stops never leaves wait4 empty.
 			if time.Now().After(deadline) {
 				return fmt.Errorf("hwregs: Serve: condition not met within %v: %w", timeout, os.ErrDeadlineExceeded)
 			}
-			if poll > 0 {
+			if !got && poll > 0 {
 				unix.Nanosleep(&ts, nil)
 			}
 		}
