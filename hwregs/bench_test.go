@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/loov/hrtime"
+	"golang.org/x/sys/unix"
 
 	"bpbench/alloc"
 )
@@ -160,4 +161,132 @@ func BenchmarkWriterParallel(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkWriterPaired measures the Writer's own cost on the real ptrace
+// backend by pairing every Writer op with the bare pokes of its floor, one
+// after the other on the same thread: noise on this shared machine then
+// hits both halves of a pair alike, where BenchmarkUpdate's floor, run after
+// the whole Writer loop, can land in a quieter or busier moment. The floor
+// moves a second breakpoint (DR1, enabled before the Writer's mirror is
+// made, so the Writer keeps its DR7 bits) with the same register writes the
+// Writer makes for DR0. Reported: p50-ns of the Writer op, raw-p50-ns of its
+// floor, ratio-p50 of the two, and overhead-ns, the median of the per-pair
+// differences. Only the WriteChanged policy is paired: WriteAll writes the
+// registers of the floor's breakpoint too.
+func BenchmarkWriterPaired(b *testing.B) {
+	b.Run("backend=ptrace", func(b *testing.B) {
+		p := ptStart(b, 1)
+		h := p.Hello()
+		for _, op := range updateOps {
+			b.Run(fmt.Sprintf("policy=%v/op=%s", WriteChanged, op), func(b *testing.B) {
+				benchPairedPtrace(b, p, h.VarAddr, op)
+			})
+		}
+	})
+}
+
+// benchPairedPtrace runs one BenchmarkWriterPaired case; varAddr is the
+// tracee's map of watched variables.
+func benchPairedPtrace(b *testing.B, p *Ptrace, varAddr func(worker, v int) uint64, op string) {
+	attrs := [2]Attr{{Addr: varAddr(0, 0), Len: 8, Type: Write}, {Addr: varAddr(0, 1), Len: 8, Type: Write}}
+	rawAttrs := [2]Attr{{Addr: varAddr(0, 2), Len: 8, Type: Write}, {Addr: varAddr(0, 3), Len: 8, Type: Write}}
+	a, err := alloc.New(ptBenchStrategy, alloc.X86(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The floor's breakpoint takes DR1; the Writer's first Register gets
+	// the lowest free index, DR0, from an allocator that does not know
+	// about DR1.
+	tid := p.tids[0]
+	rawOff := DR7(0).WithSlot(0, attrs[0])
+	rawOn := rawOff.WithSlot(1, rawAttrs[0])
+	var change func(bp *Breakpoint, a Attr) error
+	var w *Writer
+	var raw func(addr uint64) unix.Errno
+	switch op {
+	case "modify":
+		change = func(bp *Breakpoint, a Attr) error { return w.Modify(bp, a) }
+		raw = func(addr uint64) unix.Errno { return ptPoke(tid, RegDR1, addr) }
+	case "disable-enable", "reregister":
+		// Both write DR7 with the slot off, its address, DR7 with it on.
+		if op == "disable-enable" {
+			change = func(bp *Breakpoint, a Attr) error { return w.DisableModifyEnable(bp, a) }
+		} else {
+			change = func(bp *Breakpoint, a Attr) error { _, err := w.Reregister(bp, a); return err }
+		}
+		raw = func(addr uint64) unix.Errno {
+			e := ptPoke(tid, RegDR7, uint64(rawOff))
+			if e == 0 {
+				e = ptPoke(tid, RegDR1, addr)
+			}
+			if e == 0 {
+				e = ptPoke(tid, RegDR7, uint64(rawOn))
+			}
+			return e
+		}
+	default:
+		b.Fatalf("unknown op %q", op)
+	}
+	lat := make([]hrtime.Count, b.N)
+	rawLat := make([]hrtime.Count, b.N)
+	diff := make([]int64, b.N)
+	var bp Breakpoint
+	body := func() error {
+		if err := ptReset(p); err != nil {
+			return err
+		}
+		if e := ptPoke(tid, RegDR1, rawAttrs[0].Addr); e != 0 {
+			return e
+		}
+		if e := ptPoke(tid, RegDR7, uint64(DR7(0).WithSlot(1, rawAttrs[0]))); e != 0 {
+			return e
+		}
+		w = NewWriter(a, p, WriteChanged)
+		var err error
+		if bp, err = w.Register(alloc.Request{Task: 0, CPU: alloc.AnyCPU, Kind: alloc.Data}, attrs[0]); err != nil {
+			return err
+		}
+		if bp.Slot.Index() != 0 {
+			return fmt.Errorf("writer breakpoint at DR%d, want DR0", bp.Slot.Index())
+		}
+		for i := range lat {
+			t0 := hrtime.TSC()
+			err := change(&bp, attrs[(i+1)&1])
+			t1 := hrtime.TSC()
+			e := raw(rawAttrs[(i+1)&1].Addr)
+			t2 := hrtime.TSC()
+			if err != nil {
+				return err
+			}
+			if e != 0 {
+				return e
+			}
+			lat[i], rawLat[i] = t1-t0, t2-t1
+			diff[i] = int64(lat[i]) - int64(rawLat[i])
+		}
+		return w.Unregister(bp)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	if derr := p.Do(func() { err = body() }); derr != nil {
+		b.Fatal(derr)
+	}
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	slices.Sort(lat)
+	slices.Sort(rawLat)
+	slices.Sort(diff)
+	b.ReportMetric(ptQuantile(lat, 0.5), "p50-ns")
+	b.ReportMetric(ptQuantile(lat, 0.99), "p99-ns")
+	b.ReportMetric(ptQuantile(rawLat, 0.5), "raw-p50-ns")
+	b.ReportMetric(ptQuantile(lat, 0.5)/ptQuantile(rawLat, 0.5), "ratio-p50")
+	med := diff[len(diff)/2]
+	sign := 1.0
+	if med < 0 {
+		med, sign = -med, -1
+	}
+	b.ReportMetric(sign*float64(hrtime.Count(med).ApproxDuration().Nanoseconds()), "overhead-ns")
 }

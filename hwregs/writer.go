@@ -255,8 +255,8 @@ func (w *Writer) releaseAfter(s alloc.Slot, err error) error {
 
 // checkModify validates a as the new attributes of bp.
 func (w *Writer) checkModify(bp *Breakpoint, a Attr) error {
-	if err := a.Validate(); err != nil {
-		return err
+	if !a.ok() {
+		return a.invalid()
 	}
 	if k := bp.Slot.Request().Kind; a.Type.Kind() != k && w.hasCfg && w.cfg.Pool(k) != w.cfg.Pool(a.Type.Kind()) {
 		return fmt.Errorf("%w: Attr.Type = %v: moving a %v breakpoint to the separate %v pool needs a new slot (use Reregister)", alloc.ErrInvalid, a.Type, k, a.Type.Kind())
@@ -410,7 +410,7 @@ func (w *Writer) rollback(m *mirror, i int, addr uint64, dr7 DR7, err error) err
 // at the first failed write; m.cur is updated after each successful write
 // only, so it always equals the backend.
 func (w *Writer) set(m *mirror, i int, addr uint64, dr7 DR7, all bool) error {
-	dr7First := addr != m.cur.dr[i] && kernelAccepts(m.cur.dr7, i, addr) != nil
+	dr7First := addr != m.cur.dr[i] && addr&(slotLen(m.cur.dr7, i)-1) != 0 && kernelAccepts(m.cur.dr7, i, addr) != nil
 	if dr7First {
 		if err := w.writeDR7(m, dr7, all); err != nil {
 			return err
@@ -478,6 +478,16 @@ func (w *Writer) writeState(m *mirror, next regState, all bool) error {
 		return w.writeDR7(m, next.dr7, all)
 	}
 	return nil
+}
+
+// slotLen returns the length DR7's LEN field gives slot i, enabled or not
+// (a cleared field reads as 1). It lets set skip kernelAccepts on every
+// write: an address aligned to the slot's current length is one the kernel
+// accepts, since every address set is asked to write was validated as an
+// Attr, read back from the kernel, or is the 0 WriteAll clears with, and the
+// kernel only refuses an address that is misaligned for the enabled slot.
+func slotLen(d DR7, i int) uint64 {
+	return [4]uint64{len1: 1, len2: 2, len8: 8, len4: 4}[(d>>(18+4*uint(i)))&3]
 }
 
 // writeDR7 writes DR7 = v if all is set or it differs from the mirror.
