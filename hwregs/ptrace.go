@@ -797,7 +797,10 @@ func (p *Ptrace) waitOne() error {
 
 // waitNext is waitOne with extra wait4 flags: with WNOHANG it returns
 // false at once when no thread has a stop to report.
-func (p *Ptrace) waitNext(flags int) (bool, error) {
+func (p *Ptrace) waitNext(flags int) (bool, error) { return p.waitFrom(-1, flags) }
+
+// waitFrom is waitNext for one thread id (or -1 for any).
+func (p *Ptrace) waitFrom(pid, flags int) (bool, error) {
 	if p.broken != nil {
 		return false, p.broken
 	}
@@ -805,7 +808,7 @@ func (p *Ptrace) waitNext(flags int) (bool, error) {
 	var wpid int
 	var err error
 	for {
-		wpid, err = unix.Wait4(-1, &ws, unix.WALL|ptWNothread|flags, nil)
+		wpid, err = unix.Wait4(pid, &ws, unix.WALL|ptWNothread|flags, nil)
 		if err != unix.EINTR {
 			break
 		}
@@ -943,6 +946,12 @@ func (p *Ptrace) ReadOps(dst []uint64) error {
 // sleeps briefly between empty polls, so that done is checked even while
 // no thread stops; a stop therefore waits up to about poll before it is
 // handled.
+//
+// wait4 for any thread reports stopped threads in a fixed order, so a
+// tracer that cannot keep up (thousands of threads trapping) would serve
+// the same threads forever and never resume the others. Serve therefore
+// also asks one thread in turn after each stop: every stopped thread is
+// served within Threads() stops.
 func (p *Ptrace) Serve(done func() bool, timeout, poll time.Duration) error {
 	if timeout <= 0 || poll < 0 {
 		return fmt.Errorf("%w: Serve(timeout = %v, poll = %v): want timeout > 0 and poll >= 0", alloc.ErrInvalid, timeout, poll)
@@ -950,10 +959,19 @@ func (p *Ptrace) Serve(done func() bool, timeout, poll time.Duration) error {
 	ts := unix.NsecToTimespec(poll.Nanoseconds())
 	return p.on(func() error {
 		deadline := time.Now().Add(timeout)
+		turn := 0
 		for !done() {
 			got, err := p.waitNext(unix.WNOHANG)
 			if err != nil {
 				return err
+			}
+			if got && len(p.tids) > 1 {
+				turn = (turn + 1) % len(p.tids)
+				if p.state[turn] == ptRunning {
+					if _, err := p.waitFrom(p.tids[turn], unix.WNOHANG); err != nil {
+						return err
+					}
+				}
 			}
 			// Checked after every stop too: a tracee that stops faster than
 			// the tracer handles its stops never leaves wait4 empty.
