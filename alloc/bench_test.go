@@ -1,6 +1,7 @@
 package alloc
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sort"
@@ -89,6 +90,50 @@ func BenchmarkReserveRelease(b *testing.B) {
 						pairs(b, a, r, 1)
 					}
 				})
+			})
+		}
+	}
+}
+
+// BenchmarkRefuse measures a refused Reserve followed by a stale Release
+// of a slot released before, per op, with the target's pool full: the path
+// an aggressive competitor keeps a strategy on. It must not allocate.
+func BenchmarkRefuse(b *testing.B) {
+	for _, s := range Strategies() {
+		for _, tg := range benchTargets {
+			b.Run(fmt.Sprintf("strategy=%s/target=%s", s, tg.name), func(b *testing.B) {
+				a := newBench(b, s)
+				stale, err := a.Reserve(tg.req)
+				if err == nil {
+					err = a.Release(stale)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				var held []Slot
+				for range benchConfig.PoolSize(tg.req.Kind) {
+					sl, err := a.Reserve(tg.req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					held = append(held, sl)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					if _, err := a.Reserve(tg.req); !errors.Is(err, ErrNoSlot) {
+						b.Fatalf("Reserve(%v) with the pool full: %v", tg.req, err)
+					}
+					if err := a.Release(stale); err == nil {
+						b.Fatalf("stale Release(%v) succeeded", tg.req)
+					}
+				}
+				b.StopTimer()
+				for _, sl := range held {
+					if err := a.Release(sl); err != nil {
+						b.Fatal(err)
+					}
+				}
 			})
 		}
 	}
