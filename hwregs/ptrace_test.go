@@ -269,6 +269,25 @@ func TestPtraceBadRequests(t *testing.T) {
 	if err := p.Start(tracee.Command{Op: tracee.OpWrite}); err == nil {
 		t.Error("Start while workers run succeeded")
 	}
+	// Halt only once both workers have started writing: a worker the
+	// scheduler has not run yet would otherwise stop with 0 ops.
+	before := make([]uint64, p.Threads())
+	if err := p.ReadOps(before); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		now := make([]uint64, p.Threads())
+		if err := p.ReadOps(now); err != nil {
+			t.Fatal(err)
+		}
+		if now[0] > before[0] && now[1] > before[1] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workers made no progress in 10 s: ops %v -> %v", before, now)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if err := p.Halt(); err != nil {
 		t.Fatal(err)
 	}
