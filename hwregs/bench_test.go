@@ -172,12 +172,17 @@ func BenchmarkWriterParallel(b *testing.B) {
 // made, so the Writer keeps its DR7 bits) with the same register writes the
 // Writer makes for DR0. Reported: p50-ns of the Writer op, raw-p50-ns of its
 // floor, ratio-p50 of the two, and overhead-ns, the median of the per-pair
-// differences. Only the WriteChanged policy is paired: WriteAll writes the
-// registers of the floor's breakpoint too.
+// differences. op=writedr pairs Ptrace.WriteDR alone with the same poke, the
+// backend's share of the Writer's overhead. Only the WriteChanged policy is
+// paired: WriteAll writes the registers of the floor's breakpoint too. ns/op
+// counts both halves of a pair.
 func BenchmarkWriterPaired(b *testing.B) {
 	b.Run("backend=ptrace", func(b *testing.B) {
 		p := ptStart(b, 1)
 		h := p.Hello()
+		// The backend alone first: the part of the Writer's overhead that is
+		// Ptrace.WriteDR's own.
+		b.Run("op=writedr", func(b *testing.B) { benchPairedPtrace(b, p, h.VarAddr, "writedr") })
 		for _, op := range updateOps {
 			b.Run(fmt.Sprintf("policy=%v/op=%s", WriteChanged, op), func(b *testing.B) {
 				benchPairedPtrace(b, p, h.VarAddr, op)
@@ -205,8 +210,14 @@ func benchPairedPtrace(b *testing.B, p *Ptrace, varAddr func(worker, v int) uint
 	var w *Writer
 	var raw func(addr uint64) unix.Errno
 	switch op {
-	case "modify":
+	case "modify", "writedr":
 		change = func(bp *Breakpoint, a Attr) error { return w.Modify(bp, a) }
+		if op == "writedr" {
+			// Bypasses the Writer, whose mirror stays behind: the case
+			// ends by unregistering through the Writer, which only
+			// clears DR7's bits for DR0.
+			change = func(_ *Breakpoint, a Attr) error { return p.WriteDR(Target{Task: 0}, RegDR0, a.Addr) }
+		}
 		raw = func(addr uint64) unix.Errno { return ptPoke(tid, RegDR1, addr) }
 	case "disable-enable", "reregister":
 		// Both write DR7 with the slot off, its address, DR7 with it on.
