@@ -175,10 +175,10 @@ func (w *reportWriter) sectionUpdate() {
 			}
 			line := fmt.Sprintf("- **%s**: modify in place costs %s per update", label, fmtNs(mod.NsPerOp))
 			if rr != nil {
-				line += fmt.Sprintf("; it is %s cheaper than re-register (%s)", ratio(rr.NsPerOp, mod.NsPerOp), fmtNs(rr.NsPerOp))
+				line += fmt.Sprintf("; it is %s than re-register (%s)", cheaper(rr.NsPerOp, mod.NsPerOp), fmtNs(rr.NsPerOp))
 			}
 			if de != nil {
-				line += fmt.Sprintf(" and %s cheaper than disable-modify-enable (%s)", ratio(de.NsPerOp, mod.NsPerOp), fmtNs(de.NsPerOp))
+				line += fmt.Sprintf(" and %s than disable-modify-enable (%s)", cheaper(de.NsPerOp, mod.NsPerOp), fmtNs(de.NsPerOp))
 			}
 			if lm, om, nm := w.losses(be, st, "modify"); nm > 0 {
 				lr, or, nr := w.losses(be, st, "reregister")
@@ -435,8 +435,8 @@ func (w *reportWriter) sectionRegisters() {
 		if all == nil || ch == nil {
 			continue
 		}
-		line := fmt.Sprintf("- **%s**: write-changed costs %s per update against %s for write-all (%s cheaper)",
-			be, fmtNs(ch.NsPerOp), fmtNs(all.NsPerOp), ratio(all.NsPerOp, ch.NsPerOp))
+		line := fmt.Sprintf("- **%s**: write-changed costs %s per update against %s for write-all (%s)",
+			be, fmtNs(ch.NsPerOp), fmtNs(all.NsPerOp), cheaper(all.NsPerOp, ch.NsPerOp))
 		wa, aok := all.Metric("writes/op")
 		wc, cok := ch.Metric("writes/op")
 		if aok && cok {

@@ -343,6 +343,19 @@ func trimFloat(v float64) string {
 }
 
 // ratio formats a/b as "3.4×", or "n/a" when b is zero.
+// cheaper says how much cheaper the cost ours is than theirs ("2.03×
+// cheaper"), or, when it is not, how much dearer ("1.07× more expensive"),
+// so a report never calls a 0.93 ratio "cheaper".
+func cheaper(theirs, ours float64) string {
+	if ours == 0 || theirs == 0 || math.IsNaN(theirs/ours) {
+		return "n/a cheaper"
+	}
+	if theirs >= ours {
+		return trimFloat(theirs/ours) + "× cheaper"
+	}
+	return trimFloat(ours/theirs) + "× more expensive"
+}
+
 func ratio(a, b float64) string {
 	if b == 0 || math.IsNaN(a/b) {
 		return "n/a"
