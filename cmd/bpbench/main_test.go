@@ -342,7 +342,8 @@ func TestReportFixture(t *testing.T) {
 		"| `KernelThread/breakpoints=4/parallelism=2/threads=4` | 68.1 | 59.6 | 1.14× |",
 		"- **ptrace**: write-changed costs 3.12 µs per update against 9.55 µs for write-all (3.06× cheaper), with 2.00 register writes per update against 6.00.",
 		"- 1024 tasks: exclusion on",
-		"- Apply, 16 threads: eager",
+		"| Apply threads | eager | lazy |",
+		"| BlindWindow threads | eager | lazy |",
 		"![update cost per backend](plots/update-cost.png)",
 		"- `Update/backend=ptrace/op=exec`: skipped: fixture: no exec breakpoints",
 	} {

@@ -75,9 +75,9 @@ var charts = []chartSpec{
 	{"kernel-vs-perf", plotKernel},
 	{"exclusion-cost", plotExclusion},
 	{"apply-writes", plotThreads("Apply", "writes/op", "register writes per apply", "Register writes per apply vs threads: eager vs lazy")},
-	{"apply-cost", plotThreads("Apply", "ns/op", "time per apply (ns)", "Apply cost vs threads: eager vs lazy")},
-	{"blindwindow", plotThreads("BlindWindow", "blind-ns", "blind window (ns)", "Blind window vs threads: eager vs lazy")},
-	{"blindwindow-missed", plotThreads("BlindWindow", "missed/op", "missed traps per op", "Traps missed during updates vs threads: eager vs lazy")},
+	{"apply-cost", plotThreads("Apply", "ns/thread", "time per thread (ns)", "Set+modify+clear cost per thread vs threads: eager vs lazy")},
+	{"blindwindow", plotThreads("BlindWindow", "blind-ns/p50", "first to last thread armed, p50 (ns)", "Blind window vs threads: eager vs lazy")},
+	{"blindwindow-missed", plotThreads("BlindWindow", "missed/op", "tracee writes missed per watchpoint set", "Accesses missed while arming vs threads: eager vs lazy")},
 }
 
 // chartSize is the drawing size of every chart.

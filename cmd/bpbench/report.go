@@ -478,32 +478,52 @@ func (w *reportWriter) sectionThreads() {
 		return // issue 6 experiments; not every run has them
 	}
 	w.p("## Should a multi-threaded debugger apply registers eagerly or lazily?\n")
-	for _, fam := range []string{"Apply", "BlindWindow"} {
+	w.p("Eager stops every thread, writes its registers and resumes it; lazy records the change and writes a thread's registers just before it next resumes (rr, GDB). Apply times a set, a modify and a clear of one watchpoint on every thread; BlindWindow measures the time from the first to the last thread armed and the tracee's writes on threads not yet armed, which no trap reports.\n")
+	type row struct{ metric, label string }
+	fams := []struct {
+		fam  string
+		rows []row
+	}{
+		{"Apply", []row{{"ns/thread", "per thread"}, {"writes/thread", "writes/thread"}}},
+		{"BlindWindow", []row{{"blind-ns/p50", "blind window p50"}, {"missed/op", "missed writes per set"}}},
+	}
+	for _, f := range fams {
 		threads := map[string]bool{}
-		for _, c := range family(w.all, fam) {
+		for _, c := range family(w.all, f.fam) {
 			threads[nameParams(c.Name)["threads"]] = true
 		}
+		if len(threads) == 0 {
+			continue
+		}
+		w.p("| %s threads | eager | lazy |", f.fam)
+		w.p("|---|---|---|")
 		for _, t := range sortedCategories(threads) {
-			var parts []string
-			for _, pol := range []string{"eager", "lazy"} {
-				c := w.find(fam, map[string]string{"policy": pol, "threads": t})
+			var cells [2]string
+			for i, pol := range []string{"eager", "lazy"} {
+				c := w.find(f.fam, map[string]string{"policy": pol, "threads": t})
 				if c == nil {
+					cells[i] = "n/a"
 					continue
 				}
-				s := fmt.Sprintf("%s %s/op", pol, fmtNs(c.NsPerOp))
-				for _, u := range []string{"writes/op", "blind-ns", "missed/op"} {
-					if v, ok := c.Metric(u); ok {
-						s += fmt.Sprintf(", %s %s", trimFloat(v), u)
+				var parts []string
+				for _, r := range f.rows {
+					if v, ok := c.Metric(r.metric); ok {
+						val := trimFloat(v)
+						if strings.HasSuffix(r.metric, "ns/p50") || r.metric == "ns/thread" {
+							val = fmtNs(v)
+						}
+						parts = append(parts, fmt.Sprintf("%s %s", val, r.label))
 					}
 				}
-				parts = append(parts, s)
+				cells[i] = strings.Join(parts, ", ")
 			}
-			if len(parts) > 0 {
-				w.p("- %s, %s threads: %s.", fam, t, strings.Join(parts, "; "))
-			}
+			w.p("| %s | %s | %s |", t, cells[0], cells[1])
 		}
+		w.p("")
 	}
+	w.plotLink("apply-cost", "apply cost per thread vs threads")
 	w.plotLink("apply-writes", "apply writes vs threads")
 	w.plotLink("blindwindow", "blind window vs threads")
+	w.plotLink("blindwindow-missed", "missed accesses vs threads")
 	w.p("")
 }
