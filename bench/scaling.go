@@ -106,7 +106,7 @@ func scalingRun(ctx context.Context, o Options, s string, g, cpus int, n int64, 
 	spec.Body = func(w *Worker) error {
 		w.Lap.Start()
 		var i int64
-		for ; w.N == 0 || i < w.N; i++ {
+		for ; i < w.N; i++ {
 			if w.Stopped() {
 				break
 			}

@@ -89,13 +89,14 @@ func TestTasksBudget(t *testing.T) {
 // returned.
 func TestRunWorkers(t *testing.T) {
 	ncpu := runtime.NumCPU()
-	spec := WorkerSpec{Workers: 3, Pin: true, Ops: 100,
+	pin := true
+	spec := WorkerSpec{Workers: 3, Pin: pin, Ops: 100,
 		Setup: func(w *Worker) error { w.State = w.ID * 10; return nil },
 		Body: func(w *Worker) error {
 			if w.State != w.ID*10 {
 				return fmt.Errorf("worker %d: Setup did not run first", w.ID)
 			}
-			if got := cpupin.Current(); got != w.CPU || w.CPU != w.ID%ncpu {
+			if got := cpupin.Current(); pin && (got != w.CPU || w.CPU != w.ID%ncpu) {
 				return fmt.Errorf("worker %d: on CPU %d, pinned to %d", w.ID, got, w.CPU)
 			}
 			w.Lap.Start()
@@ -110,6 +111,12 @@ func TestRunWorkers(t *testing.T) {
 	}
 	if r.Ops != 100 || r.Latency.Count() != 100 || r.PerWorker[0] != 34 || r.PerWorker[2] != 33 {
 		t.Fatalf("ops %d, samples %d, per worker %v; want 100, 100, [34 33 33]", r.Ops, r.Latency.Count(), r.PerWorker)
+	}
+
+	// More workers than ops: the idle workers get N = 0 and return.
+	spec.Ops, spec.Pin, pin = 1, false, false
+	if r, err := RunWorkers(context.Background(), nil, spec); err != nil || r.Ops != 1 {
+		t.Fatalf("1 op over 3 workers: %d ops, %v", r.Ops, err)
 	}
 
 	// Duration mode: a failing worker stops the others early.

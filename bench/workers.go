@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -29,10 +30,10 @@ type WorkerSpec struct {
 	// Setup, if set, runs on each worker's goroutine (pinned already)
 	// before the clock starts, e.g. to pre-size per-worker state.
 	Setup func(w *Worker) error
-	// Body runs the measured loop of one worker: w.N operations when
-	// w.N > 0, otherwise until w.Stopped(); either way it should stop
-	// early once w.Stopped() (the context was cancelled or another worker
-	// failed). It reports what it did in w.Done.
+	// Body runs the measured loop of one worker: w.N operations, stopping
+	// early once w.Stopped() (the duration is over, the context was
+	// cancelled or another worker failed). It reports what it did in
+	// w.Done.
 	Body func(w *Worker) error
 }
 
@@ -44,7 +45,9 @@ type Worker struct {
 	ID int
 	// CPU is the CPU the worker's thread is pinned to, or -1.
 	CPU int
-	// N is the number of operations to do, or 0 to run until Stopped.
+	// N is the number of operations to do: this worker's share of
+	// WorkerSpec.Ops (0 when there are more workers than ops), or
+	// math.MaxInt64 for a run bounded by WorkerSpec.Duration.
 	N int64
 	// Rec receives this worker's per-operation latencies.
 	Rec *Recorder
@@ -135,6 +138,8 @@ func RunWorkers(ctx context.Context, t Timer, spec WorkerSpec) (WorkerResult, er
 			if int64(i) < spec.Ops%int64(spec.Workers) {
 				w.N++
 			}
+		} else {
+			w.N = math.MaxInt64
 		}
 		if spec.Pin {
 			w.CPU = i % ncpu
