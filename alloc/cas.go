@@ -13,9 +13,12 @@ func init() { register("cas", newCAS) }
 // per pool:
 //
 //   - per CPU c, one packed word W_c: for each register index a field
-//     {live bit, generation}, then tmax, then a version. cp(c), the number of
-//     CPU-bound breakpoints on c, is the number of live bits. tmax is an upper
-//     bound on pinned_t(c) for every task t.
+//     holding a generation counter, then tmax, then a version. Reserving and
+//     releasing each advance a field by one (modulo its width), so an odd
+//     field is held and its value is the holder's Slot.Gen; its low bit is
+//     the live bit. cp(c), the number of CPU-bound breakpoints on c, is the
+//     number of live bits. tmax is an upper bound on pinned_t(c) for every
+//     task t.
 //   - per CPU c, a histogram H_c of the tasks' counts on c (bucket k: tasks
 //     with k breakpoints on c) and a counter of histogram moves in flight.
 //   - per task and CPU, a word P_tc = {register mask, count}: count is
