@@ -471,13 +471,17 @@ func (a *casAlloc) Release(s Slot) error {
 		if uint(r.CPU) < uint(len(p.cpu)) && uint(s.index) < uint(p.n) {
 			st := &p.cpu[r.CPU]
 			sh := uint(s.index) * p.fb & 63
-			next := uint64(s.gen+1) & p.fieldMask // wraps to 0 at the top
+			// The field goes from s.gen to the next generation, 0 after the
+			// top; the field is s.gen when the CAS succeeds, so adding the
+			// difference (modulo 2^64) changes it and nothing else.
+			next := uint64(s.gen+1) & p.fieldMask
+			delta := (next - uint64(s.gen)) << sh
 			for {
 				w := st.w.Load()
 				if uint32(w>>sh&p.fieldMask) != s.gen {
 					return a.errs.stale(r)
 				}
-				if st.w.CompareAndSwap(w, w&^(p.fieldMask<<sh)|next<<sh) {
+				if st.w.CompareAndSwap(w, w+delta) {
 					return nil
 				}
 			}
