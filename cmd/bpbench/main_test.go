@@ -5,14 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/perf/benchfmt"
+	"gonum.org/v1/plot"
 
 	"bpbench/alloc"
 	"bpbench/bench"
@@ -269,8 +273,15 @@ func TestRunRecordsSkipsAndFailures(t *testing.T) {
 	if len(run.Failed) != 1 || run.Failed[0].Error != "tracee vanished" {
 		t.Errorf("failed %+v", run.Failed)
 	}
-	if !strings.Contains(e.String(), "skip Fixture/case=skip") || !strings.Contains(e.String(), "FAIL Fixture/case=fail: tracee vanished") {
-		t.Errorf("stderr does not name the skip and the failure: %s", e.String())
+	// stderr is not a terminal: one plain line per case, no bar redraws,
+	// then the failures again in the summary.
+	lines := strings.Split(strings.TrimSuffix(e.String(), "\n"), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "[1/3] Fixture/case=ok ") ||
+		!strings.HasPrefix(lines[1], "[2/3] skip Fixture/case=skip: ") || lines[2] != "[3/3] FAIL Fixture/case=fail: tracee vanished" {
+		t.Errorf("stderr is not one line per case naming the skip and the failure:\n%s", e.String())
+	}
+	if strings.Contains(e.String(), "\r") {
+		t.Errorf("stderr holds carriage returns of a progress bar: %q", e.String())
 	}
 }
 
@@ -284,9 +295,18 @@ func TestPlotFixture(t *testing.T) {
 	if strings.Contains(stdout, "omitted") {
 		t.Errorf("the fixture covers every chart, yet: %s", stdout)
 	}
+	// The fixture's Race cases run on the sim and perf backends: one steal
+	// chart each, and none under the old single name.
+	var stems []string
 	for _, c := range charts {
+		if c.stem != "race-steals" {
+			stems = append(stems, c.stem)
+		}
+	}
+	stems = append(stems, raceStealsStem("sim"), raceStealsStem("perf"))
+	for _, stem := range stems {
 		for _, ext := range []string{"png", "svg"} {
-			path := filepath.Join(out, c.stem+"."+ext)
+			path := filepath.Join(out, stem+"."+ext)
 			b, err := os.ReadFile(path)
 			if err != nil || len(b) < 1000 {
 				t.Errorf("%s: %d bytes, %v", path, len(b), err)
@@ -299,6 +319,176 @@ func TestPlotFixture(t *testing.T) {
 				}
 			}
 		}
+	}
+	if names := dirEntries(t, out); len(names) != 2*len(stems) {
+		t.Errorf("plots dir holds %v, want exactly the PNG and SVG of %v", names, stems)
+	}
+}
+
+// caseResult is a result for the plot tests: name, ns/op and metrics.
+func caseResult(name string, ns float64, metrics map[string]float64) bench.Result {
+	return bench.Result{Name: name, Iterations: 100, NsPerOp: ns, Metrics: metrics}
+}
+
+func TestPlotUpdateWhiskers(t *testing.T) {
+	lat := &bench.Histogram{Count: 100, Min: 40, P50: 90, P99: 400, Max: 8e6}
+	t.Run("repetitions", func(t *testing.T) {
+		run := &bench.Run{}
+		for _, ns := range []float64{120, 100, 180} {
+			r := caseResult("Update/backend=sim/strategy=cas/op=modify", ns, nil)
+			r.Latency = lat
+			run.Results = append(run.Results, r)
+		}
+		ch, why := plotUpdate(summarize(run))
+		if ch == nil {
+			t.Fatal(why)
+		}
+		b := barsOf(t, ch)[0].series
+		if b.vals[0] != 120 || b.lo[0] != 100 || b.hi[0] != 180 {
+			t.Errorf("bar %v whiskers %v..%v, want the median 120 of 3 runs with min..max 100..180", b.vals[0], b.lo[0], b.hi[0])
+		}
+		if !strings.Contains(ch.Y.Label.Text, "median of 3 runs") || !legendHas(ch, "whiskers: min..max of the 3 runs") {
+			t.Errorf("chart does not say bars are medians and whiskers min..max: y %q, legend %v", ch.Y.Label.Text, ch.legend)
+		}
+	})
+	t.Run("single run", func(t *testing.T) {
+		r := caseResult("Update/backend=ptrace/op=reregister", 5000, nil)
+		r.Latency = lat
+		ch, why := plotUpdate(summarize(&bench.Run{Results: []bench.Result{r}}))
+		if ch == nil {
+			t.Fatal(why)
+		}
+		b := barsOf(t, ch)[0].series
+		// Not the per-op min..max (40 ns..8 ms), which preemptions stretch.
+		if b.vals[0] != 5000 || b.lo[0] != 90 || b.hi[0] != 400 {
+			t.Errorf("bar %v whiskers %v..%v, want 5000 with p50..p99 90..400", b.vals[0], b.lo[0], b.hi[0])
+		}
+		if !legendHas(ch, "whiskers: per-op latency p50..p99 (1 run)") {
+			t.Errorf("legend %v does not say the whiskers are p50..p99", ch.legend)
+		}
+	})
+}
+
+func barsOf(t *testing.T, ch *chart) []*bars {
+	t.Helper()
+	var out []*bars
+	for _, it := range ch.legend {
+		for _, th := range it.thumbs {
+			if b, ok := th.(*bars); ok {
+				out = append(out, b)
+			}
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("chart has no bars")
+	}
+	return out
+}
+
+func legendHas(ch *chart, label string) bool {
+	for _, it := range ch.legend {
+		if it.label == label {
+			return true
+		}
+	}
+	return false
+}
+
+func TestPlotRaceSteals(t *testing.T) {
+	run := &bench.Run{}
+	add := func(be, st, mode string, k int, rate string, steals float64) {
+		name := fmt.Sprintf("Race/backend=%s/strategy=%s/mode=%s/competitors=%d/rate=%s", be, st, mode, k, rate)
+		run.Results = append(run.Results, caseResult(name, 1000, map[string]float64{"steals/op": steals}))
+	}
+	for _, st := range []string{"cas", "mutex"} {
+		for _, mode := range []string{"modify", "reregister"} {
+			add("sim", st, mode, 0, "0", 0)
+			for _, k := range []int{1, 2} {
+				// Out of order, to check the axis sorts them.
+				for i, rate := range []string{"max", "100000", "1000"} {
+					v := 0.0
+					if mode == "reregister" {
+						v = float64(k) * float64(3-i) / 10
+					}
+					add("sim", st, mode, k, rate, v)
+				}
+			}
+		}
+	}
+	add("perf", "kernel", "modify", 0, "0", 0)
+	add("perf", "kernel", "modify", 1, "max", 0)
+	add("perf", "kernel", "reregister", 0, "0", 0)
+	add("perf", "kernel", "reregister", 1, "max", 0.9)
+
+	chs, why := plotRaceSteals(summarize(run))
+	if len(chs) != 2 {
+		t.Fatalf("%d charts (%s), want one per backend", len(chs), why)
+	}
+	sim, perf := chs[0], chs[1]
+	if sim.stem != "race-steals-sim" || perf.stem != "race-steals-perf" {
+		t.Errorf("stems %q, %q", sim.stem, perf.stem)
+	}
+	if got, want := xLabels(sim), []string{"none", "1k/s", "100k/s", "max"}; !slices.Equal(got, want) {
+		t.Errorf("sim x categories %v, want %v", got, want)
+	}
+	if got, want := xLabels(perf), []string{"none", "max"}; !slices.Equal(got, want) {
+		t.Errorf("perf x categories %v, want %v", got, want)
+	}
+	// Legend: modify once, a colour per strategy, a dash per competitor
+	// count; not one entry per line.
+	var labels []string
+	for _, it := range sim.legend {
+		labels = append(labels, it.label)
+	}
+	want := []string{"modify in place (all strategies, worst)", "re-register, strategy=cas", "re-register, strategy=mutex", "1 competitor", "2 competitors"}
+	if !slices.Equal(labels, want) {
+		t.Errorf("sim legend %q, want %q", labels, want)
+	}
+	if sim.Y.Scale != (plot.LinearScale{}) && sim.Y.Scale != nil {
+		t.Errorf("steals axis is %T, want linear (zeros must show)", sim.Y.Scale)
+	}
+	if len(sim.lines) != 1+2*2 {
+		t.Fatalf("sim chart draws %d lines, want 1 modify + 2 strategies x 2 counts", len(sim.lines))
+	}
+	if mod := sim.lines[0]; !slices.Equal(mod.xs, []float64{0, 1, 2, 3}) || slices.Max(mod.ys) != 0 {
+		t.Errorf("modify line %v/%v, want 0 steals at none, 1k/s, 100k/s and max", mod.xs, mod.ys)
+	}
+	// Every re-register line starts from the no-competitor baseline and
+	// rises with the rate; 2 competitors steal twice as much as 1.
+	for i, l := range sim.lines[1:] {
+		k := float64(i%2 + 1)
+		if want := []float64{0, 0.1 * k, 0.2 * k, 0.3 * k}; !slices.EqualFunc(l.ys, want, func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }) {
+			t.Errorf("re-register line %d: %v, want %v", i, l.ys, want)
+		}
+	}
+	if !legendHas(perf, "modify in place") || !legendHas(perf, "re-register") || len(perf.lines) != 2 {
+		t.Errorf("perf chart: legend %v, %d lines; want modify and re-register, one line each", perf.legend, len(perf.lines))
+	}
+}
+
+func xLabels(ch *chart) []string {
+	var out []string
+	for _, tk := range ch.X.Tick.Marker.Ticks(ch.X.Min, ch.X.Max) {
+		out = append(out, tk.Label)
+	}
+	return out
+}
+
+func TestPlotRaceWindowPicksOnePerBackend(t *testing.T) {
+	run := &bench.Run{}
+	for i, st := range []string{"cas", "linux", "mutex"} {
+		for _, rate := range []string{"1000", "max"} {
+			r := caseResult("Race/backend=sim/strategy="+st+"/mode=reregister/competitors=1/rate="+rate, 1000, nil)
+			r.Window = &bench.Histogram{Count: 50, P50: float64(100 * (i + 1)), CDF: []bench.CDFPoint{{NS: 50, Fraction: 0.5}, {NS: 300, Fraction: 1}}}
+			run.Results = append(run.Results, r)
+		}
+	}
+	ch, why := plotRaceWindow(summarize(run))
+	if ch == nil {
+		t.Fatal(why)
+	}
+	if len(ch.legend) != 1 || !strings.HasPrefix(ch.legend[0].label, "sim, strategy=linux (median p50 of 3), 1 competitor at max") {
+		t.Errorf("legend %v, want one sim line: the median strategy at max rate", ch.legend)
 	}
 }
 
@@ -345,6 +535,8 @@ func TestReportFixture(t *testing.T) {
 		"| Apply threads | eager | lazy |",
 		"| BlindWindow threads | eager | lazy |",
 		"![update cost per backend](plots/update-cost.png)",
+		"![steals vs competitor rate, backend=sim](plots/race-steals-sim.png)",
+		"![steals vs competitor rate, backend=perf](plots/race-steals-perf.png)",
 		"- `Update/backend=ptrace/op=exec`: skipped: fixture: no exec breakpoints",
 	} {
 		if !strings.Contains(stdout, want) {

@@ -251,7 +251,9 @@ func (w *reportWriter) sectionRace() {
 		}
 		w.p("%s.", line)
 	}
-	w.plotLink("race-steals", "steals vs competitor rate")
+	for _, be := range orderedBackends(backends) {
+		w.plotLink(raceStealsStem(be), "steals vs competitor rate, backend="+be)
+	}
 	w.plotLink("race-window-cdf", "race window CDF")
 	w.p("")
 }

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -200,8 +201,8 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // caseSummary is one case of a run with its repetitions folded together:
-// the median of every figure, the widest latency range, and the window
-// histogram with the most samples.
+// the median of every figure, the latency and window histograms with the
+// most samples.
 type caseSummary struct {
 	Experiment string
 	Name       string
@@ -209,11 +210,12 @@ type caseSummary struct {
 	Reps       int
 	Iterations int64 // summed over repetitions
 	NsPerOp    float64
-	Metrics    map[string]float64
-	LatMin     float64 // smallest latency seen, 0 when not sampled
-	LatMax     float64
-	Latency    *bench.Histogram
-	Window     *bench.Histogram
+	// NsMin and NsMax are the extremes of NsPerOp over the repetitions:
+	// the run-to-run spread that update-cost draws as whiskers.
+	NsMin, NsMax float64
+	Metrics      map[string]float64
+	Latency      *bench.Histogram
+	Window       *bench.Histogram
 }
 
 // Family returns the first element of the name ("Update", "Race", ...).
@@ -268,20 +270,15 @@ func summarize(r *bench.Run) []*caseSummary {
 			for u, v := range res.Metrics {
 				units[u] = append(units[u], v)
 			}
-			if h := res.Latency; h != nil {
-				if cs.Latency == nil || h.Count > cs.Latency.Count {
-					cs.Latency = h
-				}
-				if cs.LatMin == 0 || h.Min < cs.LatMin {
-					cs.LatMin = h.Min
-				}
-				cs.LatMax = math.Max(cs.LatMax, h.Max)
+			if h := res.Latency; h != nil && (cs.Latency == nil || h.Count > cs.Latency.Count) {
+				cs.Latency = h
 			}
 			if h := res.Window; h != nil && (cs.Window == nil || h.Count > cs.Window.Count) {
 				cs.Window = h
 			}
 		}
 		cs.NsPerOp = median(ns)
+		cs.NsMin, cs.NsMax = slices.Min(ns), slices.Max(ns)
 		for u, vs := range units {
 			cs.Metrics[u] = median(vs)
 		}

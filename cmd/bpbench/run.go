@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	"bpbench/alloc"
 	"bpbench/bench"
@@ -273,43 +274,64 @@ func runExperiments(ctx context.Context, rc *runConfig, stdout, stderr io.Writer
 	return nil
 }
 
-// runPlan runs every case count times, appending to run, with a progress
-// bar measured in estimated milliseconds so that its time left follows the
-// experiments' own estimates corrected by the observed pace.
+// runPlan runs every case count times, appending to run. On a terminal it
+// shows a progress bar measured in estimated milliseconds, so that its time
+// left follows the experiments' own estimates corrected by the observed
+// pace; elsewhere (CI, pipes, tests) the bar's carriage-return redraws
+// would flood the log, so it prints one line per finished case instead.
 func runPlan(ctx context.Context, plan []plannedCase, count int, run *bench.Run, stderr io.Writer) error {
 	var totalMs int64
 	for _, p := range plan {
 		totalMs += estMs(p.c.Estimate) * int64(count)
 	}
-	bar := progressbar.NewOptions64(max(totalMs, 1),
-		progressbar.OptionSetWriter(stderr),
-		progressbar.OptionSetWidth(24),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionShowElapsedTimeOnFinish(),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionClearOnFinish(),
-	)
-	defer bar.Finish()
-	say := func(format string, args ...any) {
-		bar.Clear()
-		fmt.Fprintf(stderr, format+"\n", args...)
+	var bar *progressbar.ProgressBar
+	if isTerminal(stderr) {
+		bar = progressbar.NewOptions64(max(totalMs, 1),
+			progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetWidth(24),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionShowElapsedTimeOnFinish(),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+		defer bar.Finish()
 	}
 	var done int64
 	for i, p := range plan {
-		est := estMs(p.c.Estimate)
-		for rep := 0; rep < count; rep++ {
-			desc := fmt.Sprintf("[%d/%d] %s", i+1, len(plan), p.c.Name)
-			if count > 1 {
-				desc += fmt.Sprintf(" #%d", rep+1)
+		counter := fmt.Sprintf("[%d/%d]", i+1, len(plan))
+		// say prints a line that stays: above the bar, or after the
+		// case's counter in a plain log.
+		say := func(format string, args ...any) {
+			if bar != nil {
+				bar.Clear()
+				fmt.Fprintf(stderr, format+"\n", args...)
+				return
 			}
-			bar.Describe(desc)
-			stop := creep(bar, done, est)
+			fmt.Fprintf(stderr, counter+" "+format+"\n", args...)
+		}
+		est := estMs(p.c.Estimate)
+		start := time.Now()
+		ok := true
+		for rep := 0; rep < count; rep++ {
+			stop := func() {}
+			if bar != nil {
+				desc := counter + " " + p.c.Name
+				if count > 1 {
+					desc += fmt.Sprintf(" #%d", rep+1)
+				}
+				bar.Describe(desc)
+				stop = creep(bar, done, est)
+			}
 			res, err := p.c.Run(ctx, 0, bench.NopTimer)
 			stop()
 			done += est
-			bar.Set64(done)
+			if bar != nil {
+				bar.Set64(done)
+			}
 			if ctx.Err() != nil {
-				bar.Clear()
+				if bar != nil {
+					bar.Clear()
+				}
 				fmt.Fprintln(stderr, "interrupted: nothing written")
 				return errInterrupted
 			}
@@ -317,12 +339,14 @@ func runPlan(ctx context.Context, plan []plannedCase, count int, run *bench.Run,
 				run.Skipped = append(run.Skipped, bench.Skip{Experiment: p.exp, Name: p.c.Name, Reason: err.Error()})
 				say("skip %s: %v", p.c.Name, err)
 				done += est * int64(count-rep-1)
+				ok = false
 				break
 			}
 			if err != nil {
 				run.Failed = append(run.Failed, bench.Failure{Experiment: p.exp, Name: p.c.Name, Error: err.Error()})
 				say("FAIL %s: %v", p.c.Name, err)
 				done += est * int64(count-rep-1)
+				ok = false
 				break
 			}
 			if res.Experiment == "" {
@@ -333,8 +357,29 @@ func runPlan(ctx context.Context, plan []plannedCase, count int, run *bench.Run,
 			}
 			run.Results = append(run.Results, res)
 		}
+		if ok && bar == nil {
+			say("%s %v", p.c.Name, roundDuration(time.Since(start)))
+		}
 	}
 	return nil
+}
+
+// roundDuration keeps two or three significant digits of a case's time.
+func roundDuration(d time.Duration) time.Duration {
+	if d < time.Millisecond {
+		return d.Round(time.Microsecond)
+	}
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(100 * time.Millisecond)
+}
+
+// isTerminal reports whether w is a terminal, where a progress bar can
+// redraw itself in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func estMs(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
