@@ -266,7 +266,7 @@ func (u unitTicks) Ticks(lo, hi float64) []plot.Tick {
 		if t.Value < lo*(1-1e-9) || t.Value > hi*(1+1e-9) {
 			continue
 		}
-		if t.Label != "" && u.format != nil {
+		if t.Label != "" {
 			t.Label = u.format(t.Value)
 		}
 		out = append(out, t)
@@ -277,13 +277,40 @@ func (u unitTicks) Ticks(lo, hi float64) []plot.Tick {
 // setAxis configures a numeric axis: a log scale (named in its label) or a
 // linear one, ticks labelled by format (nil: plain numbers).
 func setAxis(a *plot.Axis, log bool, format func(float64) string) {
+	if format == nil {
+		format = plainTick
+	}
 	if log {
 		a.Scale = plot.LogScale{}
 		a.Tick.Marker = unitTicks{plot.LogTicks{Prec: -1}, format}
 		a.Label.Text += " (log scale)"
 		return
 	}
-	a.Tick.Marker = unitTicks{plot.DefaultTicks{}, format}
+	a.Tick.Marker = unitTicks{linearTicks{}, format}
+}
+
+// linearTicks labels about six round values (steps of 1, 2, 2.5 or 5
+// times a power of ten); gonum's DefaultTicks labels as few as two.
+type linearTicks struct{}
+
+func (linearTicks) Ticks(lo, hi float64) []plot.Tick {
+	if !(hi > lo) {
+		return []plot.Tick{{Value: lo, Label: "-"}}
+	}
+	raw := (hi - lo) / 6
+	mag := math.Pow10(int(math.Floor(math.Log10(raw))))
+	step := 10 * mag
+	for _, m := range []float64{1, 2, 2.5, 5} {
+		if m*mag >= raw {
+			step = m * mag
+			break
+		}
+	}
+	var ts []plot.Tick
+	for i := math.Ceil(lo / step); i*step <= hi*(1+1e-9); i++ {
+		ts = append(ts, plot.Tick{Value: i * step, Label: "-"}) // unitTicks labels it
+	}
+	return ts
 }
 
 // valueTicks labels exactly the given values: a log axis over a sweep of
@@ -1294,11 +1321,18 @@ func plotThreads(fam, unit, ylabel, title string, yFmt func(float64) string) fun
 		if len(series) == 0 {
 			return nil, fmt.Sprintf("no %s results with threads= and %s", fam, unit)
 		}
+		// Counts that grow with the threads (writes: 5 per thread) read as
+		// a straight line on log-log axes; a log axis would drop zeros.
+		positive := true
+		for _, s := range series {
+			positive = positive && slices.Min(s.ys) > 0
+		}
 		return lineChart(lineOpts{
 			title:  title,
 			xlabel: "threads of the tracee",
 			ylabel: ylabel,
 			logX:   spansDecades(series, false, 10),
+			logY:   positive && spansDecades(series, true, 100),
 			yFmt:   yFmt,
 		}, series), ""
 	}
