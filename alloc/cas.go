@@ -3,6 +3,7 @@ package alloc
 import (
 	"fmt"
 	"math/bits"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -141,6 +142,10 @@ type casTaskPool struct {
 	allGen [MaxSlots]atomic.Uint32
 	ovGen  [MaxSlots]atomic.Uint32
 	ov     atomic.Uint32 // overflow positions held (see NoIndex)
+	// one counts the task's one-CPU breakpoints, held or being reserved.
+	// Only they can fragment its indexes; without them a full union of
+	// masks is a full pool or another operation of the task in flight.
+	one atomic.Int32
 }
 
 // casTask is a task's record.
@@ -391,11 +396,13 @@ func unclaim(w *atomic.Uint64, i int) int {
 func (a *casAlloc) reserveTask(p *casPool, tp *casTaskPool, r Request) (Slot, error) {
 	if c := r.CPU; c != AnyCPU {
 		pc := &tp.cpu[c]
+		tp.one.Add(1)
 		begin(p, c, c+1)
 		defer a.end(p, c, c+1)
 		for {
 			i := lowestFree(uint32(pc.w.Load()), p.n)
 			if i < 0 { // pinned_t(c) >= N already
+				tp.one.Add(-1)
 				return Slot{}, a.errs.noSlot(r)
 			}
 			k := claim(&pc.w, i)
@@ -404,6 +411,7 @@ func (a *casAlloc) reserveTask(p *casPool, tp *casTaskPool, r Request) (Slot, er
 			}
 			if !a.raise(p, c, k) {
 				move(p, c, unclaim(&pc.w, i))
+				tp.one.Add(-1)
 				return Slot{}, a.errs.noSlot(r)
 			}
 			return NewSlot(r, i, pc.gen[i].Add(1)), nil
@@ -411,12 +419,25 @@ func (a *casAlloc) reserveTask(p *casPool, tp *casTaskPool, r Request) (Slot, er
 	}
 	begin(p, 0, len(tp.cpu))
 	defer a.end(p, 0, len(tp.cpu))
-	for {
+	for tries := 0; ; tries++ {
 		var used uint32
+		full := false
 		for c := range tp.cpu {
-			used |= uint32(tp.cpu[c].w.Load())
+			m := uint32(tp.cpu[c].w.Load())
+			used |= m
+			full = full || lowestFree(m, p.n) < 0
 		}
 		i, pos := lowestFree(used, p.n), -1
+		if i < 0 && tp.one.Load() == 0 {
+			// No one-CPU breakpoints, so no fragmentation: either some CPU
+			// holds N (refuse, as the rules do) or the masks differ only
+			// because another operation of this task is between CPUs.
+			if full || tries >= 64 {
+				return Slot{}, a.errs.noSlot(r)
+			}
+			runtime.Gosched()
+			continue
+		}
 		if i < 0 { // fragmented indexes: see NoIndex
 			for {
 				o := tp.ov.Load()
@@ -514,6 +535,7 @@ func (a *casAlloc) releaseSlow(s Slot) error {
 		begin(p, r.CPU, r.CPU+1)
 		move(p, r.CPU, unclaim(&tp.cpu[r.CPU].w, raw))
 		a.end(p, r.CPU, r.CPU+1)
+		tp.one.Add(-1)
 		return nil
 	}
 	i := raw
