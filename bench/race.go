@@ -455,10 +455,17 @@ func reregisterSim(ctx context.Context, w *hwregs.Writer, bp *hwregs.Breakpoint,
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			if d := time.Duration(TicksToNs(Now() - t0)); d > maxRecover {
+				return fmt.Errorf("race: holder did not win its slot back within %v (%d attempts) against the competitors", maxRecover, tries+1)
+			}
 		}
 		runtime.Gosched()
 	}
 }
+
+// maxRecover bounds one recovery in the model race, so a competitor setup
+// that starves the holder fails the case instead of hanging the run.
+const maxRecover = 10 * time.Second
 
 // competitors runs K goroutines that each try a CPU-bound reservation at
 // the spec's rate until stopped.

@@ -58,8 +58,15 @@ func (p *Pacer) Unlimited() bool { return p.interval == 0 }
 // Wait blocks until the next operation is due and schedules the one after.
 // Spinning waits yield the processor between clock reads so that more
 // competitors than Ps still share the machine with the holder.
+//
+// An unlimited Pacer still yields once per operation: on a machine with no
+// more Ps than competitors plus the holder, a competitor that never yields
+// keeps its P until the scheduler's 10 ms preemption, so a holder that lost
+// its slot could wait indefinitely for a gap that real competitors (whose
+// every attempt is a system call) leave all the time.
 func (p *Pacer) Wait() {
 	if p.interval == 0 {
+		runtime.Gosched()
 		return
 	}
 	now := Now()
