@@ -122,7 +122,7 @@ func watchAttrs(h *tracee.Hello) [2]hwregs.Attr {
 // loop as the baseline every debugger pays.
 func runApply(ctx context.Context, s applySpec, o Options, n int64, t Timer) (res Result, err error) {
 	t.StopTimer()
-	n = defaultOps(n, o, max(3, 6000/int64(s.threads)), max(10, 60000/int64(s.threads)))
+	n = defaultOps(n, o, max(3, 6000/int64(s.threads)), max(6, 20000/int64(s.threads)))
 	res = Result{Experiment: "apply", Name: s.name("Apply"), Params: applyParams("apply", s, o, n, "op", "set+modify+clear", "mode", "all-stop")}
 	p, w, err := startProcess(s, o)
 	if err != nil {
@@ -288,7 +288,7 @@ func blindPause(threads int) time.Duration {
 // by one write, at most one per running thread.
 func runBlind(ctx context.Context, s applySpec, o Options, n int64, t Timer) (res Result, err error) {
 	t.StopTimer()
-	n = defaultOps(n, o, max(5, 200/int64(s.threads)), max(20, 2000/int64(s.threads)))
+	n = defaultOps(n, o, max(5, 200/int64(s.threads)), max(10, 1000/int64(s.threads)))
 	pause := blindPause(s.threads)
 	res = Result{Experiment: "blindwindow", Name: s.name("BlindWindow"), Params: applyParams("blindwindow", s, o, n,
 		"burst", strconv.Itoa(blindBurst), "pause", pause.String(), "checkpoint", "every burst", "armed_hold", blindArmedHold.String())}

@@ -480,7 +480,7 @@ func kernelCases(o Options) ([]Case, error) {
 	bps := []int{0, 4}
 	enables := [][2]int{{0, 0}, {16, 0}, {0, 1}}
 	if o.Full {
-		repeat, enableRepeat = 200, 20000
+		repeat, enableRepeat = 200, 4000
 		bps = []int{0, 1, 4}
 		enables = append(enables, [2]int{64, 0}, [2]int{16, 1})
 	}
@@ -617,7 +617,7 @@ func enableCase(p EnableParams) Case {
 	name := fmt.Sprintf("KernelEnable/passive=%d/active=%d", p.Passive, p.Active)
 	return Case{
 		Name:     name,
-		Estimate: kernelRounds * (time.Duration(2*p.Repeat)*5*time.Microsecond + 200*time.Millisecond),
+		Estimate: kernelRounds * (time.Duration(2*p.Repeat)*100*time.Microsecond + 200*time.Millisecond),
 		Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
 			t.StopTimer()
 			p := p // n must not change the case's own default

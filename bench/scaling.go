@@ -92,7 +92,7 @@ func scalingRun(ctx context.Context, o Options, s string, g, cpus int, n int64, 
 	if n > 0 {
 		spec.Ops = n
 	} else if o.Full {
-		spec.Duration = 2 * time.Second
+		spec.Duration = 600 * time.Millisecond
 	} else {
 		spec.Duration = 200 * time.Millisecond
 	}
