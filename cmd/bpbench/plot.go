@@ -327,7 +327,12 @@ func valueTicks(vals []float64, format func(float64) string) plot.ConstantTicks 
 	return ts
 }
 
-func plainTick(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
+func plainTick(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1e9 {
+		return strconv.FormatFloat(v, 'f', -1, 64) // 16384, not 1.638e+04
+	}
+	return strconv.FormatFloat(v, 'g', 4, 64)
+}
 
 // nsTick labels a time in nanoseconds with a unit that keeps the number
 // short ("250 ns", "1.5 µs", "20 ms").
@@ -1286,7 +1291,9 @@ func perfBenchArgs(name string) string {
 		sub = fam
 	}
 	flags := map[string]string{"breakpoints": "-b", "parallelism": "-p", "threads": "-t", "passive": "-p", "active": "-a"}
-	parts := []string{sub}
+	// The subcommand goes on a line of its own: eight "thread -b 4 -p 2 -t
+	// 10" labels side by side overlap.
+	parts := []string{sub + "\n"}
 	for _, el := range strings.Split(name, "/")[1:] {
 		k, v, ok := strings.Cut(el, "=")
 		if f, known := flags[k]; ok && known {
@@ -1295,7 +1302,7 @@ func perfBenchArgs(name string) string {
 			parts = append(parts, el)
 		}
 	}
-	return strings.Join(parts, " ")
+	return strings.Replace(strings.Join(parts, " "), "\n ", "\n", 1)
 }
 
 func plotExclusion(all []*caseSummary) (*chart, string) {
