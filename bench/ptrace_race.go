@@ -102,16 +102,11 @@ func runRacePtrace(ctx context.Context, s raceSpec, o Options, n int64, t Timer,
 	attr := func(addr uint64) hwregs.Attr { return hwregs.Attr{Addr: addr, Len: 8, Type: hwregs.Write} }
 	attrs := [2]hwregs.Attr{attr(h.SharedVarAddr(0)), attr(h.VarAddr(0, 3))}
 	var bps [hwregs.NumSlots]hwregs.Breakpoint
-	sp, hasSp := inner.(alloc.SpuriousRefusals)
-	var sp0 uint64
-	if hasSp {
-		sp0 = sp.SpuriousRefusals()
-	}
+	spurious := spuriousSince(inner)
 	compReq := alloc.Request{Task: alloc.NoTask, CPU: o.PinCPU, Kind: alloc.Data}
 	if stealEvery > 0 {
 		defer stealEveryNth(wa, inner, compReq, st, stealEvery)()
 	}
-	holdTicks := Ticks(float64(raceSimHold) / NsPerTick())
 	var comp *competitors
 	var loopErr, compErr error
 	derr := p.Do(func() {
@@ -121,54 +116,11 @@ func runRacePtrace(ctx context.Context, s raceSpec, o Options, n int64, t Timer,
 				return
 			}
 		}
-		comp = startCompetitors(ctx, s, func() (func() (bool, error), func(), error) {
-			attempt := func() (bool, error) {
-				sl, err := inner.Reserve(compReq)
-				if errors.Is(err, alloc.ErrNoSlot) {
-					return false, nil
-				}
-				if err != nil {
-					return false, err
-				}
-				for t0 := Now(); Now()-t0 < holdTicks; {
-				}
-				return true, inner.Release(sl)
-			}
-			return attempt, func() {}, nil
-		})
-		bp := &bps[3]
-		lap := Lap{R: st.latency}
-		t.ResetTimer()
-		t.StartTimer()
-		begin := time.Now()
-		lap.Start()
-		for i := int64(0); i < n; i++ {
-			if i&63 == 0 && ctx.Err() != nil {
-				loopErr = ctx.Err()
-				break
-			}
-			a := attrs[i&1]
-			if s.mode == raceModify {
-				if err := w.Modify(bp, a); err != nil {
-					loopErr = fmt.Errorf("modify %d: %w", i, err)
-					break
-				}
-			} else if err := reregisterSim(ctx, w, bp, holder, a, st); err != nil {
-				loopErr = fmt.Errorf("re-register %d: %w", i, err)
-				break
-			}
-			st.changes++
-			lap.Lap()
-		}
-		st.elapsed = time.Since(begin)
-		t.StopTimer()
+		comp = startCompetitors(ctx, s, modelCompetitor(inner, compReq))
+		loopErr = timeChanges(ctx, t, n, 64, st, writerChange(ctx, s, w, &bps[3], holder, &attrs, st))
 		compErr = comp.stop(st)
-		for i := range bps {
-			if bps[i].Slot.Valid() {
-				if err := w.Unregister(bps[i]); err != nil && loopErr == nil {
-					loopErr = fmt.Errorf("teardown: %w", err)
-				}
-			}
+		if err := unregisterAll(w, bps[:]); loopErr == nil {
+			loopErr = err
 		}
 	})
 	if err := errors.Join(derr, loopErr, compErr); err != nil {
@@ -177,9 +129,7 @@ func runRacePtrace(ctx context.Context, s raceSpec, o Options, n int64, t Timer,
 	if inner.InUse() {
 		return Result{}, fmt.Errorf("model allocator still holds a slot after teardown")
 	}
-	if hasSp {
-		st.spurious, st.hasSpurious = sp.SpuriousRefusals()-sp0, true
-	}
+	spurious(st)
 	res = st.result(s, o, cpus, map[string]string{
 		"policy": hwregs.WriteChanged.String(), "competitor_hold": raceSimHold.String(), "admission": "model", "registers": "ptrace"})
 	res.Experiment = "ptrace-race"

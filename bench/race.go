@@ -306,12 +306,7 @@ func runRaceSim(ctx context.Context, s raceSpec, opts Options, n int64, t Timer,
 	if err := s.validate(); err != nil {
 		return Result{}, err
 	}
-	if n <= 0 {
-		n = raceSimQuick
-		if opts.Full {
-			n = raceSimFull
-		}
-	}
+	n = defaultOps(n, opts, raceSimQuick, raceSimFull)
 	cpus := max(runtime.NumCPU(), opts.PinCPU+1, 2)
 	cfg := alloc.X86(cpus)
 	inner, err := alloc.New(s.strategy, cfg)
@@ -322,29 +317,7 @@ func runRaceSim(ctx context.Context, s raceSpec, opts Options, n int64, t Timer,
 	wa := &windowAlloc{Allocator: inner, cfg: cfg, task: raceHolderTask, window: st.window}
 	compReq := alloc.Request{Task: alloc.NoTask, CPU: opts.PinCPU, Kind: alloc.Data}
 	if stealEvery > 0 {
-		// The test hook: in every stealEvery-th window a competitor
-		// reserves the CPU slot and holds it until the holder's
-		// reservation has been refused once, so the steal count is exact.
-		var held alloc.Slot
-		windows := 0
-		wa.onRelease = func() {
-			windows++
-			if windows%stealEvery != 0 {
-				return
-			}
-			st.compAttempts++
-			if sl, err := inner.Reserve(compReq); err == nil {
-				held = sl
-				st.compWins++
-			}
-		}
-		wa.onRefused = func() {
-			if held.Valid() {
-				inner.Release(held)
-				held = alloc.Slot{}
-			}
-		}
-		defer wa.onRefused()
+		defer stealEveryNth(wa, inner, compReq, st, stealEvery)()
 	}
 	w := hwregs.NewWriter(wa, hwregs.NewSim(), hwregs.WriteChanged)
 	holder := alloc.Request{Task: raceHolderTask, CPU: alloc.AnyCPU, Kind: alloc.Data}
@@ -358,16 +331,41 @@ func runRaceSim(ctx context.Context, s raceSpec, opts Options, n int64, t Timer,
 		{Addr: raceAddrs[4], Len: 8, Type: hwregs.Write},
 		{Addr: raceAddrs[3], Len: 8, Type: hwregs.Write},
 	}
-	sp, hasSp := inner.(alloc.SpuriousRefusals)
-	var sp0 uint64
-	if hasSp {
-		sp0 = sp.SpuriousRefusals()
+	spurious := spuriousSince(inner)
+	comp := startCompetitors(ctx, s, modelCompetitor(inner, compReq))
+	loopErr := timeChanges(ctx, t, n, 1024, st, writerChange(ctx, s, w, &bps[3], holder, &attrs, st))
+	compErr := comp.stop(st)
+	spurious(st)
+	if err := unregisterAll(w, bps[:]); loopErr == nil {
+		loopErr = err
 	}
+	if err := errors.Join(loopErr, compErr); err != nil {
+		return Result{}, fmt.Errorf("bench: race %s: %w", s.name(), err)
+	}
+	return st.result(s, opts, cpus, map[string]string{"policy": hwregs.WriteChanged.String(), "competitor_hold": raceSimHold.String()}), nil
+}
 
+// spuriousSince returns a function that stores in st the refusals a
+// counted as spurious since spuriousSince was called, for the strategies
+// that count them (alloc.SpuriousRefusals); for the others it does nothing.
+func spuriousSince(a alloc.Allocator) func(st *raceStats) {
+	sp, ok := a.(alloc.SpuriousRefusals)
+	if !ok {
+		return func(*raceStats) {}
+	}
+	sp0 := sp.SpuriousRefusals()
+	return func(st *raceStats) { st.spurious, st.hasSpurious = sp.SpuriousRefusals()-sp0, true }
+}
+
+// modelCompetitor is the startCompetitors setup of a competitor on a model
+// allocator: each attempt reserves req on inner and, when admitted, holds
+// the slot for raceSimHold before releasing it, as a real CPU-bound
+// breakpoint holds its slot from open to close.
+func modelCompetitor(inner alloc.Allocator, req alloc.Request) func() (func() (bool, error), func(), error) {
 	holdTicks := Ticks(float64(raceSimHold) / NsPerTick())
-	comp := startCompetitors(ctx, s, func() (func() (bool, error), func(), error) {
+	return func() (func() (bool, error), func(), error) {
 		attempt := func() (bool, error) {
-			sl, err := inner.Reserve(compReq)
+			sl, err := inner.Reserve(req)
 			if errors.Is(err, alloc.ErrNoSlot) {
 				return false, nil
 			}
@@ -379,28 +377,27 @@ func runRaceSim(ctx context.Context, s raceSpec, opts Options, n int64, t Timer,
 			return true, inner.Release(sl)
 		}
 		return attempt, func() {}, nil
-	})
+	}
+}
 
-	bp := &bps[3]
+// timeChanges runs the holder's n changes, change(i) making change i, and
+// records each change's time in st.latency and the loop's in st.elapsed;
+// the Timer runs only around the loop. It checks ctx every ctxEvery
+// changes (a power of two): often enough to stop a slow backend promptly,
+// rarely enough not to weigh on a fast one.
+func timeChanges(ctx context.Context, t Timer, n, ctxEvery int64, st *raceStats, change func(i int64) error) error {
 	lap := Lap{R: st.latency}
 	t.ResetTimer()
 	t.StartTimer()
 	begin := time.Now()
 	lap.Start()
-	var loopErr error
+	var err error
 	for i := int64(0); i < n; i++ {
-		if i&1023 == 0 && ctx.Err() != nil {
-			loopErr = ctx.Err()
+		if i&(ctxEvery-1) == 0 && ctx.Err() != nil {
+			err = ctx.Err()
 			break
 		}
-		a := attrs[i&1]
-		if s.mode == raceModify {
-			if err := w.Modify(bp, a); err != nil {
-				loopErr = fmt.Errorf("modify %d: %w", i, err)
-				break
-			}
-		} else if err := reregisterSim(ctx, w, bp, holder, a, st); err != nil {
-			loopErr = fmt.Errorf("re-register %d: %w", i, err)
+		if err = change(i); err != nil {
 			break
 		}
 		st.changes++
@@ -408,21 +405,40 @@ func runRaceSim(ctx context.Context, s raceSpec, opts Options, n int64, t Timer,
 	}
 	st.elapsed = time.Since(begin)
 	t.StopTimer()
-	compErr := comp.stop(st)
-	if hasSp {
-		st.spurious, st.hasSpurious = sp.SpuriousRefusals()-sp0, true
+	return err
+}
+
+// writerChange returns the change function of a holder whose registers go
+// through w: change i sets bp to attrs[i&1], by modify or by re-register
+// as s.mode says.
+func writerChange(ctx context.Context, s raceSpec, w *hwregs.Writer, bp *hwregs.Breakpoint, holder alloc.Request, attrs *[2]hwregs.Attr, st *raceStats) func(int64) error {
+	return func(i int64) error {
+		a := attrs[i&1]
+		if s.mode == raceModify {
+			if err := w.Modify(bp, a); err != nil {
+				return fmt.Errorf("modify %d: %w", i, err)
+			}
+			return nil
+		}
+		if err := reregisterSim(ctx, w, bp, holder, a, st); err != nil {
+			return fmt.Errorf("re-register %d: %w", i, err)
+		}
+		return nil
 	}
+}
+
+// unregisterAll unregisters the holder's breakpoints still registered and
+// returns the first error.
+func unregisterAll(w *hwregs.Writer, bps []hwregs.Breakpoint) error {
+	var first error
 	for i := range bps {
 		if bps[i].Slot.Valid() {
-			if err := w.Unregister(bps[i]); err != nil && loopErr == nil {
-				loopErr = fmt.Errorf("teardown: %w", err)
+			if err := w.Unregister(bps[i]); err != nil && first == nil {
+				first = fmt.Errorf("teardown: %w", err)
 			}
 		}
 	}
-	if err := errors.Join(loopErr, compErr); err != nil {
-		return Result{}, fmt.Errorf("bench: race %s: %w", s.name(), err)
-	}
-	return st.result(s, opts, cpus, map[string]string{"policy": hwregs.WriteChanged.String(), "competitor_hold": raceSimHold.String()}), nil
+	return first
 }
 
 // reregisterSim changes bp to a by re-registering. A refused reservation is

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -70,12 +69,7 @@ func runRacePerf(ctx context.Context, s raceSpec, opts Options, n int64, t Timer
 	if err := s.validate(); err != nil {
 		return Result{}, err
 	}
-	if n <= 0 {
-		n = racePerfQuick
-		if opts.Full {
-			n = racePerfFull
-		}
-	}
+	n = defaultOps(n, opts, racePerfQuick, racePerfFull)
 	if err := hwregs.PerfSupported(); err != nil {
 		return Result{}, skipIfUnsupported(err)
 	}
@@ -163,34 +157,19 @@ func runRacePerf(ctx context.Context, s raceSpec, opts Options, n int64, t Timer
 		return attempt, teardown, nil
 	})
 
-	lap := Lap{R: st.latency}
-	t.ResetTimer()
-	t.StartTimer()
-	begin := time.Now()
-	lap.Start()
-	var loopErr error
-	for i := int64(0); i < n && loopErr == nil; i++ {
-		if i&63 == 0 && ctx.Err() != nil {
-			loopErr = ctx.Err()
-			break
-		}
+	loopErr := timeChanges(ctx, t, n, 64, st, func(i int64) error {
 		if s.mode == raceModify {
 			if err := changing.Modify(attrs[i&1]); err != nil {
-				loopErr = fmt.Errorf("modify %d: %w", i, err)
-				break
+				return fmt.Errorf("modify %d: %w", i, err)
 			}
-		} else {
-			fd, loopErr = reopenPerf(ctx, fd, &rawAttrs[i&1], st)
-			if loopErr != nil {
-				loopErr = fmt.Errorf("re-register %d: %w", i, loopErr)
-				break
-			}
+			return nil
 		}
-		st.changes++
-		lap.Lap()
-	}
-	st.elapsed = time.Since(begin)
-	t.StopTimer()
+		var err error
+		if fd, err = reopenPerf(ctx, fd, &rawAttrs[i&1], st); err != nil {
+			return fmt.Errorf("re-register %d: %w", i, err)
+		}
+		return nil
+	})
 	compErr := comp.stop(st)
 	if err := errors.Join(loopErr, compErr); err != nil {
 		return Result{}, err
