@@ -486,13 +486,14 @@ func (p *Ptrace) thread(t Target) (int, error) {
 	return 0, fmt.Errorf("%w: ptrace Target.Task = %d out of range [0,%d) (tracee threads)", alloc.ErrInvalid, t.Task, len(p.tids))
 }
 
-// ptRegOffset returns the struct user offset of a debug register.
+// ptRegOffset returns the struct user offset of a debug register. A bad
+// register number is a bad request here, so the error wraps
+// alloc.ErrInvalid as well as checkReg's ErrBadReg.
 func ptRegOffset(reg int) (uintptr, error) {
-	switch reg {
-	case RegDR0, RegDR1, RegDR2, RegDR3, RegDR6, RegDR7:
-		return uintptr(ptDebugRegBase + 8*reg), nil
+	if err := checkReg(reg); err != nil {
+		return 0, fmt.Errorf("%w: %w", alloc.ErrInvalid, err)
 	}
-	return 0, fmt.Errorf("%w: debug register DR%d (want DR0-DR3, DR6 or DR7)", alloc.ErrInvalid, reg)
+	return uintptr(ptDebugRegBase + 8*reg), nil
 }
 
 // WriteDR writes one debug register of a stopped tracee thread with a

@@ -106,7 +106,9 @@ func (s *Sim) injected() bool {
 	return false
 }
 
-// checkReg reports a register number that is not DR0-DR3, DR6 or DR7.
+// checkReg reports a register number that is not DR0-DR3, DR6 or DR7,
+// wrapping ErrBadReg; Sim and Ptrace share it so both accept the same
+// registers.
 func checkReg(reg int) error {
 	switch reg {
 	case RegDR0, RegDR1, RegDR2, RegDR3, RegDR6, RegDR7:
