@@ -1,7 +1,6 @@
 package hwregs
 
 import (
-	"sort"
 	"testing"
 	"unsafe"
 
@@ -24,17 +23,8 @@ func benchUpdatePerf(b *testing.B) {
 	raw := [2]unix.PerfEventAttr{PerfAttr(attrs[0]), PerfAttr(attrs[1])}
 
 	b.Run("op=raw-modify", func(b *testing.B) {
-		perfBench(b, func(b *testing.B, lat []hrtime.Count) {
-			fd := perfRawOpen(b, &raw[0])
-			defer unix.Close(fd)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				t0 := hrtime.TSC()
-				if errno := perfRawIoctl(fd, unix.PERF_EVENT_IOC_MODIFY_ATTRIBUTES, unsafe.Pointer(&raw[(i+1)&1])); errno != 0 {
-					b.Fatal(errno)
-				}
-				lat[i] = hrtime.TSC() - t0
-			}
+		perfRawLoop(b, &raw, func(fd int, attr *unix.PerfEventAttr) unix.Errno {
+			return perfRawIoctl(fd, unix.PERF_EVENT_IOC_MODIFY_ATTRIBUTES, unsafe.Pointer(attr))
 		})
 	})
 	b.Run("op=raw-reopen", func(b *testing.B) {
@@ -55,77 +45,73 @@ func benchUpdatePerf(b *testing.B) {
 		})
 	})
 	b.Run("op=raw-disable-enable", func(b *testing.B) {
-		perfBench(b, func(b *testing.B, lat []hrtime.Count) {
-			fd := perfRawOpen(b, &raw[0])
-			defer unix.Close(fd)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				t0 := hrtime.TSC()
-				// Modifying a disabled event: the attr's disabled bit
-				// keeps it off until the explicit enable.
-				raw := raw[(i+1)&1]
-				raw.Bits |= unix.PerfBitDisabled
-				errno := perfRawIoctl(fd, unix.PERF_EVENT_IOC_DISABLE, nil)
-				if errno == 0 {
-					errno = perfRawIoctl(fd, unix.PERF_EVENT_IOC_MODIFY_ATTRIBUTES, unsafe.Pointer(&raw))
-				}
-				if errno == 0 {
-					errno = perfRawIoctl(fd, unix.PERF_EVENT_IOC_ENABLE, nil)
-				}
-				lat[i] = hrtime.TSC() - t0
-				if errno != 0 {
-					b.Fatal(errno)
-				}
+		perfRawLoop(b, &raw, func(fd int, attr *unix.PerfEventAttr) unix.Errno {
+			// Modifying a disabled event: the attr's disabled bit
+			// keeps it off until the explicit enable.
+			raw := *attr
+			raw.Bits |= unix.PerfBitDisabled
+			errno := perfRawIoctl(fd, unix.PERF_EVENT_IOC_DISABLE, nil)
+			if errno == 0 {
+				errno = perfRawIoctl(fd, unix.PERF_EVENT_IOC_MODIFY_ATTRIBUTES, unsafe.Pointer(&raw))
 			}
+			if errno == 0 {
+				errno = perfRawIoctl(fd, unix.PERF_EVENT_IOC_ENABLE, nil)
+			}
+			return errno
 		})
 	})
 	b.Run("op=modify", func(b *testing.B) {
-		perfBench(b, func(b *testing.B, lat []hrtime.Count) {
-			e := perfBenchOpen(b, attrs[0])
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				t0 := hrtime.TSC()
-				err := e.Modify(attrs[(i+1)&1])
-				lat[i] = hrtime.TSC() - t0
-				if err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+		perfEventLoop(b, attrs, (*PerfEvent).Modify)
 	})
 	b.Run("op=disable-enable", func(b *testing.B) {
-		perfBench(b, func(b *testing.B, lat []hrtime.Count) {
-			e := perfBenchOpen(b, attrs[0])
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				t0 := hrtime.TSC()
-				err := e.Disable()
-				if err == nil {
-					err = e.Modify(attrs[(i+1)&1])
-				}
-				if err == nil {
-					err = e.Enable()
-				}
-				lat[i] = hrtime.TSC() - t0
-				if err != nil {
-					b.Fatal(err)
-				}
+		perfEventLoop(b, attrs, func(e *PerfEvent, a Attr) error {
+			err := e.Disable()
+			if err == nil {
+				err = e.Modify(a)
 			}
+			if err == nil {
+				err = e.Enable()
+			}
+			return err
 		})
 	})
 	b.Run("op=reregister", func(b *testing.B) {
-		perfBench(b, func(b *testing.B, lat []hrtime.Count) {
-			e := perfBenchOpen(b, attrs[0])
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				t0 := hrtime.TSC()
-				err := e.Reregister(attrs[(i+1)&1])
-				lat[i] = hrtime.TSC() - t0
-				if err != nil {
-					b.Fatal(err)
-				}
+		perfEventLoop(b, attrs, (*PerfEvent).Reregister)
+	})
+}
+
+// perfRawLoop times op on one raw breakpoint fd opened with raw[0], op i
+// switching it to raw[(i+1)&1].
+func perfRawLoop(b *testing.B, raw *[2]unix.PerfEventAttr, op func(fd int, attr *unix.PerfEventAttr) unix.Errno) {
+	perfBench(b, func(b *testing.B, lat []hrtime.Count) {
+		fd := perfRawOpen(b, &raw[0])
+		defer unix.Close(fd)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			t0 := hrtime.TSC()
+			errno := op(fd, &raw[(i+1)&1])
+			lat[i] = hrtime.TSC() - t0
+			if errno != 0 {
+				b.Fatal(errno)
 			}
-		})
+		}
+	})
+}
+
+// perfEventLoop times op on one PerfEvent opened with attrs[0], op i
+// switching it to attrs[(i+1)&1].
+func perfEventLoop(b *testing.B, attrs [2]Attr, op func(e *PerfEvent, a Attr) error) {
+	perfBench(b, func(b *testing.B, lat []hrtime.Count) {
+		e := perfBenchOpen(b, attrs[0])
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			t0 := hrtime.TSC()
+			err := op(e, attrs[(i+1)&1])
+			lat[i] = hrtime.TSC() - t0
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
 	})
 }
 
@@ -142,12 +128,7 @@ func perfBench(b *testing.B, body func(b *testing.B, lat []hrtime.Count)) {
 	b.ReportAllocs()
 	body(b, lat)
 	b.StopTimer()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	q := func(f float64) float64 {
-		return float64(lat[int(f*float64(len(lat)-1))].ApproxDuration().Nanoseconds())
-	}
-	b.ReportMetric(q(0.50), "p50-ns")
-	b.ReportMetric(q(0.99), "p99-ns")
+	ptReportLatency(b, lat)
 }
 
 func perfRawOpen(b *testing.B, attr *unix.PerfEventAttr) int {

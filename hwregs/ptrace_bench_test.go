@@ -94,7 +94,8 @@ func ptBench(b *testing.B, p *Ptrace, rawWrites int, body func(lat []hrtime.Coun
 	return lat
 }
 
-// ptReportLatency sorts lat and reports its median and 99th percentile.
+// ptReportLatency sorts lat and reports its median and 99th percentile;
+// the ptrace, perf and Writer benchmarks all report latency through it.
 func ptReportLatency(b *testing.B, lat []hrtime.Count) {
 	slices.Sort(lat)
 	b.ReportMetric(ptQuantile(lat, 0.50), "p50-ns")
