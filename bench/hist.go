@@ -50,8 +50,8 @@ func TicksToNs(t Ticks) float64 { return float64(t) * NsPerTick() }
 // width is at most 1/64 of its value (1.6% relative error).
 const (
 	subBits    = 7
-	subCount   = 1 << subBits      // 128 exact values
-	halfSub    = subCount / 2      // 64 buckets per power of two
+	subCount   = 1 << subBits // 128 exact values
+	halfSub    = subCount / 2 // 64 buckets per power of two
 	numBuckets = subCount + (64-subBits)*halfSub
 )
 
