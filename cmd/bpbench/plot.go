@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"flag"
 	"fmt"
 	"image/color"
@@ -28,18 +27,11 @@ import (
 func cmdPlot(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("plot", flag.ContinueOnError)
 	out := fs.String("out", "", "directory for the charts (default DIR/plots)")
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	if err != nil {
+	pos, help, err := parseCommand(fs, args, stdout)
+	if help || err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("plot: want exactly one results directory, got %d arguments (usage: bpbench plot DIR [--out PLOTDIR])", len(pos))
-	}
-	run, err := loadRun(pos[0])
+	run, err := loadRunArg(pos, "plot", "bpbench plot DIR [--out PLOTDIR]")
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,18 +16,11 @@ import (
 
 func cmdReport(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	if err != nil {
+	pos, help, err := parseCommand(fs, args, stdout)
+	if help || err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("report: want exactly one results directory, got %d arguments (usage: bpbench report DIR)", len(pos))
-	}
-	run, err := loadRun(pos[0])
+	run, err := loadRunArg(pos, "report", "bpbench report DIR")
 	if err != nil {
 		return err
 	}

@@ -51,6 +51,27 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// parseCommand parses a subcommand's arguments as parseFlags does; on -h
+// or --help it prints the usage to stdout and returns help = true, which
+// the subcommand answers by returning err (nil) at once.
+func parseCommand(fs *flag.FlagSet, args []string, stdout io.Writer) (pos []string, help bool, err error) {
+	pos, err = parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usage)
+		return nil, true, nil
+	}
+	return pos, false, err
+}
+
+// loadRunArg loads the run of the one results directory a subcommand
+// takes; cmd and synopsis name the subcommand in the usage error.
+func loadRunArg(pos []string, cmd, synopsis string) (*bench.Run, error) {
+	if len(pos) != 1 {
+		return nil, usagef("%s: want exactly one results directory, got %d arguments (usage: %s)", cmd, len(pos), synopsis)
+	}
+	return loadRun(pos[0])
+}
+
 func flagNames(fs *flag.FlagSet) string {
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, "--"+f.Name) })

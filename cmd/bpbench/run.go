@@ -63,12 +63,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	out := fs.String("out", "", "results directory (default results/<host>-<date>)")
 	pin := fs.Int("pin-cpu", 0, "CPU that tracer threads pin to")
 	seed := fs.Int64("seed", 1, "seed of every random choice")
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	if err != nil {
+	pos, help, err := parseCommand(fs, args, stdout)
+	if help || err != nil {
 		return err
 	}
 	set := map[string]bool{}
