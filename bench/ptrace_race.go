@@ -63,8 +63,11 @@ func ptraceRaceCases(o Options) ([]Case, error) {
 // a shared one. Window and recovery are timed as in the model race
 // (windowAlloc): from the model release to the next admitted reservation,
 // which in Writer.Reregister falls between the DR7 write that disables the
-// slot and the DR writes that arm the new one; the pokes themselves are in
-// the per-change latency (p50-ns), not in the window. stealEvery > 0
+// slot and the DR writes that arm the new one, so the window holds no
+// poke. The time the breakpoint is really unarmed in the tracee, from
+// before the disarming DR7 poke to after the last arming poke (recovery
+// after a steal included), is unarmed-ns/p50|p99 (writerChange); modify,
+// a single DR poke, reports 0. stealEvery > 0
 // (tests only) puts a competitor's reservation into every stealEvery-th
 // window, as runRaceSim does.
 func runRacePtrace(ctx context.Context, s raceSpec, o Options, n int64, t Timer, stealEvery int) (res Result, err error) {

@@ -25,6 +25,20 @@ import (
 // time between the release and the new reservation, and a competitor that
 // reserves in that window makes the holder's reservation fail until the
 // competitor lets go.
+//
+// Besides the model window (window-ns/p50|p99: release to admitted
+// reservation, refused attempts included), every backend reports
+// unarmed-ns/p50|p99: how long the changing breakpoint is not armed in the
+// registers during a change. For re-register it is the whole change, timed
+// around Writer.Reregister and any recovery Registers after a steal (sim,
+// ptrace), or around the close and the admitted re-open (perf): from just
+// before the write that disarms the slot to just after the last write that
+// arms the new one, so it holds the window and every register write
+// around it (plus the few nanoseconds of argument checks before the
+// disarming write). For modify it is 0: the slot stays armed, one address
+// write moving it from the old address to the new one (perf's ioctl
+// disables and re-enables inside the kernel, on the watched thread itself,
+// which runs no user code meanwhile).
 func init() {
 	register(Experiment{
 		Name:     "race",
@@ -185,6 +199,7 @@ type raceStats struct {
 	moved   int64         // re-registrations that got another register
 	latency *Recorder     // time per change, recovery included
 	window  *Recorder     // release -> successful reserve, retries included
+	unarmed *Recorder     // disarming write -> last arming write, re-register only
 	recover *Recorder     // first refusal -> successful reserve
 
 	compAttempts uint64        // competitor reservations tried
@@ -196,7 +211,7 @@ type raceStats struct {
 }
 
 func newRaceStats() *raceStats {
-	return &raceStats{latency: NewRecorder(), window: NewRecorder(), recover: NewRecorder()}
+	return &raceStats{latency: NewRecorder(), window: NewRecorder(), unarmed: NewRecorder(), recover: NewRecorder()}
 }
 
 // result fills a Result from the counts; extra adds backend-specific
@@ -235,6 +250,11 @@ func (st *raceStats) result(s raceSpec, opts Options, cpus int, extra map[string
 	m["window-ns/p50"], m["window-ns/p99"] = 0, 0
 	if res.Window != nil {
 		m["window-ns/p50"], m["window-ns/p99"] = res.Window.P50, res.Window.P99
+	}
+	// Likewise modify never disarms the slot (see the experiment's doc).
+	m["unarmed-ns/p50"], m["unarmed-ns/p99"] = 0, 0
+	if st.unarmed.Count() > 0 {
+		m["unarmed-ns/p50"], m["unarmed-ns/p99"] = st.unarmed.Quantile(0.5), st.unarmed.Quantile(0.99)
 	}
 	m["recover-ns/p50"], m["recover-ns/p99"] = 0, 0
 	if st.recover.Count() > 0 {
@@ -410,7 +430,11 @@ func timeChanges(ctx context.Context, t Timer, n, ctxEvery int64, st *raceStats,
 
 // writerChange returns the change function of a holder whose registers go
 // through w: change i sets bp to attrs[i&1], by modify or by re-register
-// as s.mode says.
+// as s.mode says. A re-registration, recovery included, is recorded in
+// st.unarmed: Reregister's first register write disarms the slot and the
+// last write of the Register that succeeds arms it again, so the call's
+// time is the time the breakpoint is unarmed, up to the argument checks
+// before the first write.
 func writerChange(ctx context.Context, s raceSpec, w *hwregs.Writer, bp *hwregs.Breakpoint, holder alloc.Request, attrs *[2]hwregs.Attr, st *raceStats) func(int64) error {
 	return func(i int64) error {
 		a := attrs[i&1]
@@ -420,9 +444,11 @@ func writerChange(ctx context.Context, s raceSpec, w *hwregs.Writer, bp *hwregs.
 			}
 			return nil
 		}
+		t0 := Now()
 		if err := reregisterSim(ctx, w, bp, holder, a, st); err != nil {
 			return fmt.Errorf("re-register %d: %w", i, err)
 		}
+		st.unarmed.Record(Now() - t0)
 		return nil
 	}
 }

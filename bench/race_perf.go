@@ -184,7 +184,12 @@ func runRacePerf(ctx context.Context, s raceSpec, opts Options, n int64, t Timer
 // reopenPerf closes the holder's breakpoint fd and opens attr in its place
 // on the calling thread, retrying after ENOSPC (a competitor took the slot)
 // until the kernel admits it. It returns the new fd, or -1 with an error.
+// The time from before the close to after the admitted open is recorded
+// in st.unarmed: close uninstalls the breakpoint from the registers and
+// the open installs the new one on this (current) thread before it
+// returns.
 func reopenPerf(ctx context.Context, fd int, attr *unix.PerfEventAttr, st *raceStats) (int, error) {
+	closing := Now()
 	if err := unix.Close(fd); err != nil {
 		return -1, fmt.Errorf("close: %w", err)
 	}
@@ -196,6 +201,7 @@ func reopenPerf(ctx context.Context, fd int, attr *unix.PerfEventAttr, st *raceS
 		case 0:
 			now := Now()
 			st.window.Record(now - released)
+			st.unarmed.Record(now - closing)
 			if tries > 0 {
 				st.recover.Record(now - refusedAt)
 			}

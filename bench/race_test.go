@@ -67,7 +67,7 @@ func checkRaceResult(t *testing.T, s raceSpec, res Result, n int64) {
 			t.Errorf("%s: Params[%q] missing (have %v)", res.Name, k, res.Params)
 		}
 	}
-	for _, k := range []string{"steals/op", "window-ns/p50", "window-ns/p99", "recover-ns/p50", "recover-ns/p99", "p50-ns", "p99-ns"} {
+	for _, k := range []string{"steals/op", "window-ns/p50", "window-ns/p99", "unarmed-ns/p50", "unarmed-ns/p99", "recover-ns/p50", "recover-ns/p99", "p50-ns", "p99-ns"} {
 		if _, ok := res.Metrics[k]; !ok {
 			t.Errorf("%s: metric %q missing", res.Name, k)
 		}
@@ -75,15 +75,28 @@ func checkRaceResult(t *testing.T, s raceSpec, res Result, n int64) {
 	if res.Latency == nil || res.Latency.Count != uint64(n) {
 		t.Errorf("%s: latency histogram %+v, want %d samples", res.Name, res.Latency, n)
 	}
+	m := res.Metrics
 	switch s.mode {
 	case raceModify:
 		if res.Window != nil {
 			t.Errorf("%s: modify never releases the slot, but a window was recorded: %+v", res.Name, res.Window)
 		}
+		if m["unarmed-ns/p50"] != 0 || m["unarmed-ns/p99"] != 0 {
+			t.Errorf("%s: modify never disarms the slot, but unarmed-ns/p50 = %g, p99 = %g", res.Name, m["unarmed-ns/p50"], m["unarmed-ns/p99"])
+		}
 	case raceReregister:
 		// One window per re-registration, refused attempts included.
 		if res.Window == nil || res.Window.Count != uint64(n) {
 			t.Errorf("%s: window histogram %+v, want %d samples", res.Name, res.Window, n)
+		}
+		// Each unarmed interval contains its change's window (the release
+		// and the reservation lie between the disarming and the arming
+		// writes), so its quantiles cannot be smaller.
+		if u, w := m["unarmed-ns/p50"], m["window-ns/p50"]; u <= 0 || u < w {
+			t.Errorf("%s: unarmed-ns/p50 = %g, want > 0 and >= window-ns/p50 = %g", res.Name, u, w)
+		}
+		if u, w := m["unarmed-ns/p99"], m["window-ns/p99"]; u < w {
+			t.Errorf("%s: unarmed-ns/p99 = %g < window-ns/p99 = %g", res.Name, u, w)
 		}
 	}
 }

@@ -241,6 +241,15 @@ func (w *reportWriter) sectionRace() {
 		if v, ok := c.Metric("window-ns/p99"); ok {
 			line += ", p99 " + fmtNs(v)
 		}
+		// The window is the model's release -> reserve time; unarmed adds
+		// the register writes around it (results before it was measured
+		// lack the metric).
+		if p50, ok := c.Metric("unarmed-ns/p50"); ok {
+			line += ", unarmed p50 " + fmtNs(p50)
+			if p99, ok := c.Metric("unarmed-ns/p99"); ok {
+				line += ", p99 " + fmtNs(p99)
+			}
+		}
 		w.p("%s.", line)
 	}
 	for _, be := range orderedBackends(backends) {
