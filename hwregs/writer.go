@@ -223,6 +223,12 @@ func (w *Writer) Register(req alloc.Request, a Attr) (Breakpoint, error) {
 // target.
 func (w *Writer) register(m *mirror, req alloc.Request, a Attr) (Breakpoint, error) {
 	s, err := w.alloc.Reserve(req)
+	if errors.Is(err, alloc.ErrNoSlot) {
+		// A refusal is the hot path of a holder retrying against
+		// competitors: the allocator's error already names the target and
+		// is preallocated, so pass it on as it is rather than allocate.
+		return Breakpoint{}, err
+	}
 	if err != nil {
 		return Breakpoint{}, fmt.Errorf("hwregs: register %v: %w", req, err)
 	}
