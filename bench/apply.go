@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"time"
 
@@ -313,13 +312,14 @@ func runBlind(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 		}
 		last = now
 	}
-	never := func() bool { return false }
 	settled := func() bool { return w.PendingNow() == 0 }
+	// serveFor ends Serve through its condition, not its timeout: a timeout
+	// builds an error each time, which the measured loop must not allocate.
+	var holdEnd time.Time
+	held := func() bool { return !time.Now().Before(holdEnd) }
 	serveFor := func(d time.Duration) error {
-		if err := p.Serve(never, d, blindPoll); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-			return err
-		}
-		return nil
+		holdEnd = time.Now().Add(d)
+		return p.Serve(held, d+blindTimeout, blindPoll)
 	}
 	var (
 		missed, traps int64

@@ -89,6 +89,7 @@ type ProcessWriter struct {
 	threads []*mirror
 	failed  []bool
 	orig    []regState // scratch for rollback, one per thread
+	stopped []int      // scratch for Eager: the threads a change stopped
 	pending int
 	lazyErr error
 
@@ -162,6 +163,9 @@ func (w *ProcessWriter) track() error {
 		if m.cur != w.want {
 			w.pending++
 		}
+	}
+	if cap(w.stopped) < len(w.threads) {
+		w.stopped = make([]int, 0, len(w.threads))
 	}
 	return nil
 }
@@ -335,14 +339,15 @@ func (w *ProcessWriter) change(next regState) error {
 	}
 	// Eager: every thread must be stopped to be written. Threads already
 	// stopped (parked, or stopped by the caller) stay stopped afterwards.
-	var stopped []int
+	stopped := w.stopped[:0]
 	for i, s := range w.p.state {
 		if s == ptRunning {
 			stopped = append(stopped, i)
 		}
 	}
+	w.stopped = stopped // reused: a change per stop must not allocate
 	if len(stopped) > 0 {
-		if err := w.p.StopAll(); err != nil {
+		if err := w.p.stopAll(); err != nil {
 			return err
 		}
 	}

@@ -381,3 +381,73 @@ func TestProcessBadOptions(t *testing.T) {
 		t.Errorf("Pause without Burst: %v, want an error naming Burst", err)
 	}
 }
+
+// TestProcessModifyResumeNoAllocs checks that the steady-state cycle of the
+// apply benchmark (Modify, then resume every thread and wait for it to
+// park) allocates nothing on the tracer thread, for both policies, and
+// that the cycle still does its work: each Modify writes DR0 of every
+// thread (at the change or at the resume) and the last one is in place.
+func TestProcessModifyResumeNoAllocs(t *testing.T) {
+	const n = 2
+	for _, pol := range ApplyPolicies {
+		t.Run("policy="+pol.String(), func(t *testing.T) {
+			p, w := pwStart(t, n, 0, pol)
+			h := p.Hello()
+			attrs := [2]Attr{
+				{Addr: h.SharedVarAddr(0), Len: 8, Type: Write},
+				{Addr: h.SharedVarAddr(1), Len: 8, Type: Write},
+			}
+			none := tracee.Command{Op: tracee.OpNone}
+			var (
+				bp      ProcessBreakpoint
+				k       int
+				allocs  float64
+				w0      uint64
+				loopErr error
+			)
+			cycle := func() {
+				if loopErr != nil {
+					return
+				}
+				k ^= 1
+				if loopErr = w.Modify(&bp, attrs[k]); loopErr != nil {
+					return
+				}
+				r, err := p.Run(none)
+				if err != nil {
+					loopErr = err
+					return
+				}
+				if r.TotalTraps(0) != 0 || r.OtherTraps != 0 || r.Signals != 0 {
+					loopErr = fmt.Errorf("resume round: %d traps, %d stray SIGTRAPs, %d signals", r.TotalTraps(0), r.OtherTraps, r.Signals)
+				}
+			}
+			const runs = 20
+			ptDo(t, p, func() error {
+				var err error
+				if bp, err = w.Set(attrs[0]); err != nil {
+					return err
+				}
+				if _, err := p.Run(none); err != nil {
+					return err
+				}
+				w0 = p.Writes()
+				// AllocsPerRun calls cycle once more to warm up.
+				allocs = testing.AllocsPerRun(runs, cycle)
+				return loopErr
+			})
+			if allocs != 0 {
+				t.Errorf("Modify + resume cycle: %v allocs/op, want 0", allocs)
+			}
+			// Same length and type: each Modify changes only DR0.
+			if got, want := p.Writes()-w0, uint64((runs+1)*n); got != want {
+				t.Errorf("%d cycles wrote %d registers, want %d (DR0 of each thread per cycle)", runs+1, got, want)
+			}
+			if w.Pending() != 0 {
+				t.Errorf("pending = %d after every thread resumed", w.Pending())
+			}
+			pwWantRegs(t, p, w, [NumSlots]uint64{attrs[k].Addr}, DR7(0).WithSlot(0, attrs[k]))
+			pwSharedWrites(t, p, k, 20, 0, true)
+		})
+	}
+}

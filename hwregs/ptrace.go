@@ -463,7 +463,11 @@ func (p *Ptrace) Do(f func()) error {
 	}
 }
 
-// on runs f on the tracer thread and returns its error.
+// on runs f on the tracer thread and returns its error. Its closure
+// escapes (Do hands it to the tracer goroutine), so a method called in hot
+// loops inside Do checks onTracer itself and calls its body directly:
+// building the closure only off the tracer thread keeps that path free of
+// allocations.
 func (p *Ptrace) on(f func() error) error {
 	if p.onTracer() {
 		return f()
@@ -591,35 +595,41 @@ func (p *Ptrace) Start(cmd tracee.Command) error {
 	if err := cmd.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", alloc.ErrInvalid, err)
 	}
-	return p.on(func() error {
-		if p.broken != nil {
-			return p.broken
+	if p.onTracer() {
+		return p.start(cmd)
+	}
+	return p.on(func() error { return p.start(cmd) })
+}
+
+// start is Start on the tracer thread.
+func (p *Ptrace) start(cmd tracee.Command) error {
+	if p.broken != nil {
+		return p.broken
+	}
+	for i, s := range p.state {
+		if s != ptParked {
+			return fmt.Errorf("hwregs: Start: tracee thread %d (tid %d) is %v, want parked (Wait for the last command, ResumeThread interrupted ones)", i, p.tids[i], s)
 		}
-		for i, s := range p.state {
-			if s != ptParked {
-				return fmt.Errorf("hwregs: Start: tracee thread %d (tid %d) is %v, want parked (Wait for the last command, ResumeThread interrupted ones)", i, p.tids[i], s)
-			}
-		}
-		p.gen++
-		c := cmd.Encode(p.gen)
-		if err := p.writeMem(p.hello.CtlAddr, unsafe.Slice((*byte)(unsafe.Pointer(&c)), tracee.CtlSize)); err != nil {
+	}
+	p.gen++
+	c := cmd.Encode(p.gen)
+	if err := p.writeMem(p.hello.CtlAddr, unsafe.Slice((*byte)(unsafe.Pointer(&c)), tracee.CtlSize)); err != nil {
+		return err
+	}
+	if err := p.readOps(p.baseOps); err != nil {
+		return err
+	}
+	clear(p.res.Traps)
+	clear(p.res.Stops)
+	clear(p.res.Ops)
+	clear(p.res.Checkpoints)
+	p.res.OtherTraps, p.res.Signals = 0, 0
+	for i := range p.tids {
+		if err := p.cont(i, 0); err != nil {
 			return err
 		}
-		if err := p.readOps(p.baseOps); err != nil {
-			return err
-		}
-		clear(p.res.Traps)
-		clear(p.res.Stops)
-		clear(p.res.Ops)
-		clear(p.res.Checkpoints)
-		p.res.OtherTraps, p.res.Signals = 0, 0
-		for i := range p.tids {
-			if err := p.cont(i, 0); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // Halt ends a command started with Count 0; Wait then returns once every
@@ -633,26 +643,34 @@ func (p *Ptrace) Halt() error {
 // other signals) until every worker has parked, and returns what the
 // workers did since Start. The result is reused by the next Wait.
 func (p *Ptrace) Wait() (*PtraceResult, error) {
-	err := p.on(func() error {
-		if err := p.waitParked(); err != nil {
-			return err
-		}
-		if cap(p.curOps) < len(p.tids) {
-			p.curOps = make([]uint64, len(p.tids))
-		}
-		cur := p.curOps[:len(p.tids)]
-		if err := p.readOps(cur); err != nil {
-			return err
-		}
-		for i := range cur {
-			p.res.Ops[i] = cur[i] - p.baseOps[i]
-		}
-		return nil
-	})
+	var err error
+	if p.onTracer() {
+		err = p.wait()
+	} else {
+		err = p.on(p.wait)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return &p.res, nil
+}
+
+// wait is Wait on the tracer thread.
+func (p *Ptrace) wait() error {
+	if err := p.waitParked(); err != nil {
+		return err
+	}
+	if cap(p.curOps) < len(p.tids) {
+		p.curOps = make([]uint64, len(p.tids))
+	}
+	cur := p.curOps[:len(p.tids)]
+	if err := p.readOps(cur); err != nil {
+		return err
+	}
+	for i := range cur {
+		p.res.Ops[i] = cur[i] - p.baseOps[i]
+	}
+	return nil
 }
 
 // Run is Start followed by Wait.
@@ -690,39 +708,51 @@ func (p *Ptrace) StopThread(i int) error {
 // StopAll interrupts every running worker at once and waits until all are
 // stopped: one round trip for the whole process rather than one per thread.
 func (p *Ptrace) StopAll() error {
-	return p.on(func() error {
-		for i, s := range p.state {
-			if s != ptRunning {
-				continue
-			}
-			if e := ptcall(unix.PTRACE_INTERRUPT, p.tids[i], 0, 0); e != 0 {
-				return fmt.Errorf("hwregs: PTRACE_INTERRUPT of tracee thread %d (tid %d): %w", i, p.tids[i], e)
-			}
-			p.wantStop[i] = true
+	if p.onTracer() {
+		return p.stopAll()
+	}
+	return p.on(p.stopAll)
+}
+
+// stopAll is StopAll on the tracer thread.
+func (p *Ptrace) stopAll() error {
+	for i, s := range p.state {
+		if s != ptRunning {
+			continue
 		}
-		for i := range p.state {
-			for p.state[i] == ptRunning {
-				if err := p.waitOne(); err != nil {
-					return err
-				}
+		if e := ptcall(unix.PTRACE_INTERRUPT, p.tids[i], 0, 0); e != 0 {
+			return fmt.Errorf("hwregs: PTRACE_INTERRUPT of tracee thread %d (tid %d): %w", i, p.tids[i], e)
+		}
+		p.wantStop[i] = true
+	}
+	for i := range p.state {
+		for p.state[i] == ptRunning {
+			if err := p.waitOne(); err != nil {
+				return err
 			}
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // ResumeAll resumes every worker that StopThread or StopAll stopped.
 func (p *Ptrace) ResumeAll() error {
-	return p.on(func() error {
-		for i, s := range p.state {
-			if s == ptInterrupted {
-				if err := p.cont(i, 0); err != nil {
-					return err
-				}
+	if p.onTracer() {
+		return p.resumeAll()
+	}
+	return p.on(p.resumeAll)
+}
+
+// resumeAll is ResumeAll on the tracer thread.
+func (p *Ptrace) resumeAll() error {
+	for i, s := range p.state {
+		if s == ptInterrupted {
+			if err := p.cont(i, 0); err != nil {
+				return err
 			}
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // ResumeThread resumes worker i if StopThread stopped it mid-command.
@@ -938,6 +968,9 @@ func (p *Ptrace) ReadOps(dst []uint64) error {
 	if len(dst) != len(p.tids) {
 		return fmt.Errorf("%w: ReadOps: len(dst) = %d, want %d (Threads)", alloc.ErrInvalid, len(dst), len(p.tids))
 	}
+	if p.onTracer() {
+		return p.readOps(dst)
+	}
 	return p.on(func() error { return p.readOps(dst) })
 }
 
@@ -957,34 +990,40 @@ func (p *Ptrace) Serve(done func() bool, timeout, poll time.Duration) error {
 	if timeout <= 0 || poll < 0 {
 		return fmt.Errorf("%w: Serve(timeout = %v, poll = %v): want timeout > 0 and poll >= 0", alloc.ErrInvalid, timeout, poll)
 	}
+	if p.onTracer() {
+		return p.serve(done, timeout, poll)
+	}
+	return p.on(func() error { return p.serve(done, timeout, poll) })
+}
+
+// serve is Serve on the tracer thread.
+func (p *Ptrace) serve(done func() bool, timeout, poll time.Duration) error {
 	ts := unix.NsecToTimespec(poll.Nanoseconds())
-	return p.on(func() error {
-		deadline := time.Now().Add(timeout)
-		turn := 0
-		for !done() {
-			got, err := p.waitNext(unix.WNOHANG)
-			if err != nil {
-				return err
-			}
-			if got && len(p.tids) > 1 {
-				turn = (turn + 1) % len(p.tids)
-				if p.state[turn] == ptRunning {
-					if _, err := p.waitFrom(p.tids[turn], unix.WNOHANG); err != nil {
-						return err
-					}
+	deadline := time.Now().Add(timeout)
+	turn := 0
+	for !done() {
+		got, err := p.waitNext(unix.WNOHANG)
+		if err != nil {
+			return err
+		}
+		if got && len(p.tids) > 1 {
+			turn = (turn + 1) % len(p.tids)
+			if p.state[turn] == ptRunning {
+				if _, err := p.waitFrom(p.tids[turn], unix.WNOHANG); err != nil {
+					return err
 				}
 			}
-			// Checked after every stop too: a tracee that stops faster than
-			// the tracer handles its stops never leaves wait4 empty.
-			if time.Now().After(deadline) {
-				return fmt.Errorf("hwregs: Serve: condition not met within %v: %w", timeout, os.ErrDeadlineExceeded)
-			}
-			if !got && poll > 0 {
-				unix.Nanosleep(&ts, nil)
-			}
 		}
-		return nil
-	})
+		// Checked after every stop too: a tracee that stops faster than
+		// the tracer handles its stops never leaves wait4 empty.
+		if time.Now().After(deadline) {
+			return fmt.Errorf("hwregs: Serve: condition not met within %v: %w", timeout, os.ErrDeadlineExceeded)
+		}
+		if !got && poll > 0 {
+			unix.Nanosleep(&ts, nil)
+		}
+	}
+	return nil
 }
 
 // Spawn has the tracee start k more worker threads (at most the Spare left
