@@ -115,8 +115,22 @@ func TestPerfExecCountsCalls(t *testing.T) {
 	for i := 0; i < 250; i++ {
 		s += perfCalled(i)
 	}
-	perfMustCount(t, e, 250)
 	_ = s
+	// An instruction breakpoint traps before the instruction runs and the
+	// kernel resumes with RF set; if a signal (Go's preemption SIGURG, more
+	// frequent under -race) is delivered at that moment, the return from
+	// the handler re-executes the instruction without RF and the breakpoint
+	// counts it again. So a few extra counts are allowed, never fewer.
+	n, err := e.Count()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 250 || n > 255 {
+		t.Fatalf("exec breakpoint counted %d calls, want 250 (up to 5 more from signals)", n)
+	}
+	if n != 250 {
+		t.Logf("exec breakpoint counted %d for 250 calls: %d re-executions after signals", n, n-250)
+	}
 }
 
 func TestPerfFifthBreakpointHasNoSlot(t *testing.T) {
