@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"math"
 	"math/bits"
 	"sync"
@@ -238,4 +239,32 @@ func (h *Histogram) Metrics(prefix string, into map[string]float64) {
 	into[prefix+"/p99"] = h.P99
 	into[prefix+"/p99.9"] = h.P999
 	into[prefix+"/max"] = h.Max
+}
+
+// timeOps is the measured loop of a case: it runs op(0) .. op(n-1) with the
+// timer t running only around the loop, records each op's latency in rec
+// (chained, one clock read per op), and checks ctx before every every-th
+// op (every is a power of two: a check per op would cost more than a model
+// op). It returns how many ops completed, the loop's wall time, and the
+// first error: op's, returned as is (its index is done), or ctx's.
+func timeOps(ctx context.Context, t Timer, n, every int64, rec *Recorder, op func(i int64) error) (done int64, elapsed time.Duration, err error) {
+	lap := Lap{R: rec}
+	t.ResetTimer()
+	t.StartTimer()
+	begin := time.Now()
+	lap.Start()
+	for ; done < n; done++ {
+		if done&(every-1) == 0 {
+			if err = ctx.Err(); err != nil {
+				break
+			}
+		}
+		if err = op(done); err != nil {
+			break
+		}
+		lap.Lap()
+	}
+	elapsed = time.Since(begin)
+	t.StopTimer()
+	return done, elapsed, err
 }

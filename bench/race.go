@@ -406,25 +406,9 @@ func modelCompetitor(inner alloc.Allocator, req alloc.Request) func() (func() (b
 // changes (a power of two): often enough to stop a slow backend promptly,
 // rarely enough not to weigh on a fast one.
 func timeChanges(ctx context.Context, t Timer, n, ctxEvery int64, st *raceStats, change func(i int64) error) error {
-	lap := Lap{R: st.latency}
-	t.ResetTimer()
-	t.StartTimer()
-	begin := time.Now()
-	lap.Start()
-	var err error
-	for i := int64(0); i < n; i++ {
-		if i&(ctxEvery-1) == 0 && ctx.Err() != nil {
-			err = ctx.Err()
-			break
-		}
-		if err = change(i); err != nil {
-			break
-		}
-		st.changes++
-		lap.Lap()
-	}
-	st.elapsed = time.Since(begin)
-	t.StopTimer()
+	done, elapsed, err := timeOps(ctx, t, n, ctxEvery, st.latency, change)
+	st.changes += done
+	st.elapsed = elapsed
 	return err
 }
 

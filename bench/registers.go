@@ -214,26 +214,13 @@ func registersRun(ctx context.Context, res Result, seed int64, pol hwregs.Policy
 			}
 		}()
 		bp := &bps[3]
-		lap := Lap{R: rec}
 		w0 := be.Writes()
-		t.ResetTimer()
-		t.StartTimer()
-		begin := time.Now()
-		lap.Start()
-		for i := int64(0); i < n; i++ {
-			if i%ctxCheckEvery == 0 && ctx.Err() != nil {
-				loopErr = ctx.Err()
-				break
-			}
-			if err := w.Modify(bp, seq[i%registersSeqLen]); err != nil {
-				loopErr = fmt.Errorf("change %d to %v: %w", i, seq[i%registersSeqLen], err)
-				break
-			}
-			done++
-			lap.Lap()
+		done, elapsed, loopErr = timeOps(ctx, t, n, ctxCheckEvery, rec, func(i int64) error {
+			return w.Modify(bp, seq[i%registersSeqLen])
+		})
+		if loopErr != nil && ctx.Err() == nil {
+			loopErr = fmt.Errorf("change %d to %v: %w", done, seq[done%registersSeqLen], loopErr)
 		}
-		elapsed = time.Since(begin)
-		t.StopTimer()
 		writes = be.Writes() - w0
 	})
 	if err := errors.Join(derr, loopErr); err != nil {

@@ -184,25 +184,12 @@ func writerLoop(ctx context.Context, t Timer, w *hwregs.Writer, op string, n int
 		}
 	}
 	rec = NewRecorder()
-	lap := Lap{R: rec}
 	w0 := w.Backend().Writes()
-	t.ResetTimer()
-	t.StartTimer()
-	begin := time.Now()
-	lap.Start()
-	for ; done < n; done++ {
-		if done%ctxCheckEvery == 0 && ctx.Err() != nil {
-			break
-		}
-		if err := change(&bp, attrs[(done+1)&1]); err != nil {
-			t.StopTimer()
-			return 0, nil, 0, done, fmt.Errorf("%s #%d: %w", op, done, err)
-		}
-		lap.Lap()
+	done, elapsed, err = timeOps(ctx, t, n, ctxCheckEvery, rec, func(i int64) error { return change(&bp, attrs[(i+1)&1]) })
+	if err != nil && ctx.Err() == nil {
+		return 0, nil, 0, done, fmt.Errorf("%s #%d: %w", op, done, err)
 	}
-	elapsed = time.Since(begin)
-	t.StopTimer()
-	return elapsed, rec, w.Backend().Writes() - w0, done, ctx.Err()
+	return elapsed, rec, w.Backend().Writes() - w0, done, err
 }
 
 // updateSim measures op on the Writer over strategy s and the Sim backend.
@@ -310,26 +297,12 @@ func updatePerf(ctx context.Context, o Options, op string, n int64, t Timer) (Re
 		}
 	}
 	rec := NewRecorder()
-	lap := Lap{R: rec}
-	var i int64
-	t.ResetTimer()
-	t.StartTimer()
-	begin := time.Now()
-	lap.Start()
-	for ; i < n; i++ {
-		if i%ctxCheckEvery == 0 && ctx.Err() != nil {
-			break
-		}
-		if err := change(attrs[(i+1)&1]); err != nil {
-			t.StopTimer()
-			return res, fmt.Errorf("%s #%d: %w", res.Name, i, err)
-		}
-		lap.Lap()
-	}
-	elapsed := time.Since(begin)
-	t.StopTimer()
+	i, elapsed, err := timeOps(ctx, t, n, ctxCheckEvery, rec, func(i int64) error { return change(attrs[(i+1)&1]) })
 	if err := ctx.Err(); err != nil {
 		return res, err
+	}
+	if err != nil {
+		return res, fmt.Errorf("%s #%d: %w", res.Name, i, err)
 	}
 	e.Close()
 
@@ -362,40 +335,52 @@ func perfFloor(ctx context.Context, op string, attrs [2]hwregs.Attr, n int64) (f
 		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(arg))
 		return e
 	}
-	rec := NewRecorder()
-	lap := Lap{R: rec}
-	begin := time.Now()
-	lap.Start()
-	var i int64
-	for ; i < n; i++ {
-		if i%ctxCheckEvery == 0 && ctx.Err() != nil {
-			return 0, nil, ctx.Err()
+	// The op is chosen before the loop, so the floor pays no dispatch the
+	// measured case does not pay too.
+	var step func(i int64) unix.Errno
+	switch op {
+	case "modify":
+		step = func(i int64) unix.Errno {
+			return ioctl(unix.PERF_EVENT_IOC_MODIFY_ATTRIBUTES, unsafe.Pointer(&raw[(i+1)&1]))
 		}
-		var e unix.Errno
-		switch op {
-		case "modify":
-			e = ioctl(unix.PERF_EVENT_IOC_MODIFY_ATTRIBUTES, unsafe.Pointer(&raw[(i+1)&1]))
-		case "disable-enable":
-			if e = ioctl(unix.PERF_EVENT_IOC_DISABLE, nil); e == 0 {
+	case "disable-enable":
+		step = func(i int64) unix.Errno {
+			e := ioctl(unix.PERF_EVENT_IOC_DISABLE, nil)
+			if e == 0 {
 				if e = ioctl(unix.PERF_EVENT_IOC_MODIFY_ATTRIBUTES, unsafe.Pointer(&rawOff[(i+1)&1])); e == 0 {
 					e = ioctl(unix.PERF_EVENT_IOC_ENABLE, nil)
 				}
 			}
-		case "reregister":
+			return e
+		}
+	case "reregister":
+		step = func(i int64) unix.Errno {
 			unix.Close(fd)
-			r, _, errno := unix.Syscall6(unix.SYS_PERF_EVENT_OPEN, uintptr(unsafe.Pointer(&raw[(i+1)&1])), 0, ^uintptr(0), ^uintptr(0), unix.PERF_FLAG_FD_CLOEXEC, 0)
-			if e = errno; e == 0 {
+			r, _, e := unix.Syscall6(unix.SYS_PERF_EVENT_OPEN, uintptr(unsafe.Pointer(&raw[(i+1)&1])), 0, ^uintptr(0), ^uintptr(0), unix.PERF_FLAG_FD_CLOEXEC, 0)
+			if e == 0 {
 				fd = int(r)
 			} else {
 				fd = -1
 			}
+			return e
 		}
-		if e != 0 {
-			return 0, nil, fmt.Errorf("raw %s #%d: %w", op, i, e)
-		}
-		lap.Lap()
+	default:
+		return 0, nil, fmt.Errorf("raw %s: unknown op (want one of %v)", op, updateOps)
 	}
-	return float64(time.Since(begin).Nanoseconds()) / float64(n), rec, nil
+	rec := NewRecorder()
+	i, elapsed, err := timeOps(ctx, NopTimer, n, ctxCheckEvery, rec, func(i int64) error {
+		if e := step(i); e != 0 {
+			return e
+		}
+		return nil
+	})
+	if err := ctx.Err(); err != nil {
+		return 0, nil, err
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("raw %s #%d: %w", op, i, err)
+	}
+	return float64(elapsed.Nanoseconds()) / float64(n), rec, nil
 }
 
 // updatePtrace measures op through the Writer on a real tracee's debug
@@ -506,30 +491,30 @@ func ptraceFloor(ctx context.Context, tid int, op string, n int64) (float64, *Re
 	if err := poke(hwregs.RegDR7, on[0]); err != nil {
 		return 0, nil, err
 	}
-	rec := NewRecorder()
-	lap := Lap{R: rec}
-	begin := time.Now()
-	lap.Start()
-	var i int64
-	for ; i < n; i++ {
-		if i%ctxCheckEvery == 0 && ctx.Err() != nil {
-			return 0, nil, ctx.Err()
-		}
-		k := (i + 1) & 1
-		var err error
-		if op == "modify" {
-			err = poke(0, attrs[k].Addr)
-		} else if err = poke(hwregs.RegDR7, 0); err == nil {
-			if err = poke(0, attrs[k].Addr); err == nil {
-				err = poke(hwregs.RegDR7, on[k])
+	// The op is chosen before the loop, so the floor pays no dispatch the
+	// measured case does not pay too.
+	step := func(i int64) error { return poke(0, attrs[(i+1)&1].Addr) }
+	if op != "modify" {
+		step = func(i int64) error {
+			k := (i + 1) & 1
+			err := poke(hwregs.RegDR7, 0)
+			if err == nil {
+				if err = poke(0, attrs[k].Addr); err == nil {
+					err = poke(hwregs.RegDR7, on[k])
+				}
 			}
+			return err
 		}
-		if err != nil {
-			return 0, nil, fmt.Errorf("#%d: %w", i, err)
-		}
-		lap.Lap()
 	}
-	floor := float64(time.Since(begin).Nanoseconds()) / float64(n)
+	rec := NewRecorder()
+	i, elapsed, err := timeOps(ctx, NopTimer, n, ctxCheckEvery, rec, step)
+	if err := ctx.Err(); err != nil {
+		return 0, nil, err
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("#%d: %w", i, err)
+	}
+	floor := float64(elapsed.Nanoseconds()) / float64(n)
 	if err := poke(hwregs.RegDR7, 0); err != nil {
 		return 0, nil, err
 	}
