@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bpbench/bench/harness"
 	"context"
 	"errors"
 	"fmt"
@@ -98,7 +99,7 @@ func startProcess(s applySpec, o Options) (*hwregs.Ptrace, *hwregs.ProcessWriter
 
 // applyParams is what every apply and blindwindow Result records.
 func applyParams(exp string, s applySpec, o Options, n int64, kv ...string) map[string]string {
-	sc := Scenario{Experiment: exp, Backend: "ptrace", Slots: hwregs.NumSlots, Workers: s.threads, Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
+	sc := harness.Scenario{Experiment: exp, Backend: "ptrace", Slots: hwregs.NumSlots, Workers: s.threads, Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
 	return commonParams(sc, append([]string{"policy", s.policy.String(), "threads", strconv.Itoa(s.threads)}, kv...)...)
 }
 
@@ -142,8 +143,8 @@ func runApply(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 		return err
 	}
 	var (
-		recs              = [3]*Recorder{NewRecorder(), NewRecorder(), NewRecorder()}
-		change, all, base = NewRecorder(), NewRecorder(), NewRecorder()
+		recs              = [3]*harness.Recorder{harness.NewRecorder(), harness.NewRecorder(), harness.NewRecorder()}
+		change, all, base = harness.NewRecorder(), harness.NewRecorder(), harness.NewRecorder()
 		elapsed           time.Duration
 		writes            uint64
 		done              int64
@@ -152,15 +153,15 @@ func runApply(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 	)
 	var step func(op int, f func() error) error
 	step = func(op int, f func() error) error {
-		t0 := Now()
+		t0 := harness.Now()
 		if err := f(); err != nil {
 			return err
 		}
-		t1 := Now()
+		t1 := harness.Now()
 		if err := round(); err != nil {
 			return err
 		}
-		t2 := Now()
+		t2 := harness.Now()
 		change.Record(t1 - t0)
 		recs[op].Record(t2 - t0)
 		all.Record(t2 - t0)
@@ -204,11 +205,11 @@ func runApply(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 		t.StopTimer()
 		writes = p.Writes() - w0
 		for i := int64(0); i < n; i++ {
-			t0 := Now()
+			t0 := harness.Now()
 			if loopErr = round(); loopErr != nil {
 				return
 			}
-			base.Record(Now() - t0)
+			base.Record(harness.Now() - t0)
 		}
 	})
 	if err := errors.Join(derr, loopErr, w.Err()); err != nil {
@@ -303,10 +304,10 @@ func runBlind(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 	a := watchAttrs(p.Hello())[0]
 	nt := s.threads
 	s0, s1 := make([]uint64, nt), make([]uint64, nt)
-	blind, ask := NewRecorder(), NewRecorder()
-	var first, last Ticks
+	blind, ask := harness.NewRecorder(), harness.NewRecorder()
+	var first, last harness.Ticks
 	w.OnApplied = func(int) {
-		now := Now()
+		now := harness.Now()
 		if first == 0 {
 			first = now
 		}
@@ -337,7 +338,7 @@ func runBlind(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 		}
 		tr0 := p.Progress().TotalTraps(0)
 		first, last = 0, 0
-		t0 := Now()
+		t0 := harness.Now()
 		bp, err := w.Set(a)
 		if err != nil {
 			return err

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bpbench/bench/harness"
 	"context"
 	"fmt"
 	"runtime"
@@ -64,7 +65,7 @@ func exclusionRun(ctx context.Context, o Options, on bool, nt int, n int64, t Ti
 	}
 	name := fmt.Sprintf("Exclusion/mode=%s/tasks=%d", mode, nt)
 	cpus := runtime.NumCPU()
-	sc := Scenario{Experiment: "exclusion", Strategy: exclusionStrategy, Backend: "model", CPUs: cpus, Slots: 4, Tasks: nt, Mix: "perf-cpu,ptrace-task", Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
+	sc := harness.Scenario{Experiment: "exclusion", Strategy: exclusionStrategy, Backend: "model", CPUs: cpus, Slots: 4, Tasks: nt, Mix: "perf-cpu,ptrace-task", Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
 	res := Result{Experiment: "exclusion", Name: name, Params: commonParams(sc, "mode", mode)}
 	if n <= 0 {
 		res.Params["duration"] = liveBudget(o).String()

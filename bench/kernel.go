@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bpbench/bench/harness"
 	"bufio"
 	"bytes"
 	"context"
@@ -495,7 +496,7 @@ func kernelCases(o Options) ([]Case, error) {
 }
 
 func kernelParams(kv ...string) map[string]string {
-	m := map[string]string{"backend": "perf", "kernel": KernelRelease(), "gomaxprocs": strconv.Itoa(runtime.GOMAXPROCS(0))}
+	m := map[string]string{"backend": "perf", "kernel": harness.KernelRelease(), "gomaxprocs": strconv.Itoa(runtime.GOMAXPROCS(0))}
 	if v := perfVersion(); v != "" {
 		m["perf"] = v
 	}

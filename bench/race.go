@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bpbench/bench/harness"
 	"context"
 	"errors"
 	"fmt"
@@ -128,8 +129,8 @@ func (s raceSpec) validate() error {
 }
 
 // scenario describes the case as data for Result.Params.
-func (s raceSpec) scenario(opts Options, cpus int, n int64) Scenario {
-	return Scenario{
+func (s raceSpec) scenario(opts Options, cpus int, n int64) harness.Scenario {
+	return harness.Scenario{
 		Experiment:  "race",
 		Strategy:    s.strategy,
 		Backend:     s.backend,
@@ -193,14 +194,14 @@ func raceCases(opts Options) ([]Case, error) {
 // raceStats is what one race run counted; both backends fill it and
 // raceResult turns it into a Result.
 type raceStats struct {
-	changes int64         // holder changes completed
-	elapsed time.Duration // wall time of the holder's loop
-	lost    int64         // re-registrations refused (ENOSPC / ErrNoSlot)
-	moved   int64         // re-registrations that got another register
-	latency *Recorder     // time per change, recovery included
-	window  *Recorder     // release -> successful reserve, retries included
-	unarmed *Recorder     // disarming write -> last arming write, re-register only
-	recover *Recorder     // first refusal -> successful reserve
+	changes int64             // holder changes completed
+	elapsed time.Duration     // wall time of the holder's loop
+	lost    int64             // re-registrations refused (ENOSPC / ErrNoSlot)
+	moved   int64             // re-registrations that got another register
+	latency *harness.Recorder // time per change, recovery included
+	window  *harness.Recorder // release -> successful reserve, retries included
+	unarmed *harness.Recorder // disarming write -> last arming write, re-register only
+	recover *harness.Recorder // first refusal -> successful reserve
 
 	compAttempts uint64        // competitor reservations tried
 	compWins     uint64        // competitor reservations admitted
@@ -211,7 +212,7 @@ type raceStats struct {
 }
 
 func newRaceStats() *raceStats {
-	return &raceStats{latency: NewRecorder(), window: NewRecorder(), unarmed: NewRecorder(), recover: NewRecorder()}
+	return &raceStats{latency: harness.NewRecorder(), window: harness.NewRecorder(), unarmed: harness.NewRecorder(), recover: harness.NewRecorder()}
 }
 
 // result fills a Result from the counts; extra adds backend-specific
@@ -275,8 +276,8 @@ type windowAlloc struct {
 	alloc.Allocator
 	cfg     alloc.Config
 	task    int
-	window  *Recorder
-	relAt   Ticks
+	window  *harness.Recorder
+	relAt   harness.Ticks
 	pending bool
 	// onRelease, when set, runs right after the holder's release and
 	// onRefused after a refused reservation of the holder: tests use them
@@ -291,7 +292,7 @@ func (w *windowAlloc) Config() alloc.Config { return w.cfg }
 func (w *windowAlloc) Release(s alloc.Slot) error {
 	err := w.Allocator.Release(s)
 	if err == nil && s.Request().Task == w.task {
-		w.relAt, w.pending = Now(), true
+		w.relAt, w.pending = harness.Now(), true
 		if w.onRelease != nil {
 			w.onRelease()
 		}
@@ -306,7 +307,7 @@ func (w *windowAlloc) Reserve(r alloc.Request) (alloc.Slot, error) {
 	}
 	switch {
 	case err == nil && w.pending:
-		w.window.Record(Now() - w.relAt)
+		w.window.Record(harness.Now() - w.relAt)
 		w.pending = false
 	case err != nil && w.onRefused != nil:
 		w.onRefused()
@@ -382,7 +383,7 @@ func spuriousSince(a alloc.Allocator) func(st *raceStats) {
 // the slot for raceSimHold before releasing it, as a real CPU-bound
 // breakpoint holds its slot from open to close.
 func modelCompetitor(inner alloc.Allocator, req alloc.Request) func() (func() (bool, error), func(), error) {
-	holdTicks := Ticks(float64(raceSimHold) / NsPerTick())
+	holdTicks := harness.Ticks(float64(raceSimHold) / harness.NsPerTick())
 	return func() (func() (bool, error), func(), error) {
 		attempt := func() (bool, error) {
 			sl, err := inner.Reserve(req)
@@ -392,7 +393,7 @@ func modelCompetitor(inner alloc.Allocator, req alloc.Request) func() (func() (b
 			if err != nil {
 				return false, err
 			}
-			for t0 := Now(); Now()-t0 < holdTicks; {
+			for t0 := harness.Now(); harness.Now()-t0 < holdTicks; {
 			}
 			return true, inner.Release(sl)
 		}
@@ -406,7 +407,7 @@ func modelCompetitor(inner alloc.Allocator, req alloc.Request) func() (func() (b
 // changes (a power of two): often enough to stop a slow backend promptly,
 // rarely enough not to weigh on a fast one.
 func timeChanges(ctx context.Context, t Timer, n, ctxEvery int64, st *raceStats, change func(i int64) error) error {
-	done, elapsed, err := timeOps(ctx, t, n, ctxEvery, st.latency, change)
+	done, elapsed, err := harness.TimeOps(ctx, t, n, ctxEvery, st.latency, change)
 	st.changes += done
 	st.elapsed = elapsed
 	return err
@@ -428,11 +429,11 @@ func writerChange(ctx context.Context, s raceSpec, w *hwregs.Writer, bp *hwregs.
 			}
 			return nil
 		}
-		t0 := Now()
+		t0 := harness.Now()
 		if err := reregisterSim(ctx, w, bp, holder, a, st); err != nil {
 			return fmt.Errorf("re-register %d: %w", i, err)
 		}
-		st.unarmed.Record(Now() - t0)
+		st.unarmed.Record(harness.Now() - t0)
 		return nil
 	}
 }
@@ -466,11 +467,11 @@ func reregisterSim(ctx context.Context, w *hwregs.Writer, bp *hwregs.Breakpoint,
 		return err
 	}
 	st.lost++
-	t0 := Now()
+	t0 := harness.Now()
 	for tries := 0; ; tries++ {
 		nb, err := w.Register(req, a)
 		if err == nil {
-			st.recover.Record(Now() - t0)
+			st.recover.Record(harness.Now() - t0)
 			*bp = nb
 			return nil
 		}
@@ -481,7 +482,7 @@ func reregisterSim(ctx context.Context, w *hwregs.Writer, bp *hwregs.Breakpoint,
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if d := time.Duration(TicksToNs(Now() - t0)); d > maxRecover {
+			if d := time.Duration(harness.TicksToNs(harness.Now() - t0)); d > maxRecover {
 				return fmt.Errorf("race: holder did not win its slot back within %v (%d attempts) against the competitors", maxRecover, tries+1)
 			}
 		}
@@ -532,7 +533,7 @@ func startCompetitors(ctx context.Context, s raceSpec, setup func() (attempt fun
 				return fmt.Errorf("competitor %d: %w", k, err)
 			}
 			defer teardown()
-			pace, err := NewPacer(s.rate)
+			pace, err := harness.NewPacer(s.rate)
 			if err != nil {
 				return err
 			}

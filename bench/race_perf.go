@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bpbench/bench/harness"
 	"context"
 	"errors"
 	"fmt"
@@ -189,17 +190,17 @@ func runRacePerf(ctx context.Context, s raceSpec, opts Options, n int64, t Timer
 // the open installs the new one on this (current) thread before it
 // returns.
 func reopenPerf(ctx context.Context, fd int, attr *unix.PerfEventAttr, st *raceStats) (int, error) {
-	closing := Now()
+	closing := harness.Now()
 	if err := unix.Close(fd); err != nil {
 		return -1, fmt.Errorf("close: %w", err)
 	}
-	released := Now()
-	var refusedAt Ticks
+	released := harness.Now()
+	var refusedAt harness.Ticks
 	for tries := 0; ; tries++ {
 		nfd, errno := perfOpenRaw(attr, 0, -1)
 		switch errno {
 		case 0:
-			now := Now()
+			now := harness.Now()
 			st.window.Record(now - released)
 			st.unarmed.Record(now - closing)
 			if tries > 0 {
@@ -209,7 +210,7 @@ func reopenPerf(ctx context.Context, fd int, attr *unix.PerfEventAttr, st *raceS
 		case unix.ENOSPC:
 			if tries == 0 {
 				st.lost++
-				refusedAt = Now()
+				refusedAt = harness.Now()
 			}
 		default:
 			return -1, fmt.Errorf("perf_event_open: %w", errno)

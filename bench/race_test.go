@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bpbench/bench/harness"
 	"context"
 	"strings"
 	"testing"
@@ -244,7 +245,7 @@ func TestRaceCasesNamed(t *testing.T) {
 	if _, err := e.Cases(Options{PinCPU: 1 << 20}); err == nil {
 		t.Error("Options.PinCPU out of range was accepted")
 	}
-	if _, err := NewPacer(-1); err == nil {
+	if _, err := harness.NewPacer(-1); err == nil {
 		t.Error("NewPacer(-1) was accepted")
 	}
 }

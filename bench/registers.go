@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bpbench/bench/harness"
 	"context"
 	"errors"
 	"fmt"
@@ -124,7 +125,7 @@ func registersCases(opts Options) ([]Case, error) {
 
 // registersResult starts the Result of a case.
 func registersResult(opts Options, backend string, pol hwregs.Policy, n int64) Result {
-	sc := Scenario{Experiment: "registers", Strategy: registersStrategy, Backend: backend,
+	sc := harness.Scenario{Experiment: "registers", Strategy: registersStrategy, Backend: backend,
 		CPUs: runtime.NumCPU(), Slots: hwregs.NumSlots, Mix: registersMix, Ops: n, Seed: opts.Seed, PinCPU: opts.PinCPU}
 	return Result{
 		Experiment: "registers",
@@ -185,7 +186,7 @@ func registersRun(ctx context.Context, res Result, seed int64, pol hwregs.Policy
 	req := alloc.Request{Task: 0, CPU: alloc.AnyCPU, Kind: alloc.Data}
 	start := hwregs.Attr{Addr: addrs[3], Len: 8, Type: hwregs.Write}
 	seq := registersSeq(seed, start, addrs)
-	rec := NewRecorder()
+	rec := harness.NewRecorder()
 	var (
 		bps     [hwregs.NumSlots]hwregs.Breakpoint
 		elapsed time.Duration
@@ -215,7 +216,7 @@ func registersRun(ctx context.Context, res Result, seed int64, pol hwregs.Policy
 		}()
 		bp := &bps[3]
 		w0 := be.Writes()
-		done, elapsed, loopErr = timeOps(ctx, t, n, ctxCheckEvery, rec, func(i int64) error {
+		done, elapsed, loopErr = harness.TimeOps(ctx, t, n, ctxCheckEvery, rec, func(i int64) error {
 			return w.Modify(bp, seq[i%registersSeqLen])
 		})
 		if loopErr != nil && ctx.Err() == nil {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bpbench/bench/harness"
 	"context"
 	"fmt"
 	"runtime"
@@ -88,7 +89,7 @@ func scalingMix(worker int, i int64) alloc.Request {
 func scalingRun(ctx context.Context, o Options, s string, g, cpus int, n int64, t Timer) (Result, error) {
 	t.StopTimer()
 	name := fmt.Sprintf("Scaling/strategy=%s/goroutines=%d", s, g)
-	spec := WorkerSpec{Workers: g, Pin: true}
+	spec := harness.WorkerSpec{Workers: g, Pin: true}
 	if n > 0 {
 		spec.Ops = n
 	} else if o.Full {
@@ -96,14 +97,14 @@ func scalingRun(ctx context.Context, o Options, s string, g, cpus int, n int64, 
 	} else {
 		spec.Duration = 200 * time.Millisecond
 	}
-	sc := Scenario{Experiment: "scaling", Strategy: s, Backend: "model", CPUs: cpus, Slots: 4, Workers: g,
+	sc := harness.Scenario{Experiment: "scaling", Strategy: s, Backend: "model", CPUs: cpus, Slots: 4, Workers: g,
 		Mix: "task,taskcpu,cpu", Ops: spec.Ops, Duration: spec.Duration, Seed: o.Seed, PinCPU: -1}
 	res := Result{Experiment: "scaling", Name: name, Params: commonParams(sc, "goroutines", fmt.Sprint(g), "pinning", "worker i on CPU i mod NumCPU")}
 	a, err := alloc.New(s, alloc.X86(cpus))
 	if err != nil {
 		return res, err
 	}
-	spec.Body = func(w *Worker) error {
+	spec.Body = func(w *harness.Worker) error {
 		w.Lap.Start()
 		var i int64
 		for ; i < w.N; i++ {
@@ -125,7 +126,7 @@ func scalingRun(ctx context.Context, o Options, s string, g, cpus int, n int64, 
 		w.Done = i
 		return nil
 	}
-	wr, err := RunWorkers(ctx, t, spec)
+	wr, err := harness.RunWorkers(ctx, t, spec)
 	if err != nil {
 		return res, fmt.Errorf("%s: %w", name, err)
 	}
@@ -167,8 +168,8 @@ const liveWarmup = 256
 // liveLoop runs ops[0] and ops[1] alternately on the calling (pinned)
 // thread, n in all, or, when n <= 0, until liveMaxOps or liveBudget,
 // after liveWarmup untimed ones, recording each kind into its own
-// Recorder. It returns the elapsed time over all of them.
-func liveLoop(ctx context.Context, o Options, t Timer, n int64, ops [2]func() error) (elapsed time.Duration, recs [2]*Recorder, done int64, err error) {
+// harness.Recorder. It returns the elapsed time over all of them.
+func liveLoop(ctx context.Context, o Options, t Timer, n int64, ops [2]func() error) (elapsed time.Duration, recs [2]*harness.Recorder, done int64, err error) {
 	for i := 0; i < liveWarmup; i++ {
 		if err := ops[i&1](); err != nil {
 			return 0, recs, 0, fmt.Errorf("warm-up: %w", err)
@@ -178,27 +179,26 @@ func liveLoop(ctx context.Context, o Options, t Timer, n int64, ops [2]func() er
 	if n <= 0 {
 		n, budget = liveMaxOps(o), liveBudget(o)
 	}
-	recs = [2]*Recorder{NewRecorder(), NewRecorder()}
-	laps := [2]Lap{{R: recs[0]}, {R: recs[1]}}
+	recs = [2]*harness.Recorder{harness.NewRecorder(), harness.NewRecorder()}
 	t.ResetTimer()
 	t.StartTimer()
 	begin := time.Now()
-	prev := Now()
+	prev := harness.Now()
 	for ; done < n; done++ {
 		if done%64 == 0 {
 			if ctx.Err() != nil || (budget > 0 && time.Since(begin) > budget) {
 				break
 			}
-			prev = Now() // leave the checks out of the recorded latency
+			prev = harness.Now() // leave the checks out of the recorded latency
 		}
 		k := done & 1
 		if err := ops[k](); err != nil {
 			t.StopTimer()
 			return 0, recs, done, fmt.Errorf("op %d: %w", done, err)
 		}
-		laps[k].prev = prev
-		laps[k].Lap()
-		prev = laps[k].prev
+		now := harness.Now()
+		recs[k].Record(now - prev)
+		prev = now
 	}
 	elapsed = time.Since(begin)
 	t.StopTimer()
@@ -232,10 +232,10 @@ func releaseAll(release func(alloc.Slot) error, held []alloc.Slot) error {
 
 // liveResult fills res from a liveLoop run: ns/op over both kinds, the
 // latency of both together and each kind's mean under its own metric.
-func liveResult(res *Result, elapsed time.Duration, recs [2]*Recorder, done int64, units [2]string) {
+func liveResult(res *Result, elapsed time.Duration, recs [2]*harness.Recorder, done int64, units [2]string) {
 	res.Iterations = done
 	res.NsPerOp = float64(elapsed.Nanoseconds()) / float64(done)
-	all := NewRecorder()
+	all := harness.NewRecorder()
 	all.Merge(recs[0])
 	all.Merge(recs[1])
 	setLatency(res, all)
@@ -255,7 +255,7 @@ func tasksRun(ctx context.Context, o Options, s string, nt int, n int64, t Timer
 	t.StopTimer()
 	name := fmt.Sprintf("Tasks/strategy=%s/tasks=%d", s, nt)
 	cpus := runtime.NumCPU()
-	sc := Scenario{Experiment: "scaling", Strategy: s, Backend: "model", CPUs: cpus, Slots: 4, Tasks: nt, Mix: "cpu,task", Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
+	sc := harness.Scenario{Experiment: "scaling", Strategy: s, Backend: "model", CPUs: cpus, Slots: 4, Tasks: nt, Mix: "cpu,task", Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
 	res := Result{Experiment: "scaling", Name: name, Params: commonParams(sc)}
 	if n <= 0 {
 		res.Params["duration"] = liveBudget(o).String()

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bpbench/bench/harness"
 	"context"
 	"fmt"
 	"runtime"
@@ -90,9 +91,9 @@ func TestTasksBudget(t *testing.T) {
 func TestRunWorkers(t *testing.T) {
 	ncpu := runtime.NumCPU()
 	pin := true
-	spec := WorkerSpec{Workers: 3, Pin: pin, Ops: 100,
-		Setup: func(w *Worker) error { w.State = w.ID * 10; return nil },
-		Body: func(w *Worker) error {
+	spec := harness.WorkerSpec{Workers: 3, Pin: pin, Ops: 100,
+		Setup: func(w *harness.Worker) error { w.State = w.ID * 10; return nil },
+		Body: func(w *harness.Worker) error {
 			if w.State != w.ID*10 {
 				return fmt.Errorf("worker %d: Setup did not run first", w.ID)
 			}
@@ -105,7 +106,7 @@ func TestRunWorkers(t *testing.T) {
 			}
 			return nil
 		}}
-	r, err := RunWorkers(context.Background(), nil, spec)
+	r, err := harness.RunWorkers(context.Background(), nil, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,12 +116,12 @@ func TestRunWorkers(t *testing.T) {
 
 	// More workers than ops: the idle workers get N = 0 and return.
 	spec.Ops, spec.Pin, pin = 1, false, false
-	if r, err := RunWorkers(context.Background(), nil, spec); err != nil || r.Ops != 1 {
+	if r, err := harness.RunWorkers(context.Background(), nil, spec); err != nil || r.Ops != 1 {
 		t.Fatalf("1 op over 3 workers: %d ops, %v", r.Ops, err)
 	}
 
 	// Duration mode: a failing worker stops the others early.
-	spec = WorkerSpec{Workers: 4, Duration: time.Minute, Body: func(w *Worker) error {
+	spec = harness.WorkerSpec{Workers: 4, Duration: time.Minute, Body: func(w *harness.Worker) error {
 		if w.ID == 2 {
 			return fmt.Errorf("boom")
 		}
@@ -130,7 +131,7 @@ func TestRunWorkers(t *testing.T) {
 		return nil
 	}}
 	start := time.Now()
-	if _, err := RunWorkers(context.Background(), nil, spec); err == nil || !strings.Contains(err.Error(), "worker 2: boom") {
+	if _, err := harness.RunWorkers(context.Background(), nil, spec); err == nil || !strings.Contains(err.Error(), "worker 2: boom") {
 		t.Fatalf("err = %v, want worker 2's", err)
 	}
 	if time.Since(start) > 30*time.Second {
@@ -140,17 +141,17 @@ func TestRunWorkers(t *testing.T) {
 	// A cancelled context stops a duration run too.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	spec.Body = func(w *Worker) error {
+	spec.Body = func(w *harness.Worker) error {
 		for !w.Stopped() {
 		}
 		return nil
 	}
-	if _, err := RunWorkers(ctx, nil, spec); err != nil {
+	if _, err := harness.RunWorkers(ctx, nil, spec); err != nil {
 		t.Fatalf("cancelled duration run: %v", err)
 	}
 
-	for _, bad := range []WorkerSpec{{Workers: 0, Ops: 1, Body: spec.Body}, {Workers: 1, Body: spec.Body}, {Workers: 1, Ops: -1, Body: spec.Body}, {Workers: 1, Ops: 1}} {
-		if _, err := RunWorkers(context.Background(), nil, bad); err == nil {
+	for _, bad := range []harness.WorkerSpec{{Workers: 0, Ops: 1, Body: spec.Body}, {Workers: 1, Body: spec.Body}, {Workers: 1, Ops: -1, Body: spec.Body}, {Workers: 1, Ops: 1}} {
+		if _, err := harness.RunWorkers(context.Background(), nil, bad); err == nil {
 			t.Errorf("RunWorkers(%+v) accepted", bad)
 		}
 	}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bpbench/bench/harness"
 	"context"
 	"errors"
 	"fmt"
@@ -60,9 +61,9 @@ func defaultOps(n int64, o Options, quick, full int64) int64 {
 
 // commonParams renders s as Result.Params with what every result records
 // beyond the scenario: kernel release, GOMAXPROCS, and kv pairs.
-func commonParams(s Scenario, kv ...string) map[string]string {
+func commonParams(s harness.Scenario, kv ...string) map[string]string {
 	extra := map[string]string{
-		"kernel":     KernelRelease(),
+		"kernel":     harness.KernelRelease(),
 		"gomaxprocs": strconv.Itoa(runtime.GOMAXPROCS(0)),
 	}
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -73,7 +74,7 @@ func commonParams(s Scenario, kv ...string) map[string]string {
 
 // setLatency fills res's latency fields from rec: the histogram and the
 // "p50-ns" and "p99-ns" metrics that benchstat compares.
-func setLatency(res *Result, rec *Recorder) {
+func setLatency(res *Result, rec *harness.Recorder) {
 	if res.Metrics == nil {
 		res.Metrics = map[string]float64{}
 	}
@@ -159,7 +160,7 @@ func writerOp(w *hwregs.Writer, op string) (func(*hwregs.Breakpoint, hwregs.Attr
 // times with op (alternating between the two update attrs), and
 // unregisters it. It returns the elapsed time of the changes, their
 // latencies, the backend writes they made, and how many ran.
-func writerLoop(ctx context.Context, t Timer, w *hwregs.Writer, op string, n int64) (elapsed time.Duration, rec *Recorder, writes uint64, done int64, err error) {
+func writerLoop(ctx context.Context, t Timer, w *hwregs.Writer, op string, n int64) (elapsed time.Duration, rec *harness.Recorder, writes uint64, done int64, err error) {
 	change, err := writerOp(w, op)
 	if err != nil {
 		return 0, nil, 0, 0, err
@@ -183,9 +184,9 @@ func writerLoop(ctx context.Context, t Timer, w *hwregs.Writer, op string, n int
 			return 0, nil, 0, 0, fmt.Errorf("warm-up %s: %w", op, err)
 		}
 	}
-	rec = NewRecorder()
+	rec = harness.NewRecorder()
 	w0 := w.Backend().Writes()
-	done, elapsed, err = timeOps(ctx, t, n, ctxCheckEvery, rec, func(i int64) error { return change(&bp, attrs[(i+1)&1]) })
+	done, elapsed, err = harness.TimeOps(ctx, t, n, ctxCheckEvery, rec, func(i int64) error { return change(&bp, attrs[(i+1)&1]) })
 	if err != nil && ctx.Err() == nil {
 		return 0, nil, 0, done, fmt.Errorf("%s #%d: %w", op, done, err)
 	}
@@ -196,7 +197,7 @@ func writerLoop(ctx context.Context, t Timer, w *hwregs.Writer, op string, n int
 func updateSim(ctx context.Context, o Options, s, op string, n int64, t Timer) (Result, error) {
 	t.StopTimer()
 	n = defaultOps(n, o, 200_000, 2_000_000)
-	sc := Scenario{Experiment: "update", Strategy: s, Backend: "sim", CPUs: updateSimCPUs, Slots: 4, Mix: op, Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
+	sc := harness.Scenario{Experiment: "update", Strategy: s, Backend: "sim", CPUs: updateSimCPUs, Slots: 4, Mix: op, Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
 	res := Result{Experiment: "update", Name: fmt.Sprintf("Update/backend=sim/strategy=%s/op=%s", s, op),
 		Params: commonParams(sc, "op", op, "policy", hwregs.WriteChanged.String())}
 	unpin, err := cpupin.Pin(o.PinCPU)
@@ -254,7 +255,7 @@ func skipIfUnsupported(err error) error {
 func updatePerf(ctx context.Context, o Options, op string, n int64, t Timer) (Result, error) {
 	t.StopTimer()
 	n = defaultOps(n, o, 20_000, 200_000)
-	sc := Scenario{Experiment: "update", Backend: "perf", Slots: 4, Mix: op, Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
+	sc := harness.Scenario{Experiment: "update", Backend: "perf", Slots: 4, Mix: op, Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
 	res := Result{Experiment: "update", Name: "Update/backend=perf/op=" + op,
 		Params: commonParams(sc, "op", op, "admission", "kernel")}
 	if err := hwregs.PerfSupported(); err != nil {
@@ -296,8 +297,8 @@ func updatePerf(ctx context.Context, o Options, op string, n int64, t Timer) (Re
 			return res, fmt.Errorf("%s: warm-up: %w", res.Name, err)
 		}
 	}
-	rec := NewRecorder()
-	i, elapsed, err := timeOps(ctx, t, n, ctxCheckEvery, rec, func(i int64) error { return change(attrs[(i+1)&1]) })
+	rec := harness.NewRecorder()
+	i, elapsed, err := harness.TimeOps(ctx, t, n, ctxCheckEvery, rec, func(i int64) error { return change(attrs[(i+1)&1]) })
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
@@ -319,7 +320,7 @@ func updatePerf(ctx context.Context, o Options, op string, n int64, t Timer) (Re
 
 // perfFloor returns the mean ns/op and the latencies of the bare syscalls
 // behind op, issued with prebuilt attrs on the calling thread, n times.
-func perfFloor(ctx context.Context, op string, attrs [2]hwregs.Attr, n int64) (float64, *Recorder, error) {
+func perfFloor(ctx context.Context, op string, attrs [2]hwregs.Attr, n int64) (float64, *harness.Recorder, error) {
 	raw := [2]unix.PerfEventAttr{hwregs.PerfAttr(attrs[0]), hwregs.PerfAttr(attrs[1])}
 	// A disabled event is modified with the disabled bit set, or the kernel
 	// would re-enable it before the explicit IOC_ENABLE.
@@ -367,8 +368,8 @@ func perfFloor(ctx context.Context, op string, attrs [2]hwregs.Attr, n int64) (f
 	default:
 		return 0, nil, fmt.Errorf("raw %s: unknown op (want one of %v)", op, updateOps)
 	}
-	rec := NewRecorder()
-	i, elapsed, err := timeOps(ctx, NopTimer, n, ctxCheckEvery, rec, func(i int64) error {
+	rec := harness.NewRecorder()
+	i, elapsed, err := harness.TimeOps(ctx, NopTimer, n, ctxCheckEvery, rec, func(i int64) error {
 		if e := step(i); e != 0 {
 			return e
 		}
@@ -390,7 +391,7 @@ func perfFloor(ctx context.Context, op string, attrs [2]hwregs.Attr, n int64) (f
 func updatePtrace(ctx context.Context, o Options, op string, n int64, t Timer) (Result, error) {
 	t.StopTimer()
 	n = defaultOps(n, o, 20_000, 200_000)
-	sc := Scenario{Experiment: "update", Strategy: updatePtraceStrategy, Backend: "ptrace", CPUs: runtime.NumCPU(), Slots: 4, Mix: op, Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
+	sc := harness.Scenario{Experiment: "update", Strategy: updatePtraceStrategy, Backend: "ptrace", CPUs: runtime.NumCPU(), Slots: 4, Mix: op, Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
 	res := Result{Experiment: "update", Name: "Update/backend=ptrace/op=" + op,
 		Params: commonParams(sc, "op", op, "policy", hwregs.WriteChanged.String(), "admission", "model+kernel")}
 	return ptraceUpdate(ctx, o, op, n, t, res)
@@ -428,11 +429,11 @@ func ptraceUpdate(ctx context.Context, o Options, op string, n int64, t Timer, r
 	w := hwregs.NewWriter(a, p, hwregs.WriteChanged)
 	var (
 		elapsed time.Duration
-		rec     *Recorder
+		rec     *harness.Recorder
 		writes  uint64
 		done    int64
 		floor   float64
-		frec    *Recorder
+		frec    *harness.Recorder
 		loopErr error
 	)
 	if derr := p.Do(func() {
@@ -461,7 +462,7 @@ func ptraceUpdate(ctx context.Context, o Options, op string, n int64, t Timer, r
 // mean ("floor-ns/op") and median ("floor-p50-ns"), and the case's ratio
 // to each ("x-floor", "x-floor-p50"; the median ratio is the one to trust
 // on a noisy machine).
-func setFloor(res *Result, mean float64, rec *Recorder) {
+func setFloor(res *Result, mean float64, rec *harness.Recorder) {
 	res.Metrics["floor-ns/op"] = mean
 	if mean > 0 {
 		res.Metrics["x-floor"] = res.NsPerOp / mean
@@ -475,7 +476,7 @@ func setFloor(res *Result, mean float64, rec *Recorder) {
 // ptraceFloor returns the mean ns/op and the latencies of op's register writes issued as bare
 // PTRACE_POKEUSER calls on thread tid, n times, starting from and ending
 // with DR0-DR3 and DR7 cleared. It must run on the tracer thread.
-func ptraceFloor(ctx context.Context, tid int, op string, n int64) (float64, *Recorder, error) {
+func ptraceFloor(ctx context.Context, tid int, op string, n int64) (float64, *harness.Recorder, error) {
 	attrs := updateAttrs()
 	on := [2]uint64{uint64(hwregs.DR7(0).WithSlot(0, attrs[0])), uint64(hwregs.DR7(0).WithSlot(0, attrs[1]))}
 	poke := func(reg int, v uint64) error {
@@ -506,8 +507,8 @@ func ptraceFloor(ctx context.Context, tid int, op string, n int64) (float64, *Re
 			return err
 		}
 	}
-	rec := NewRecorder()
-	i, elapsed, err := timeOps(ctx, NopTimer, n, ctxCheckEvery, rec, step)
+	rec := harness.NewRecorder()
+	i, elapsed, err := harness.TimeOps(ctx, NopTimer, n, ctxCheckEvery, rec, step)
 	if err := ctx.Err(); err != nil {
 		return 0, nil, err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"bpbench/alloc"
 	"bpbench/bench"
+	"bpbench/bench/harness"
 	"bpbench/hwregs"
 	"bpbench/internal/kernlock"
 )
@@ -53,7 +54,7 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 		return usagef("doctor: unexpected argument %q (doctor takes no arguments)", pos[0])
 	}
 	f := examine()
-	fmt.Fprintf(stdout, "bpbench doctor: %s, kernel %s, %d CPUs\n\n", runtime.GOARCH, bench.KernelRelease(), runtime.NumCPU())
+	fmt.Fprintf(stdout, "bpbench doctor: %s, kernel %s, %d CPUs\n\n", runtime.GOARCH, harness.KernelRelease(), runtime.NumCPU())
 	for _, p := range f.probes {
 		mark := "ok "
 		if p.err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"bpbench/alloc"
 	"bpbench/bench"
+	"bpbench/bench/harness"
 )
 
 // Time budgets of the two suites on the reference 2-core machine; run warns
@@ -233,7 +234,7 @@ func runExperiments(ctx context.Context, rc *runConfig, stdout, stderr io.Writer
 		}
 	}()
 
-	run.Machine = bench.CollectMachine()
+	run.Machine = harness.CollectMachine()
 	run.Machine.PinnedCPU = rc.opts.PinCPU
 	if n, perr := probeSlots(); perr == nil {
 		run.Machine.Slots = n

@@ -1,4 +1,4 @@
-package bench
+package harness
 
 import (
 	"context"
@@ -241,13 +241,13 @@ func (h *Histogram) Metrics(prefix string, into map[string]float64) {
 	into[prefix+"/max"] = h.Max
 }
 
-// timeOps is the measured loop of a case: it runs op(0) .. op(n-1) with the
+// TimeOps is the measured loop of a case: it runs op(0) .. op(n-1) with the
 // timer t running only around the loop, records each op's latency in rec
 // (chained, one clock read per op), and checks ctx before every every-th
 // op (every is a power of two: a check per op would cost more than a model
 // op). It returns how many ops completed, the loop's wall time, and the
 // first error: op's, returned as is (its index is done), or ctx's.
-func timeOps(ctx context.Context, t Timer, n, every int64, rec *Recorder, op func(i int64) error) (done int64, elapsed time.Duration, err error) {
+func TimeOps(ctx context.Context, t Timer, n, every int64, rec *Recorder, op func(i int64) error) (done int64, elapsed time.Duration, err error) {
 	lap := Lap{R: rec}
 	t.ResetTimer()
 	t.StartTimer()
