@@ -60,6 +60,11 @@ type Result struct {
 	Latency *Histogram `json:"latency,omitempty"`
 	// Window is the race window distribution (release -> successful reserve).
 	Window *Histogram `json:"window,omitempty"`
+	// Batches holds, per unit ("ns/op" and any Metrics unit), the figure
+	// measured over independent consecutive batches of this run's
+	// operations, so that a case run once still has an interval (see
+	// cli's intervals). Absent when the case cannot be batched.
+	Batches map[string][]float64 `json:"batches,omitempty"`
 }
 
 // Skip records a case that could not run and why.

@@ -235,7 +235,11 @@ type caseSummary struct {
 	// the run-to-run spread that update-cost draws as whiskers.
 	NsMin, NsMax float64
 	Metrics      map[string]float64
-	Latency      *bench.Histogram
+	// CI holds, per unit ("ns/op" and every metric), the median and its
+	// interval: over runs when the case ran more than once, else over
+	// the run's batches (bench.Result.Batches), else a single value.
+	CI      map[string]Interval
+	Latency *bench.Histogram
 	Window       *bench.Histogram
 }
 
@@ -302,6 +306,18 @@ func summarize(r *bench.Run) []*caseSummary {
 		cs.NsMin, cs.NsMax = slices.Min(ns), slices.Max(ns)
 		for u, vs := range units {
 			cs.Metrics[u] = median(vs)
+		}
+		units["ns/op"] = ns
+		cs.CI = map[string]Interval{}
+		for u, vs := range units {
+			switch b := reps[0].Batches[u]; {
+			case len(vs) > 1:
+				cs.CI[u] = medianInterval(vs, "runs")
+			case len(b) > 1:
+				cs.CI[u] = medianInterval(b, "batches")
+			default:
+				cs.CI[u] = medianInterval(vs, "runs")
+			}
 		}
 		out = append(out, cs)
 	}
