@@ -240,7 +240,7 @@ type caseSummary struct {
 	// the run's batches (bench.Result.Batches), else a single value.
 	CI      map[string]Interval
 	Latency *bench.Histogram
-	Window       *bench.Histogram
+	Window  *bench.Histogram
 }
 
 // Family returns the first element of the name ("Update", "Race", ...).
