@@ -65,6 +65,9 @@ type Result struct {
 	// operations, so that a case run once still has an interval (see
 	// cli's intervals). Absent when the case cannot be batched.
 	Batches map[string][]float64 `json:"batches,omitempty"`
+	// Noise is what the machine did while the case ran (the CLI fills it
+	// in around each run of a case).
+	Noise *harness.Noise `json:"noise,omitempty"`
 }
 
 // Skip records a case that could not run and why.
