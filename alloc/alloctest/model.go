@@ -60,21 +60,27 @@ func rule(r alloc.Request) string {
 	return "task-on-one-CPU rule: cpu_pinned[c] + pinned_t(c) + 1 <= N"
 }
 
-// admit judges r: whether its rule admits it, and the figures on the
-// busiest CPU it runs on.
-func (m *model) admit(r alloc.Request) (bool, string) {
-	n := m.cfg.PoolSize(r.Kind)
-	worst, wc, wt, wcpu := -1, 0, 0, 0
+// fits applies r's rule with pool size n on every CPU r runs on, without
+// allocating: whether it admits r, and the figures of the busiest CPU.
+func (m *model) fits(r alloc.Request, n int) (ok bool, cpu, cpuPinned, taskSide int) {
+	worst := -1
 	for c := 0; c < m.cfg.CPUs; c++ {
 		if !runsOn(r, c) {
 			continue
 		}
 		cp, tp := m.pinned(alloc.NoTask, c, r.Kind), m.taskSide(r, c)
 		if cp+tp > worst {
-			worst, wc, wt, wcpu = cp+tp, cp, tp, c
+			worst, cpu, cpuPinned, taskSide = cp+tp, c, cp, tp
 		}
 	}
-	return worst+1 <= n, fmt.Sprintf("%s; on CPU %d: cpu_pinned %d + task side %d + 1 vs N = %d", rule(r), wcpu, wc, wt, n)
+	return worst+1 <= n, cpu, cpuPinned, taskSide
+}
+
+// admit judges r: whether its rule admits it, and why.
+func (m *model) admit(r alloc.Request) (bool, string) {
+	n := m.cfg.PoolSize(r.Kind)
+	ok, c, cp, tp := m.fits(r, n)
+	return ok, fmt.Sprintf("%s; on CPU %d: cpu_pinned %d + task side %d + 1 vs N = %d", rule(r), c, cp, tp, n)
 }
 
 // index is the lowest register no live breakpoint of the same target that
