@@ -198,4 +198,3 @@ type panicky struct{}
 func (panicky) Reserve(alloc.Request) (alloc.Slot, error) { panic("boom") }
 func (panicky) Release(alloc.Slot) error                  { panic("boom") }
 func (panicky) InUse() bool                               { panic("boom") }
-
