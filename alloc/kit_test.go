@@ -8,10 +8,30 @@ import (
 	"bpbench/alloc/alloctest"
 )
 
+// The shared rules, the differential test and the stress test of every
+// strategy live in bpbench/alloc/alloctest; these tests run them on every
+// registered strategy and on the ptrace/perf Exclusion decorator around
+// mutex, grouped so that `go test -run Stress` (or KUnit, Rules,
+// Differential, Concurrent, Allocs) picks one group.
+
+func TestKUnit(t *testing.T) { kit(t, "kunit") }
+
+func TestRules(t *testing.T) {
+	kit(t, "pools", "invalid", "release", "fragmented_index", "regression")
+}
+
+func TestDifferential(t *testing.T) { kit(t, "differential") }
+
+func TestStress(t *testing.T) { kit(t, "stress") }
+
+func TestConcurrent(t *testing.T) { kit(t, "concurrent_release", "all_cpu_index") }
+
+func TestAllocs(t *testing.T) { kit(t, "allocs") }
+
 // knownBroken lists open bugs the kit finds in a built-in strategy, by the
 // subtests they fail. Such a strategy runs under alloctest.Check: any
-// other failing subtest fails TestKit, the listed ones are logged, and
-// once none of them fails any more TestKit says the entry can go.
+// other failing subtest fails the test, the listed ones are logged, and
+// once none of them fails any more the log says the entry can go.
 var knownBroken = map[string]struct {
 	why  string
 	hits func(test string) bool
@@ -27,43 +47,36 @@ func casIssue9(test string) bool {
 	return strings.Contains(test, "slots=16") || strings.HasPrefix(test, "regression/issue9")
 }
 
-// TestKit runs the conformance kit on every registered strategy and on the
-// ptrace/perf Exclusion decorator around mutex: the one place the shared
-// rules, the differential test and the stress test live.
-func TestKit(t *testing.T) {
+// kit runs the named kit subtests on every strategy.
+func kit(t *testing.T, subtests ...string) {
 	for _, s := range alloc.Strategies() {
 		f := func(c alloc.Config) (alloc.Allocator, error) { return alloc.New(s, c) }
 		t.Run("strategy="+s, func(t *testing.T) {
 			kb, broken := knownBroken[s]
 			if !broken {
-				alloctest.Run(t, f)
+				alloctest.RunOnly(t, f, subtests...)
 				return
 			}
 			hit := 0
-			for _, fl := range alloctest.Check(f) {
+			for _, fl := range alloctest.Check(f, subtests...) {
 				if !kb.hits(fl.Test) {
 					t.Errorf("%s: %s", fl.Test, fl.Msg)
 					continue
 				}
-				hit++
-				if hit == 1 {
+				if hit++; hit == 1 {
 					t.Logf("known bug (%s): %s: %.600s", kb.why, fl.Test, fl.Msg)
 				}
 			}
-			if hit == 0 {
-				t.Logf("%s passes every subtest of its known bug (%s): remove its knownBroken entry", s, kb.why)
-			} else {
-				t.Logf("%d subtests fail with the known bug (%s)", hit, kb.why)
-			}
+			t.Logf("%d subtests fail with the known bug (%s); when none does, remove its knownBroken entry", hit, kb.why)
 		})
 	}
 	t.Run("strategy=exclusion(mutex)", func(t *testing.T) {
-		alloctest.Run(t, func(c alloc.Config) (alloc.Allocator, error) {
+		alloctest.RunOnly(t, func(c alloc.Config) (alloc.Allocator, error) {
 			inner, err := alloc.New("mutex", c)
 			if err != nil {
 				return nil, err
 			}
 			return alloc.NewExclusion(inner), nil
-		})
+		}, subtests...)
 	})
 }
