@@ -191,8 +191,10 @@ func (s Slot) Request() Request { return s.req }
 func (s Slot) Valid() bool { return s.gen != 0 }
 
 // NewSlot builds the Slot a strategy returns from Reserve for req, with
-// register index (or a negative value for NoIndex) and generation gen,
-// which must be non-zero; see Slot for what the three must satisfy.
+// register index and generation gen, which must be non-zero; see Slot for
+// what the three must satisfy. Any negative index reads back as NoIndex
+// from Index, but distinct negative values keep the Slots distinct, so a
+// strategy can number its NoIndex slots -1, -2, ... and tell them apart.
 // Strategies outside this package need nothing else: a Slot is compared
 // by value, so a strategy can key its own tables by Slot or by
 // (Request(), Index(), Gen()). Callers get slots from Reserve.

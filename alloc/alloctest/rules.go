@@ -152,6 +152,17 @@ func (k *kunit) fill(cpu, task, skip int) {
 
 func (k *kunit) nospc(cpu, task int) { k.t.Helper(); k.refuse(kreq(cpu, task)) }
 
+// cpu0Full checks that CPU 0 takes nothing more: no breakpoint of either
+// task, on every CPU or on CPU 0, and no CPU-bound one.
+func (k *kunit) cpu0Full() {
+	k.t.Helper()
+	for _, task := range []int{current, other} {
+		k.nospc(alloc.AnyCPU, task)
+		k.nospc(0, task)
+	}
+	k.nospc(0, alloc.NoTask)
+}
+
 func (k *kunit) unregister(id int) {
 	k.t.Helper()
 	if err := k.release(k.bps[id]); err != nil {
@@ -200,11 +211,7 @@ var kunitCases = []struct {
 	{"two_tasks_on_all_cpus", func(k *kunit) { // tasks are independent
 		k.fill(alloc.AnyCPU, current, 0)
 		k.fill(alloc.AnyCPU, other, 0)
-		k.nospc(alloc.AnyCPU, current)
-		k.nospc(alloc.AnyCPU, other)
-		k.nospc(0, current)
-		k.nospc(0, other)
-		k.nospc(0, alloc.NoTask)
+		k.cpu0Full()
 		k.unregister(0) // the other task still fills every CPU
 		k.nospc(0, alloc.NoTask)
 	}},
@@ -232,21 +239,13 @@ var kunitCases = []struct {
 	{"two_tasks_on_one_cpu", func(k *kunit) {
 		k.fill(0, current, 0)
 		k.fill(0, other, 0)
-		k.nospc(alloc.AnyCPU, current)
-		k.nospc(alloc.AnyCPU, other)
-		k.nospc(0, current)
-		k.nospc(0, other)
-		k.nospc(0, alloc.NoTask)
+		k.cpu0Full()
 		k.fill(1, alloc.NoTask, 0) // another CPU is still free
 	}},
 	{"two_tasks_on_one_all_cpus", func(k *kunit) {
 		k.fill(0, current, 0)
 		k.fill(alloc.AnyCPU, other, 0)
-		k.nospc(alloc.AnyCPU, current)
-		k.nospc(alloc.AnyCPU, other)
-		k.nospc(0, current)
-		k.nospc(0, other)
-		k.nospc(0, alloc.NoTask)
+		k.cpu0Full()
 		k.nospc(1, alloc.NoTask) // the all-CPU task fills CPU 1 too
 	}},
 	{"task_on_all_and_one_cpu", func(k *kunit) {
