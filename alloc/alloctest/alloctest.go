@@ -229,13 +229,36 @@ func (r *recorder) Run(name string, f func(TB)) bool {
 	return true
 }
 
-// catch runs fn and returns a panic in it as an error with its stack.
+// catch runs fn and returns a panic in it as an error with the stack of
+// the strategy's frames.
 func catch(fn func()) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+			err = fmt.Errorf("panic: %v\n%s", p, strategyFrames(debug.Stack()))
 		}
 	}()
 	fn()
 	return nil
+}
+
+// strategyFrames cuts a goroutine stack to the frames between the panic
+// and the kit's own call into the strategy; the whole stack if it cannot.
+func strategyFrames(stack []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(stack)), "\n")
+	from, to := -1, -1
+	for i := 1; i+1 < len(lines); i += 2 { // after the header: function, then file line
+		switch {
+		case from < 0 && strings.HasPrefix(lines[i], "panic("):
+			from = i + 2
+		case from >= 0 && strings.HasPrefix(lines[i], "bpbench/alloc/alloctest."):
+			to = i
+		}
+		if to >= 0 {
+			break
+		}
+	}
+	if from < 0 || to < from {
+		return string(stack)
+	}
+	return strings.Join(lines[from:to], "\n")
 }

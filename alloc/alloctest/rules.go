@@ -33,7 +33,28 @@ func newBed(t TB, f Constructor, cfg alloc.Config) *bed {
 
 func (b *bed) panicked(p error) {
 	b.t.Helper()
-	b.t.Fatalf("Config %+v, after\n\t%s\n%v", b.cfg, strings.Join(b.ops, "\n\t"), p)
+	b.t.Fatalf("Config %+v, after\n\t%s\n%v", b.cfg, strings.Join(squeeze(b.ops), "\n\t"), p)
+}
+
+// squeeze folds runs of the same call into one line with the first and
+// last results: "Reserve(task=0/cpu=0/data) x16: index 0, <nil> .. index 15, <nil>".
+func squeeze(ops []string) []string {
+	var out []string
+	for i := 0; i < len(ops); {
+		call, first, _ := strings.Cut(ops[i], " = ")
+		j := i + 1
+		for j < len(ops) && strings.HasPrefix(ops[j], call+" = ") {
+			j++
+		}
+		if j-i > 2 {
+			_, last, _ := strings.Cut(ops[j-1], " = ")
+			out = append(out, fmt.Sprintf("%s x%d: %s .. %s", call, j-i, first, last))
+		} else {
+			out = append(out, ops[i:j]...)
+		}
+		i = j
+	}
+	return out
 }
 
 func (b *bed) reserve(r alloc.Request) (s alloc.Slot, err error) {
@@ -398,6 +419,26 @@ func testRelease(t TB, f Constructor) {
 			b.refuse(r)
 			b.finish(held...)
 		}
+		// Many reuses of one index: no earlier slot may match the holder's,
+		// however the generation is stored (a narrow field wraps).
+		r := alloc.Request{Task: alloc.NoTask, CPU: last}
+		var stale []alloc.Slot
+		for range 64 {
+			s := b.take(r)
+			stale = append(stale, s)
+			if err := b.release(s); err != nil {
+				t.Fatalf("release of %v: %v", r, err)
+			}
+		}
+		cur := b.take(r)
+		for i, s := range stale {
+			if err := b.release(s); !errors.Is(err, alloc.ErrNotReserved) {
+				t.Fatalf("stale release of %v from %d reuses ago (gen %d, holder's gen %d): %v, want ErrNotReserved",
+					r, len(stale)-i, s.Gen(), cur.Gen(), err)
+			}
+		}
+		b.ops = b.ops[:0]
+		b.finish(cur)
 	})
 }
 
