@@ -243,7 +243,10 @@ var (
 
 // SpuriousRefusals is implemented by strategies that can refuse a
 // reservation some serial order would have admitted (tentative holds that
-// race); it returns how many times that happened.
+// race); it returns how many times that happened. The count must grow by
+// at least one for every such refusal: alloctest's stress test tells them
+// from the rules' refusals by it, and holds a strategy whose count did not
+// move to refusing only what the rules refuse.
 type SpuriousRefusals interface {
 	SpuriousRefusals() uint64
 }
