@@ -113,7 +113,9 @@ var allSubtests = []string{"kunit", "pools", "invalid", "release", "fragmented_i
 
 // TestKitFailsWhereItShould runs the kit on the model turned strategy,
 // once correct and once with each bug, and checks that exactly the
-// subtests that test the broken property fail.
+// subtests that test the broken property fail. Every verdict it checks is
+// certain: the concurrent subtests that fail here do so in their serial
+// or barrier parts, whatever the scheduling.
 func TestKitFailsWhereItShould(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -121,8 +123,10 @@ func TestKitFailsWhereItShould(t *testing.T) {
 		fail []string
 	}{
 		{"correct", correct, nil},
+		// all_cpu_index sees the extra slot only if five reservations of
+		// its goroutines overlap, which is up to the scheduler: not judged.
 		{"off_by_one", offByOne, []string{"kunit", "pools", "release", "fragmented_index", "regression",
-			"differential", "stress", "concurrent_release", "allocs"}},
+			"differential", "stress", "concurrent_release", "allocs", "?all_cpu_index"}},
 		{"ignore_cpu_bound", ignoreCPUBound, []string{"kunit", "regression", "differential", "stress"}},
 		{"accept_stale", acceptStale, []string{"invalid", "release", "fragmented_index", "differential",
 			"concurrent_release", "allocs"}},
@@ -130,12 +134,16 @@ func TestKitFailsWhereItShould(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			fs := Check(newBuggy(c.bug))
 			got := topFailing(fs)
-			want := map[string]bool{}
+			want, unjudged := map[string]bool{}, map[string]bool{}
 			for _, n := range c.fail {
+				if name, ok := strings.CutPrefix(n, "?"); ok {
+					unjudged[name] = true // '?': may fail or pass
+					continue
+				}
 				want[n] = true
 			}
 			for _, n := range allSubtests {
-				if got[n] != want[n] {
+				if !unjudged[n] && got[n] != want[n] {
 					t.Errorf("subtest %s failed = %v, want %v", n, got[n], want[n])
 				}
 			}

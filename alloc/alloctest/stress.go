@@ -152,8 +152,9 @@ func spurious(a alloc.Allocator) uint64 {
 // reached and the refusals beyond it are certain too.
 type contest struct {
 	name  string
+	pre   []alloc.Request // reserved one by one before the round
 	reqs  []alloc.Request // drawn from round-robin by the attempts
-	bound int             // most slots the rules can admit in total, from empty
+	bound int             // most slots the rules fit in total, pre included
 }
 
 func contests(cfg alloc.Config) []contest {
@@ -163,14 +164,19 @@ func contests(cfg alloc.Config) []contest {
 	one := alloc.Request{Task: 0, CPU: cfg.CPUs - 1}
 	other := alloc.Request{Task: 1, CPU: alloc.AnyCPU}
 	return []contest{
-		{"cpu", []alloc.Request{cpu}, n},
-		{"task_all_cpus", []alloc.Request{all}, n},
-		{"task_one_cpu", []alloc.Request{one}, n},
+		{"cpu", nil, []alloc.Request{cpu}, n},
+		{"task_all_cpus", nil, []alloc.Request{all}, n},
+		{"task_one_cpu", nil, []alloc.Request{one}, n},
 		// CPU 0's CPU-bound count and the task's count share one budget.
-		{"cpu_vs_task", []alloc.Request{cpu, all}, n},
-		{"cpu_vs_task_one_cpu", []alloc.Request{{Task: alloc.NoTask, CPU: cfg.CPUs - 1}, one, all}, n},
+		{"cpu_vs_task", nil, []alloc.Request{cpu, all}, n},
+		{"cpu_vs_task_one_cpu", nil, []alloc.Request{{Task: alloc.NoTask, CPU: cfg.CPUs - 1}, one, all}, n},
 		// Two tasks do not compete with each other, only with CPU 0.
-		{"cpu_vs_two_tasks", []alloc.Request{cpu, all, other}, 2 * n},
+		{"cpu_vs_two_tasks", nil, []alloc.Request{cpu, all, other}, 2 * n},
+		// A slot held before the round binds the other rule, whatever the
+		// order the workers run in.
+		{"task_after_cpu", []alloc.Request{cpu}, []alloc.Request{all}, n},
+		{"cpu_after_task", []alloc.Request{all}, []alloc.Request{cpu}, n},
+		{"task_one_cpu_after_cpu", []alloc.Request{{Task: alloc.NoTask, CPU: cfg.CPUs - 1}}, []alloc.Request{one}, n},
 	}
 }
 
@@ -255,6 +261,13 @@ func testStress(t TB, f Constructor) {
 // the workers.
 func runContest(t TB, b *bed, ws []*worker, c contest, attempts int) {
 	t.Helper()
+	for _, r := range c.pre {
+		s := b.take(r)
+		if err := ws[0].sh.add(s); err != nil {
+			t.Fatalf("contest %s, before the round: %v", c.name, err)
+		}
+		ws[0].held = append(ws[0].held, s)
+	}
 	before := spurious(b.a)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -287,8 +300,9 @@ func runContest(t TB, b *bed, ws []*worker, c contest, attempts int) {
 	if v := violation(b.cfg, held); v != "" {
 		t.Fatalf("contest %s: over-admission once %d attempts were in: %s", c.name, attempts, v)
 	}
-	if n := admitted.Load(); n > int64(c.bound) {
-		t.Fatalf("contest %s: %d of %d attempts admitted, the rules fit at most %d", c.name, n, attempts, c.bound)
+	if n := admitted.Load() + int64(len(c.pre)); n > int64(c.bound) {
+		t.Fatalf("contest %s: %d held (%d before the round, %d of %d attempts), the rules fit at most %d",
+			c.name, n, len(c.pre), n-int64(len(c.pre)), attempts, c.bound)
 	}
 	if spurious(b.a) == before {
 		// No refusal was spurious, so every refused shape was refused by
