@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -136,6 +137,25 @@ func (c Config) ValidateRequest(r Request) error {
 }
 
 // Slot is a held reservation. It is a small comparable value.
+//
+// A strategy builds its slots with NewSlot and must guarantee, for every
+// slot it hands out and until that slot is released:
+//
+//   - Request() is the request exactly as reserved (after validation, so
+//     Release can find the target again from the slot alone);
+//   - Index() is a register number, 0 <= Index() < the pool size
+//     (Config.PoolSize of the request's Kind), unique among the live slots
+//     of the same target and pool that can be active on the same CPU (the
+//     same CPU for CPU-bound slots; the same task, on every CPU or on a
+//     common one, for task slots), and the lowest number free at the moment
+//     of the reservation; it is NoIndex only in the corner NoIndex
+//     describes;
+//   - Gen() is non-zero, and differs from the Gen of every earlier slot
+//     that had the same request and index, so a double or stale Release
+//     (of a slot whose index a later reservation reuses) is told apart from
+//     the current holder's and returns ErrNotReserved.
+//
+// bpbench/alloc/alloctest checks all of this.
 type Slot struct {
 	req   Request
 	index int32
@@ -170,7 +190,14 @@ func (s Slot) Request() Request { return s.req }
 // Valid reports whether s came from a successful Reserve (the zero Slot is not).
 func (s Slot) Valid() bool { return s.gen != 0 }
 
-// NewSlot builds a Slot; strategies use it, callers get slots from Reserve.
+// NewSlot builds the Slot a strategy returns from Reserve for req, with
+// register index and generation gen, which must be non-zero; see Slot for
+// what the three must satisfy. Any negative index reads back as NoIndex
+// from Index, but distinct negative values keep the Slots distinct, so a
+// strategy can number its NoIndex slots -1, -2, ... and tell them apart.
+// Strategies outside this package need nothing else: a Slot is compared
+// by value, so a strategy can key its own tables by Slot or by
+// (Request(), Index(), Gen()). Callers get slots from Reserve.
 func NewSlot(req Request, index int, gen uint32) Slot {
 	return Slot{req: req, index: int32(index), gen: gen}
 }
@@ -180,11 +207,21 @@ func NewSlot(req Request, index int, gen uint32) Slot {
 func (s Slot) Gen() uint32 { return s.gen }
 
 // Allocator reserves breakpoint slots under Linux's admission rules.
+//
+// An implementation must be safe for concurrent use, must admit exactly
+// what the rules of kernel/events/hw_breakpoint.c admit (a strategy whose
+// concurrent reservations can race may refuse more, but must then count
+// those refusals through SpuriousRefusals; it may never admit more), must
+// hand out slots as Slot describes, and must never panic on a Request or
+// Slot, however malformed. bpbench/alloc/alloctest.Run checks all of this.
 type Allocator interface {
 	// Reserve admits the request or returns an error wrapping ErrNoSlot
 	// (the rules refuse it) or ErrInvalid (the request is malformed).
+	// A refusal should not allocate: it is the hot path under contention.
 	Reserve(Request) (Slot, error)
-	// Release returns a slot; ErrNotReserved for a slot not currently held.
+	// Release returns a slot; ErrNotReserved for a slot not currently held
+	// (the zero Slot, a double or stale release, a slot of another
+	// allocator), without changing what is held.
 	Release(Slot) error
 	// InUse reports whether any slot is held (the kernel's hw_breakpoint_is_used).
 	InUse() bool
@@ -196,11 +233,20 @@ var (
 	ErrNotReserved = errors.New("slot not reserved")
 	ErrInvalid     = errors.New("invalid breakpoint request")
 	ErrUnknown     = errors.New("unknown strategy")
+	// ErrDuplicate is wrapped by Register for a name already registered.
+	ErrDuplicate = errors.New("strategy already registered")
+	// ErrBadName is wrapped by Register for a name that cannot name a
+	// strategy: empty, or with characters that break test, benchmark and
+	// command-line names (space, '/', '=', ',').
+	ErrBadName = errors.New("invalid strategy name")
 )
 
 // SpuriousRefusals is implemented by strategies that can refuse a
 // reservation some serial order would have admitted (tentative holds that
-// race); it returns how many times that happened.
+// race); it returns how many times that happened. The count must grow by
+// at least one for every such refusal: alloctest's stress test tells them
+// from the rules' refusals by it, and holds a strategy whose count did not
+// move to refusing only what the rules refuse.
 type SpuriousRefusals interface {
 	SpuriousRefusals() uint64
 }
@@ -212,14 +258,38 @@ var (
 	registry = map[string]constructor{}
 )
 
-// register adds a strategy; called from init functions.
-func register(name string, c constructor) {
+// Register adds a strategy under name, so that it appears in Strategies
+// and New (and so in every command and benchmark that takes a strategy
+// name). It is meant to be called from the init function of the package
+// that implements the strategy, like database/sql.Register; it is safe to
+// call at any time from any goroutine. New validates the Config before
+// calling f, so f only sees valid ones. The error wraps ErrBadName for an
+// empty or unusable name, ErrDuplicate for a name already taken, and
+// ErrInvalid for a nil f.
+func Register(name string, f func(Config) (Allocator, error)) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("alloc.Register: %w: the name is empty", ErrBadName)
+	case strings.ContainsAny(name, " \t\n/=,"):
+		return fmt.Errorf("alloc.Register(%q): %w: no spaces, '/', '=' or ','", name, ErrBadName)
+	case f == nil:
+		return fmt.Errorf("alloc.Register(%q): %w: nil constructor", name, ErrInvalid)
+	}
 	regMu.Lock()
 	defer regMu.Unlock()
 	if _, dup := registry[name]; dup {
-		panic("alloc: strategy registered twice: " + name)
+		return fmt.Errorf("alloc.Register(%q): %w", name, ErrDuplicate)
 	}
-	registry[name] = c
+	registry[name] = f
+	return nil
+}
+
+// register is Register for the built-in strategies' init functions, where
+// an error is this package's own bug.
+func register(name string, c constructor) {
+	if err := Register(name, c); err != nil {
+		panic(err)
+	}
 }
 
 // Strategies returns every registered strategy name, sorted.

@@ -209,7 +209,7 @@ func (e *Exclusion) Release(s Slot) error {
 		ci = indexOf(e.cpus[s.req.CPU], s)
 	}
 	if ti < 0 && ci < 0 {
-		return fmt.Errorf("alloc: exclusion: release %v: %w", s.req, ErrNotReserved)
+		return errExclNotHeld
 	}
 	if err := e.inner.Release(s); err != nil {
 		return err
@@ -222,6 +222,11 @@ func (e *Exclusion) Release(s Slot) error {
 	}
 	return nil
 }
+
+// errExclNotHeld is the release of a slot the lists do not hold, built
+// once: a stale release is a hot path under contention and must not
+// allocate (alloctest's allocs check), so it cannot name the slot.
+var errExclNotHeld = fmt.Errorf("alloc: exclusion: release of a slot not held: %w", ErrNotReserved)
 
 // InUse reports whether the inner allocator holds any slot.
 func (e *Exclusion) InUse() bool { return e.inner.InUse() }
