@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
+
+	"bpbench/alloc"
 )
 
 // run runs a lockstep sequence or skips, with the reason, where this
@@ -29,7 +32,7 @@ func run(t *testing.T, o Options) *Report {
 // TestModelAgreesWithKernel is the lockstep check: every built-in strategy
 // answers every open as the kernel does.
 func TestModelAgreesWithKernel(t *testing.T) {
-	r := run(t, Options{Ops: 600, Seed: 1})
+	r := run(t, Options{Ops: 600, Seed: 1, Strategies: builtins()})
 	t.Log(r.Summary())
 	if r.Admitted == 0 || r.Refused == 0 || r.Inst == 0 || r.Closes == 0 {
 		t.Errorf("sequence did not exercise both answers, instructions and closes: %+v", r)
@@ -73,5 +76,57 @@ func TestOptionsRefused(t *testing.T) {
 		if _, err := Run(context.Background(), o); err == nil || errors.Is(err, ErrUnavailable) {
 			t.Errorf("Run(%+v) = %v, want an invalid-options error", o, err)
 		}
+	}
+}
+
+// admitAll is a deliberately wrong strategy: it never refuses.
+type admitAll struct{ gen uint32 }
+
+func (a *admitAll) Reserve(r alloc.Request) (alloc.Slot, error) {
+	a.gen++
+	return alloc.NewSlot(r, 0, a.gen), nil
+}
+func (a *admitAll) Release(alloc.Slot) error { return nil }
+func (a *admitAll) InUse() bool              { return false }
+
+func init() {
+	if err := alloc.Register("conform-test-admit-all", func(alloc.Config) (alloc.Allocator, error) { return &admitAll{}, nil }); err != nil {
+		panic(err)
+	}
+}
+
+// builtins are the strategies the lockstep test expects to agree: all but
+// the deliberately wrong one.
+func builtins() []string {
+	var out []string
+	for _, s := range alloc.Strategies() {
+		if s != "conform-test-admit-all" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TestDivergenceReported proves the check can fail: a strategy that never
+// refuses diverges exactly where the kernel said ENOSPC, and the report
+// shows the live state before it.
+func TestDivergenceReported(t *testing.T) {
+	r := run(t, Options{Ops: 300, Seed: 3, Strategies: []string{"mutex", "conform-test-admit-all"}})
+	if r.Refused == 0 {
+		t.Fatalf("the sequence had no refusal to diverge on: %+v", r)
+	}
+	good, bad := r.Strategies[0], r.Strategies[1]
+	if good.Diverged != 0 {
+		t.Errorf("mutex diverged %d times", good.Diverged)
+	}
+	if bad.Diverged != r.Refused || bad.Agreed != r.Admitted {
+		t.Errorf("admit-all: agreed %d diverged %d; kernel admitted %d refused %d", bad.Agreed, bad.Diverged, r.Admitted, r.Refused)
+	}
+	d := bad.Divergences[0]
+	if d.Kernel != "ENOSPC" || d.Model != "admitted" || len(d.Before) == 0 {
+		t.Errorf("first divergence %+v", d)
+	}
+	if r.Agrees() || !strings.Contains(r.Summary(), "DISAGREED") {
+		t.Errorf("summary %q", r.Summary())
 	}
 }
