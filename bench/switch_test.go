@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"bpbench/alloc"
+	"bpbench/bench/schedsim"
 	"bpbench/hwregs"
 	"bpbench/hwregs/tracee"
 	"bpbench/internal/kernlock"
@@ -196,4 +197,64 @@ func mustSwitchCases(t *testing.T) []Case {
 		t.Fatal(err)
 	}
 	return cs
+}
+
+// BenchmarkSwitchModel runs the switch-model cases; an op is a scheduler
+// event.
+func BenchmarkSwitchModel(b *testing.B) {
+	runCases(b, "SwitchModel", casesOf(b, "switch-model", Options{}))
+}
+
+// TestSwitchModelCases checks the model cases' figures: lazy-global loses
+// traps on 2 or more CPUs and none on 1; the other policies lose and
+// misdeliver nothing; changed and lazy-percpu write no more than eager on
+// the same schedule (lazy-global may: each real trap it takes for a
+// leftover costs a clear that eager never makes).
+func TestSwitchModelCases(t *testing.T) {
+	cs, err := switchModelCases(Options{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 4*4*2*2 {
+		t.Fatalf("%d cases, want 64", len(cs))
+	}
+	res := map[string]Result{}
+	for _, c := range cs {
+		r, err := c.Run(context.Background(), 50_000, NopTimer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range []string{"writes/switch", "exceptions/switch", "lost/op", "misdelivered/op"} {
+			if _, ok := r.Metrics[m]; !ok {
+				t.Fatalf("%s: no %s", c.Name, m)
+			}
+			if len(r.Batches[m]) != switchModelBatches {
+				t.Fatalf("%s: %d batches of %s", c.Name, len(r.Batches[m]), m)
+			}
+		}
+		res[c.Name] = r
+	}
+	for _, s := range switchModelSpecs() {
+		r := res[s.Name()]
+		lost, mis := r.Metrics["lost/op"], r.Metrics["misdelivered/op"]
+		if mis != 0 {
+			t.Errorf("%s: misdelivered/op = %g", s.Name(), mis)
+		}
+		switch {
+		case s.Policy == schedsim.LazyGlobal && s.CPUs > 1:
+			if lost == 0 {
+				t.Errorf("%s: lost/op = 0, want the SMP failure to show", s.Name())
+			}
+		case lost != 0:
+			t.Errorf("%s: lost/op = %g, want 0", s.Name(), lost)
+		}
+		if s.Policy == schedsim.LazyGlobal {
+			continue
+		}
+		e := s
+		e.Policy = schedsim.Eager
+		if w, we := r.Metrics["writes/switch"], res[e.Name()].Metrics["writes/switch"]; w > we {
+			t.Errorf("%s: writes/switch %g > eager's %g", s.Name(), w, we)
+		}
+	}
 }

@@ -126,22 +126,28 @@ func TestCorrectPoliciesNeverFail(t *testing.T) {
 	}
 }
 
-// TestWritesOrdering: on the same schedule (same seed), changed and the
-// lazy policies never write more than eager, and eager's exceptions are
-// exactly the watched accesses (no false alarms).
+// TestWritesOrdering: on the same schedule (same seed), changed and
+// lazy-percpu never write more than eager, and eager's exceptions are
+// exactly the watched accesses (no false alarms). This is structural:
+// their switch-in writes are a subset of eager's, and lazy-percpu clears
+// at most once per leftover period, in place of the DR7 = 0 eager writes
+// when the period starts. Lazy-global is left out: every real trap it
+// takes for a leftover costs a clear eager never makes, so with many
+// debugged tasks it writes more.
 func TestWritesOrdering(t *testing.T) {
 	for seed := int64(0); seed < 5; seed++ {
 		for _, cpus := range []int{1, 2, 16, 256} {
-			for _, dbg := range []int{8, 32} {
+			for _, sz := range [][2]int{{64, 8}, {64, 32}, {1024, 128}, {1024, 512}} {
+				tasks, dbg := sz[0], sz[1]
 				var w [4]uint64
 				for i, pol := range Policies {
-					st := run(t, Config{Policy: pol, CPUs: cpus, Tasks: 64, Debugged: dbg, Seed: seed}, 50_000)
+					st := run(t, Config{Policy: pol, CPUs: cpus, Tasks: tasks, Debugged: dbg, Seed: seed}, 50_000)
 					w[i] = st.Writes
 					if pol == Eager && (st.Exceptions != st.Watched || st.FalseAlarms != 0) {
 						t.Fatalf("eager cpus=%d: %+v", cpus, st)
 					}
 				}
-				if w[1] > w[0] || w[2] > w[0] || w[3] > w[0] {
+				if w[1] > w[0] || w[2] > w[0] {
 					t.Fatalf("seed %d cpus=%d debugged=%d: writes eager %d changed %d lazy-percpu %d lazy-global %d", seed, cpus, dbg, w[0], w[1], w[2], w[3])
 				}
 			}
