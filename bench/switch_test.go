@@ -258,3 +258,19 @@ func TestSwitchModelCases(t *testing.T) {
 		}
 	}
 }
+
+// TestPingPongCommandValidate: a ping-pong needs a round-trip count and
+// takes no bursts.
+func TestPingPongCommandValidate(t *testing.T) {
+	if err := (tracee.Command{Op: tracee.OpPingPong, Count: 1}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []tracee.Command{{Op: tracee.OpPingPong}, {Op: tracee.OpPingPong, Count: 1, Burst: 1}} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v: valid, want an error", c)
+		}
+	}
+	if s := tracee.OpPingPong.String(); s != "pingpong" {
+		t.Errorf("String() = %q", s)
+	}
+}
