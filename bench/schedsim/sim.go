@@ -97,8 +97,8 @@ func (r *ring) pop() int {
 // poolAddr is address j of the pool: 8-byte aligned, nonzero.
 func poolAddr(j int) uint64 { return 0x10000 + 8*uint64(j) }
 
-// NewSim builds the tasks (the first Debugged hold 1 to 4 breakpoints
-// each, drawn from the seed), starts every CPU on the head of its queue
+// NewSim builds the tasks (Debugged of them, drawn from the seed, hold 1
+// to 4 breakpoints each), starts every CPU on the head of its queue
 // (task t is first queued on CPU t mod CPUs) and returns the simulation.
 func NewSim(cfg Config) (*Sim, error) {
 	if err := cfg.Validate(); err != nil {
@@ -107,7 +107,9 @@ func NewSim(cfg Config) (*Sim, error) {
 	cfg = cfg.withDefaults()
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x73636865647369))
 	tasks := make([]Task, cfg.Tasks)
-	for t := 0; t < cfg.Debugged; t++ {
+	// The debugged tasks are a random subset, so that they are not
+	// neighbours in every run queue.
+	for _, t := range rng.Perm(cfg.Tasks)[:cfg.Debugged] {
 		k := 1 + rng.IntN(NumSlots)
 		perm := rng.Perm(cfg.AddrPool)[:k]
 		for _, j := range perm {
