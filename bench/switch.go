@@ -40,13 +40,15 @@ import (
 // __perf_event_task_sched_out → perf_event_context_sched_out (which swaps
 // whole contexts without touching the PMU only when the next task's
 // context is an equivalent inherited clone, context_equiv; per-thread
-// breakpoints are not) → ctx_sched_out → group_sched_out → event_sched_out
-// → hw_breakpoint_del → arch_uninstall_hw_breakpoint, which frees the
+// breakpoints are not) → task_ctx_sched_out → ctx_sched_out →
+// __pmu_ctx_sched_out → group_sched_out → event_sched_out → pmu->del =
+// hw_breakpoint_del → arch_uninstall_hw_breakpoint, which frees the
 // event's per-CPU bp_per_reg[i], clears its bits in the per-CPU cpu_dr7
 // and writes DR7 (set_debugreg(dr7, 7)). At switch-in, finish_task_switch
 // → perf_event_task_sched_in → perf_event_context_sched_in → ctx_sched_in
-// → visit_groups_merge → merge_sched_in → group_sched_in → event_sched_in
-// → hw_breakpoint_add → arch_install_hw_breakpoint, which takes the first
+// → __pmu_ctx_sched_in → visit_groups_merge → merge_sched_in →
+// group_sched_in → event_sched_in → pmu->add = hw_breakpoint_add →
+// arch_install_hw_breakpoint, which takes the first
 // free bp_per_reg slot, writes DRi (set_debugreg(addr, i), mirrored in
 // cpu_debugreg[i]) and ORs the slot into cpu_dr7 and writes DR7. So today's
 // kernel is eager per breakpoint: 3 debug-register writes per breakpoint
