@@ -53,8 +53,8 @@ import (
 // cpu_debugreg[i]) and ORs the slot into cpu_dr7 and writes DR7. So today's
 // kernel is eager per breakpoint: 3 debug-register writes per breakpoint
 // per switch pair (DR7 out; DRi and DR7 in), with no comparison against
-// what the CPU already holds and no lazy switching (the registers are
-// cleared on the way out even when the next task has none), plus the perf
+// what the CPU already holds and no lazy switching (every switch-out
+// clears the task's registers, whatever the next task holds), plus the perf
 // context work (ctx lock, perf_ctx_disable/enable, time accounting) that
 // any task with a perf context pays. The debug exception handler
 // (hw_breakpoint_handler) finds the event through the per-CPU bp_per_reg,
