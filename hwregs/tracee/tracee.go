@@ -95,10 +95,17 @@ const (
 	OpRead
 	// OpExec calls the function at Hello.FuncAddr.
 	OpExec
+	// OpPingPong pairs worker 2k with worker 2k+1: they hand a token back
+	// and forth through a futex word, Count round trips (one operation is
+	// one round trip, two hand-offs; Count must be nonzero; an unpaired
+	// last worker does nothing). With both threads on one CPU every
+	// hand-off is a context switch, the shape of `perf bench sched pipe`.
+	// The watched variables are not touched.
+	OpPingPong
 	numOps
 )
 
-// String returns "none", "write", "read" or "exec".
+// String returns "none", "write", "read", "exec" or "pingpong".
 func (o Op) String() string {
 	switch o {
 	case OpNone:
@@ -109,6 +116,8 @@ func (o Op) String() string {
 		return "read"
 	case OpExec:
 		return "exec"
+	case OpPingPong:
+		return "pingpong"
 	}
 	return fmt.Sprintf("Op(%d)", uint64(o))
 }
@@ -144,6 +153,9 @@ func (c Command) Validate() error {
 	}
 	if c.Var < 0 || c.Var >= NumVars {
 		return fmt.Errorf("tracee: Command.Var = %d out of range [0,%d)", c.Var, NumVars)
+	}
+	if c.Op == OpPingPong && (c.Count == 0 || c.Burst != 0) {
+		return fmt.Errorf("tracee: Command.Op = pingpong with Count = %d, Burst = %d: want a nonzero Count and no bursts", c.Count, c.Burst)
 	}
 	if c.Pause < 0 {
 		return fmt.Errorf("tracee: Command.Pause = %v is negative", c.Pause)
@@ -312,7 +324,15 @@ var (
 	shared [NumVars]uint64
 	blocks []Block
 	sink   uint64
+	turns  []turn // OpPingPong's futex words, one per pair of workers
 )
+
+// turn is one pair's futex word, on a cache line of its own: 0 while the
+// even worker holds the token, 1 while the odd one does.
+type turn struct {
+	v uint32
+	_ [60]byte
+}
 
 // ExecTarget is the function OpExec calls; an exec breakpoint at its entry
 // traps once per call. It must stay a real call, hence noinline.
@@ -354,6 +374,7 @@ func serve(n, spare int) error {
 		return fmt.Errorf("fds %d and %d must be the tracer's pipes", ReadyFD, HelloFD)
 	}
 	blocks = make([]Block, n+spare)
+	turns = make([]turn, (n+spare+1)/2)
 	release := make(chan struct{})
 	var started sync.WaitGroup
 	started.Add(n)
@@ -454,6 +475,10 @@ func worker(blk *Block, started *sync.WaitGroup, release <-chan struct{}, last u
 //
 //go:norace
 func run(blk *Block, op Op, v int, count uint64, sharedVars bool, pid, tid int) {
+	if op == OpPingPong {
+		pingPong(blk, count)
+		return
+	}
 	p := &blk.Vars[v]
 	if sharedVars {
 		p = &shared[v]
@@ -496,6 +521,45 @@ func run(blk *Block, op Op, v int, count uint64, sharedVars bool, pid, tid int) 
 			}
 		}
 	}
+}
+
+// pingPong runs count round trips with the worker's partner (OpPingPong).
+// A round trip is: the even worker passes the token (word = 1, wake) and
+// sleeps until it comes back; the odd one sleeps until it has the token,
+// passes it back (word = 0, wake). Both leave the word at 0.
+func pingPong(blk *Block, count uint64) {
+	i := int((uintptr(unsafe.Pointer(blk)) - uintptr(unsafe.Pointer(&blocks[0]))) / uintptr(BlockSize))
+	if i^1 >= len(blocks) || blocks[i^1].Tid == 0 {
+		return // no partner
+	}
+	w := &turns[i/2].v
+	mine, theirs := uint32(0), uint32(1) // the word's value while this worker holds the token
+	if i%2 == 1 {
+		mine, theirs = 1, 0
+	}
+	for j := uint64(0); j < count; j++ {
+		for atomic.LoadUint32(w) != mine {
+			futex(w, futexWait, theirs)
+		}
+		store(&blk.Ops, load(&blk.Ops)+1)
+		atomic.StoreUint32(w, theirs)
+		futex(w, futexWake, 1)
+	}
+	for i%2 == 0 && atomic.LoadUint32(w) != mine {
+		futex(w, futexWait, theirs) // the last token coming back
+	}
+}
+
+// Private futex operations (linux/futex.h), which x/sys/unix does not name.
+const (
+	futexWait = 0 | 128 // FUTEX_WAIT | FUTEX_PRIVATE_FLAG
+	futexWake = 1 | 128 // FUTEX_WAKE | FUTEX_PRIVATE_FLAG
+)
+
+// futex is futex(2) with no timeout; EAGAIN and EINTR need no handling
+// since callers recheck the word.
+func futex(w *uint32, op int, val uint32) {
+	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), uintptr(op), uintptr(val), 0, 0, 0)
 }
 
 // load is one 8-byte read of *p; a call, so the compiler cannot merge or
