@@ -257,8 +257,8 @@ func TestRunRecordsSkipsAndFailures(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "res")
 	var o, e bytes.Buffer
 	err := runExperiments(context.Background(), &runConfig{exps: []bench.Experiment{exp}, count: 3, out: out}, &o, &e)
-	if exitCode(err) != 1 {
-		t.Fatalf("err %v (exit %d), want a failure (exit 1)", err, exitCode(err))
+	if exitCode(context.Background(), err) != 1 {
+		t.Fatalf("err %v (exit %d), want a failure (exit 1)", err, exitCode(context.Background(), err))
 	}
 	run, lerr := loadRun(out)
 	if lerr != nil {

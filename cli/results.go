@@ -57,10 +57,51 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 func parseCommand(fs *flag.FlagSet, args []string, stdout io.Writer) (pos []string, help bool, err error) {
 	pos, err = parseFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, commandUsage(fs))
 		return nil, true, nil
 	}
 	return pos, false, err
+}
+
+// commandUsage is a command's --help: its synopsis, what it does, and
+// every flag with its default.
+func commandUsage(fs *flag.FlagSet) string {
+	var b strings.Builder
+	c := lookupCommand(fs.Name())
+	if c == nil {
+		c = &command{name: fs.Name()}
+	}
+	fmt.Fprintf(&b, "Usage: %s\n", c.synopsis())
+	if c.summary != "" {
+		fmt.Fprintf(&b, "\n%s\n", c.summary)
+	}
+	if c.more != "" {
+		fmt.Fprintf(&b, "%s\n", c.more)
+	}
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		b.WriteString("\nNo flags.\n")
+		return b.String()
+	}
+	b.WriteString("\nFlags:\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, text := flag.UnquoteUsage(f)
+		if arg != "" {
+			arg = " " + arg
+		}
+		fmt.Fprintf(&b, "  --%s%s\n        %s", f.Name, arg, text)
+		bf, isBool := f.Value.(interface{ IsBoolFlag() bool })
+		switch {
+		case strings.Contains(text, "default"):
+		case isBool && bf.IsBoolFlag() && f.DefValue == "false":
+			b.WriteString(" (default off)")
+		default:
+			fmt.Fprintf(&b, " (default %s)", f.DefValue)
+		}
+		b.WriteString("\n")
+	})
+	return b.String()
 }
 
 // loadRunArg loads the run of the one results directory a subcommand
