@@ -46,6 +46,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // command is one subcommand: the table below drives dispatch, the global
@@ -172,13 +174,13 @@ var errInterrupted = errors.New("interrupted")
 // arrived.
 type signalCause struct{ sig syscall.Signal }
 
-func (s signalCause) Error() string { return "received " + s.sig.String() }
+func (s signalCause) Error() string { return "received " + unix.SignalName(s.sig) }
 
 // interrupted returns the error of a run stopped by ctx, naming the signal.
 func interrupted(ctx context.Context) error {
 	var sc signalCause
 	if errors.As(context.Cause(ctx), &sc) {
-		return fmt.Errorf("%w by %s: nothing written", errInterrupted, sc.sig)
+		return fmt.Errorf("%w by %s: nothing written", errInterrupted, unix.SignalName(sc.sig))
 	}
 	return fmt.Errorf("%w: nothing written", errInterrupted)
 }
