@@ -44,6 +44,9 @@ type runConfig struct {
 	// outDefault says out was chosen by bpbench, so a name clash picks
 	// another name instead of failing.
 	outDefault bool
+	// slots counts the breakpoints a thread can hold (nil: probeSlots,
+	// which takes the debug-register lock).
+	slots func() (int, error)
 }
 
 func (rc *runConfig) mode() string {
@@ -254,7 +257,15 @@ func runExperiments(ctx context.Context, rc *runConfig, stdout, stderr io.Writer
 
 	run.Machine = harness.CollectMachine()
 	run.Machine.PinnedCPU = rc.opts.PinCPU
-	if n, perr := probeSlots(); perr == nil {
+	// Waits for the debug-register lock, here or in a case, are said.
+	var logw io.Writer = stderr
+	prev := kernlock.Notify.Swap(&logw)
+	defer kernlock.Notify.Store(prev)
+	slots := rc.slots
+	if slots == nil {
+		slots = probeSlots
+	}
+	if n, perr := slots(); perr == nil {
 		run.Machine.Slots = n
 	}
 
@@ -311,13 +322,12 @@ func runPlan(ctx context.Context, plan []plannedCase, count int, run *bench.Run,
 		defer bar.Finish()
 	}
 	// A case that must wait for another process's debug-register lock
-	// says so in the log, and the wait lands in its Noise.
-	var logw io.Writer = stderr
+	// says so in the log (above the bar), and the wait lands in its Noise.
 	if bar != nil {
-		logw = barClearing{bar: bar, w: stderr}
+		var logw io.Writer = barClearing{bar: bar, w: stderr}
+		prev := kernlock.Notify.Swap(&logw)
+		defer kernlock.Notify.Store(prev)
 	}
-	prev := kernlock.Notify.Swap(&logw)
-	defer kernlock.Notify.Store(prev)
 	var done int64
 	for i, p := range plan {
 		counter := fmt.Sprintf("[%d/%d]", i+1, len(plan))
