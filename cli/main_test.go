@@ -258,8 +258,23 @@ func TestRunRealExperiment(t *testing.T) {
 	if len(run.Results) == 0 || run.Mode != "quick" || run.Machine.GOOS == "" {
 		t.Fatalf("results.json: %d results, mode %q, machine %+v", len(run.Results), run.Mode, run.Machine)
 	}
+	var file runFile
+	if err := json.Unmarshal(js, &file); err != nil {
+		t.Fatal(err)
+	}
+	if len(file.Summaries) == 0 {
+		t.Error("results.json has no summaries")
+	}
+	for _, s := range file.Summaries {
+		if iv := s.CI["ns/op"]; iv.N != 2 || iv.From != "runs" || iv.Lo > iv.Median || iv.Median > iv.Hi {
+			t.Errorf("summary of %s: ns/op interval %+v, want one over the 2 runs", s.Name, iv)
+		}
+	}
 	perName := map[string]int{}
 	for _, r := range run.Results {
+		if r.Noise == nil {
+			t.Errorf("result %s records no noise", r.Name)
+		}
 		perName[r.Name]++
 		if r.Experiment != "exclusion" || r.NsPerOp <= 0 || r.Iterations <= 0 {
 			t.Errorf("result %+v: want experiment exclusion with positive ns/op and iterations", r)
@@ -340,7 +355,7 @@ func TestRunRecordsSkipsAndFailures(t *testing.T) {
 	exp := bench.Experiment{Name: "fixture", Cases: func(bench.Options) ([]bench.Case, error) { return []bench.Case{ok, skip, fail}, nil }}
 	out := filepath.Join(t.TempDir(), "res")
 	var o, e bytes.Buffer
-	err := runExperiments(context.Background(), &runConfig{exps: []bench.Experiment{exp}, count: 3, out: out}, &o, &e)
+	err := runExperiments(context.Background(), &runConfig{exps: []bench.Experiment{exp}, count: 3, out: out, slots: fixedSlots}, &o, &e)
 	if exitCode(context.Background(), err) != 1 {
 		t.Fatalf("err %v (exit %d), want a failure (exit 1)", err, exitCode(context.Background(), err))
 	}
@@ -682,6 +697,10 @@ func TestCompareTooFewSamples(t *testing.T) {
 	if !strings.Contains(stdout, "~") || !strings.Contains(stdout, "(n too small)") || !strings.Contains(stdout, "--count 5") || strings.Contains(stdout, "∞") {
 		t.Errorf("1+1 samples not reported as ~ with a note:\n%s", stdout)
 	}
+	code, _, stderr = invoke(t, context.Background(), "compare", "--format", "csv", mk(100), mk(50))
+	if code != 0 || !strings.Contains(stderr, "warning: 1 of 1 rows have fewer than 4 values on a side") {
+		t.Errorf("csv with 1+1 samples: exit %d, stderr %q: want a warning", code, stderr)
+	}
 }
 
 // requireBreakpoints skips when this machine cannot create breakpoints,
@@ -965,7 +984,7 @@ func TestRunRecordsNoiseAndLockWait(t *testing.T) {
 	go func() { <-seen; held.Unlock() }()
 	out := filepath.Join(t.TempDir(), "res")
 	// The slot probe would wait for the lock too, before any case.
-	rc := &runConfig{exps: []bench.Experiment{exp}, count: 1, out: out, slots: func() (int, error) { return 4, nil }}
+	rc := &runConfig{exps: []bench.Experiment{exp}, count: 1, out: out, slots: fixedSlots}
 	if err := runExperiments(context.Background(), rc, io.Discard, log); err != nil {
 		t.Fatalf("%v\n%s", err, log)
 	}

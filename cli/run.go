@@ -27,7 +27,7 @@ import (
 // when the experiments' own estimates exceed them.
 const (
 	quickBudget = 60 * time.Second
-	fullBudget  = 10 * time.Minute
+	fullBudget  = 12 * time.Minute
 )
 
 // fullCount is --full's default --count: Mann-Whitney U needs at least 4
