@@ -60,12 +60,14 @@ func fileSummaries(r *bench.Run) []fileSummary {
 // compactRun returns a copy of r whose histograms hold at most
 // maxCDFPoints rounded CDF points, only on the repetition of a case that
 // summarize picks (the one with the most samples), and whose batch values
-// are rounded. It is idempotent, so results.json round-trips.
+// are rounded, and kept only for cases run fewer than minSignificant
+// times. It is idempotent, so results.json round-trips.
 func compactRun(r *bench.Run) *bench.Run {
 	c := *r
 	c.Results = slices.Clone(r.Results)
-	keepLat, keepWin := map[string]int{}, map[string]int{}
+	keepLat, keepWin, reps := map[string]int{}, map[string]int{}, map[string]int{}
 	for i, res := range c.Results {
+		reps[res.Name]++
 		pick(keepLat, c.Results, i, res.Latency, func(x bench.Result) *bench.Histogram { return x.Latency })
 		pick(keepWin, c.Results, i, res.Window, func(x bench.Result) *bench.Histogram { return x.Window })
 	}
@@ -77,6 +79,11 @@ func compactRun(r *bench.Run) *bench.Run {
 			rn := *n
 			rn.LoadAvg1, rn.Busy, rn.Steal = roundSig(n.LoadAvg1, noiseDigits), roundSig(n.Busy, noiseDigits), roundSig(n.Steal, noiseDigits)
 			res.Noise = &rn
+		}
+		// With enough runs, the runs are the samples (of the summaries'
+		// intervals and of compare): nothing reads the batches.
+		if reps[res.Name] >= minSignificant {
+			res.Batches = nil
 		}
 		if res.Batches != nil {
 			b := make(map[string][]float64, len(res.Batches))

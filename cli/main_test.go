@@ -968,7 +968,9 @@ func TestRunRecordsNoiseAndLockWait(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer held.Unlock()
+	var release sync.Once
+	unlock := func() { release.Do(func() { held.Unlock() }) }
+	defer unlock()
 	wait := bench.Case{Name: "Fixture/case=lock", Estimate: time.Millisecond, Run: func(context.Context, int64, bench.Timer) (bench.Result, error) {
 		l, err := kernlock.Acquire()
 		if err != nil {
@@ -981,7 +983,7 @@ func TestRunRecordsNoiseAndLockWait(t *testing.T) {
 	exp := bench.Experiment{Name: "fixture", Cases: func(bench.Options) ([]bench.Case, error) { return []bench.Case{wait}, nil }}
 	log := &signalWriter{want: "waiting for the debug-register lock held by ", seen: make(chan struct{})}
 	seen := log.seen
-	go func() { <-seen; held.Unlock() }()
+	go func() { <-seen; unlock() }()
 	out := filepath.Join(t.TempDir(), "res")
 	// The slot probe would wait for the lock too, before any case.
 	rc := &runConfig{exps: []bench.Experiment{exp}, count: 1, out: out, slots: fixedSlots}
@@ -1042,8 +1044,8 @@ func TestResultsFileCompact(t *testing.T) {
 		if r.Latency.P50 != 12.345678901 || r.Latency.Count != run.Results[i].Latency.Count {
 			t.Errorf("histogram summary changed: %+v", r.Latency)
 		}
-		if b := r.Batches["ns/op"][0]; b != 1.2346 {
-			t.Errorf("batch value %v, want 5 significant digits", b)
+		if r.Batches != nil {
+			t.Errorf("5 runs of a case, yet its batches are kept: %v", r.Batches)
 		}
 	}
 	c := back.Results[1].Latency.CDF
@@ -1066,6 +1068,11 @@ func TestResultsFileCompact(t *testing.T) {
 	}
 	if !bytes.Equal(js, again) {
 		t.Error("results.json changes when written again")
+	}
+	// A case run once keeps its batches, rounded.
+	one := &bench.Run{Machine: run.Machine, Mode: "quick", Started: run.Started, Results: run.Results[:1]}
+	if b := compactRun(one).Results[0].Batches["ns/op"]; len(b) != 4 || b[0] != 1.2346 {
+		t.Errorf("batches of a single run %v, want all 4 at 5 significant digits", b)
 	}
 	if full, _ := json.Marshal(run); len(js) > len(full)/5 {
 		t.Errorf("results.json %d bytes, uncompacted %d: not compact", len(js), len(full))
