@@ -19,9 +19,12 @@
 //
 // run executes every case of the selected experiments (the quick suite
 // without flags) and writes DIR (default results/<host>-<date>) atomically:
-// bench.txt in the Go benchmark format that benchstat reads, results.json
-// with every figure and histogram (bench.Run), the plots under DIR/plots and
-// report.md. Cases that cannot run here are skipped with their reason; a
+// bench.txt in the Go benchmark format that benchstat reads (one line per
+// repetition, the commit and whether the tree was dirty among its
+// configuration lines), results.json with every figure, compact
+// histograms, the machine's noise during each case and every case's
+// median with its 95% interval (bench.Run plus "summaries"), the plots
+// under DIR/plots and report.md. Cases that cannot run here are skipped with their reason; a
 // case that fails is recorded in results.json and makes run exit 1 after
 // everything else is written. Ctrl-C stops the run, leaves nothing behind
 // and exits 130 (SIGTERM: 143). A run killed outright (SIGKILL) leaves
@@ -30,7 +33,9 @@
 //
 // plot draws PNG and SVG charts from DIR/results.json; report writes
 // DIR/report.md and prints it; compare puts two runs side by side with
-// Mann-Whitney U significance, as benchstat does; doctor says which
+// Mann-Whitney U significance, as benchstat does, over the runs of each
+// case or, for a case run fewer than 4 times, its within-run batches, with
+// a geomean per unit, as text, csv or json; doctor says which
 // breakpoint facilities this machine offers and which experiments will run.
 //
 // Bad flags, unknown names and unreadable result directories produce a
