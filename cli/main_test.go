@@ -3,15 +3,21 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"image/png"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +26,9 @@ import (
 
 	"bpbench/alloc"
 	"bpbench/bench"
+	"bpbench/bench/harness"
 	"bpbench/hwregs"
+	"bpbench/internal/kernlock"
 )
 
 // invoke runs one command in-process and returns its exit status and output.
@@ -78,6 +86,10 @@ func TestUsageErrors(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "no-such-dir")
 	notResults := t.TempDir()
 	os.WriteFile(filepath.Join(notResults, resultsFile), []byte("{not json"), 0o644)
+	emptyDir := t.TempDir()
+	emptyRun := t.TempDir()
+	os.WriteFile(filepath.Join(emptyRun, resultsFile), []byte("{}"), 0o644)
+	fixture := fixtureDir(t, "old")
 	tests := []struct {
 		args []string
 		want string // substring of the error line
@@ -100,6 +112,16 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"compare", missing}, "want two results directories"},
 		{[]string{"compare", missing, missing}, "compare: cannot read"},
 		{[]string{"doctor", "x"}, "doctor takes no arguments"},
+		{[]string{"run", "--experiments", ","}, `--experiments "," names no experiment (omit the flag for all; accepted: `},
+		{[]string{"run", "--experiments="}, `--experiments "" names no experiment`},
+		{[]string{"run", "--strategies", " , "}, `--strategies " , " names no strategy (omit the flag for all; accepted: `},
+		{[]string{"report", emptyDir}, emptyDir + " holds no results.json"},
+		{[]string{"plot", emptyDir}, emptyDir + " holds no results.json"},
+		{[]string{"report", emptyRun}, "results.json records no machine, mode, started"},
+		{[]string{"plot", emptyRun}, "results.json records no machine, mode, started"},
+		{[]string{"compare", emptyRun, fixture}, "compare: " + emptyRun + "/results.json records no machine"},
+		{[]string{"compare", "--format", "xml", fixture, fixture}, `--format "xml": want text, csv or json`},
+		{[]string{"help", "frobnicate"}, `help: unknown command "frobnicate"`},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
@@ -121,20 +143,82 @@ func TestUsageErrors(t *testing.T) {
 			if names := dirEntries(t, cwd); len(names) != 0 {
 				t.Errorf("wrote %v into the working directory", names)
 			}
-			if names := dirEntries(t, notResults); len(names) != 1 {
-				t.Errorf("results dir changed: %v", names)
+			for _, dir := range []string{notResults, emptyRun} {
+				if names := dirEntries(t, dir); len(names) != 1 {
+					t.Errorf("results dir changed: %v", names)
+				}
+			}
+			if names := dirEntries(t, emptyDir); len(names) != 0 {
+				t.Errorf("empty dir written to: %v", names)
 			}
 		})
 	}
 }
 
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"help"}, {"-h"}, {"run", "-h"}} {
-		code, stdout, _ := invoke(t, context.Background(), args...)
-		if code != 0 || !strings.Contains(stdout, "bpbench run [--quick|--full]") {
-			t.Errorf("%v: exit %d, stdout %q", args, code, stdout)
+	code, global, _ := invoke(t, context.Background(), "help")
+	if code != 0 {
+		t.Fatalf("help: exit %d", code)
+	}
+	for _, args := range [][]string{{"-h"}, {"--help"}} {
+		if code, stdout, _ := invoke(t, context.Background(), args...); code != 0 || stdout != global {
+			t.Errorf("%v: exit %d, not the global usage: %q", args, code, stdout)
 		}
 	}
+	for _, c := range commands {
+		if !strings.Contains(global, "  "+c.synopsis()+"\n") {
+			t.Errorf("global usage lacks %q", c.synopsis())
+		}
+		if c.name == "help" {
+			continue
+		}
+		code, own, _ := invoke(t, context.Background(), c.name, "--help")
+		if code != 0 || !strings.HasPrefix(own, "Usage: "+c.synopsis()+"\n") || own == global {
+			t.Errorf("%s --help: exit %d, not its own usage:\n%s", c.name, code, own)
+		}
+		if _, viaHelp, _ := invoke(t, context.Background(), "help", c.name); viaHelp != own {
+			t.Errorf("help %s differs from %s --help", c.name, c.name)
+		}
+		// Every flag is documented with its default.
+		fs := flagsOf(t, c.name)
+		fs.VisitAll(func(f *flag.Flag) {
+			i := strings.Index(own, "\n  --"+f.Name)
+			if i < 0 {
+				t.Errorf("%s --help does not document --%s:\n%s", c.name, f.Name, own)
+				return
+			}
+			entry, _, _ := strings.Cut(own[i+1:], "\n  --")
+			if !strings.Contains(entry, "default") {
+				t.Errorf("%s --help gives no default for --%s: %q", c.name, f.Name, entry)
+			}
+		})
+	}
+	_, run, _ := invoke(t, context.Background(), "run", "--help")
+	for _, want := range []string{"--pin-cpu CPU", "(default 0)", "--seed N", "(default 1)", "--count N", "5 for --full"} {
+		if !strings.Contains(run, want) {
+			t.Errorf("run --help lacks %q:\n%s", want, run)
+		}
+	}
+}
+
+// flagsOf returns the flags a command accepts, read from the usage error
+// that lists them.
+func flagsOf(t *testing.T, cmd string) *flag.FlagSet {
+	t.Helper()
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	_, _, stderr := invoke(t, context.Background(), cmd, "--no-such-flag")
+	_, list, ok := strings.Cut(stderr, "(accepted flags: ")
+	if !ok {
+		t.Fatalf("%s: no flag list in %q", cmd, stderr)
+	}
+	list = strings.TrimSuffix(strings.TrimSpace(list), ")")
+	if list == "none" {
+		return fs
+	}
+	for _, f := range strings.Split(list, ", ") {
+		fs.Bool(strings.TrimPrefix(f, "--"), false, "")
+	}
+	return fs
 }
 
 // TestRunRealExperiment runs the real exclusion experiment (model only,
@@ -174,8 +258,23 @@ func TestRunRealExperiment(t *testing.T) {
 	if len(run.Results) == 0 || run.Mode != "quick" || run.Machine.GOOS == "" {
 		t.Fatalf("results.json: %d results, mode %q, machine %+v", len(run.Results), run.Mode, run.Machine)
 	}
+	var file runFile
+	if err := json.Unmarshal(js, &file); err != nil {
+		t.Fatal(err)
+	}
+	if len(file.Summaries) == 0 {
+		t.Error("results.json has no summaries")
+	}
+	for _, s := range file.Summaries {
+		if iv := s.CI["ns/op"]; iv.N != 2 || iv.From != "runs" || iv.Lo > iv.Median || iv.Median > iv.Hi {
+			t.Errorf("summary of %s: ns/op interval %+v, want one over the 2 runs", s.Name, iv)
+		}
+	}
 	perName := map[string]int{}
 	for _, r := range run.Results {
+		if r.Noise == nil {
+			t.Errorf("result %s records no noise", r.Name)
+		}
 		perName[r.Name]++
 		if r.Experiment != "exclusion" || r.NsPerOp <= 0 || r.Iterations <= 0 {
 			t.Errorf("result %+v: want experiment exclusion with positive ns/op and iterations", r)
@@ -199,7 +298,7 @@ func TestRunRealExperiment(t *testing.T) {
 			t.Fatalf("bench.txt: %v", rec)
 		case *benchfmt.Result:
 			lines++
-			for _, k := range []string{"goos", "goarch", "cpu", "kernel", "gomaxprocs", "pinned-cpu", "slots", "commit"} {
+			for _, k := range []string{"goos", "goarch", "cpu", "kernel", "gomaxprocs", "pinned-cpu", "slots", "commit", "dirty"} {
 				if rec.GetConfig(k) == "" {
 					t.Errorf("bench.txt result %s lacks config %q", rec.Name, k)
 				}
@@ -256,9 +355,9 @@ func TestRunRecordsSkipsAndFailures(t *testing.T) {
 	exp := bench.Experiment{Name: "fixture", Cases: func(bench.Options) ([]bench.Case, error) { return []bench.Case{ok, skip, fail}, nil }}
 	out := filepath.Join(t.TempDir(), "res")
 	var o, e bytes.Buffer
-	err := runExperiments(context.Background(), &runConfig{exps: []bench.Experiment{exp}, count: 3, out: out}, &o, &e)
-	if exitCode(err) != 1 {
-		t.Fatalf("err %v (exit %d), want a failure (exit 1)", err, exitCode(err))
+	err := runExperiments(context.Background(), &runConfig{exps: []bench.Experiment{exp}, count: 3, out: out, slots: fixedSlots}, &o, &e)
+	if exitCode(context.Background(), err) != 1 {
+		t.Fatalf("err %v (exit %d), want a failure (exit 1)", err, exitCode(context.Background(), err))
 	}
 	run, lerr := loadRun(out)
 	if lerr != nil {
@@ -595,8 +694,12 @@ func TestCompareTooFewSamples(t *testing.T) {
 	if code != 0 {
 		t.Fatal(stderr)
 	}
-	if !strings.Contains(stdout, "~") || !strings.Contains(stdout, "(n too small)") || !strings.Contains(stdout, "--count 5") {
+	if !strings.Contains(stdout, "~") || !strings.Contains(stdout, "(n too small)") || !strings.Contains(stdout, "--count 5") || strings.Contains(stdout, "∞") {
 		t.Errorf("1+1 samples not reported as ~ with a note:\n%s", stdout)
+	}
+	code, _, stderr = invoke(t, context.Background(), "compare", "--format", "csv", mk(100), mk(50))
+	if code != 0 || !strings.Contains(stderr, "warning: 1 of 1 rows have fewer than 4 values on a side") {
+		t.Errorf("csv with 1+1 samples: exit %d, stderr %q: want a warning", code, stderr)
 	}
 }
 
@@ -646,5 +749,332 @@ func TestProbeSlots(t *testing.T) {
 	n, err := probeSlots()
 	if err != nil || n != 4 {
 		t.Errorf("probeSlots = %d, %v; want the 4 x86 debug registers", n, err)
+	}
+}
+
+// writeRunDir writes run as `bpbench run` would (results.json and
+// bench.txt) into a new directory.
+func writeRunDir(t *testing.T, run *bench.Run) string {
+	t.Helper()
+	dir := t.TempDir()
+	js, err := marshalRun(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bt bytes.Buffer
+	if err := writeBench(&bt, run); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, resultsFile), js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, benchFile), bt.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// compareCSV runs compare --format csv and returns its rows by
+// "name unit".
+func compareCSV(t *testing.T, old, new string) map[string][]string {
+	t.Helper()
+	code, stdout, stderr := invoke(t, context.Background(), "compare", "--format", "csv", old, new)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	recs, err := csv.NewReader(strings.NewReader(stdout)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "name,unit,old_median,new_median,delta_pct,p_value,significant"; strings.Join(recs[0], ",") != want {
+		t.Fatalf("csv header %v, want %s", recs[0], want)
+	}
+	rows := map[string][]string{}
+	for _, r := range recs[1:] {
+		if strings.HasPrefix(r[0], "Benchmark") || regexp.MustCompile(`-\d+$`).MatchString(r[0]) {
+			t.Errorf("csv name %q keeps the Benchmark prefix or the -N suffix", r[0])
+		}
+		rows[r[0]+" "+r[1]] = r
+	}
+	return rows
+}
+
+// TestCompareDetectsShift: the fixture's cases ran 5 times with about 2%
+// noise; a copy with every Update case 10% slower is reported significant
+// at p < 0.05 on every Update row, and nothing else moves. An identical
+// copy shows no significant change at all.
+func TestCompareDetectsShift(t *testing.T) {
+	base := fixtureDir(t, "old")
+	run, err := loadRun(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slower := *run
+	slower.Results = slices.Clone(run.Results)
+	updates := map[string]bool{}
+	for i := range slower.Results {
+		if r := &slower.Results[i]; strings.HasPrefix(r.Name, "Update/") {
+			r.NsPerOp *= 1.10
+			updates[r.Name] = true
+		}
+	}
+	rows := compareCSV(t, base, writeRunDir(t, &slower))
+	if len(updates) == 0 {
+		t.Fatal("fixture has no Update cases")
+	}
+	for key, r := range rows {
+		name, unit, _ := strings.Cut(key, " ")
+		p, _ := strconv.ParseFloat(r[5], 64)
+		delta, _ := strconv.ParseFloat(r[4], 64)
+		if updates[name] && unit == "ns/op" {
+			if r[6] != "true" || !(p < 0.05) || math.Abs(delta-10) > 0.01 {
+				t.Errorf("%s: +10%% not significant: %v", key, r)
+			}
+		} else if r[6] != "false" {
+			t.Errorf("%s: unchanged yet significant: %v", key, r)
+		}
+	}
+	for key, r := range compareCSV(t, base, writeRunDir(t, run)) {
+		if r[6] != "false" || r[4] != "0" {
+			t.Errorf("%s: identical copy differs: %v", key, r)
+		}
+	}
+}
+
+// TestCompareBatches: runs of count 1 carry within-run batches, which
+// compare uses as its samples: a 10% shift under 6% batch-to-batch noise
+// (the median case-to-case spread of the reference run) is significant.
+func TestCompareBatches(t *testing.T) {
+	// Deterministic noise: 12 batches at fixed normal quantiles, shuffled.
+	z := []float64{-1.73, -1.15, -0.81, -0.55, -0.32, -0.1, 0.1, 0.32, 0.55, 0.81, 1.15, 1.73}
+	mk := func(scale float64) *bench.Run {
+		run := &bench.Run{Machine: bench.Machine{GOOS: "linux", GOARCH: "amd64", GOMAXPROCS: 2}, Mode: "quick", Started: time.Unix(1e9, 0).UTC()}
+		for c, ns := range []float64{50, 1600, 4400} {
+			var b []float64
+			for i := range z {
+				b = append(b, scale*ns*(1+0.06*z[(i*5+c)%len(z)]))
+			}
+			run.Results = append(run.Results, bench.Result{
+				Experiment: "update", Name: fmt.Sprintf("Update/case=%d", c), Iterations: 1000,
+				NsPerOp: median(b), Batches: map[string][]float64{"ns/op": b},
+			})
+		}
+		return run
+	}
+	old := writeRunDir(t, mk(1))
+	rows := compareCSV(t, old, writeRunDir(t, mk(1.10)))
+	if len(rows) != 3 {
+		t.Fatalf("rows %v", rows)
+	}
+	for key, r := range rows {
+		if r[6] != "true" {
+			t.Errorf("%s: 10%% shift over batches not significant: %v", key, r)
+		}
+	}
+	code, stdout, _ := invoke(t, context.Background(), "compare", old, writeRunDir(t, mk(1.10)))
+	if code != 0 || !strings.Contains(stdout, "n=12 batches") || !strings.Contains(stdout, "within-run batches") || strings.Contains(stdout, "∞") {
+		t.Errorf("text output does not say the samples are batches:\n%s", stdout)
+	}
+	for key, r := range compareCSV(t, old, writeRunDir(t, mk(1))) {
+		if r[6] != "false" {
+			t.Errorf("%s: identical batches significant: %v", key, r)
+		}
+	}
+}
+
+func TestCompareFormatsAndGeomean(t *testing.T) {
+	old, new := fixtureDir(t, "old"), fixtureDir(t, "new")
+	code, stdout, stderr := invoke(t, context.Background(), "compare", "--format", "json", old, new)
+	if code != 0 {
+		t.Fatal(stderr)
+	}
+	var out struct {
+		Rows []struct {
+			Name        string   `json:"name"`
+			Unit        string   `json:"unit"`
+			P           *float64 `json:"p_value"`
+			Significant bool     `json:"significant"`
+			OldCI       Interval `json:"old_ci"`
+		} `json:"rows"`
+		Geomeans []geomean `json:"geomeans"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	if len(out.Rows) == 0 || out.Rows[0].Unit != "ns/op" || out.Rows[0].P == nil || out.Rows[0].OldCI.N != 5 {
+		t.Errorf("json rows: %+v", out.Rows[:min(1, len(out.Rows))])
+	}
+	var g *geomean
+	for i := range out.Geomeans {
+		if out.Geomeans[i].Unit == "ns/op" {
+			g = &out.Geomeans[i]
+		}
+	}
+	// new is the fixture at 0.8x the time.
+	if g == nil || g.DeltaPct > -18 || g.DeltaPct < -22 {
+		t.Errorf("ns/op geomean %+v, want about -20%%", g)
+	}
+	_, text, _ := invoke(t, context.Background(), "compare", old, new)
+	if !strings.Contains(text, "\ngeomean ") || strings.Contains(text, "∞") {
+		t.Errorf("text output lacks a geomean row or prints ∞:\n%s", text)
+	}
+}
+
+func TestCompareSelfWarns(t *testing.T) {
+	dir := fixtureDir(t, "old")
+	code, _, stderr := invoke(t, context.Background(), "compare", dir, dir+"/")
+	if code != 0 || !strings.Contains(stderr, "warning: comparing "+dir+" with itself") {
+		t.Errorf("exit %d, stderr %q: want a warning", code, stderr)
+	}
+	other := fixtureDir(t, "new")
+	if _, _, stderr := invoke(t, context.Background(), "compare", dir, other); stderr != "" {
+		t.Errorf("two directories: stderr %q", stderr)
+	}
+}
+
+// signalWriter passes writes to a buffer and closes seen the first time
+// the text written so far holds want.
+type signalWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan struct{}
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	if w.seen != nil && strings.Contains(w.buf.String(), w.want) {
+		close(w.seen)
+		w.seen = nil
+	}
+	return n, err
+}
+
+func (w *signalWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// TestRunRecordsNoiseAndLockWait: every result carries the machine's
+// noise, and a case that must wait for the debug-register lock says so
+// in the log and records the wait. The test holds the lock itself (flock
+// conflicts between two opens even within one process) and releases it
+// once the waiting message is out.
+func TestRunRecordsNoiseAndLockWait(t *testing.T) {
+	held, err := kernlock.Acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var release sync.Once
+	unlock := func() { release.Do(func() { held.Unlock() }) }
+	defer unlock()
+	wait := bench.Case{Name: "Fixture/case=lock", Estimate: time.Millisecond, Run: func(context.Context, int64, bench.Timer) (bench.Result, error) {
+		l, err := kernlock.Acquire()
+		if err != nil {
+			return bench.Result{}, err
+		}
+		l.Unlock()
+		// What only the experiment can see is kept.
+		return bench.Result{Iterations: 1, NsPerOp: 1, Noise: &harness.Noise{PinLost: 2}}, nil
+	}}
+	exp := bench.Experiment{Name: "fixture", Cases: func(bench.Options) ([]bench.Case, error) { return []bench.Case{wait}, nil }}
+	log := &signalWriter{want: "waiting for the debug-register lock held by ", seen: make(chan struct{})}
+	seen := log.seen
+	go func() { <-seen; unlock() }()
+	out := filepath.Join(t.TempDir(), "res")
+	// The slot probe would wait for the lock too, before any case.
+	rc := &runConfig{exps: []bench.Experiment{exp}, count: 1, out: out, slots: fixedSlots}
+	if err := runExperiments(context.Background(), rc, io.Discard, log); err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	if !strings.Contains(log.String(), "waiting for the debug-register lock held by PID ") {
+		t.Errorf("log does not name the holder: %q", log)
+	}
+	run, err := loadRun(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := run.Results[0].Noise
+	if n == nil || n.LockWait <= 0 || n.PinLost != 2 || n.RunnableMax < 1 || !n.Loaded() {
+		t.Errorf("noise %+v: want the lock wait, the experiment's PinLost and the runnable tasks", n)
+	}
+	if kernlock.Notify.Load() != nil {
+		t.Error("run left kernlock.Notify pointing at its log")
+	}
+}
+
+// TestResultsFileCompact: results.json keeps a bounded number of rounded
+// CDF points, on the repetition the plots draw only, and carries every
+// case's intervals; compacting twice changes nothing.
+func TestResultsFileCompact(t *testing.T) {
+	var cdf []bench.CDFPoint
+	for i := 1; i <= 1000; i++ {
+		cdf = append(cdf, bench.CDFPoint{NS: 10 * math.Pow(1.01, float64(i)), Fraction: 1 - math.Pow(0.99, float64(i))})
+	}
+	hist := func(count uint64) *bench.Histogram {
+		return &bench.Histogram{Count: count, P50: 12.345678901, CDF: cdf}
+	}
+	run := &bench.Run{Machine: bench.Machine{GOOS: "linux", GOARCH: "amd64"}, Mode: "full", Started: time.Unix(1e9, 0).UTC()}
+	for i, count := range []uint64{10, 30, 30, 20, 5} {
+		run.Results = append(run.Results, bench.Result{Name: "Update/op=modify", Iterations: 10, NsPerOp: 10 + float64(i), Latency: hist(count),
+			Batches: map[string][]float64{"ns/op": {1.23456789, 2, 3, 4}}})
+	}
+	js, err := marshalRun(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		bench.Run
+		Summaries []fileSummary `json:"summaries"`
+	}
+	if err := json.Unmarshal(js, &back); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range back.Results {
+		n := len(r.Latency.CDF)
+		switch {
+		case i == 1 && (n == 0 || n > maxCDFPoints):
+			t.Errorf("plotted repetition keeps %d CDF points, want 1..%d", n, maxCDFPoints)
+		case i != 1 && n != 0:
+			t.Errorf("repetition %d keeps %d CDF points no plot draws", i, n)
+		}
+		if r.Latency.P50 != 12.345678901 || r.Latency.Count != run.Results[i].Latency.Count {
+			t.Errorf("histogram summary changed: %+v", r.Latency)
+		}
+		if r.Batches != nil {
+			t.Errorf("5 runs of a case, yet its batches are kept: %v", r.Batches)
+		}
+	}
+	c := back.Results[1].Latency.CDF
+	if c[0].NS != 10.1 || c[len(c)-1].Fraction != roundSig(cdf[len(cdf)-1].Fraction, cdfDigits+2) {
+		t.Errorf("thinned CDF lost its ends: %v ... %v", c[0], c[len(c)-1])
+	}
+	var p99 bool
+	for _, p := range c {
+		p99 = p99 || (p.Fraction >= 0.99 && p.Fraction < 0.9901)
+	}
+	if !p99 {
+		t.Errorf("thinned CDF lost the p99 point: %v", c)
+	}
+	if len(back.Summaries) != 1 || back.Summaries[0].Reps != 5 || back.Summaries[0].CI["ns/op"].N != 5 || back.Summaries[0].CI["ns/op"].Median != 12 {
+		t.Errorf("summaries %+v", back.Summaries)
+	}
+	again, err := marshalRun(&back.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(js, again) {
+		t.Error("results.json changes when written again")
+	}
+	// A case run once keeps its batches, rounded.
+	one := &bench.Run{Machine: run.Machine, Mode: "quick", Started: run.Started, Results: run.Results[:1]}
+	if b := compactRun(one).Results[0].Batches["ns/op"]; len(b) != 4 || b[0] != 1.2346 {
+		t.Errorf("batches of a single run %v, want all 4 at 5 significant digits", b)
+	}
+	if full, _ := json.Marshal(run); len(js) > len(full)/5 {
+		t.Errorf("results.json %d bytes, uncompacted %d: not compact", len(js), len(full))
 	}
 }

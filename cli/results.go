@@ -57,10 +57,51 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 func parseCommand(fs *flag.FlagSet, args []string, stdout io.Writer) (pos []string, help bool, err error) {
 	pos, err = parseFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, commandUsage(fs))
 		return nil, true, nil
 	}
 	return pos, false, err
+}
+
+// commandUsage is a command's --help: its synopsis, what it does, and
+// every flag with its default.
+func commandUsage(fs *flag.FlagSet) string {
+	var b strings.Builder
+	c := lookupCommand(fs.Name())
+	if c == nil {
+		c = &command{name: fs.Name()}
+	}
+	fmt.Fprintf(&b, "Usage: %s\n", c.synopsis())
+	if c.summary != "" {
+		fmt.Fprintf(&b, "\n%s\n", c.summary)
+	}
+	if c.more != "" {
+		fmt.Fprintf(&b, "%s\n", c.more)
+	}
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		b.WriteString("\nNo flags.\n")
+		return b.String()
+	}
+	b.WriteString("\nFlags:\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, text := flag.UnquoteUsage(f)
+		if arg != "" {
+			arg = " " + arg
+		}
+		fmt.Fprintf(&b, "  --%s%s\n        %s", f.Name, arg, text)
+		bf, isBool := f.Value.(interface{ IsBoolFlag() bool })
+		switch {
+		case strings.Contains(text, "default"):
+		case isBool && bf.IsBoolFlag() && f.DefValue == "false":
+			b.WriteString(" (default off)")
+		default:
+			fmt.Fprintf(&b, " (default %s)", f.DefValue)
+		}
+		b.WriteString("\n")
+	})
+	return b.String()
 }
 
 // loadRunArg loads the run of the one results directory a subcommand
@@ -85,12 +126,32 @@ func flagNames(fs *flag.FlagSet) string {
 // error: the user named the wrong directory.
 func loadRun(dir string) (*bench.Run, error) {
 	b, err := os.ReadFile(filepath.Join(dir, resultsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		if st, serr := os.Stat(dir); serr == nil && st.IsDir() {
+			return nil, usagef("%s holds no %s (want a directory written by `bpbench run`)", dir, resultsFile)
+		}
+	}
 	if err != nil {
 		return nil, usagef("cannot read results directory %q: %v (want a directory written by `bpbench run`, holding %s)", dir, unwrapPath(err), resultsFile)
 	}
 	var r bench.Run
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, usagef("cannot parse %s: %v (want the bench.Run JSON written by `bpbench run`)", filepath.Join(dir, resultsFile), err)
+	}
+	// A report of a run that says nothing of where and how it ran would
+	// look complete and mean nothing.
+	var missing []string
+	if r.Machine.GOOS == "" || r.Machine.GOARCH == "" {
+		missing = append(missing, "machine")
+	}
+	if r.Mode == "" {
+		missing = append(missing, "mode")
+	}
+	if r.Started.IsZero() {
+		missing = append(missing, "started")
+	}
+	if len(missing) > 0 {
+		return nil, usagef("%s records no %s (want the results of a `bpbench run`, which records its machine and configuration)", filepath.Join(dir, resultsFile), strings.Join(missing, ", "))
 	}
 	return &r, nil
 }
@@ -133,8 +194,11 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
+// marshalRun encodes results.json: r in compact form (see compactRun)
+// plus the summaries, per case, of every unit's median and interval.
 func marshalRun(r *bench.Run) ([]byte, error) {
-	b, err := json.MarshalIndent(r, "", "  ")
+	c := compactRun(r)
+	b, err := json.Marshal(runFile{Run: c, Summaries: fileSummaries(c)})
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s: %w", resultsFile, err)
 	}
@@ -149,6 +213,10 @@ func benchConfig(r *bench.Run) []benchfmt.Config {
 	if m.Slots > 0 {
 		slots = strconv.Itoa(m.Slots)
 	}
+	dirty := "unknown" // without a commit there is no tree to call clean
+	if m.Commit != "" {
+		dirty = strconv.FormatBool(m.Dirty)
+	}
 	kv := [][2]string{
 		{"goos", m.GOOS},
 		{"goarch", m.GOARCH},
@@ -158,6 +226,7 @@ func benchConfig(r *bench.Run) []benchfmt.Config {
 		{"pinned-cpu", strconv.Itoa(m.PinnedCPU)},
 		{"slots", slots},
 		{"commit", m.Commit},
+		{"dirty", dirty},
 		{"mode", r.Mode},
 	}
 	var cfg []benchfmt.Config

@@ -20,14 +20,20 @@ import (
 	"bpbench/alloc"
 	"bpbench/bench"
 	"bpbench/bench/harness"
+	"bpbench/internal/kernlock"
 )
 
 // Time budgets of the two suites on the reference 2-core machine; run warns
 // when the experiments' own estimates exceed them.
 const (
 	quickBudget = 60 * time.Second
-	fullBudget  = 10 * time.Minute
+	fullBudget  = 12 * time.Minute
 )
+
+// fullCount is --full's default --count: Mann-Whitney U needs at least 4
+// values a side before any difference can reach p < 0.05, and 5 gives
+// the median's order-statistic interval 94% coverage.
+const fullCount = 5
 
 // runConfig is a validated `bpbench run` command line.
 type runConfig struct {
@@ -38,6 +44,9 @@ type runConfig struct {
 	// outDefault says out was chosen by bpbench, so a name clash picks
 	// another name instead of failing.
 	outDefault bool
+	// slots counts the breakpoints a thread can hold (nil: probeSlots,
+	// which takes the debug-register lock).
+	slots func() (int, error)
 }
 
 func (rc *runConfig) mode() string {
@@ -56,14 +65,14 @@ func (rc *runConfig) budget() time.Duration {
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	quick := fs.Bool("quick", false, "run the quick suite (default)")
-	full := fs.Bool("full", false, "run the full suite")
-	expList := fs.String("experiments", "", "comma-separated experiments (default: all)")
-	stratList := fs.String("strategies", "", "comma-separated alloc strategies (default: all)")
-	count := fs.Int("count", 0, "repetitions of each case (quick: 1, full: 3)")
-	out := fs.String("out", "", "results directory (default results/<host>-<date>)")
-	pin := fs.Int("pin-cpu", 0, "CPU that tracer threads pin to")
-	seed := fs.Int64("seed", 1, "seed of every random choice")
+	quick := fs.Bool("quick", false, "run the quick suite (the default when neither --quick nor --full is given; about a minute)")
+	full := fs.Bool("full", false, "run the full suite (about 12 minutes)")
+	expList := fs.String("experiments", "", "comma-separated `LIST` of experiments to run (default: all; accepted: "+experimentNames()+")")
+	stratList := fs.String("strategies", "", "comma-separated `LIST` of alloc strategies the model experiments use (default: all; accepted: "+strategyNames()+")")
+	count := fs.Int("count", 0, "repetitions `N` of each case (default: 1 for --quick, "+fmt.Sprint(fullCount)+" for --full)")
+	out := fs.String("out", "", "new results directory `DIR` (default: results/<host>-<date>, with -2, -3... when taken)")
+	pin := fs.Int("pin-cpu", 0, "`CPU` that tracer threads and tracees pin to, in [0, NumCPU)")
+	seed := fs.Int64("seed", 1, "seed `N` of every random choice (workloads, address picks)")
 	pos, help, err := parseCommand(fs, args, stdout)
 	if help || err != nil {
 		return err
@@ -79,7 +88,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	rc := &runConfig{opts: bench.Options{Full: *full, PinCPU: *pin, Seed: *seed}, out: *out}
 	switch {
 	case !set["count"] && *full:
-		rc.count = 3
+		rc.count = fullCount
 	case !set["count"]:
 		rc.count = 1
 	case *count < 1:
@@ -89,6 +98,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if *pin < 0 || *pin >= runtime.NumCPU() {
 		return usagef("run: --pin-cpu %d: out of range [0, %d)", *pin, runtime.NumCPU())
+	}
+	// An explicit list that names nothing ("--experiments ,") is a
+	// mistake, not a request for everything.
+	if set["experiments"] && len(splitList(*expList)) == 0 {
+		return usagef("run: --experiments %q names no experiment (omit the flag for all; accepted: %s)", *expList, experimentNames())
+	}
+	if set["strategies"] && len(splitList(*stratList)) == 0 {
+		return usagef("run: --strategies %q names no strategy (omit the flag for all; accepted: %s)", *stratList, strategyNames())
 	}
 	if rc.exps, err = selectExperiments(*expList); err != nil {
 		return err
@@ -158,6 +175,13 @@ func selectExperiments(list string) ([]bench.Experiment, error) {
 	return exps, nil
 }
 
+func strategyNames() string {
+	if have := alloc.Strategies(); len(have) > 0 {
+		return strings.Join(have, ", ")
+	}
+	return "none registered"
+}
+
 // selectStrategies validates --strategies against alloc.Strategies(); nil
 // means all.
 func selectStrategies(list string) ([]string, error) {
@@ -165,11 +189,7 @@ func selectStrategies(list string) ([]string, error) {
 	have := alloc.Strategies()
 	for _, n := range names {
 		if !slices.Contains(have, n) {
-			accepted := strings.Join(have, ", ")
-			if accepted == "" {
-				accepted = "none registered"
-			}
-			return nil, usagef("run: --strategies: unknown strategy %q (accepted: %s)", n, accepted)
+			return nil, usagef("run: --strategies: unknown strategy %q (accepted: %s)", n, strategyNames())
 		}
 	}
 	return names, nil
@@ -223,7 +243,8 @@ func runExperiments(ctx context.Context, rc *runConfig, stdout, stderr io.Writer
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("run: creating %s: %w", parent, err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(rc.out)+".partial-")
+	removeStalePartials(parent, stderr)
+	tmp, err := os.MkdirTemp(parent, partialPattern(filepath.Base(rc.out)))
 	if err != nil {
 		return fmt.Errorf("run: creating a temporary results directory: %w", err)
 	}
@@ -236,7 +257,15 @@ func runExperiments(ctx context.Context, rc *runConfig, stdout, stderr io.Writer
 
 	run.Machine = harness.CollectMachine()
 	run.Machine.PinnedCPU = rc.opts.PinCPU
-	if n, perr := probeSlots(); perr == nil {
+	// Waits for the debug-register lock, here or in a case, are said.
+	var logw io.Writer = stderr
+	prev := kernlock.Notify.Swap(&logw)
+	defer kernlock.Notify.Store(prev)
+	slots := rc.slots
+	if slots == nil {
+		slots = probeSlots
+	}
+	if n, perr := slots(); perr == nil {
 		run.Machine.Slots = n
 	}
 
@@ -249,8 +278,7 @@ func runExperiments(ctx context.Context, rc *runConfig, stdout, stderr io.Writer
 		return err
 	}
 	if ctx.Err() != nil {
-		fmt.Fprintln(stderr, "interrupted: nothing written")
-		return errInterrupted
+		return interrupted(ctx)
 	}
 	out, err := commitDir(tmp, rc.out, rc.outDefault)
 	if err != nil {
@@ -293,6 +321,13 @@ func runPlan(ctx context.Context, plan []plannedCase, count int, run *bench.Run,
 		)
 		defer bar.Finish()
 	}
+	// A case that must wait for another process's debug-register lock
+	// says so in the log (above the bar), and the wait lands in its Noise.
+	if bar != nil {
+		var logw io.Writer = barClearing{bar: bar, w: stderr}
+		prev := kernlock.Notify.Swap(&logw)
+		defer kernlock.Notify.Store(prev)
+	}
 	var done int64
 	for i, p := range plan {
 		counter := fmt.Sprintf("[%d/%d]", i+1, len(plan))
@@ -319,7 +354,9 @@ func runPlan(ctx context.Context, plan []plannedCase, count int, run *bench.Run,
 				bar.Describe(desc)
 				stop = creep(bar, done, est)
 			}
+			probe := harness.StartNoise()
 			res, err := p.c.Run(ctx, 0, bench.NopTimer)
+			noise := probe.Stop()
 			stop()
 			done += est
 			if bar != nil {
@@ -329,8 +366,7 @@ func runPlan(ctx context.Context, plan []plannedCase, count int, run *bench.Run,
 				if bar != nil {
 					bar.Clear()
 				}
-				fmt.Fprintln(stderr, "interrupted: nothing written")
-				return errInterrupted
+				return interrupted(ctx)
 			}
 			if errors.Is(err, bench.ErrSkip) {
 				run.Skipped = append(run.Skipped, bench.Skip{Experiment: p.exp, Name: p.c.Name, Reason: err.Error()})
@@ -352,6 +388,12 @@ func runPlan(ctx context.Context, plan []plannedCase, count int, run *bench.Run,
 			if res.Name == "" {
 				res.Name = p.c.Name
 			}
+			// The experiment may have filled in what only it can see
+			// (PinLost); the probe adds the machine's side.
+			if res.Noise != nil {
+				noise.PinLost = max(noise.PinLost, res.Noise.PinLost)
+			}
+			res.Noise = &noise
 			run.Results = append(run.Results, res)
 		}
 		if ok && bar == nil {
@@ -359,6 +401,17 @@ func runPlan(ctx context.Context, plan []plannedCase, count int, run *bench.Run,
 		}
 	}
 	return nil
+}
+
+// barClearing writes a line above the progress bar.
+type barClearing struct {
+	bar *progressbar.ProgressBar
+	w   io.Writer
+}
+
+func (b barClearing) Write(p []byte) (int, error) {
+	b.bar.Clear()
+	return b.w.Write(p)
 }
 
 // roundDuration keeps two or three significant digits of a case's time.

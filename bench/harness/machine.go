@@ -2,11 +2,14 @@ package harness
 
 import (
 	"bufio"
+	"context"
 	"os"
 	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,8 +24,8 @@ func CollectMachine() Machine {
 		GoVersion:  runtime.Version(),
 		CPUModel:   cpuModel(),
 		Kernel:     KernelRelease(),
-		Commit:     commit(),
 	}
+	m.Commit, m.Dirty = commit()
 	m.Host, _ = os.Hostname()
 	return m
 }
@@ -52,12 +55,13 @@ func cpuModel() string {
 	return "unknown"
 }
 
-// commit returns the VCS revision the binary was built from, or, when the
-// build carries none (go run, -buildvcs=false), the HEAD of the git
-// checkout in the working directory, with "-dirty" when it has changes.
-func commit() string {
+// commit returns the VCS revision the binary was built from and whether
+// its tree was dirty, or, when the build carries none (go run,
+// -buildvcs=false), the HEAD of the git checkout in the working directory
+// and whether it has uncommitted changes to tracked files. Without git or
+// a checkout it returns "".
+func commit() (rev string, dirty bool) {
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		rev, dirty := "", false
 		for _, s := range bi.Settings {
 			switch s.Key {
 			case "vcs.revision":
@@ -67,19 +71,28 @@ func commit() string {
 			}
 		}
 		if rev != "" {
-			if dirty {
-				rev += "-dirty"
-			}
-			return rev
+			return rev, dirty
 		}
 	}
-	out, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	out, err := git("rev-parse", "HEAD")
 	if err != nil {
-		return ""
+		return "", false
 	}
-	rev := strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
-		rev += "-dirty"
+	st, err := git("status", "--porcelain", "--untracked-files=no")
+	return strings.TrimSpace(out), err == nil && strings.TrimSpace(st) != ""
+}
+
+// git runs one git command in the working directory; it dies with this
+// process and cannot hang the run.
+func git(args ...string) (string, error) {
+	path, err := exec.LookPath("git")
+	if err != nil {
+		return "", err
 	}
-	return rev
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.Output() // waits: the child is reaped on every path
+	return string(out), err
 }

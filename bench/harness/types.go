@@ -11,6 +11,10 @@ type Machine struct {
 	Kernel     string `json:"kernel"`
 	GoVersion  string `json:"go_version"`
 	Commit     string `json:"commit,omitempty"`
+	// Dirty says the working tree had uncommitted changes to tracked
+	// files when the binary was built (or, without build VCS stamps,
+	// when the run started).
+	Dirty bool `json:"dirty"`
 	// Slots is the number of breakpoints one thread could hold when the
 	// run started (probed with perf_event_open; 0 when unknown).
 	Slots int `json:"slots,omitempty"`
