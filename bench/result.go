@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"bpbench/bench/harness"
+	"bpbench/conform"
 )
 
 // ErrSkip is wrapped by a case that cannot run on this machine; the message
@@ -87,6 +88,10 @@ type Run struct {
 	Skipped  []Skip        `json:"skipped,omitempty"`
 	// Failed lists cases that returned an error other than a skip.
 	Failed []Failure `json:"failed,omitempty"`
+	// Conformance is the model checked in lockstep against the live
+	// kernel at the start of the run (conform.Run, quick form), with the
+	// kernel facts the model assumes; Note says why when it could not run.
+	Conformance *conform.Report `json:"conformance,omitempty"`
 }
 
 // Failure records a case that failed and its error.

@@ -26,7 +26,7 @@ const childEnv = "BPBENCH_CLI_TEST_CHILD_OUT"
 func TestMain(m *testing.M) {
 	if out := os.Getenv(childEnv); out != "" {
 		os.Exit(withSignals(func(ctx context.Context) int {
-			return finish(ctx, runExperiments(ctx, &runConfig{exps: []bench.Experiment{blockingExperiment()}, count: 1, out: out, slots: fixedSlots}, os.Stdout, os.Stderr), os.Stderr)
+			return finish(ctx, runExperiments(ctx, &runConfig{exps: []bench.Experiment{blockingExperiment()}, count: 1, out: out, slots: fixedSlots, conform: noConform}, os.Stdout, os.Stderr), os.Stderr)
 		}))
 	}
 	os.Exit(m.Run())
@@ -138,7 +138,7 @@ func TestStalePartialRemoved(t *testing.T) {
 	}
 	out := filepath.Join(parent, "res")
 	var o, e bytes.Buffer
-	if err := runExperiments(context.Background(), &runConfig{exps: []bench.Experiment{okExperiment()}, count: 1, out: out, slots: fixedSlots}, &o, &e); err != nil {
+	if err := runExperiments(context.Background(), &runConfig{exps: []bench.Experiment{okExperiment()}, count: 1, out: out, slots: fixedSlots, conform: noConform}, &o, &e); err != nil {
 		t.Fatalf("%v\n%s", err, e.String())
 	}
 	want := fmt.Sprintf("removed stale partial directory %s (its run, PID %d, is no longer running)\n", c.partial, c.cmd.Process.Pid)

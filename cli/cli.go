@@ -105,6 +105,16 @@ directories left by a killed run are removed by the next run.`,
 times, its within-run batches (from results.json). csv columns:
 name,unit,old_median,new_median,delta_pct,p_value,significant.`,
 			run: func(_ context.Context, a []string, o, e io.Writer) error { return cmdCompare(a, o, e) }},
+		{name: "conform", args: "[--ops N] [--threads N] [--seed N] [--strategies LIST] [--format text|json]",
+			summary: "Check every strategy in lockstep against the live kernel's admission.",
+			more: `Drives one random sequence of breakpoint opens and closes through
+perf_event_open (CPU-bound on each CPU, a thread on every CPU, a thread
+on one CPU; data and instruction breakpoints) and through every strategy,
+and reports agreement and each divergence with the live state before it,
+after checking that nobody else holds breakpoints; it also probes the
+kernel facts the model assumes. Holds the debug-register lock. Exits 1 on
+any divergence, or when this machine cannot run it (the reason is said).`,
+			run: cmdConform},
 		{name: "doctor", summary: "Show what this machine supports and which experiments will run.",
 			run: func(_ context.Context, a []string, o, e io.Writer) error { return cmdDoctor(a, o, e) }},
 		{name: "help", args: "[COMMAND]", summary: "Show this text, or a command's own usage.", run: cmdHelp},

@@ -19,6 +19,7 @@ import (
 	"bpbench/alloc"
 	"bpbench/bench"
 	"bpbench/bench/harness"
+	"bpbench/conform"
 	"bpbench/hwregs"
 	"bpbench/internal/kernlock"
 )
@@ -132,6 +133,25 @@ func examine() *facilities {
 
 	f.ptrace = probePtrace()
 	add("ptrace debug registers", "POKEUSER DR0 of the project's tracee and read it back", f.ptrace)
+
+	// A short lockstep sequence says whether `bpbench conform` (and the
+	// check at the start of every run) can judge the model here.
+	var confErr error
+	confDetail := "bpbench conform: not run (needs perf_event_open)"
+	if f.perf == nil {
+		r, err := conform.Run(context.Background(), conform.Options{Ops: 60, Seed: 1})
+		switch {
+		case err != nil:
+			confErr, confDetail = err, "bpbench conform cannot run"
+		case !r.Agrees():
+			confErr, confDetail = errors.New(r.Summary()), "bpbench conform"
+		default:
+			confDetail = "bpbench conform: " + r.Summary()
+		}
+	} else {
+		confErr = f.perf
+	}
+	add("model vs kernel", confDetail, confErr)
 
 	ver, perfErr := perfTool()
 	f.perfCm = perfErr

@@ -20,6 +20,7 @@ import (
 	"bpbench/alloc"
 	"bpbench/bench"
 	"bpbench/bench/harness"
+	"bpbench/conform"
 	"bpbench/internal/kernlock"
 )
 
@@ -47,6 +48,9 @@ type runConfig struct {
 	// slots counts the breakpoints a thread can hold (nil: probeSlots,
 	// which takes the debug-register lock).
 	slots func() (int, error)
+	// conform runs the lockstep check against the kernel (nil:
+	// conform.Run, which takes the debug-register lock).
+	conform func(context.Context, conform.Options) (*conform.Report, error)
 }
 
 func (rc *runConfig) mode() string {
@@ -269,6 +273,7 @@ func runExperiments(ctx context.Context, rc *runConfig, stdout, stderr io.Writer
 		run.Machine.Slots = n
 	}
 
+	checkConformance(ctx, rc, run, stderr)
 	if err := runPlan(ctx, plan, rc.count, run, stderr); err != nil {
 		return err
 	}
