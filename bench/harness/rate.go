@@ -5,6 +5,8 @@ import (
 	"math"
 	"runtime"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // spinBelow is the longest interval a Pacer spins for. Below about 200 µs
@@ -26,6 +28,7 @@ type Pacer struct {
 	interval Ticks
 	sleep    time.Duration // > 0: sleep instead of spinning
 	next     Ticks
+	thread   bool // yields to other threads, never to other goroutines
 }
 
 // NewPacer returns a Pacer for rate operations per second; rate 0 means no
@@ -52,6 +55,23 @@ func NewPacer(rate float64) (*Pacer, error) {
 	return p, nil
 }
 
+// NewThreadPacer is NewPacer for a goroutine that owns its OS thread and a
+// P (locked and pinned to a CPU, with GOMAXPROCS above the number of such
+// goroutines): a spinning wait yields the CPU to other threads
+// (sched_yield), and an unlimited Pacer never yields. runtime.Gosched on a
+// locked goroutine hands its P to another thread and parks its own until
+// the scheduler hands the goroutine back, two futex wake-ups costing
+// microseconds each, which would cap the rate the Pacer keeps; and with a
+// P of its own the goroutine starves no other goroutine by not yielding.
+func NewThreadPacer(rate float64) (*Pacer, error) {
+	p, err := NewPacer(rate)
+	if err != nil {
+		return nil, err
+	}
+	p.thread = true
+	return p, nil
+}
+
 // Unlimited reports whether the Pacer lets every operation through at once.
 func (p *Pacer) Unlimited() bool { return p.interval == 0 }
 
@@ -64,9 +84,14 @@ func (p *Pacer) Unlimited() bool { return p.interval == 0 }
 // keeps its P until the scheduler's 10 ms preemption, so a holder that lost
 // its slot could wait indefinitely for a gap that real competitors (whose
 // every attempt is a system call) leave all the time.
+//
+// A thread Pacer (NewThreadPacer) yields through sched_yield while it
+// spins, and not at all when unlimited.
 func (p *Pacer) Wait() {
 	if p.interval == 0 {
-		runtime.Gosched()
+		if !p.thread {
+			runtime.Gosched()
+		}
 		return
 	}
 	now := Now()
@@ -79,8 +104,17 @@ func (p *Pacer) Wait() {
 		}
 	} else {
 		for Now() < p.next {
-			runtime.Gosched()
+			p.yield()
 		}
 	}
 	p.next += p.interval
+}
+
+// yield gives the processor away for a moment while spinning.
+func (p *Pacer) yield() {
+	if p.thread {
+		unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+		return
+	}
+	runtime.Gosched()
 }

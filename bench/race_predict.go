@@ -1,0 +1,149 @@
+package bench
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"bpbench/bench/harness"
+)
+
+// wilsonZ is the normal quantile of a two-sided 95% interval.
+const wilsonZ = 1.959963984540054
+
+// wilson returns the 95% Wilson score interval of a proportion with k
+// successes in n trials; [0, 1] when there were no trials. It is the CLI's
+// interval (cli.Wilson), computed here because bench does not import cli.
+func wilson(k, n int64) (lo, hi float64) {
+	if n <= 0 {
+		return 0, 1
+	}
+	z2, fn := wilsonZ*wilsonZ, float64(n)
+	p := float64(k) / fn
+	d := 1 + z2/fn
+	c := (p + z2/(2*fn)) / d
+	h := wilsonZ * math.Sqrt(p*(1-p)/fn+z2/(4*fn*fn)) / d
+	lo, hi = math.Max(0, c-h), math.Min(1, c+h)
+	// At p = 0 or 1 the bound is exact; rounding must not leave the
+	// measured rate outside its own interval.
+	if k == 0 {
+		lo = 0
+	}
+	if k == n {
+		hi = 1
+	}
+	return lo, hi
+}
+
+// stealsNarrow reports whether k steals in n changes pin the steal rate
+// down well enough to stop: the Wilson interval's half-width is at most
+// 0.01 absolute or 10% of the rate, whichever is wider.
+func stealsNarrow(k, n int64) bool {
+	if n <= 0 {
+		return false
+	}
+	lo, hi := wilson(k, n)
+	return (hi-lo)/2 <= math.Max(0.01, 0.1*float64(k)/float64(n))
+}
+
+// predictSteals is the steal rate the window distribution and the
+// competitors' achieved rate predict: each of k competitors attempts at
+// rate per second, periodically and with a phase independent of the
+// holder's, so one lands in a window of w ns with probability
+// min(1, rate·w), and the window is stolen unless none of them does:
+// p(w) = 1 - (1 - min(1, rate·w))^k, averaged over the windows (cdf, ns).
+//
+// The competitors are periodic, not Poisson: a Pacer keeps an absolute
+// schedule, and an unlimited competitor repeats the same refused attempt
+// at a nearly constant cost, so the memoryless 1 - exp(-rate·w) would
+// describe some other competitor. The two agree within (rate·w)²/2, so the
+// choice matters only where windows are not short against the attempt
+// interval.
+func predictSteals(cdf []harness.CDFPoint, rate float64, k int) float64 {
+	if k <= 0 || rate <= 0 {
+		return 0
+	}
+	var p, prev float64
+	for _, pt := range cdf {
+		q := math.Min(1, rate*pt.NS*1e-9)
+		p += (1 - math.Pow(1-q, float64(k))) * (pt.Fraction - prev)
+		prev = pt.Fraction
+	}
+	return p
+}
+
+// raceBudget bounds an adaptive race case (the CLI's n <= 0): the holder
+// changes its breakpoint in chunks until the steal interval is narrow
+// (stealsNarrow), but for at least minTime, so that slow swings of the
+// scheduler are averaged rather than sampled, and at most maxTime.
+type raceBudget struct {
+	chunk            int64
+	minTime, maxTime time.Duration
+}
+
+// Race budgets per case. Quick: the ~110 race and ptrace-race cases of
+// five strategies take 2-11 s in all (most stop at minTime); full: at most
+// 3 s a case.
+var (
+	raceBudgetSimQuick  = raceBudget{chunk: 1000, minTime: 20 * time.Millisecond, maxTime: 100 * time.Millisecond}
+	raceBudgetSimFull   = raceBudget{chunk: 1000, minTime: 250 * time.Millisecond, maxTime: 2 * time.Second}
+	raceBudgetRealQuick = raceBudget{chunk: 100, minTime: 20 * time.Millisecond, maxTime: 100 * time.Millisecond}
+	raceBudgetRealFull  = raceBudget{chunk: 100, minTime: 250 * time.Millisecond, maxTime: 3 * time.Second}
+)
+
+func pickBudget(o Options, quick, full raceBudget) raceBudget {
+	if o.Full {
+		return full
+	}
+	return quick
+}
+
+// raceBatch is what one chunk of holder changes counted.
+type raceBatch struct {
+	changes, steals int64
+	elapsed         time.Duration
+}
+
+// maxRaceBatches caps Result.Batches: past it, neighbouring batches merge.
+const maxRaceBatches = 64
+
+// addBatch appends a chunk's counts, merging neighbours pairwise when
+// there are too many, so that batches stay of about equal size.
+func (st *raceStats) addBatch(b raceBatch) {
+	st.batches = append(st.batches, b)
+	if len(st.batches) <= maxRaceBatches {
+		return
+	}
+	out := st.batches[:0]
+	for i := 0; i < len(st.batches); i += 2 {
+		m := st.batches[i]
+		if i+1 < len(st.batches) {
+			n := st.batches[i+1]
+			m.changes, m.steals, m.elapsed = m.changes+n.changes, m.steals+n.steals, m.elapsed+n.elapsed
+		}
+		out = append(out, m)
+	}
+	st.batches = out
+}
+
+// runChanges runs the holder's changes: exactly n when n > 0 (benchmark
+// semantics: b.N fixes the work), otherwise chunks of b.chunk until the
+// steal interval is narrow or the budget ends, one batch per chunk.
+func runChanges(ctx context.Context, t Timer, n int64, b raceBudget, ctxEvery int64, st *raceStats, change func(i int64) error) error {
+	if n > 0 {
+		return timeChanges(ctx, t, n, ctxEvery, st, change)
+	}
+	begin := time.Now()
+	for {
+		base, steals0, el0 := st.changes, st.steals(), st.elapsed
+		err := timeChanges(ctx, t, b.chunk, ctxEvery, st, func(i int64) error { return change(base + i) })
+		st.addBatch(raceBatch{changes: st.changes - base, steals: st.steals() - steals0, elapsed: st.elapsed - el0})
+		if err != nil {
+			return err
+		}
+		ran := time.Since(begin)
+		if ran >= b.maxTime || ran >= b.minTime && stealsNarrow(st.steals(), st.changes) {
+			return nil
+		}
+	}
+}
