@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"bpbench/alloc"
 	"bpbench/hwregs"
@@ -236,6 +237,7 @@ type raceStats struct {
 	compAttempts uint64        // competitor reservations tried
 	compWins     uint64        // competitor reservations admitted
 	compElapsed  time.Duration // how long the competitors ran
+	compHeld     time.Duration // how long they spent in admitted attempts, summed
 	compCPU      int           // CPU the competitors are pinned to, -1 for none
 
 	batches []raceBatch // adaptive runs: one per chunk of changes
@@ -283,12 +285,21 @@ func (st *raceStats) result(s raceSpec, opts Options, cpus int, extra map[string
 	m["lost/op"] = float64(st.lost) / n
 	m["moved/op"] = float64(st.moved) / n
 	m["competitor-wins/op"] = float64(st.compWins) / n
-	// The achieved rate per competitor, over the whole time they ran;
-	// every attempt targets the holder's CPU. Without competitors it is 0.
+	// The achieved rate per competitor is that of its refused attempts
+	// over the time it was not in an admitted one: a window opens with
+	// the holder owning every slot, so this is the rate at which attempts
+	// arrive in it; after a steal an unlimited competitor spends most of
+	// its time holding the slot it keeps re-taking, which would otherwise
+	// count as a low rate. Every attempt targets the holder's CPU; without
+	// competitors the rate is 0. competitor-attempts/s counts every
+	// attempt over the whole time.
 	rate := 0.0
 	if s.competitors > 0 && st.compElapsed > 0 {
-		rate = float64(st.compAttempts) / float64(s.competitors) / st.compElapsed.Seconds()
-		m["competitor-attempts/s"] = rate
+		k := float64(s.competitors)
+		m["competitor-attempts/s"] = float64(st.compAttempts) / k / st.compElapsed.Seconds()
+		if free := k*st.compElapsed.Seconds() - st.compHeld.Seconds(); free > 0 {
+			rate = float64(st.compAttempts-st.compWins) / free
+		}
 	}
 	m["rate-achieved/s"] = rate
 	m["steals-predicted/op"] = 0
@@ -679,6 +690,9 @@ func reregisterSim(ctx context.Context, w *hwregs.Writer, bp *hwregs.Breakpoint,
 		if !errors.Is(err, alloc.ErrNoSlot) {
 			return err
 		}
+		// Let a competitor on this CPU run and let go; runtime.Gosched
+		// would hand the locked goroutine's P away and park its thread.
+		unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 		if tries&255 == 255 {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -687,7 +701,6 @@ func reregisterSim(ctx context.Context, w *hwregs.Writer, bp *hwregs.Breakpoint,
 				return fmt.Errorf("race: holder did not win its slot back within %v (%d attempts) against the competitors", maxRecover, tries+1)
 			}
 		}
-		runtime.Gosched()
 	}
 }
 
@@ -704,6 +717,7 @@ type competitors struct {
 	cpu      int
 	attempts []atomic.Uint64 // per competitor, written once at the end
 	wins     []atomic.Uint64
+	held     []atomic.Int64 // ticks spent in admitted attempts (holding the slot)
 }
 
 // startCompetitors starts s.competitors goroutines, each locked to its
@@ -716,6 +730,7 @@ func startCompetitors(ctx context.Context, s raceSpec, cpu int, setup competitor
 		cpu:      cpu,
 		attempts: make([]atomic.Uint64, s.competitors),
 		wins:     make([]atomic.Uint64, s.competitors),
+		held:     make([]atomic.Int64, s.competitors),
 	}
 	c.g, ctx = errgroup.WithContext(ctx)
 	c.begin = time.Now()
@@ -748,7 +763,8 @@ func startCompetitors(ctx context.Context, s raceSpec, cpu int, setup competitor
 				return err
 			}
 			var tried, won uint64
-			defer func() { c.attempts[k].Store(tried); c.wins[k].Store(won) }()
+			var held harness.Ticks
+			defer func() { c.attempts[k].Store(tried); c.wins[k].Store(won); c.held[k].Store(int64(held)) }()
 			for !c.halt.Load() {
 				if tried == 1 && first {
 					first = false
@@ -758,6 +774,7 @@ func startCompetitors(ctx context.Context, s raceSpec, cpu int, setup competitor
 					return nil
 				}
 				pace.Wait()
+				t0 := harness.Now()
 				ok, err := attempt()
 				if err != nil {
 					return fmt.Errorf("competitor %d: %w", k, err)
@@ -765,6 +782,7 @@ func startCompetitors(ctx context.Context, s raceSpec, cpu int, setup competitor
 				tried++
 				if ok {
 					won++
+					held += harness.Now() - t0
 				}
 			}
 			return nil
@@ -785,6 +803,7 @@ func (c *competitors) stop(st *raceStats) error {
 	for k := range c.attempts {
 		st.compAttempts += c.attempts[k].Load()
 		st.compWins += c.wins[k].Load()
+		st.compHeld += time.Duration(harness.TicksToNs(harness.Ticks(c.held[k].Load())))
 	}
 	return err
 }

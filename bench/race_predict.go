@@ -134,9 +134,9 @@ func runChanges(ctx context.Context, t Timer, n int64, b raceBudget, ctxEvery in
 		return timeChanges(ctx, t, n, ctxEvery, st, change)
 	}
 	begin := time.Now()
-	for {
+	for chunk := int64(firstChunk); ; {
 		base, steals0, el0 := st.changes, st.steals(), st.elapsed
-		err := timeChanges(ctx, t, b.chunk, ctxEvery, st, func(i int64) error { return change(base + i) })
+		err := timeChanges(ctx, t, chunk, ctxEvery, st, func(i int64) error { return change(base + i) })
 		st.addBatch(raceBatch{changes: st.changes - base, steals: st.steals() - steals0, elapsed: st.elapsed - el0})
 		if err != nil {
 			return err
@@ -145,5 +145,14 @@ func runChanges(ctx context.Context, t Timer, n int64, b raceBudget, ctxEvery in
 		if ran >= b.maxTime || ran >= b.minTime && stealsNarrow(st.steals(), st.changes) {
 			return nil
 		}
+		// The next chunk takes at most about a sixteenth of the budget
+		// at the pace so far: a holder starved by its competitors makes
+		// changes of milliseconds.
+		perChange := st.elapsed.Seconds() / float64(max(st.changes, 1))
+		chunk = min(b.chunk, max(firstChunk, int64(b.maxTime.Seconds()/16/max(perChange, 1e-9))))
 	}
 }
+
+// firstChunk is the size of an adaptive run's first chunk, small enough
+// for the slowest holder not to overrun the budget on it.
+const firstChunk = 16

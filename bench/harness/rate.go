@@ -5,8 +5,6 @@ import (
 	"math"
 	"runtime"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // spinBelow is the longest interval a Pacer spins for. Below about 200 µs
@@ -57,12 +55,14 @@ func NewPacer(rate float64) (*Pacer, error) {
 
 // NewThreadPacer is NewPacer for a goroutine that owns its OS thread and a
 // P (locked and pinned to a CPU, with GOMAXPROCS above the number of such
-// goroutines): a spinning wait yields the CPU to other threads
-// (sched_yield), and an unlimited Pacer never yields. runtime.Gosched on a
-// locked goroutine hands its P to another thread and parks its own until
-// the scheduler hands the goroutine back, two futex wake-ups costing
-// microseconds each, which would cap the rate the Pacer keeps; and with a
-// P of its own the goroutine starves no other goroutine by not yielding.
+// goroutines): it never yields, it spins (or sleeps, at low rates).
+// runtime.Gosched on a locked goroutine hands its P to another thread and
+// parks its own until the scheduler hands the goroutine back, two futex
+// wake-ups costing microseconds each, which would cap the rate the Pacer
+// keeps; sched_yield on a loaded machine gives the CPU to any other
+// runnable process for a whole time slice. With a P of its own the
+// goroutine starves no other goroutine by spinning; threads on its CPU
+// share it as the kernel's scheduler decides.
 func NewThreadPacer(rate float64) (*Pacer, error) {
 	p, err := NewPacer(rate)
 	if err != nil {
@@ -85,8 +85,7 @@ func (p *Pacer) Unlimited() bool { return p.interval == 0 }
 // its slot could wait indefinitely for a gap that real competitors (whose
 // every attempt is a system call) leave all the time.
 //
-// A thread Pacer (NewThreadPacer) yields through sched_yield while it
-// spins, and not at all when unlimited.
+// A thread Pacer (NewThreadPacer) never yields.
 func (p *Pacer) Wait() {
 	if p.interval == 0 {
 		if !p.thread {
@@ -104,17 +103,10 @@ func (p *Pacer) Wait() {
 		}
 	} else {
 		for Now() < p.next {
-			p.yield()
+			if !p.thread {
+				runtime.Gosched()
+			}
 		}
 	}
 	p.next += p.interval
-}
-
-// yield gives the processor away for a moment while spinning.
-func (p *Pacer) yield() {
-	if p.thread {
-		unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
-		return
-	}
-	runtime.Gosched()
 }
