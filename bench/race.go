@@ -42,6 +42,20 @@ import (
 // write moving it from the old address to the new one (perf's ioctl
 // disables and re-enables inside the kernel, on the watched thread itself,
 // which runs no user code meanwhile).
+//
+// The holder's thread is pinned to Options.PinCPU and the competitors'
+// threads to the holder's CPU (place=same: time-sliced with the holder)
+// or to the other one (place=other: in parallel); their reservations
+// target the holder's CPU either way. Each case reports the competitors'
+// achieved rate (rate-achieved/s, per competitor: refused attempts per
+// second of not holding the slot), the steal rate with its 95% Wilson
+// interval (steals/op, steals-lo/op, steals-hi/op) and the steal rate its
+// own window and rate predict for competitors arriving independently of
+// the holder (steals-predicted/op, see predictSteals; exposure-ns/p50|p99
+// is the window it uses). Run by the CLI (n <= 0), a case makes changes
+// until its steal interval is narrow or its time budget ends
+// (raceBudget), and reports how many (changes); under `go test -bench`
+// b.N fixes them.
 func init() {
 	register(Experiment{
 		Name:     "race",
