@@ -295,7 +295,7 @@ func (st *raceStats) result(s raceSpec, opts Options, cpus int, extra map[string
 	m := res.Metrics
 	m["changes"] = float64(st.changes)
 	m["steals/op"] = float64(st.steals()) / n
-	m["steals-lo/op"], m["steals-hi/op"] = wilson(st.steals(), st.changes)
+	m["steals-lo/op"], m["steals-hi/op"], m["steals-dispersion"] = st.stealInterval()
 	m["lost/op"] = float64(st.lost) / n
 	m["moved/op"] = float64(st.moved) / n
 	m["competitor-wins/op"] = float64(st.compWins) / n

@@ -14,12 +14,15 @@ const wilsonZ = 1.959963984540054
 // wilson returns the 95% Wilson score interval of a proportion with k
 // successes in n trials; [0, 1] when there were no trials. It is the CLI's
 // interval (cli.Wilson), computed here because bench does not import cli.
-func wilson(k, n int64) (lo, hi float64) {
-	if n <= 0 {
+func wilson(k, n int64) (lo, hi float64) { return wilsonF(float64(k), float64(n)) }
+
+// wilsonF is wilson for counts that need not be whole (stealInterval).
+func wilsonF(k, fn float64) (lo, hi float64) {
+	if fn <= 0 {
 		return 0, 1
 	}
-	z2, fn := wilsonZ*wilsonZ, float64(n)
-	p := float64(k) / fn
+	z2 := wilsonZ * wilsonZ
+	p := k / fn
 	d := 1 + z2/fn
 	c := (p + z2/(2*fn)) / d
 	h := wilsonZ * math.Sqrt(p*(1-p)/fn+z2/(4*fn*fn)) / d
@@ -29,7 +32,7 @@ func wilson(k, n int64) (lo, hi float64) {
 	if k == 0 {
 		lo = 0
 	}
-	if k == n {
+	if k == fn {
 		hi = 1
 	}
 	return lo, hi
@@ -43,7 +46,58 @@ func stealsNarrow(k, n int64) bool {
 		return false
 	}
 	lo, hi := wilson(k, n)
-	return (hi-lo)/2 <= math.Max(0.01, 0.1*float64(k)/float64(n))
+	return narrow(lo, hi, float64(k)/float64(n))
+}
+
+// narrow reports whether the interval [lo, hi] of a rate p has a
+// half-width of at most 0.01 absolute or 10% of p.
+func narrow(lo, hi, p float64) bool { return (hi-lo)/2 <= math.Max(0.01, 0.1*p) }
+
+// minDispersionBatches is the fewest batches dispersion estimates from.
+const minDispersionBatches = 4
+
+// dispersion estimates how much more the steal count varies than
+// independent changes would make it: Pearson's χ² of the batches' steal
+// counts against the run's rate, over its degrees of freedom, at least 1
+// (1 with fewer than minDispersionBatches batches, or no steal, or
+// nothing but steals). Steals come in bursts when the scheduler moves a
+// competitor on and off its CPU every few milliseconds, and then the
+// binomial interval of the counts is too narrow.
+func (st *raceStats) dispersion() float64 {
+	n, k := st.changes, st.steals()
+	if len(st.batches) < minDispersionBatches || k == 0 || k == n {
+		return 1
+	}
+	p := float64(k) / float64(n)
+	var chi2 float64
+	for _, b := range st.batches {
+		if b.changes == 0 {
+			continue
+		}
+		e := float64(b.changes) * p
+		d := float64(b.steals) - e
+		chi2 += d * d / (e * (1 - p))
+	}
+	return math.Max(1, chi2/float64(len(st.batches)-1))
+}
+
+// stealInterval is the Wilson interval of the steal rate with the counts
+// divided by their dispersion (the quasi-binomial interval): with no
+// excess dispersion, the Wilson interval of the counts themselves.
+func (st *raceStats) stealInterval() (lo, hi, phi float64) {
+	phi = st.dispersion()
+	lo, hi = wilsonF(float64(st.steals())/phi, float64(st.changes)/phi)
+	return lo, hi, phi
+}
+
+// intervalNarrow reports whether the run's steal interval is narrow
+// enough to stop.
+func (st *raceStats) intervalNarrow() bool {
+	if st.changes <= 0 {
+		return false
+	}
+	lo, hi, _ := st.stealInterval()
+	return narrow(lo, hi, float64(st.steals())/float64(st.changes))
 }
 
 // predictSteals is the steal rate the window distribution and the
@@ -142,7 +196,7 @@ func runChanges(ctx context.Context, t Timer, n int64, b raceBudget, ctxEvery in
 			return err
 		}
 		ran := time.Since(begin)
-		if ran >= b.maxTime || ran >= b.minTime && stealsNarrow(st.steals(), st.changes) {
+		if ran >= b.maxTime || ran >= b.minTime && st.intervalNarrow() {
 			return nil
 		}
 		// The next chunk takes at most about a sixteenth of the budget

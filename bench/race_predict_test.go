@@ -110,6 +110,35 @@ func TestRaceResultPrediction(t *testing.T) {
 	}
 }
 
+// TestRaceDispersion: batches whose steals vary as binomial counts do
+// leave the Wilson interval of the counts; steals all in half of the
+// batches widen it by their dispersion.
+func TestRaceDispersion(t *testing.T) {
+	even, bursty := newRaceStats(), newRaceStats()
+	for i := 0; i < 8; i++ {
+		even.addBatch(raceBatch{changes: 100, steals: 10})
+		bursty.addBatch(raceBatch{changes: 100, steals: int64(20 * (i % 2))})
+	}
+	even.changes, even.lost = 800, 80
+	bursty.changes, bursty.lost = 800, 80
+	if lo, hi, phi := even.stealInterval(); phi != 1 {
+		t.Errorf("equal batches: dispersion %g, want 1", phi)
+	} else if wlo, whi := wilson(80, 800); lo != wlo || hi != whi {
+		t.Errorf("equal batches: interval [%g, %g], want the Wilson [%g, %g]", lo, hi, wlo, whi)
+	}
+	// χ² = 8·10²/(100·0.1·0.9) = 88.9 over 7 degrees of freedom.
+	lo, hi, phi := bursty.stealInterval()
+	if want := 800.0 / 9 / 7; math.Abs(phi-want) > 1e-9 {
+		t.Errorf("bursty batches: dispersion %g, want %g", phi, want)
+	}
+	if wlo, whi := wilsonF(80/phi, 800/phi); lo != wlo || hi != whi {
+		t.Errorf("bursty batches: interval [%g, %g], want [%g, %g]", lo, hi, wlo, whi)
+	}
+	if _, _, phi := newRaceStats().stealInterval(); phi != 1 {
+		t.Errorf("no batches: dispersion %g, want 1", phi)
+	}
+}
+
 // TestRaceBatchesMerge: past maxRaceBatches, neighbouring batches merge
 // and no count is lost.
 func TestRaceBatchesMerge(t *testing.T) {

@@ -119,11 +119,15 @@ func checkRaceIntervals(t *testing.T, res Result, s raceSpec) {
 	if m["changes"] != float64(res.Iterations) {
 		t.Errorf("%s: changes = %g, Iterations = %d", res.Name, m["changes"], res.Iterations)
 	}
-	steals := int64(math.Round(m["steals/op"] * float64(res.Iterations)))
-	lo, hi := wilson(steals, res.Iterations)
-	if m["steals-lo/op"] != lo || m["steals-hi/op"] != hi || lo > m["steals/op"] || m["steals/op"] > hi {
-		t.Errorf("%s: steals %g in [%g, %g], want the Wilson interval [%g, %g] of %d in %d", res.Name,
-			m["steals/op"], m["steals-lo/op"], m["steals-hi/op"], lo, hi, steals, res.Iterations)
+	steals := math.Round(m["steals/op"] * float64(res.Iterations))
+	phi := m["steals-dispersion"]
+	lo, hi := wilsonF(steals/phi, float64(res.Iterations)/phi)
+	if phi < 1 || m["steals-lo/op"] != lo || m["steals-hi/op"] != hi || lo > m["steals/op"] || m["steals/op"] > hi {
+		t.Errorf("%s: steals %g in [%g, %g], want the Wilson interval [%g, %g] of %g in %d over dispersion %g", res.Name,
+			m["steals/op"], m["steals-lo/op"], m["steals-hi/op"], lo, hi, steals, res.Iterations, phi)
+	}
+	if n := res.Iterations; len(res.Batches["steals/op"]) < minDispersionBatches && phi != 1 {
+		t.Errorf("%s: dispersion %g from %d batches of %d changes", res.Name, phi, len(res.Batches["steals/op"]), n)
 	}
 	// Every competitor attempts once before the holder starts.
 	if got := m["rate-achieved/s"]; (s.competitors > 0) != (got > 0) {
