@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"strconv"
 	"sync"
@@ -252,6 +253,8 @@ type raceStats struct {
 	compWins     uint64        // competitor reservations admitted
 	compElapsed  time.Duration // how long the competitors ran
 	compHeld     time.Duration // how long they spent in admitted attempts, summed
+	compOnCPU    time.Duration // how long their threads ran, summed
+	hasOnCPU     bool          // compOnCPU was measured
 	compCPU      int           // CPU the competitors are pinned to, -1 for none
 
 	batches []raceBatch // adaptive runs: one per chunk of changes
@@ -307,18 +310,33 @@ func (st *raceStats) result(s raceSpec, opts Options, cpus int, extra map[string
 	// count as a low rate. Every attempt targets the holder's CPU; without
 	// competitors the rate is 0. competitor-attempts/s counts every
 	// attempt over the whole time.
-	rate := 0.0
+	//
+	// A competitor attempts only while its thread runs: on a loaded
+	// machine other processes take its CPU for whole time slices. The
+	// prediction therefore uses the fraction of the time its thread ran
+	// (competitor-oncpu, from its thread's CPU time) and its
+	// rate while running; the two agree with rate-achieved/s wherever a
+	// window is short against the attempt interval.
+	rate, rateOn, onCPU := 0.0, 0.0, 1.0
 	if s.competitors > 0 && st.compElapsed > 0 {
 		k := float64(s.competitors)
 		m["competitor-attempts/s"] = float64(st.compAttempts) / k / st.compElapsed.Seconds()
+		refused := float64(st.compAttempts - st.compWins)
 		if free := k*st.compElapsed.Seconds() - st.compHeld.Seconds(); free > 0 {
-			rate = float64(st.compAttempts-st.compWins) / free
+			rate, rateOn = refused/free, refused/free
+		}
+		if st.hasOnCPU {
+			onCPU = math.Min(1, st.compOnCPU.Seconds()/(k*st.compElapsed.Seconds()))
+			m["competitor-oncpu"] = onCPU
+			if run := st.compOnCPU.Seconds() - st.compHeld.Seconds(); run > 0 {
+				rateOn = refused / run
+			}
 		}
 	}
 	m["rate-achieved/s"] = rate
 	m["steals-predicted/op"] = 0
 	if h := st.exposure.Summary(); h != nil {
-		m["steals-predicted/op"] = predictSteals(h.CDF, rate, s.competitors)
+		m["steals-predicted/op"] = predictSteals(h.CDF, rateOn, onCPU, s.competitors)
 	}
 	m["exposure-ns/p50"], m["exposure-ns/p99"] = st.exposure.Quantile(0.5), st.exposure.Quantile(0.99)
 	if len(st.batches) > 1 {
@@ -732,6 +750,9 @@ type competitors struct {
 	attempts []atomic.Uint64 // per competitor, written once at the end
 	wins     []atomic.Uint64
 	held     []atomic.Int64 // ticks spent in admitted attempts (holding the slot)
+	onCPU    []atomic.Int64 // ns each competitor's thread ran (threadRunTime)
+	// noRunTime is set when a thread's run time could not be read.
+	noRunTime atomic.Bool
 }
 
 // startCompetitors starts s.competitors goroutines, each locked to its
@@ -745,6 +766,7 @@ func startCompetitors(ctx context.Context, s raceSpec, cpu int, setup competitor
 		attempts: make([]atomic.Uint64, s.competitors),
 		wins:     make([]atomic.Uint64, s.competitors),
 		held:     make([]atomic.Int64, s.competitors),
+		onCPU:    make([]atomic.Int64, s.competitors),
 	}
 	c.g, ctx = errgroup.WithContext(ctx)
 	c.begin = time.Now()
@@ -772,6 +794,15 @@ func startCompetitors(ctx context.Context, s raceSpec, cpu int, setup competitor
 				return fmt.Errorf("competitor %d: %w", k, err)
 			}
 			defer teardown()
+			if run0, ok := threadRunTime(); ok {
+				defer func() {
+					if run1, ok := threadRunTime(); ok {
+						c.onCPU[k].Store(int64(run1 - run0))
+					}
+				}()
+			} else {
+				c.noRunTime.Store(true)
+			}
 			pace, err := harness.NewThreadPacer(s.rate)
 			if err != nil {
 				return err
@@ -818,6 +849,20 @@ func (c *competitors) stop(st *raceStats) error {
 		st.compAttempts += c.attempts[k].Load()
 		st.compWins += c.wins[k].Load()
 		st.compHeld += time.Duration(harness.TicksToNs(harness.Ticks(c.held[k].Load())))
+		st.compOnCPU += time.Duration(c.onCPU[k].Load())
 	}
+	st.hasOnCPU = len(c.attempts) > 0 && !c.noRunTime.Load()
 	return err
+}
+
+// threadRunTime returns how long the calling thread has run on a CPU
+// (CLOCK_THREAD_CPUTIME_ID, which the kernel brings up to date when read,
+// unlike /proc's schedstat), and whether it could be read. The caller is
+// locked to its thread.
+func threadRunTime() (time.Duration, bool) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0, false
+	}
+	return time.Duration(ts.Nano()), true
 }

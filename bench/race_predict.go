@@ -101,11 +101,13 @@ func (st *raceStats) intervalNarrow() bool {
 }
 
 // predictSteals is the steal rate the window distribution and the
-// competitors' achieved rate predict: each of k competitors attempts at
-// rate per second, periodically and with a phase independent of the
-// holder's, so one lands in a window of w ns with probability
-// min(1, rate·w), and the window is stolen unless none of them does:
-// p(w) = 1 - (1 - min(1, rate·w))^k, averaged over the windows (cdf, ns).
+// competitors' achieved rate predict: each of k competitors runs a
+// fraction onCPU of the time, independently of the holder, and while it
+// runs attempts at rate per second, periodically and with a phase
+// independent of the holder's, so one lands in a window of w ns with
+// probability onCPU·min(1, rate·w), and the window is stolen unless none
+// of them does: p(w) = 1 - (1 - onCPU·min(1, rate·w))^k, averaged over
+// the windows (cdf, ns).
 //
 // The competitors are periodic, not Poisson: a Pacer keeps an absolute
 // schedule, and an unlimited competitor repeats the same refused attempt
@@ -113,13 +115,13 @@ func (st *raceStats) intervalNarrow() bool {
 // describe some other competitor. The two agree within (rate·w)²/2, so the
 // choice matters only where windows are not short against the attempt
 // interval.
-func predictSteals(cdf []harness.CDFPoint, rate float64, k int) float64 {
+func predictSteals(cdf []harness.CDFPoint, rate, onCPU float64, k int) float64 {
 	if k <= 0 || rate <= 0 {
 		return 0
 	}
 	var p, prev float64
 	for _, pt := range cdf {
-		q := math.Min(1, rate*pt.NS*1e-9)
+		q := onCPU * math.Min(1, rate*pt.NS*1e-9)
 		p += (1 - math.Pow(1-q, float64(k))) * (pt.Fraction - prev)
 		prev = pt.Fraction
 	}

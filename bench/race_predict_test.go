@@ -71,15 +71,15 @@ func TestRacePredictionPaced(t *testing.T) {
 			}
 		}
 		rate := 1e9 / (period * harness.NsPerTick()) // attempts per second per competitor
-		got, want := predictSteals(rec.Summary().CDF, rate, k), float64(stolen)/float64(windows)
+		got, want := predictSteals(rec.Summary().CDF, rate, 1, k), float64(stolen)/float64(windows)
 		if math.Abs(got-want) > 1e-9 {
 			t.Errorf("k = %d: predicted %.9f, counted %.9f (%d of %d windows)", k, got, want, stolen, windows)
 		}
 	}
-	if p := predictSteals([]harness.CDFPoint{{NS: 1e6, Fraction: 1}}, 1e5, 1); p != 1 {
+	if p := predictSteals([]harness.CDFPoint{{NS: 1e6, Fraction: 1}}, 1e5, 1, 1); p != 1 {
 		t.Errorf("a window of 100 attempt intervals: predicted %g, want 1", p)
 	}
-	if p := predictSteals([]harness.CDFPoint{{NS: 50, Fraction: 1}}, 1e6, 0); p != 0 {
+	if p := predictSteals([]harness.CDFPoint{{NS: 50, Fraction: 1}}, 1e6, 1, 0); p != 0 {
 		t.Errorf("no competitors: predicted %g, want 0", p)
 	}
 }
@@ -103,6 +103,14 @@ func TestRaceResultPrediction(t *testing.T) {
 	q := 1e5 * w * harness.NsPerTick() * 1e-9
 	if want := 1 - (1-q)*(1-q); math.Abs(m["steals-predicted/op"]-want) > 1e-12 {
 		t.Errorf("steals-predicted/op = %g, want %g", m["steals-predicted/op"], want)
+	}
+	// Measured run time: the threads ran half the time, at twice the rate.
+	st.compOnCPU, st.hasOnCPU = 2*time.Second, true
+	m = st.result(s, Options{}, 2, nil).Metrics
+	q = 0.5 * 2e5 * w * harness.NsPerTick() * 1e-9
+	if want := 1 - (1-q)*(1-q); m["competitor-oncpu"] != 0.5 || math.Abs(m["steals-predicted/op"]-want) > 1e-12 || m["rate-achieved/s"] != 1e5 {
+		t.Errorf("on CPU half the time: competitor-oncpu = %g, steals-predicted/op = %g, rate-achieved/s = %g, want 0.5, %g, 1e5",
+			m["competitor-oncpu"], m["steals-predicted/op"], m["rate-achieved/s"], want)
 	}
 	lo, hi := wilson(30, 1000)
 	if m["steals/op"] != 0.03 || m["steals-lo/op"] != lo || m["steals-hi/op"] != hi || m["changes"] != 1000 {

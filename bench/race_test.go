@@ -133,6 +133,9 @@ func checkRaceIntervals(t *testing.T, res Result, s raceSpec) {
 	if got := m["rate-achieved/s"]; (s.competitors > 0) != (got > 0) {
 		t.Errorf("%s: rate-achieved/s = %g with %d competitors", res.Name, got, s.competitors)
 	}
+	if f, ok := m["competitor-oncpu"]; s.competitors > 0 && (!ok || f <= 0 || f > 1) {
+		t.Errorf("%s: competitor-oncpu = %g (reported %v)", res.Name, f, ok)
+	}
 	if p := m["steals-predicted/op"]; p < 0 || p > 1 || (s.competitors == 0 || s.mode == raceModify) && p != 0 {
 		t.Errorf("%s: steals-predicted/op = %g", res.Name, p)
 	}
