@@ -389,10 +389,11 @@ type windowAlloc struct {
 	relAt    harness.Ticks
 	pending  bool
 	exposed  bool // the exposure of the pending window is recorded
-	// onRelease, when set, runs right after the holder's release and
-	// onRefused after a refused reservation of the holder: tests use them
-	// to put a competitor's reservation inside the window deterministically.
-	onRelease, onRefused func()
+	// onRelease, when set, runs right after the holder's release,
+	// onRefused after a refused reservation of the holder and onAdmitted
+	// after the admitted one that ends a window: tests use them to put a
+	// competitor's reservation inside the window deterministically.
+	onRelease, onRefused, onAdmitted func()
 }
 
 // Config returns the model's configuration, so that the Writer knows the
@@ -424,6 +425,9 @@ func (w *windowAlloc) Reserve(r alloc.Request) (alloc.Slot, error) {
 	case err == nil && w.pending:
 		w.window.Record(now - w.relAt)
 		w.pending = false
+		if w.onAdmitted != nil {
+			w.onAdmitted()
+		}
 	case err != nil && w.onRefused != nil:
 		w.onRefused()
 	}
@@ -538,13 +542,15 @@ func (h raceHooks) competitors(wa *windowAlloc, inner alloc.Allocator, req alloc
 // raceGate puts the real competitor goroutines into every window: the
 // holder, on releasing its slot, lets exactly one competitor attempt and
 // waits for the attempt to be made; a competitor that wins holds the slot
-// until the holder's reservation has been refused. Each competitor's first
+// until the holder's reservation has been refused (or, were a strategy to
+// over-admit, admitted: the test then fails instead of hanging). Each
+// competitor's first
 // attempt, which startCompetitors waits for before the holder starts, is
 // not gated.
 type raceGate struct {
 	open     chan struct{}
 	tried    chan struct{}
-	refused  chan struct{} // capacity 1: the holder never blocks on it
+	refused  chan struct{} // the holder's reservation was decided; capacity 1: the holder never blocks on it
 	stopped  chan struct{}
 	stopOnce sync.Once
 	setup    competitorSetup
@@ -571,6 +577,7 @@ func newRaceGate(wa *windowAlloc, inner alloc.Allocator, req alloc.Request) *rac
 		default:
 		}
 	}
+	wa.onAdmitted = wa.onRefused
 	g.setup = func() (func() (bool, error), func(), error) {
 		first := true
 		attempt := func() (bool, error) {
