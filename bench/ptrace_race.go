@@ -29,12 +29,6 @@ func init() {
 	})
 }
 
-// Default numbers of holder changes per ptrace-race case.
-const (
-	ptraceRaceQuick = 1000
-	ptraceRaceFull  = 20000
-)
-
 func ptraceRaceCases(o Options) ([]Case, error) {
 	if err := checkOptions("ptrace-race", o); err != nil {
 		return nil, err
@@ -48,7 +42,7 @@ func ptraceRaceCases(o Options) ([]Case, error) {
 					Name:     s.name(),
 					Estimate: 300 * time.Millisecond,
 					Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
-						return underKernlock(func() (Result, error) { return runRacePtrace(ctx, s, o, n, t, 0) })
+						return underKernlock(func() (Result, error) { return runRacePtrace(ctx, s, o, n, t, raceHooks{}) })
 					},
 				})
 			}
@@ -67,15 +61,15 @@ func ptraceRaceCases(o Options) ([]Case, error) {
 // poke. The time the breakpoint is really unarmed in the tracee, from
 // before the disarming DR7 poke to after the last arming poke (recovery
 // after a steal included), is unarmed-ns/p50|p99 (writerChange); modify,
-// a single DR poke, reports 0. stealEvery > 0
-// (tests only) puts a competitor's reservation into every stealEvery-th
-// window, as runRaceSim does.
-func runRacePtrace(ctx context.Context, s raceSpec, o Options, n int64, t Timer, stealEvery int) (res Result, err error) {
+// a single DR poke, reports 0. The competitors are pinned as s.place says,
+// against the tracer thread (the holder) on o.PinCPU. hooks (tests only)
+// put competitors into windows deterministically, as in runRaceSim.
+func runRacePtrace(ctx context.Context, s raceSpec, o Options, n int64, t Timer, hooks raceHooks) (res Result, err error) {
 	t.StopTimer()
 	if err := s.validate(); err != nil {
 		return Result{}, err
 	}
-	n = defaultOps(n, o, ptraceRaceQuick, ptraceRaceFull)
+	budget := pickBudget(o, raceBudgetRealQuick, raceBudgetRealFull)
 	p, err := hwregs.StartPtrace(hwregs.PtraceOptions{Threads: 1, CPU: o.PinCPU})
 	if errors.Is(err, unix.EPERM) {
 		return Result{}, Skipf("cannot trace a child process: %v", err)
@@ -98,7 +92,7 @@ func runRacePtrace(ctx context.Context, s raceSpec, o Options, n int64, t Timer,
 		return Result{}, err
 	}
 	st := newRaceStats()
-	wa := &windowAlloc{Allocator: inner, cfg: cfg, task: 0, window: st.window}
+	wa := &windowAlloc{Allocator: inner, cfg: cfg, task: 0, window: st.window, exposure: st.exposure}
 	w := hwregs.NewWriter(wa, p, hwregs.WriteChanged)
 	h := p.Hello()
 	holder := alloc.Request{Task: 0, CPU: alloc.AnyCPU, Kind: alloc.Data}
@@ -107,9 +101,9 @@ func runRacePtrace(ctx context.Context, s raceSpec, o Options, n int64, t Timer,
 	var bps [hwregs.NumSlots]hwregs.Breakpoint
 	spurious := spuriousSince(inner)
 	compReq := alloc.Request{Task: alloc.NoTask, CPU: o.PinCPU, Kind: alloc.Data}
-	if stealEvery > 0 {
-		defer stealEveryNth(wa, inner, compReq, st, stealEvery)()
-	}
+	setup, halt := hooks.competitors(wa, inner, compReq, st)
+	defer halt()
+	defer raceProcs(s.competitors)()
 	var comp *competitors
 	var loopErr, compErr error
 	derr := p.Do(func() {
@@ -119,8 +113,9 @@ func runRacePtrace(ctx context.Context, s raceSpec, o Options, n int64, t Timer,
 				return
 			}
 		}
-		comp = startCompetitors(ctx, s, modelCompetitor(inner, compReq))
-		loopErr = timeChanges(ctx, t, n, 64, st, writerChange(ctx, s, w, &bps[3], holder, &attrs, st))
+		comp = startCompetitors(ctx, s, s.competitorCPU(o.PinCPU), setup)
+		loopErr = runChanges(ctx, t, n, budget, 64, st, writerChange(ctx, s, w, &bps[3], holder, &attrs, st))
+		halt()
 		compErr = comp.stop(st)
 		if err := unregisterAll(w, bps[:]); loopErr == nil {
 			loopErr = err
@@ -142,12 +137,14 @@ func runRacePtrace(ctx context.Context, s raceSpec, o Options, n int64, t Timer,
 // stealEveryNth makes a competitor reserve compReq inside every nth
 // window of wa's holder and hold it until the holder's reservation has
 // been refused once, so that tests know the exact steal count. The
-// returned function releases a reservation still held.
+// returned function, called on the holder's goroutine once its changes are
+// done, releases a reservation still held and stops stealing, so that the
+// teardown's releases are not windows.
 func stealEveryNth(wa *windowAlloc, inner alloc.Allocator, compReq alloc.Request, st *raceStats, n int) func() {
 	var held alloc.Slot
-	windows := 0
+	windows, stopped := 0, false
 	wa.onRelease = func() {
-		if windows++; windows%n != 0 {
+		if windows++; stopped || windows%n != 0 {
 			return
 		}
 		st.compAttempts++
@@ -162,5 +159,6 @@ func stealEveryNth(wa *windowAlloc, inner alloc.Allocator, compReq alloc.Request
 			held = alloc.Slot{}
 		}
 	}
-	return wa.onRefused
+	release := wa.onRefused
+	return func() { release(); stopped = true }
 }

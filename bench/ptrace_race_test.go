@@ -9,9 +9,9 @@ import (
 
 // ptraceRaceRun runs one ptrace-race case and checks what every race
 // Result must have (checkRaceResult), under the experiment's own name.
-func ptraceRaceRun(t *testing.T, s raceSpec, n int64, stealEvery int) Result {
+func ptraceRaceRun(t *testing.T, s raceSpec, n int64, hooks raceHooks) Result {
 	t.Helper()
-	res, err := runRacePtrace(context.Background(), s, Options{}, n, NopTimer, stealEvery)
+	res, err := runRacePtrace(context.Background(), s, Options{}, n, NopTimer, hooks)
 	skipWithoutPtrace(t, err)
 	if err != nil {
 		t.Fatal(err)
@@ -34,8 +34,8 @@ func ptraceRaceRun(t *testing.T, s raceSpec, n int64, stealEvery int) Result {
 func TestPtraceRaceModifyNeverSteals(t *testing.T) {
 	kernlock.For(t)
 	for _, st := range strategies(t) {
-		s := raceSpec{backend: "ptrace", strategy: st, mode: raceModify, raceRate: raceRate{competitors: 1}}
-		res := ptraceRaceRun(t, s, 500, 0)
+		s := raceSpec{backend: "ptrace", strategy: st, mode: raceModify, raceRate: raceRate{competitors: 1, place: testPlaces()[len(testPlaces())-1]}}
+		res := ptraceRaceRun(t, s, 500, raceHooks{})
 		if res.Metrics["steals/op"] != 0 || res.Metrics["competitor-wins/op"] != 0 {
 			t.Errorf("%s: steals/op = %g, competitor-wins/op = %g, want 0 and 0", res.Name, res.Metrics["steals/op"], res.Metrics["competitor-wins/op"])
 		}
@@ -53,12 +53,12 @@ func TestPtraceRaceReregisterSteals(t *testing.T) {
 	kernlock.For(t)
 	const n, every = 500, 10
 	for _, st := range strategies(t) {
-		quiet := ptraceRaceRun(t, raceSpec{backend: "ptrace", strategy: st, mode: raceReregister}, 300, 0)
+		quiet := ptraceRaceRun(t, raceSpec{backend: "ptrace", strategy: st, mode: raceReregister, raceRate: raceRate{place: placeNone}}, 300, raceHooks{})
 		if quiet.Metrics["steals/op"] != 0 {
 			t.Errorf("%s: steals/op = %g without competitors", quiet.Name, quiet.Metrics["steals/op"])
 		}
-		s := raceSpec{backend: "ptrace", strategy: st, mode: raceReregister}
-		res := ptraceRaceRun(t, s, n, every)
+		s := raceSpec{backend: "ptrace", strategy: st, mode: raceReregister, raceRate: raceRate{place: placeNone}}
+		res := ptraceRaceRun(t, s, n, raceHooks{stealEvery: every})
 		if got, want := res.Metrics["lost/op"], 1.0/every; got != want {
 			t.Errorf("%s with a steal in every %dth window: lost/op = %g, want %g", res.Name, every, got, want)
 		}
@@ -78,8 +78,8 @@ func TestPtraceRaceReregisterSteals(t *testing.T) {
 // depends on scheduling, so it is measured, not asserted).
 func TestPtraceRaceCompetitor(t *testing.T) {
 	kernlock.For(t)
-	s := raceSpec{backend: "ptrace", strategy: "mutex", mode: raceReregister, raceRate: raceRate{competitors: 1}}
-	res := ptraceRaceRun(t, s, 2000, 0)
+	s := raceSpec{backend: "ptrace", strategy: strategies(t)[0], mode: raceReregister, raceRate: raceRate{competitors: 1, place: testPlaces()[len(testPlaces())-1]}}
+	res := ptraceRaceRun(t, s, 2000, raceHooks{})
 	if res.Metrics["competitor-attempts/s"] <= 0 {
 		t.Errorf("%s: the competitor never ran", res.Name)
 	}

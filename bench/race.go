@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"strconv"
 	"sync"
@@ -12,9 +13,11 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"bpbench/alloc"
 	"bpbench/hwregs"
+	"bpbench/internal/cpupin"
 )
 
 // The race experiment measures the slot-stealing window that motivated
@@ -40,6 +43,20 @@ import (
 // write moving it from the old address to the new one (perf's ioctl
 // disables and re-enables inside the kernel, on the watched thread itself,
 // which runs no user code meanwhile).
+//
+// The holder's thread is pinned to Options.PinCPU and the competitors'
+// threads to the holder's CPU (place=same: time-sliced with the holder)
+// or to the other one (place=other: in parallel); their reservations
+// target the holder's CPU either way. Each case reports the competitors'
+// achieved rate (rate-achieved/s, per competitor: refused attempts per
+// second of not holding the slot), the steal rate with its 95% Wilson
+// interval (steals/op, steals-lo/op, steals-hi/op) and the steal rate its
+// own window and rate predict for competitors arriving independently of
+// the holder (steals-predicted/op, see predictSteals; exposure-ns/p50|p99
+// is the window it uses). Run by the CLI (n <= 0), a case makes changes
+// until its steal interval is narrow or its time budget ends
+// (raceBudget), and reports how many (changes); under `go test -bench`
+// b.N fixes them.
 func init() {
 	register(Experiment{
 		Name:     "race",
@@ -67,11 +84,38 @@ const raceSimHold = 2 * time.Microsecond
 // raceHolderTask is the model's task id of the holder.
 const raceHolderTask = 1
 
-// raceRate is one point of the competitor-rate sweep: attempts per second
-// per competitor, 0 for as fast as it can go (only with competitors > 0).
+// Competitor placements: where the competitors' threads run, pinned.
+// Their reservations always target the holder's CPU (the model's
+// simulated CPU opts.PinCPU, or the real CPU the holder is pinned to);
+// place moves only the threads that make them. On the holder's CPU they
+// are time-sliced with the holder, so an attempt can land in a window only
+// when the scheduler preempts the holder inside it; on the other CPU they
+// run beside it.
+const (
+	placeNone  = "none" // no competitor
+	placeSame  = "same"
+	placeOther = "other"
+)
+
+// raceRate is one point of the competitor sweep: attempts per second
+// per competitor, 0 for as fast as it can go (only with competitors > 0),
+// and where the competitors run.
 type raceRate struct {
 	competitors int
 	rate        float64
+	place       string // placeSame or placeOther; placeNone without competitors
+}
+
+// competitorCPU returns the CPU the competitors' threads are pinned to
+// for the holder's CPU, or -1 without competitors.
+func (r raceRate) competitorCPU(holder int) int {
+	switch r.place {
+	case placeSame:
+		return holder
+	case placeOther:
+		return (holder + 1) % runtime.NumCPU()
+	}
+	return -1
 }
 
 // label is the rate as it appears in names: "0" without competitors, "max"
@@ -87,16 +131,18 @@ func (r raceRate) label() string {
 }
 
 // raceSweep returns the competitor sweep: no competitor, then each rate for
-// each competitor count, ending at an unlimited competitor.
+// each competitor count and placement, ending at an unlimited competitor.
 func raceSweep(full bool) []raceRate {
 	rates, counts := []float64{1e4, 0}, []int{1}
 	if full {
 		rates, counts = []float64{1e3, 1e4, 1e5, 0}, []int{1, 2}
 	}
-	sweep := []raceRate{{}}
-	for _, k := range counts {
-		for _, r := range rates {
-			sweep = append(sweep, raceRate{competitors: k, rate: r})
+	sweep := []raceRate{{place: placeNone}}
+	for _, place := range []string{placeSame, placeOther} {
+		for _, k := range counts {
+			for _, r := range rates {
+				sweep = append(sweep, raceRate{competitors: k, rate: r, place: place})
+			}
 		}
 	}
 	return sweep
@@ -111,8 +157,8 @@ type raceSpec struct {
 }
 
 func (s raceSpec) name() string {
-	return fmt.Sprintf("Race/backend=%s/strategy=%s/mode=%s/competitors=%d/rate=%s",
-		s.backend, s.strategy, s.mode, s.competitors, s.label())
+	return fmt.Sprintf("Race/backend=%s/strategy=%s/mode=%s/competitors=%d/rate=%s/place=%s",
+		s.backend, s.strategy, s.mode, s.competitors, s.label(), s.place)
 }
 
 // validate reports a spec no case can run, naming the bad field.
@@ -124,6 +170,12 @@ func (s raceSpec) validate() error {
 		return fmt.Errorf("bench: race: competitors = %d, need >= 0", s.competitors)
 	case s.rate < 0:
 		return fmt.Errorf("bench: race: rate = %g, need >= 0 (0: unlimited)", s.rate)
+	case s.competitors == 0 && s.place != placeNone:
+		return fmt.Errorf("bench: race: place = %q without competitors, want %q", s.place, placeNone)
+	case s.competitors > 0 && s.place != placeSame && s.place != placeOther:
+		return fmt.Errorf("bench: race: place = %q, want %q or %q", s.place, placeSame, placeOther)
+	case s.place == placeOther && runtime.NumCPU() < 2:
+		return Skipf("place=%s needs a second CPU, this machine has %d", placeOther, runtime.NumCPU())
 	}
 	return nil
 }
@@ -145,14 +197,6 @@ func (s raceSpec) scenario(opts Options, cpus int, n int64) harness.Scenario {
 	}
 }
 
-// Default numbers of holder changes per case.
-const (
-	raceSimQuick  = 20000
-	raceSimFull   = 200000
-	racePerfQuick = 1000
-	racePerfFull  = 20000
-)
-
 func raceCases(opts Options) ([]Case, error) {
 	if opts.PinCPU < 0 || opts.PinCPU >= runtime.NumCPU() {
 		return nil, fmt.Errorf("bench: race: Options.PinCPU = %d out of range [0, %d)", opts.PinCPU, runtime.NumCPU())
@@ -170,7 +214,7 @@ func raceCases(opts Options) ([]Case, error) {
 					Name:     s.name(),
 					Estimate: 200 * time.Millisecond,
 					Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
-						return runRaceSim(ctx, s, opts, n, t, 0)
+						return runRaceSim(ctx, s, opts, n, t, raceHooks{})
 					},
 				})
 			}
@@ -183,7 +227,7 @@ func raceCases(opts Options) ([]Case, error) {
 				Name:     s.name(),
 				Estimate: time.Second,
 				Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
-					return underKernlock(func() (Result, error) { return runRacePerf(ctx, s, opts, n, t) })
+					return underKernlock(func() (Result, error) { return runRacePerf(ctx, s, opts, n, t, raceHooks{}) })
 				},
 			})
 		}
@@ -203,23 +247,40 @@ type raceStats struct {
 	unarmed *harness.Recorder // disarming write -> last arming write, re-register only
 	recover *harness.Recorder // first refusal -> successful reserve
 
+	exposure *harness.Recorder // release -> the holder's first reservation after it returns
+
 	compAttempts uint64        // competitor reservations tried
 	compWins     uint64        // competitor reservations admitted
 	compElapsed  time.Duration // how long the competitors ran
+	compHeld     time.Duration // how long they spent in admitted attempts, summed
+	compOnCPU    time.Duration // how long their threads ran, summed
+	hasOnCPU     bool          // compOnCPU was measured
+	compCPU      int           // CPU the competitors are pinned to, -1 for none
+
+	batches []raceBatch // adaptive runs: one per chunk of changes
 
 	spurious    uint64 // alloc.SpuriousRefusals over the run
 	hasSpurious bool
 }
 
 func newRaceStats() *raceStats {
-	return &raceStats{latency: harness.NewRecorder(), window: harness.NewRecorder(), unarmed: harness.NewRecorder(), recover: harness.NewRecorder()}
+	return &raceStats{latency: harness.NewRecorder(), window: harness.NewRecorder(), unarmed: harness.NewRecorder(),
+		recover: harness.NewRecorder(), exposure: harness.NewRecorder(), compCPU: -1}
 }
+
+// steals is the number of changes that lost their slot or register.
+func (st *raceStats) steals() int64 { return st.lost + st.moved }
 
 // result fills a Result from the counts; extra adds backend-specific
 // Params.
 func (st *raceStats) result(s raceSpec, opts Options, cpus int, extra map[string]string) Result {
+	cc := "none"
+	if st.compCPU >= 0 {
+		cc = strconv.Itoa(st.compCPU)
+	}
 	p := commonParams(s.scenario(opts, cpus, st.changes),
-		"mode", s.mode, "competitors", strconv.Itoa(s.competitors), "rate", s.label())
+		"mode", s.mode, "competitors", strconv.Itoa(s.competitors), "rate", s.label(),
+		"place", s.place, "competitor_cpu", cc, "predictor", "paced")
 	for k, v := range extra {
 		p[k] = v
 	}
@@ -235,12 +296,56 @@ func (st *raceStats) result(s raceSpec, opts Options, cpus int, extra map[string
 	n := float64(max(st.changes, 1))
 	res.NsPerOp = float64(st.elapsed.Nanoseconds()) / n
 	m := res.Metrics
-	m["steals/op"] = float64(st.lost+st.moved) / n
+	m["changes"] = float64(st.changes)
+	m["steals/op"] = float64(st.steals()) / n
+	m["steals-lo/op"], m["steals-hi/op"], m["steals-dispersion"] = st.stealInterval()
 	m["lost/op"] = float64(st.lost) / n
 	m["moved/op"] = float64(st.moved) / n
 	m["competitor-wins/op"] = float64(st.compWins) / n
+	// The achieved rate per competitor is that of its refused attempts
+	// over the time it was not in an admitted one: a window opens with
+	// the holder owning every slot, so this is the rate at which attempts
+	// arrive in it; after a steal an unlimited competitor spends most of
+	// its time holding the slot it keeps re-taking, which would otherwise
+	// count as a low rate. Every attempt targets the holder's CPU; without
+	// competitors the rate is 0. competitor-attempts/s counts every
+	// attempt over the whole time.
+	//
+	// A competitor attempts only while its thread runs: on a loaded
+	// machine other processes take its CPU for whole time slices. The
+	// prediction therefore uses the fraction of the time its thread ran
+	// (competitor-oncpu, from its thread's CPU time) and its
+	// rate while running; the two agree with rate-achieved/s wherever a
+	// window is short against the attempt interval.
+	rate, rateOn, onCPU := 0.0, 0.0, 1.0
 	if s.competitors > 0 && st.compElapsed > 0 {
-		m["competitor-attempts/s"] = float64(st.compAttempts) / float64(s.competitors) / st.compElapsed.Seconds()
+		k := float64(s.competitors)
+		m["competitor-attempts/s"] = float64(st.compAttempts) / k / st.compElapsed.Seconds()
+		refused := float64(st.compAttempts - st.compWins)
+		if free := k*st.compElapsed.Seconds() - st.compHeld.Seconds(); free > 0 {
+			rate, rateOn = refused/free, refused/free
+		}
+		if st.hasOnCPU {
+			onCPU = math.Min(1, st.compOnCPU.Seconds()/(k*st.compElapsed.Seconds()))
+			m["competitor-oncpu"] = onCPU
+			if run := st.compOnCPU.Seconds() - st.compHeld.Seconds(); run > 0 {
+				rateOn = refused / run
+			}
+		}
+	}
+	m["rate-achieved/s"] = rate
+	m["steals-predicted/op"] = 0
+	if h := st.exposure.Summary(); h != nil {
+		m["steals-predicted/op"] = predictSteals(h.CDF, rateOn, onCPU, s.competitors)
+	}
+	m["exposure-ns/p50"], m["exposure-ns/p99"] = st.exposure.Quantile(0.5), st.exposure.Quantile(0.99)
+	if len(st.batches) > 1 {
+		res.Batches = map[string][]float64{}
+		for _, b := range st.batches {
+			bn := float64(max(b.changes, 1))
+			res.Batches["steals/op"] = append(res.Batches["steals/op"], float64(b.steals)/bn)
+			res.Batches["ns/op"] = append(res.Batches["ns/op"], float64(b.elapsed.Nanoseconds())/bn)
+		}
 	}
 	if res.Latency != nil {
 		m["p50-ns"] = res.Latency.P50
@@ -269,20 +374,26 @@ func (st *raceStats) result(s raceSpec, opts Options, cpus int, extra map[string
 
 // windowAlloc decorates the holder's allocator to time the window: from the
 // moment the holder's slot is released to the moment a reservation of the
-// holder's task succeeds again, refused attempts in between included. Only
-// the holder's goroutine calls it (competitors use the inner allocator), so
-// its fields need no synchronisation.
+// holder's task succeeds again, refused attempts in between included
+// (window), and to the return of the first reservation after the release,
+// admitted or not (exposure: the time a competitor's reservation could
+// take the slot, which predictSteals uses; after a refusal the slot is
+// already gone). Only the holder's goroutine calls it (competitors use the
+// inner allocator), so its fields need no synchronisation.
 type windowAlloc struct {
 	alloc.Allocator
-	cfg     alloc.Config
-	task    int
-	window  *harness.Recorder
-	relAt   harness.Ticks
-	pending bool
-	// onRelease, when set, runs right after the holder's release and
-	// onRefused after a refused reservation of the holder: tests use them
-	// to put a competitor's reservation inside the window deterministically.
-	onRelease, onRefused func()
+	cfg      alloc.Config
+	task     int
+	window   *harness.Recorder
+	exposure *harness.Recorder
+	relAt    harness.Ticks
+	pending  bool
+	exposed  bool // the exposure of the pending window is recorded
+	// onRelease, when set, runs right after the holder's release,
+	// onRefused after a refused reservation of the holder and onAdmitted
+	// after the admitted one that ends a window: tests use them to put a
+	// competitor's reservation inside the window deterministically.
+	onRelease, onRefused, onAdmitted func()
 }
 
 // Config returns the model's configuration, so that the Writer knows the
@@ -292,7 +403,7 @@ func (w *windowAlloc) Config() alloc.Config { return w.cfg }
 func (w *windowAlloc) Release(s alloc.Slot) error {
 	err := w.Allocator.Release(s)
 	if err == nil && s.Request().Task == w.task {
-		w.relAt, w.pending = harness.Now(), true
+		w.relAt, w.pending, w.exposed = harness.Now(), true, false
 		if w.onRelease != nil {
 			w.onRelease()
 		}
@@ -305,10 +416,18 @@ func (w *windowAlloc) Reserve(r alloc.Request) (alloc.Slot, error) {
 	if r.Task != w.task {
 		return s, err
 	}
+	now := harness.Now()
+	if w.pending && !w.exposed {
+		w.exposure.Record(now - w.relAt)
+		w.exposed = true
+	}
 	switch {
 	case err == nil && w.pending:
-		w.window.Record(harness.Now() - w.relAt)
+		w.window.Record(now - w.relAt)
 		w.pending = false
+		if w.onAdmitted != nil {
+			w.onAdmitted()
+		}
 	case err != nil && w.onRefused != nil:
 		w.onRefused()
 	}
@@ -320,26 +439,32 @@ func (w *windowAlloc) Reserve(r alloc.Request) (alloc.Slot, error) {
 // between the fourth and the fifth.
 var raceAddrs = [...]uint64{0x10000, 0x10008, 0x10010, 0x10018, 0x10020}
 
-// runRaceSim runs one model case. stealEvery > 0 (tests only) also puts a
-// competitor's reservation into every stealEvery-th window.
-func runRaceSim(ctx context.Context, s raceSpec, opts Options, n int64, t Timer, stealEvery int) (Result, error) {
+// runRaceSim runs one model case. The holder is the calling goroutine,
+// pinned to opts.PinCPU; the competitors are pinned as s.place says.
+// hooks (tests only) put competitors into windows deterministically.
+func runRaceSim(ctx context.Context, s raceSpec, opts Options, n int64, t Timer, hooks raceHooks) (Result, error) {
 	t.StopTimer()
 	if err := s.validate(); err != nil {
 		return Result{}, err
 	}
-	n = defaultOps(n, opts, raceSimQuick, raceSimFull)
+	budget := pickBudget(opts, raceBudgetSimQuick, raceBudgetSimFull)
 	cpus := max(runtime.NumCPU(), opts.PinCPU+1, 2)
 	cfg := alloc.X86(cpus)
 	inner, err := alloc.New(s.strategy, cfg)
 	if err != nil {
 		return Result{}, fmt.Errorf("bench: race %s: %w", s.name(), err)
 	}
-	st := newRaceStats()
-	wa := &windowAlloc{Allocator: inner, cfg: cfg, task: raceHolderTask, window: st.window}
-	compReq := alloc.Request{Task: alloc.NoTask, CPU: opts.PinCPU, Kind: alloc.Data}
-	if stealEvery > 0 {
-		defer stealEveryNth(wa, inner, compReq, st, stealEvery)()
+	unpin, err := cpupin.Pin(opts.PinCPU)
+	if err != nil {
+		return Result{}, fmt.Errorf("bench: race %s: %w", s.name(), err)
 	}
+	defer unpin()
+	defer raceProcs(s.competitors)()
+	st := newRaceStats()
+	wa := &windowAlloc{Allocator: inner, cfg: cfg, task: raceHolderTask, window: st.window, exposure: st.exposure}
+	compReq := alloc.Request{Task: alloc.NoTask, CPU: opts.PinCPU, Kind: alloc.Data}
+	setup, halt := hooks.competitors(wa, inner, compReq, st)
+	defer halt()
 	w := hwregs.NewWriter(wa, hwregs.NewSim(), hwregs.WriteChanged)
 	holder := alloc.Request{Task: raceHolderTask, CPU: alloc.AnyCPU, Kind: alloc.Data}
 	var bps [hwregs.NumSlots]hwregs.Breakpoint
@@ -353,8 +478,9 @@ func runRaceSim(ctx context.Context, s raceSpec, opts Options, n int64, t Timer,
 		{Addr: raceAddrs[3], Len: 8, Type: hwregs.Write},
 	}
 	spurious := spuriousSince(inner)
-	comp := startCompetitors(ctx, s, modelCompetitor(inner, compReq))
-	loopErr := timeChanges(ctx, t, n, 1024, st, writerChange(ctx, s, w, &bps[3], holder, &attrs, st))
+	comp := startCompetitors(ctx, s, s.competitorCPU(opts.PinCPU), setup)
+	loopErr := runChanges(ctx, t, n, budget, 1024, st, writerChange(ctx, s, w, &bps[3], holder, &attrs, st))
+	halt()
 	compErr := comp.stop(st)
 	spurious(st)
 	if err := unregisterAll(w, bps[:]); loopErr == nil {
@@ -365,6 +491,131 @@ func runRaceSim(ctx context.Context, s raceSpec, opts Options, n int64, t Timer,
 	}
 	return st.result(s, opts, cpus, map[string]string{"policy": hwregs.WriteChanged.String(), "competitor_hold": raceSimHold.String()}), nil
 }
+
+// raceProcs raises GOMAXPROCS, for the time of a case, to give the holder
+// and each of k competitors, every one locked to its own pinned thread, a
+// P of its own plus one for the rest of the program. With fewer Ps the Go
+// scheduler, not the kernel, would decide who runs: a spinning goroutine
+// keeps its P until the runtime preempts it after 10 ms, whatever CPU its
+// thread is pinned to. It returns the function that restores the old
+// value.
+func raceProcs(k int) func() {
+	old := runtime.GOMAXPROCS(0)
+	if want := k + 2; old < want {
+		runtime.GOMAXPROCS(want)
+		return func() { runtime.GOMAXPROCS(old) }
+	}
+	return func() {}
+}
+
+// competitorSetup runs on each competitor's goroutine and returns its
+// attempt function (which reports whether the reservation was admitted;
+// it releases it before returning) and a teardown run when the competitor
+// stops.
+type competitorSetup = func() (attempt func() (bool, error), teardown func(), err error)
+
+// raceHooks are the tests' ways of putting a competitor into the window
+// deterministically; the zero value adds none.
+type raceHooks struct {
+	// stealEvery > 0 reserves for a competitor inside every
+	// stealEvery-th window, from the holder's goroutine (stealEveryNth).
+	stealEvery int
+	// gated makes the real competitor goroutines attempt exactly once
+	// inside every window (raceGate).
+	gated bool
+}
+
+// competitors returns the setup of a model case's competitors, after
+// installing the hooks in wa, and a function to call once the holder is
+// done, before the competitors stop (it may be called again).
+func (h raceHooks) competitors(wa *windowAlloc, inner alloc.Allocator, req alloc.Request, st *raceStats) (competitorSetup, func()) {
+	switch {
+	case h.gated:
+		g := newRaceGate(wa, inner, req)
+		return g.setup, g.halt
+	case h.stealEvery > 0:
+		return modelCompetitor(inner, req), stealEveryNth(wa, inner, req, st, h.stealEvery)
+	}
+	return modelCompetitor(inner, req), func() {}
+}
+
+// raceGate puts the real competitor goroutines into every window: the
+// holder, on releasing its slot, lets exactly one competitor attempt and
+// waits for the attempt to be made; a competitor that wins holds the slot
+// until the holder's reservation has been refused (or, were a strategy to
+// over-admit, admitted: the test then fails instead of hanging). Each
+// competitor's first
+// attempt, which startCompetitors waits for before the holder starts, is
+// not gated.
+type raceGate struct {
+	open     chan struct{}
+	tried    chan struct{}
+	refused  chan struct{} // the holder's reservation was decided; capacity 1: the holder never blocks on it
+	stopped  chan struct{}
+	stopOnce sync.Once
+	setup    competitorSetup
+}
+
+func newRaceGate(wa *windowAlloc, inner alloc.Allocator, req alloc.Request) *raceGate {
+	g := &raceGate{open: make(chan struct{}), tried: make(chan struct{}), refused: make(chan struct{}, 1), stopped: make(chan struct{})}
+	wa.onRelease = func() {
+		// A refusal of the previous window's retries must not release
+		// this window's winner early.
+		select {
+		case <-g.refused:
+		default:
+		}
+		select {
+		case g.open <- struct{}{}:
+			<-g.tried
+		case <-g.stopped:
+		}
+	}
+	wa.onRefused = func() {
+		select {
+		case g.refused <- struct{}{}:
+		default:
+		}
+	}
+	wa.onAdmitted = wa.onRefused
+	g.setup = func() (func() (bool, error), func(), error) {
+		first := true
+		attempt := func() (bool, error) {
+			gated := !first
+			first = false
+			if gated {
+				select {
+				case <-g.open:
+				case <-g.stopped:
+					return false, nil
+				}
+			}
+			sl, err := inner.Reserve(req)
+			if gated {
+				g.tried <- struct{}{}
+			}
+			switch {
+			case errors.Is(err, alloc.ErrNoSlot):
+				return false, nil
+			case err != nil:
+				return false, err
+			}
+			if gated {
+				select {
+				case <-g.refused:
+				case <-g.stopped:
+				}
+			}
+			return true, inner.Release(sl)
+		}
+		return attempt, func() {}, nil
+	}
+	return g
+}
+
+// halt lets every competitor blocked on the gate go, and makes the
+// holder's later releases (teardown) pass without waiting.
+func (g *raceGate) halt() { g.stopOnce.Do(func() { close(g.stopped) }) }
 
 // spuriousSince returns a function that stores in st the refusals a
 // counted as spurious since spuriousSince was called, for the strategies
@@ -382,7 +633,7 @@ func spuriousSince(a alloc.Allocator) func(st *raceStats) {
 // allocator: each attempt reserves req on inner and, when admitted, holds
 // the slot for raceSimHold before releasing it, as a real CPU-bound
 // breakpoint holds its slot from open to close.
-func modelCompetitor(inner alloc.Allocator, req alloc.Request) func() (func() (bool, error), func(), error) {
+func modelCompetitor(inner alloc.Allocator, req alloc.Request) competitorSetup {
 	holdTicks := harness.Ticks(float64(raceSimHold) / harness.NsPerTick())
 	return func() (func() (bool, error), func(), error) {
 		attempt := func() (bool, error) {
@@ -409,7 +660,7 @@ func modelCompetitor(inner alloc.Allocator, req alloc.Request) func() (func() (b
 func timeChanges(ctx context.Context, t Timer, n, ctxEvery int64, st *raceStats, change func(i int64) error) error {
 	done, elapsed, err := harness.TimeOps(ctx, t, n, ctxEvery, st.latency, change)
 	st.changes += done
-	st.elapsed = elapsed
+	st.elapsed += elapsed
 	return err
 }
 
@@ -478,6 +729,9 @@ func reregisterSim(ctx context.Context, w *hwregs.Writer, bp *hwregs.Breakpoint,
 		if !errors.Is(err, alloc.ErrNoSlot) {
 			return err
 		}
+		// Let a competitor on this CPU run and let go; runtime.Gosched
+		// would hand the locked goroutine's P away and park its thread.
+		unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 		if tries&255 == 255 {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -486,7 +740,6 @@ func reregisterSim(ctx context.Context, w *hwregs.Writer, bp *hwregs.Breakpoint,
 				return fmt.Errorf("race: holder did not win its slot back within %v (%d attempts) against the competitors", maxRecover, tries+1)
 			}
 		}
-		runtime.Gosched()
 	}
 }
 
@@ -500,19 +753,27 @@ type competitors struct {
 	g        *errgroup.Group
 	halt     atomic.Bool
 	begin    time.Time
+	cpu      int
 	attempts []atomic.Uint64 // per competitor, written once at the end
 	wins     []atomic.Uint64
+	held     []atomic.Int64 // ticks spent in admitted attempts (holding the slot)
+	onCPU    []atomic.Int64 // ns each competitor's thread ran (threadRunTime)
+	// noRunTime is set when a thread's run time could not be read.
+	noRunTime atomic.Bool
 }
 
-// startCompetitors starts s.competitors goroutines. setup runs on each
-// competitor's goroutine and returns its attempt function (which reports
-// whether the reservation was admitted; it releases it before returning)
-// and a teardown run when the competitor stops. It returns once each
+// startCompetitors starts s.competitors goroutines, each locked to its
+// thread and pinned to cpu (-1: left unpinned), paced by a thread Pacer
+// (the caller gives them Ps of their own: raceProcs). setup runs on each
+// competitor's goroutine once it is pinned. It returns once each
 // competitor has made one attempt (or failed).
-func startCompetitors(ctx context.Context, s raceSpec, setup func() (attempt func() (bool, error), teardown func(), err error)) *competitors {
+func startCompetitors(ctx context.Context, s raceSpec, cpu int, setup competitorSetup) *competitors {
 	c := &competitors{
+		cpu:      cpu,
 		attempts: make([]atomic.Uint64, s.competitors),
 		wins:     make([]atomic.Uint64, s.competitors),
+		held:     make([]atomic.Int64, s.competitors),
+		onCPU:    make([]atomic.Int64, s.competitors),
 	}
 	c.g, ctx = errgroup.WithContext(ctx)
 	c.begin = time.Now()
@@ -528,17 +789,34 @@ func startCompetitors(ctx context.Context, s raceSpec, setup func() (attempt fun
 					ready.Done()
 				}
 			}()
+			if cpu >= 0 {
+				unpin, err := cpupin.Pin(cpu)
+				if err != nil {
+					return fmt.Errorf("competitor %d: %w", k, err)
+				}
+				defer unpin()
+			}
 			attempt, teardown, err := setup()
 			if err != nil {
 				return fmt.Errorf("competitor %d: %w", k, err)
 			}
 			defer teardown()
-			pace, err := harness.NewPacer(s.rate)
+			if run0, ok := threadRunTime(); ok {
+				defer func() {
+					if run1, ok := threadRunTime(); ok {
+						c.onCPU[k].Store(int64(run1 - run0))
+					}
+				}()
+			} else {
+				c.noRunTime.Store(true)
+			}
+			pace, err := harness.NewThreadPacer(s.rate)
 			if err != nil {
 				return err
 			}
 			var tried, won uint64
-			defer func() { c.attempts[k].Store(tried); c.wins[k].Store(won) }()
+			var held harness.Ticks
+			defer func() { c.attempts[k].Store(tried); c.wins[k].Store(won); c.held[k].Store(int64(held)) }()
 			for !c.halt.Load() {
 				if tried == 1 && first {
 					first = false
@@ -548,6 +826,7 @@ func startCompetitors(ctx context.Context, s raceSpec, setup func() (attempt fun
 					return nil
 				}
 				pace.Wait()
+				t0 := harness.Now()
 				ok, err := attempt()
 				if err != nil {
 					return fmt.Errorf("competitor %d: %w", k, err)
@@ -555,6 +834,7 @@ func startCompetitors(ctx context.Context, s raceSpec, setup func() (attempt fun
 				tried++
 				if ok {
 					won++
+					held += harness.Now() - t0
 				}
 			}
 			return nil
@@ -567,11 +847,29 @@ func startCompetitors(ctx context.Context, s raceSpec, setup func() (attempt fun
 // stop halts the competitors, waits for them and adds their counts to st.
 func (c *competitors) stop(st *raceStats) error {
 	c.halt.Store(true)
+	if len(c.attempts) > 0 {
+		st.compCPU = c.cpu
+	}
 	err := c.g.Wait()
 	st.compElapsed += time.Since(c.begin)
 	for k := range c.attempts {
 		st.compAttempts += c.attempts[k].Load()
 		st.compWins += c.wins[k].Load()
+		st.compHeld += time.Duration(harness.TicksToNs(harness.Ticks(c.held[k].Load())))
+		st.compOnCPU += time.Duration(c.onCPU[k].Load())
 	}
+	st.hasOnCPU = len(c.attempts) > 0 && !c.noRunTime.Load()
 	return err
+}
+
+// threadRunTime returns how long the calling thread has run on a CPU
+// (CLOCK_THREAD_CPUTIME_ID, which the kernel brings up to date when read,
+// unlike /proc's schedstat), and whether it could be read. The caller is
+// locked to its thread.
+func threadRunTime() (time.Duration, bool) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0, false
+	}
+	return time.Duration(ts.Nano()), true
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strconv"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -48,29 +47,25 @@ func underKernlock(f func() (Result, error)) (Result, error) {
 	return f()
 }
 
-// competitorCPU returns the CPU perf competitors pin to: another CPU than
-// the holder's, so the two really run at the same time; -1 (unpinned) on a
-// single-CPU machine.
-func competitorCPU(holder int) int {
-	if runtime.NumCPU() < 2 {
-		return -1
-	}
-	return (holder + 1) % runtime.NumCPU()
-}
-
 // runRacePerf runs one real-kernel case: the holder is the calling
 // goroutine, locked to its thread and pinned to opts.PinCPU, with four task
 // breakpoints on that thread (pid 0, cpu -1); competitors are goroutines
-// pinned to another CPU opening and closing CPU-bound breakpoints (pid -1,
-// cpu = the holder's CPU). The kernel does not say which debug register a
-// task breakpoint gets (it picks one at schedule-in), so a steal here is a
-// refused re-open (ENOSPC) only. The caller holds the kernlock.
-func runRacePerf(ctx context.Context, s raceSpec, opts Options, n int64, t Timer) (res Result, err error) {
+// pinned as s.place says (the holder's CPU or the other one), opening and
+// closing CPU-bound breakpoints on the holder's CPU (pid -1, cpu =
+// opts.PinCPU). A task breakpoint on all CPUs is refused when any CPU has
+// no slot left for it, so the competitors' target CPU only has to be one
+// the holder's breakpoints count on; the holder's is. The kernel does not
+// say which debug register a task breakpoint gets (it picks one at
+// schedule-in), so a steal here is a refused re-open (ENOSPC) only. The
+// caller holds the kernlock. hooks.stealEvery > 0 (tests only) opens a
+// CPU-bound breakpoint from the holder's thread inside every
+// stealEvery-th window, closing it once the holder's re-open was refused.
+func runRacePerf(ctx context.Context, s raceSpec, opts Options, n int64, t Timer, hooks raceHooks) (res Result, err error) {
 	t.StopTimer()
 	if err := s.validate(); err != nil {
 		return Result{}, err
 	}
-	n = defaultOps(n, opts, racePerfQuick, racePerfFull)
+	budget := pickBudget(opts, raceBudgetRealQuick, raceBudgetRealFull)
 	if err := hwregs.PerfSupported(); err != nil {
 		return Result{}, skipIfUnsupported(err)
 	}
@@ -129,16 +124,12 @@ func runRacePerf(ctx context.Context, s raceSpec, opts Options, n int64, t Timer
 	}
 
 	cpu := opts.PinCPU
-	compCPU := competitorCPU(cpu)
-	comp := startCompetitors(ctx, s, func() (func() (bool, error), func(), error) {
-		teardown := func() {}
-		if compCPU >= 0 {
-			u, err := cpupin.Pin(compCPU)
-			if err != nil {
-				return nil, nil, err
-			}
-			teardown = u
-		}
+	defer raceProcs(s.competitors)()
+	ro := &perfReopen{st: st}
+	if hooks.stealEvery > 0 {
+		defer ro.stealEvery(hooks.stealEvery, cpu)()
+	}
+	comp := startCompetitors(ctx, s, s.competitorCPU(cpu), func() (func() (bool, error), func(), error) {
 		attr := new(unix.PerfEventAttr)
 		*attr = hwregs.PerfAttr(raceVarAttr(5))
 		attempt := func() (bool, error) {
@@ -155,10 +146,10 @@ func runRacePerf(ctx context.Context, s raceSpec, opts Options, n int64, t Timer
 			}
 			return true, nil
 		}
-		return attempt, teardown, nil
+		return attempt, func() {}, nil
 	})
 
-	loopErr := timeChanges(ctx, t, n, 64, st, func(i int64) error {
+	loopErr := runChanges(ctx, t, n, budget, 64, st, func(i int64) error {
 		if s.mode == raceModify {
 			if err := changing.Modify(attrs[i&1]); err != nil {
 				return fmt.Errorf("modify %d: %w", i, err)
@@ -166,7 +157,7 @@ func runRacePerf(ctx context.Context, s raceSpec, opts Options, n int64, t Timer
 			return nil
 		}
 		var err error
-		if fd, err = reopenPerf(ctx, fd, &rawAttrs[i&1], st); err != nil {
+		if fd, err = ro.reopen(ctx, fd, &rawAttrs[i&1]); err != nil {
 			return fmt.Errorf("re-register %d: %w", i, err)
 		}
 		return nil
@@ -175,32 +166,48 @@ func runRacePerf(ctx context.Context, s raceSpec, opts Options, n int64, t Timer
 	if err := errors.Join(loopErr, compErr); err != nil {
 		return Result{}, err
 	}
-	cc := "none"
-	if compCPU >= 0 {
-		cc = strconv.Itoa(compCPU)
-	}
-	return st.result(s, opts, runtime.NumCPU(), map[string]string{"competitor_cpu": cc, "competitor_hold": "none"}), nil
+	return st.result(s, opts, runtime.NumCPU(), map[string]string{"competitor_hold": "none"}), nil
 }
 
-// reopenPerf closes the holder's breakpoint fd and opens attr in its place
+// perfReopen re-registers the holder's perf breakpoint and counts in st;
+// the hooks, when set (tests only), run on the holder's thread right
+// after the close and after a refused open.
+type perfReopen struct {
+	st                  *raceStats
+	onClosed, onRefused func() error
+}
+
+// reopen closes the holder's breakpoint fd and opens attr in its place
 // on the calling thread, retrying after ENOSPC (a competitor took the slot)
 // until the kernel admits it. It returns the new fd, or -1 with an error.
 // The time from before the close to after the admitted open is recorded
 // in st.unarmed: close uninstalls the breakpoint from the registers and
 // the open installs the new one on this (current) thread before it
-// returns.
-func reopenPerf(ctx context.Context, fd int, attr *unix.PerfEventAttr, st *raceStats) (int, error) {
+// returns. The exposure runs from the close's return to the first open's:
+// the kernel releases the slot inside close and reserves it early inside
+// perf_event_open (hw_breakpoint_event_init), so it counts the open's tail
+// after the reservation instead of the close's tail after the release.
+func (ro *perfReopen) reopen(ctx context.Context, fd int, attr *unix.PerfEventAttr) (int, error) {
+	st := ro.st
 	closing := harness.Now()
 	if err := unix.Close(fd); err != nil {
 		return -1, fmt.Errorf("close: %w", err)
 	}
 	released := harness.Now()
+	if ro.onClosed != nil {
+		if err := ro.onClosed(); err != nil {
+			return -1, err
+		}
+	}
 	var refusedAt harness.Ticks
 	for tries := 0; ; tries++ {
 		nfd, errno := perfOpenRaw(attr, 0, -1)
+		now := harness.Now()
+		if tries == 0 {
+			st.exposure.Record(now - released)
+		}
 		switch errno {
 		case 0:
-			now := harness.Now()
 			st.window.Record(now - released)
 			st.unarmed.Record(now - closing)
 			if tries > 0 {
@@ -210,7 +217,12 @@ func reopenPerf(ctx context.Context, fd int, attr *unix.PerfEventAttr, st *raceS
 		case unix.ENOSPC:
 			if tries == 0 {
 				st.lost++
-				refusedAt = harness.Now()
+				refusedAt = now
+			}
+			if ro.onRefused != nil {
+				if err := ro.onRefused(); err != nil {
+					return -1, err
+				}
 			}
 		default:
 			return -1, fmt.Errorf("perf_event_open: %w", errno)
@@ -221,4 +233,38 @@ func reopenPerf(ctx context.Context, fd int, attr *unix.PerfEventAttr, st *raceS
 			}
 		}
 	}
+}
+
+// stealEvery makes ro open a CPU-bound breakpoint on cpu from the holder's
+// thread inside every nth window and close it after the holder's re-open
+// was refused, as stealEveryNth does in the model. The returned function
+// closes one still open and stops stealing.
+func (ro *perfReopen) stealEvery(n, cpu int) func() {
+	attr := hwregs.PerfAttr(raceVarAttr(5))
+	held, windows := -1, 0
+	ro.onClosed = func() error {
+		if windows++; windows%n != 0 {
+			return nil
+		}
+		ro.st.compAttempts++
+		fd, errno := perfOpenRaw(&attr, -1, cpu)
+		switch errno {
+		case 0:
+			held = fd
+			ro.st.compWins++
+		case unix.ENOSPC:
+		default:
+			return fmt.Errorf("stealing competitor: perf_event_open(pid=-1, cpu=%d): %w", cpu, errno)
+		}
+		return nil
+	}
+	ro.onRefused = func() error {
+		if held < 0 {
+			return nil
+		}
+		err := unix.Close(held)
+		held = -1
+		return err
+	}
+	return func() { ro.onRefused(); ro.onClosed, ro.onRefused = nil, nil }
 }

@@ -26,6 +26,7 @@ type Pacer struct {
 	interval Ticks
 	sleep    time.Duration // > 0: sleep instead of spinning
 	next     Ticks
+	thread   bool // yields to other threads, never to other goroutines
 }
 
 // NewPacer returns a Pacer for rate operations per second; rate 0 means no
@@ -52,6 +53,25 @@ func NewPacer(rate float64) (*Pacer, error) {
 	return p, nil
 }
 
+// NewThreadPacer is NewPacer for a goroutine that owns its OS thread and a
+// P (locked and pinned to a CPU, with GOMAXPROCS above the number of such
+// goroutines): it never yields, it spins (or sleeps, at low rates).
+// runtime.Gosched on a locked goroutine hands its P to another thread and
+// parks its own until the scheduler hands the goroutine back, two futex
+// wake-ups costing microseconds each, which would cap the rate the Pacer
+// keeps; sched_yield on a loaded machine gives the CPU to any other
+// runnable process for a whole time slice. With a P of its own the
+// goroutine starves no other goroutine by spinning; threads on its CPU
+// share it as the kernel's scheduler decides.
+func NewThreadPacer(rate float64) (*Pacer, error) {
+	p, err := NewPacer(rate)
+	if err != nil {
+		return nil, err
+	}
+	p.thread = true
+	return p, nil
+}
+
 // Unlimited reports whether the Pacer lets every operation through at once.
 func (p *Pacer) Unlimited() bool { return p.interval == 0 }
 
@@ -64,9 +84,13 @@ func (p *Pacer) Unlimited() bool { return p.interval == 0 }
 // keeps its P until the scheduler's 10 ms preemption, so a holder that lost
 // its slot could wait indefinitely for a gap that real competitors (whose
 // every attempt is a system call) leave all the time.
+//
+// A thread Pacer (NewThreadPacer) never yields.
 func (p *Pacer) Wait() {
 	if p.interval == 0 {
-		runtime.Gosched()
+		if !p.thread {
+			runtime.Gosched()
+		}
 		return
 	}
 	now := Now()
@@ -79,7 +103,9 @@ func (p *Pacer) Wait() {
 		}
 	} else {
 		for Now() < p.next {
-			runtime.Gosched()
+			if !p.thread {
+				runtime.Gosched()
+			}
 		}
 	}
 	p.next += p.interval
