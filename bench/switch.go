@@ -311,8 +311,8 @@ func RunSwitch(ctx context.Context, p SwitchParams, t Timer) (SwitchRun, error) 
 // switchTracerCPU keeps the tracer threads off the ping-pong's CPU when
 // there is another one; they only wait while the workers run.
 func switchTracerCPU(cpu int) int {
-	if c := competitorCPU(cpu); c >= 0 {
-		return c
+	if n := runtime.NumCPU(); n > 1 {
+		return (cpu + 1) % n
 	}
 	return hwregs.NoPin
 }
