@@ -280,7 +280,6 @@ func TestRunRecordsSkipsAndFailures(t *testing.T) {
 	}
 }
 
-
 func TestCompareFixtures(t *testing.T) {
 	old, new := fixtureDir(t, "old"), fixtureDir(t, "new")
 	code, stdout, stderr := invoke(t, context.Background(), "compare", old, new)
