@@ -50,13 +50,7 @@ func (w *reportWriter) sectionUpdate() {
 		backends[nameParams(c.Name)["backend"]] = true
 	}
 	for _, be := range orderedBackends(backends) {
-		var bc []*caseSummary
-		for _, c := range cases {
-			if nameParams(c.Name)["backend"] == be {
-				bc = append(bc, c)
-			}
-		}
-		for _, st := range paramValues(bc, "strategy") {
+		for _, st := range paramValues(subset(cases, "backend", be), "strategy") {
 			want := map[string]string{"backend": be}
 			label := be
 			if st != "" {
@@ -348,16 +342,10 @@ func (w *reportWriter) sectionScaling() {
 	}
 	ncpu := w.run.Machine.NumCPU
 	for _, mix := range paramValues(cases, "mix") {
-		var mc []*caseSummary
-		for _, c := range cases {
-			if nameParams(c.Name)["mix"] == mix {
-				mc = append(mc, c)
-			}
-		}
 		if mix != "" {
 			w.p("### mix=%s\n", mix)
 		}
-		w.scalingTable(mc, ncpu)
+		w.scalingTable(subset(cases, "mix", mix), ncpu)
 	}
 	w.spurious("Scaling", "scaling")
 	for _, mix := range paramValues(cases, "mix") {

@@ -45,12 +45,7 @@ func (w *reportWriter) switchReal(cases []*caseSummary) {
 		w.p("- anchor: `perf bench sched pipe` %s usecs/op.", fmtIv(ivOf(anchor, "usecs/op"), plainUnit))
 	}
 	for _, be := range orderedBackends(backends) {
-		var bc []*caseSummary
-		for _, c := range cases {
-			if nameParams(c.Name)["backend"] == be {
-				bc = append(bc, c)
-			}
-		}
+		bc := subset(cases, "backend", be)
 		for _, tw := range paramValues(bc, "threads-with") {
 			var parts []string
 			var zero, top *caseSummary
