@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -330,7 +331,7 @@ func whiskerNote(ivs []Interval) string {
 		any = true
 		if !iv.Resolved() {
 			s := src{iv.N, orRuns(iv.From), math.Round(100 * iv.Coverage)}
-			if !slicesContains(low, s) {
+			if !slices.Contains(low, s) {
 				low = append(low, s)
 			}
 		}
@@ -363,15 +364,6 @@ func allLow(ivs []Interval) bool {
 		}
 	}
 	return true
-}
-
-func slicesContains[T comparable](s []T, v T) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // --- bar and dot charts ---
@@ -591,8 +583,8 @@ func hasZero(series []lineSeries) bool {
 	return false
 }
 
-// logFloor is the bottom of a log axis: a power of ten below the smallest
-// positive value (or interval bound) of series.
+// logFloor is the bottom of a log axis where zeros are drawn: a power of
+// ten below the smallest positive value (or interval bound) of series.
 func logFloor(series []lineSeries) float64 {
 	lo := math.Inf(1)
 	for _, s := range series {
@@ -608,7 +600,9 @@ func logFloor(series []lineSeries) float64 {
 	if math.IsInf(lo, 1) {
 		return 1
 	}
-	return math.Pow10(int(math.Floor(math.Log10(lo / 1.5))))
+	// A decade below the lowest value's, so that a labelled power of ten
+	// separates the zeros from the smallest value.
+	return math.Pow10(int(math.Floor(math.Log10(lo))) - 1)
 }
 
 func lineChart(o lineOpts, series []lineSeries) *chart {
@@ -891,20 +885,6 @@ func indexOf(s []string, v string) int {
 		}
 	}
 	return -1
-}
-
-func sortXY(xs, ys []float64) {
-	idx := make([]int, len(xs))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.Slice(idx, func(a, b int) bool { return xs[idx[a]] < xs[idx[b]] })
-	nx, ny := make([]float64, len(xs)), make([]float64, len(ys))
-	for i, j := range idx {
-		nx[i], ny[i] = xs[j], ys[j]
-	}
-	copy(xs, nx)
-	copy(ys, ny)
 }
 
 // spansDecades reports whether positive xs (or ys) cover more than factor,

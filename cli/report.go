@@ -393,15 +393,3 @@ func pct(a, b float64) string {
 	}
 	return trimFloat(100*a/b) + "%"
 }
-
-func fmtCount(v float64) string {
-	switch {
-	case v == 0:
-		return "n/a"
-	case v >= 1e6:
-		return trimFloat(v/1e6) + "M"
-	case v >= 1e3:
-		return trimFloat(v/1e3) + "k"
-	}
-	return trimFloat(v)
-}
