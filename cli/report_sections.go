@@ -413,6 +413,15 @@ func (w *reportWriter) scalingTable(cases []*caseSummary, ncpu int) {
 	for _, r := range rows {
 		w.p("| %s | %s | %s | %s |", r.strategy, fmtIv(r.one, countUnit), fmtIv(r.top, countUnit), ratio(r.top.Median, r.one.Median))
 	}
+	falls := false
+	for _, r := range rows {
+		falls = falls || (separated(r.top, r.one) && r.top.Median < r.one.Median)
+	}
+	if falls && ncpu > 0 && maxG > ncpu {
+		w.p("\nScaling below 1×: no gain is possible beyond %d goroutines, where the %d vCPUs are time-sliced; that throughput falls rather than stays flat is contention on the allocator's shared state and preemption inside its critical sections, which this run does not measure apart.", ncpu, ncpu)
+	} else if falls {
+		w.p("\nScaling below 1× with no more goroutines than vCPUs: **unexplained**.")
+	}
 	if len(rows) > 1 && rows[len(rows)-1].top.Median > 0 {
 		a, b, z := rows[0], rows[1], rows[len(rows)-1]
 		at := "At " + goroutinesLabel(maxG, ncpu)
@@ -505,6 +514,9 @@ func (w *reportWriter) sectionTasks() {
 				v := resolveNote(bi, ai)
 				if separated(ai, bi) {
 					v = ratio(bi.Median, ai.Median)
+					if bi.Median < ai.Median {
+						v += "; cheaper with more live tasks: **unexplained**"
+					}
 				}
 				w.p("- %s: %s with %d live tasks, %s with %d (%s).", st, fmtIv(ai, nsUnit), lo, fmtIv(bi, nsUnit), hi, v)
 			}
