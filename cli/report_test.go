@@ -254,3 +254,26 @@ func TestReportSwitch(t *testing.T) {
 		}
 	}
 }
+
+// TestReportReferenceRun builds the report of the reference run and checks
+// the corrections issue 11 asks of it.
+func TestReportReferenceRun(t *testing.T) {
+	run, err := loadRun(filepath.Join("..", "results", "vm-2026-11-22"))
+	if err != nil {
+		t.Skipf("reference run not available: %v", err)
+	}
+	md := buildReport(run, t.TempDir())
+	for _, want := range []string{
+		"| commit | 21e2f4120ac5ff429f9f41b902f12e6f6c9ab547 (tree state not recorded) |",
+		"- **ptrace**: modify in place costs 1.78 µs [1.57–1.89 of 3 runs, 75%] per update; it is 3.04× cheaper than re-register",
+		"Cause of the outlier: `KernelEnable/passive=0/active=0` in Go is 25.4× perf bench",
+		"- cas refused 276183 reservations spuriously",
+		"Cause of the 0 ns windows with missed writes (lazy at 1 thread)",
+		"disable-modify-enable's median is above re-register's, but the difference is noise",
+		"register writes per change per thread",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("reference report lacks %q", want)
+		}
+	}
+}
