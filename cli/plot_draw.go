@@ -173,7 +173,7 @@ func (u unitTicks) Ticks(lo, hi float64) []plot.Tick {
 		out = append(out, t)
 	}
 	if u.log && hi > 0 {
-		if v := roundDown125(hi); v > top*1.5 && v >= lo {
+		if v := roundDown125(hi); v > top*2.5 && v >= lo {
 			out = append(out, plot.Tick{Value: v, Label: u.format(v)})
 		}
 	}
