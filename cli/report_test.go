@@ -28,7 +28,7 @@ func TestReportFixture(t *testing.T) {
 	}
 	// Every figure below is the median over the fixture's five
 	// repetitions, with [min–max] (94% coverage for 5 runs).
-	for _, want := range []string{
+	wantAll(t, stdout,
 		"| kernel | 6.18.0-fixture |",
 		"| breakpoint slots per thread | 4 |",
 		"(tree state not recorded)",
@@ -48,25 +48,17 @@ func TestReportFixture(t *testing.T) {
 		"_No conformance results in this run; section omitted._",
 		"_No Switch/SwitchModel results in this run; section omitted._",
 		"- `Update/backend=ptrace/op=exec`: skipped: fixture: no exec breakpoints",
-	} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("report lacks %q", want)
-		}
-	}
+	)
 }
 
 func TestReportNotesAbsentSections(t *testing.T) {
 	run := &bench.Run{Results: []bench.Result{{Name: "Registers/backend=sim/policy=all", NsPerOp: 10}}}
 	md := buildReport(run, t.TempDir())
-	for _, want := range []string{
+	wantAll(t, md,
 		"_No Update results in this run; section omitted._",
 		"_No conformance results in this run; section omitted._",
 		"_This run recorded no machine noise",
-	} {
-		if !strings.Contains(md, want) {
-			t.Errorf("report lacks %q:\n%s", want, md)
-		}
-	}
+	)
 }
 
 func TestFmtIv(t *testing.T) {
@@ -151,15 +143,11 @@ func TestReportRaceSpuriousAndPrediction(t *testing.T) {
 		run.Results = append(run.Results, r)
 	}
 	md := buildReport(run, t.TempDir())
-	for _, want := range []string{
+	wantAll(t, md,
 		"- **sim, competitor on the holder's CPU (time-sliced)**: modify in place lost 0 of 20000",
 		"0.3 [0.29, 0.31] steals/op over 20000 changes, competitor achieved 1.00M [1 value, no interval] attempts/s, predicted 0.5: outside the interval, **unexplained**",
 		"- cas refused 28993 reservations spuriously (a slot was free; the caller retries) over 2 race runs of 40000 operations; worst run: 28993 in 20000 operations",
-	} {
-		if !strings.Contains(md, want) {
-			t.Errorf("report lacks %q:\n%s", want, md)
-		}
-	}
+	)
 }
 
 func TestReportKernelEnableCaveat(t *testing.T) {
@@ -204,16 +192,12 @@ func TestReportTasksAtEachCPUCount(t *testing.T) {
 		}
 	}
 	md := buildReport(run, t.TempDir())
-	for _, want := range []string{
+	wantAll(t, md,
 		"**At 2 CPUs (the host's count):**",
 		"**At 256 simulated CPUs:**",
 		"- at 2 CPUs (the host's count), at 4096 tasks legacy costs 410 µs",
 		"- at 256 simulated CPUs, at 4096 tasks legacy costs 52.4 ms",
-	} {
-		if !strings.Contains(md, want) {
-			t.Errorf("report lacks %q:\n%s", want, md)
-		}
-	}
+	)
 }
 
 func TestReportNoise(t *testing.T) {
@@ -227,19 +211,15 @@ func TestReportNoise(t *testing.T) {
 		run.Results = append(run.Results, r)
 	}
 	md := buildReport(run, t.TempDir())
-	for _, want := range []string{
+	wantAll(t, md,
 		"- `Update/backend=sim/strategy=cas/op=modify`: 1 of 3 runs under load (load average up to 5.50, steal up to 0%, waited 3ms for the debug-register lock)",
 		"- `Update/backend=sim/strategy=cas/op=modify`: 110 ns [100–300 of 3 runs, 75%] (width 182% of the median)",
-	} {
-		if !strings.Contains(md, want) {
-			t.Errorf("report lacks %q:\n%s", want, md)
-		}
-	}
+	)
 }
 
 func TestReportSwitch(t *testing.T) {
 	md := buildReport(switchRun(), t.TempDir())
-	for _, want := range []string{
+	wantAll(t, md,
 		"## What do debug registers cost at a context switch, and does lazy switching pay?",
 		"- anchor: `perf bench sched pipe` 4.53 [4.50, 4.55] usecs/op.",
 		"- **perf**, breakpoints on 2 threads: B=0: 4.72 [4.70, 4.75]; B=1: 6.03 [6.00, 6.05] (slowdown",
@@ -248,11 +228,7 @@ func TestReportSwitch(t *testing.T) {
 		"- at 64 CPUs, lazy-percpu: 0.126× eager's writes (0.502 against 4.00 per switch).",
 		"- lazy-global at 64 CPUs: 0.064 [0.064, 0.064] lost/op; cause: the 2009 review's flaw",
 		"Does lazy switching pay? In writes, yes: per-CPU lazy switching saves 3.50 register writes per switch at 64 CPUs without losing a breakpoint",
-	} {
-		if !strings.Contains(md, want) {
-			t.Errorf("report lacks %q:\n%s", want, md)
-		}
-	}
+	)
 }
 
 // TestReportReferenceRun builds the report of the reference run and checks
@@ -263,7 +239,7 @@ func TestReportReferenceRun(t *testing.T) {
 		t.Skipf("reference run not available: %v", err)
 	}
 	md := buildReport(run, t.TempDir())
-	for _, want := range []string{
+	wantAll(t, md,
 		"| commit | 21e2f4120ac5ff429f9f41b902f12e6f6c9ab547 (tree state not recorded) |",
 		"- **ptrace**: modify in place costs 1.78 µs [1.57–1.89 of 3 runs, 75%] per update; it is 3.04× cheaper than re-register",
 		"Cause of the outlier: `KernelEnable/passive=0/active=0` in Go is 25.4× perf bench",
@@ -271,9 +247,20 @@ func TestReportReferenceRun(t *testing.T) {
 		"Cause of the 0 ns windows with missed writes (lazy at 1 thread)",
 		"disable-modify-enable's median is above re-register's, but the difference is noise",
 		"register writes per change per thread",
-	} {
-		if !strings.Contains(md, want) {
-			t.Errorf("reference report lacks %q", want)
+	)
+}
+
+// wantAll reports each of wants that md lacks, printing md once.
+func wantAll(t *testing.T, md string, wants ...string) {
+	t.Helper()
+	missing := false
+	for _, w := range wants {
+		if !strings.Contains(md, w) {
+			t.Errorf("report lacks %q", w)
+			missing = true
 		}
+	}
+	if missing {
+		t.Logf("report:\n%s", md)
 	}
 }
