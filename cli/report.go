@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -37,6 +38,7 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 type reportWriter struct {
 	strings.Builder
 	dir string
+	run *bench.Run
 	all []*caseSummary
 }
 
@@ -56,7 +58,7 @@ func (w *reportWriter) absent(what string) {
 
 // buildReport renders the report for run, whose plots are under dir/plots.
 func buildReport(run *bench.Run, dir string) string {
-	w := &reportWriter{dir: dir, all: summarize(run)}
+	w := &reportWriter{dir: dir, run: run, all: summarize(run)}
 	m := run.Machine
 	w.p("# bpbench report\n")
 	w.p("| | |\n|---|---|")
@@ -68,12 +70,15 @@ func buildReport(run *bench.Run, dir string) string {
 		{"host", m.Host}, {"cpu", m.CPUModel}, {"cpus / GOMAXPROCS", fmt.Sprintf("%d / %d", m.NumCPU, m.GOMAXPROCS)},
 		{"kernel", m.Kernel}, {"goos/goarch", m.GOOS + "/" + m.GOARCH}, {"go", m.GoVersion},
 		{"breakpoint slots per thread", slots}, {"tracer pinned to CPU", strconv.Itoa(m.PinnedCPU)},
-		{"commit", m.Commit}, {"suite", run.Mode},
+		{"commit", commitLine(m)}, {"suite", run.Mode},
 		{"started", run.Started.Format(time.RFC3339)}, {"duration", run.Duration.Round(time.Millisecond).String()},
 	} {
 		w.p("| %s | %s |", kv[0], kv[1])
 	}
 	w.p("")
+	w.p("Figures are medians with their 95%% interval in brackets, over the runs of a case (or over batches within one run). " +
+		"Fewer than 6 values cannot reach 95%%: such an interval is printed as [min–max of N runs, coverage]. " +
+		"A comparison is stated only where the two intervals do not overlap; otherwise the report says it is not resolved and about how many runs would resolve it.\n")
 	w.sectionUpdate()
 	w.sectionRace()
 	w.sectionScaling()
@@ -82,6 +87,9 @@ func buildReport(run *bench.Run, dir string) string {
 	w.sectionRegisters()
 	w.sectionExclusion()
 	w.sectionThreads()
+	w.sectionSwitch()
+	w.sectionConformance()
+	w.sectionNoise()
 	if len(run.Skipped) > 0 {
 		w.p("\n## Skipped\n")
 		for _, s := range run.Skipped {
@@ -97,166 +105,308 @@ func buildReport(run *bench.Run, dir string) string {
 	return w.String()
 }
 
+// commitLine is the run's commit and whether the tree was dirty.
+func commitLine(m bench.Machine) string {
+	switch {
+	case m.Commit == "":
+		return "unknown (not built from a git checkout)"
+	case m.Dirty:
+		return m.Commit + " (dirty tree: uncommitted changes were measured)"
+	}
+	return m.Commit + " (clean tree)"
+}
+
+// sectionConformance prints the allocation model checked in lockstep
+// against the live kernel at the start of the run (Run.Conformance), and
+// the kernel facts the model assumes.
+func (w *reportWriter) sectionConformance() {
+	w.p("## Does the model admit and refuse exactly what the kernel does?\n")
+	r := w.run.Conformance
+	if r == nil {
+		w.absent("conformance")
+		w.p("")
+		return
+	}
+	w.p("**%s.**", r.Summary())
+	if r.CPUs > 0 {
+		w.p("\nOne random sequence of perf_event_open breakpoints (CPU-bound on each CPU, a thread on every CPU, a thread on one CPU; %d of the opens instruction breakpoints) on %d live threads, %d CPUs, %d slots a thread, seed %d, replayed op by op on every strategy (`bpbench conform` runs a longer one).\n", r.Inst, r.Threads, r.CPUs, r.Slots, r.Seed)
+	}
+	if len(r.Strategies) > 0 {
+		w.p("| strategy | agreed | diverged | first divergence |\n|---|---|---|---|")
+		for _, a := range r.Strategies {
+			first := ""
+			if len(a.Divergences) > 0 {
+				d := a.Divergences[0]
+				first = fmt.Sprintf("op %d `%s`: kernel %s, model %s", d.Op, d.Request, d.Kernel, d.Model)
+			}
+			w.p("| %s | %d | %d | %s |", a.Strategy, a.Agreed, a.Diverged, first)
+		}
+	}
+	if len(r.Facts) > 0 {
+		w.p("\nKernel facts the model assumes, probed on this kernel:\n")
+		w.p("| fact | answer | holds | how |\n|---|---|---|---|")
+		for _, f := range r.Facts {
+			v, holds := f.Value, "yes"
+			if f.Error != "" {
+				v = "not probed: " + f.Error
+			}
+			if !f.Holds() {
+				holds = "**no**"
+			}
+			if f.Assumed == "" {
+				holds = "(read)"
+			}
+			w.p("| %s: %s | %s | %s | %s |", f.Name, f.Question, v, holds, f.Detail)
+		}
+	}
+	w.p("")
+}
+
+// --- intervals and verdicts ---
+
+// ivOf returns c's interval for unit ("ns/op" or a metric unit); a
+// figure without one is a single value.
+func ivOf(c *caseSummary, unit string) Interval {
+	if iv, ok := c.CI[unit]; ok && iv.N > 0 {
+		return iv
+	}
+	v := c.NsPerOp
+	if unit != "ns/op" {
+		v = c.Metrics[unit]
+	}
+	return Interval{Median: v, Lo: v, Hi: v, N: 1, From: "runs"}
+}
+
+// unitFmt picks, from a median, the scale and suffix its interval is
+// printed in, so that the bounds share the median's unit.
+type unitFmt func(median float64) (scale float64, suffix string)
+
+func nsUnit(med float64) (float64, string) {
+	switch a := math.Abs(med); {
+	case a >= 1e9:
+		return 1e9, " s"
+	case a >= 1e6:
+		return 1e6, " ms"
+	case a >= 1e3:
+		return 1e3, " µs"
+	}
+	return 1, " ns"
+}
+
+func plainUnit(float64) (float64, string) { return 1, "" }
+
+func suffixUnit(s string) unitFmt { return func(float64) (float64, string) { return 1, s } }
+
+func countUnit(med float64) (float64, string) {
+	switch a := math.Abs(med); {
+	case a >= 1e6:
+		return 1e6, "M"
+	case a >= 1e3:
+		return 1e3, "k"
+	}
+	return 1, ""
+}
+
+// fmtIv prints an interval as "1.78 µs [1.74, 1.83]", marking one below
+// Confidence with where it comes from ("[1.70–1.90 of 3 runs, 75%]").
+func fmtIv(iv Interval, u unitFmt) string {
+	sc, suf := u(iv.Median)
+	f := func(v float64) string { return trimFloat(v / sc) }
+	s := f(iv.Median) + suf
+	switch {
+	case iv.N <= 1:
+		return s + " [1 value, no interval]"
+	case iv.Resolved():
+		return fmt.Sprintf("%s [%s, %s]", s, f(iv.Lo), f(iv.Hi))
+	}
+	return fmt.Sprintf("%s [%s–%s of %d %s, %.0f%%]", s, f(iv.Lo), f(iv.Hi), iv.N, iv.From, 100*iv.Coverage)
+}
+
+// resolveNote says that two intervals overlap and about how many values
+// each would need to separate.
+func resolveNote(a, b Interval) string {
+	n := runsToResolve(a, b)
+	if n == 0 {
+		return fmt.Sprintf("not resolved: equal medians at %s", countOf(a, b))
+	}
+	return fmt.Sprintf("not resolved at %s: the intervals overlap; about %d runs would resolve it", countOf(a, b), n)
+}
+
+func countOf(a, b Interval) string {
+	if a.N == b.N && a.From == b.From {
+		return fmt.Sprintf("%d %s each", a.N, orRuns(a.From))
+	}
+	return fmt.Sprintf("%d and %d values", a.N, b.N)
+}
+
+func orRuns(from string) string {
+	if from == "" {
+		return "runs"
+	}
+	return from
+}
+
+// separated reports whether a and b rest on more than one value each and
+// do not overlap: only then does the report state a verdict.
+func separated(a, b Interval) bool { return a.N > 1 && b.N > 1 && a.Separated(b) }
+
+// costVerdict compares the cost ours against theirs: "3.04× cheaper" (or
+// "more expensive") when the intervals separate, else why not.
+func costVerdict(theirs, ours Interval) string {
+	if separated(theirs, ours) {
+		return cheaper(theirs.Median, ours.Median)
+	}
+	return resolveNote(theirs, ours)
+}
+
+// ratioVerdict compares a to b as "a/b = R×" when they separate.
+func ratioVerdict(a, b Interval) string {
+	if separated(a, b) {
+		return ratio(a.Median, b.Median)
+	}
+	return resolveNote(a, b)
+}
+
+// wideSpread is the relative interval width above which a case's spread
+// counts as wide.
+const wideSpread = 0.25
+
+// spread is an interval's width relative to its median.
+func spread(iv Interval) float64 {
+	if iv.N < 2 || iv.Median == 0 {
+		return 0
+	}
+	return (iv.Hi - iv.Lo) / math.Abs(iv.Median)
+}
+
+// sectionNoise lists the cases measured under load (bench.Result.Noise)
+// and the cases whose run-to-run spread is wide, so that a reader knows
+// which figures to distrust.
+func (w *reportWriter) sectionNoise() {
+	w.p("## Which figures were measured under noise?\n")
+	type loaded struct {
+		name       string
+		reps, of   int
+		load, stel float64
+		wait       time.Duration
+		pinLost    int
+	}
+	byName := map[string]*loaded{}
+	var order []string
+	recorded := false
+	for _, r := range w.run.Results {
+		l := byName[r.Name]
+		if l == nil {
+			l = &loaded{name: r.Name}
+			byName[r.Name] = l
+			order = append(order, r.Name)
+		}
+		l.of++
+		if r.Noise == nil {
+			continue
+		}
+		recorded = true
+		if r.Noise.Loaded() {
+			l.reps++
+			l.load = math.Max(l.load, r.Noise.LoadAvg1)
+			l.stel = math.Max(l.stel, r.Noise.Steal)
+			l.wait += r.Noise.LockWait
+			l.pinLost += r.Noise.PinLost
+		}
+	}
+	if !recorded {
+		w.p("_This run recorded no machine noise (results written before bench.Result.Noise); load is unknown._")
+	} else {
+		var lines []string
+		for _, n := range order {
+			l := byName[n]
+			if l.reps == 0 {
+				continue
+			}
+			s := fmt.Sprintf("- `%s`: %d of %d runs under load (load average up to %s, steal up to %s",
+				l.name, l.reps, l.of, trimFloat(l.load), pct(l.stel, 1))
+			if l.wait > 0 {
+				s += ", waited " + l.wait.Round(time.Microsecond).String() + " for the debug-register lock"
+			}
+			if l.pinLost > 0 {
+				s += fmt.Sprintf(", %d pinned threads found off their CPU", l.pinLost)
+			}
+			lines = append(lines, s+")")
+		}
+		if len(lines) == 0 {
+			w.p("No case ran under load (more runnable tasks than CPUs, steal above 2%%, or a wait for the debug-register lock).")
+		} else {
+			w.p("Cases measured under load (more runnable tasks than CPUs, steal above 2%%, or a wait for the debug-register lock):\n")
+			w.list(lines, 30)
+		}
+	}
+	type wide struct {
+		c  *caseSummary
+		iv Interval
+	}
+	var ws []wide
+	for _, c := range w.all {
+		iv := ivOf(c, "ns/op")
+		if spread(iv) > wideSpread {
+			ws = append(ws, wide{c, iv})
+		}
+	}
+	sort.SliceStable(ws, func(i, j int) bool { return spread(ws[i].iv) > spread(ws[j].iv) })
+	if len(ws) == 0 {
+		w.p("\nNo case's ns/op interval is wider than %s of its median.", pct(wideSpread, 1))
+	} else {
+		w.p("\nCases whose ns/op interval is wider than %s of its median (widest first):\n", pct(wideSpread, 1))
+		var lines []string
+		for _, x := range ws {
+			lines = append(lines, fmt.Sprintf("- `%s`: %s (width %s of the median)", x.c.Name, fmtIv(x.iv, nsUnit), pct(spread(x.iv), 1)))
+		}
+		w.list(lines, 20)
+	}
+	w.p("")
+}
+
+// list prints at most max lines and says how many it left out.
+func (w *reportWriter) list(lines []string, max int) {
+	for i, l := range lines {
+		if i == max {
+			w.p("- … and %d more.", len(lines)-max)
+			break
+		}
+		w.p("%s", l)
+	}
+}
+
+// --- shared lookups ---
+
 // find returns the case of family fam whose name parameters include all
 // of want, preferring the first.
 func (w *reportWriter) find(fam string, want map[string]string) *caseSummary {
 	for _, c := range family(w.all, fam) {
-		p := nameParams(c.Name)
-		ok := true
-		for k, v := range want {
-			if p[k] != v {
-				ok = false
-				break
-			}
-		}
-		if ok {
+		if hasParams(c, want) {
 			return c
 		}
 	}
 	return nil
 }
 
-// losses sums the slots lost by Race cases of one backend, strategy ("":
-// any) and mode over every competitor count and rate.
-func (w *reportWriter) losses(backend, strategy, mode string) (lost, of float64, n int) {
-	for _, c := range family(w.all, "Race") {
-		p := nameParams(c.Name)
-		if p["backend"] != backend || p["mode"] != mode || (strategy != "" && p["strategy"] != strategy) {
-			continue
+func hasParams(c *caseSummary, want map[string]string) bool {
+	p := nameParams(c.Name)
+	for k, v := range want {
+		if p[k] != v {
+			return false
 		}
-		s, ok := c.Metric("steals/op")
-		if !ok {
-			continue
-		}
-		lost += s * float64(c.Iterations)
-		of += float64(c.Iterations)
-		n++
 	}
-	return lost, of, n
+	return true
 }
 
-func (w *reportWriter) sectionUpdate() {
-	w.p("## Is modifying a breakpoint in place cheaper and safer than re-registering it?\n")
-	if len(family(w.all, "Update")) == 0 {
-		w.absent("Update")
-		return
-	}
-	for _, be := range []string{"ptrace", "perf", "sim"} {
-		strategies := map[string]bool{}
-		for _, c := range family(w.all, "Update") {
-			if p := nameParams(c.Name); p["backend"] == be {
-				strategies[p["strategy"]] = true
-			}
-		}
-		for _, st := range sortedKeys(strategies) {
-			want := map[string]string{"backend": be}
-			label := be
-			if st != "" {
-				want["strategy"], label = st, be+" (strategy "+st+")"
-			}
-			get := func(op string) *caseSummary {
-				q := map[string]string{"op": op}
-				for k, v := range want {
-					q[k] = v
-				}
-				return w.find("Update", q)
-			}
-			mod, de, rr := get("modify"), get("disable-enable"), get("reregister")
-			if mod == nil {
-				continue
-			}
-			line := fmt.Sprintf("- **%s**: modify in place costs %s per update", label, fmtNs(mod.NsPerOp))
-			if rr != nil {
-				line += fmt.Sprintf("; it is %s than re-register (%s)", cheaper(rr.NsPerOp, mod.NsPerOp), fmtNs(rr.NsPerOp))
-			}
-			if de != nil {
-				line += fmt.Sprintf(" and %s than disable-modify-enable (%s)", cheaper(de.NsPerOp, mod.NsPerOp), fmtNs(de.NsPerOp))
-			}
-			if lm, om, nm := w.losses(be, st, "modify"); nm > 0 {
-				lr, or, nr := w.losses(be, st, "reregister")
-				if nr > 0 {
-					line += fmt.Sprintf(", and under competition lost %.0f of %.0f slots against %.0f of %.0f for re-register", lm, om, lr, or)
-				}
-			}
-			w.p("%s.", line)
-		}
-	}
-	w.plotLink("update-cost", "update cost per backend")
-	w.p("")
-}
-
-func (w *reportWriter) sectionRace() {
-	w.p("## How often does re-registering lose the slot to a competitor?\n")
-	cases := family(w.all, "Race")
-	if len(cases) == 0 {
-		w.absent("Race")
-		return
-	}
-	backends := map[string]bool{}
+// paramValues returns the values a name parameter takes over cases, in
+// sortedCategories order ("" for cases without it).
+func paramValues(cases []*caseSummary, key string) []string {
+	set := map[string]bool{}
 	for _, c := range cases {
-		backends[nameParams(c.Name)["backend"]] = true
+		set[nameParams(c.Name)[key]] = true
 	}
-	for _, be := range sortedKeys(backends) {
-		lm, om, nm := w.losses(be, "", "modify")
-		lr, or, nr := w.losses(be, "", "reregister")
-		if nm+nr == 0 {
-			continue
-		}
-		line := fmt.Sprintf("- **%s**:", be)
-		if nm > 0 {
-			line += fmt.Sprintf(" modify in place lost %.0f of %.0f slots (%s)", lm, om, pct(lm, om))
-		}
-		if nr > 0 {
-			if nm > 0 {
-				line += ";"
-			}
-			line += fmt.Sprintf(" re-register lost %.0f of %.0f (%s)", lr, or, pct(lr, or))
-		}
-		w.p("%s, over %d cases of competitor counts and rates.", line, nm+nr)
-	}
-	// The worst case per backend and mode: where the window matters most.
-	type key struct{ be, mode string }
-	worst := map[key]*caseSummary{}
-	for _, c := range cases {
-		p := nameParams(c.Name)
-		k := key{p["backend"], p["mode"]}
-		// Cases without steals show no window worth citing.
-		if s, _ := c.Metric("steals/op"); s > 0 {
-			if b := worst[k]; b == nil || s > mustMetric(b, "steals/op") {
-				worst[k] = c
-			}
-		}
-	}
-	var ks []key
-	for k := range worst {
-		ks = append(ks, k)
-	}
-	sort.Slice(ks, func(i, j int) bool { return ks[i].be+ks[i].mode < ks[j].be+ks[j].mode })
-	for _, k := range ks {
-		c := worst[k]
-		line := fmt.Sprintf("- worst %s/%s case `%s`: %s steals/op", k.be, k.mode, c.Name, trimFloat(mustMetric(c, "steals/op")))
-		if v, ok := c.Metric("window-ns/p50"); ok {
-			line += ", race window p50 " + fmtNs(v)
-		}
-		if v, ok := c.Metric("window-ns/p99"); ok {
-			line += ", p99 " + fmtNs(v)
-		}
-		// The window is the model's release -> reserve time; unarmed adds
-		// the register writes around it (results before it was measured
-		// lack the metric).
-		if p50, ok := c.Metric("unarmed-ns/p50"); ok {
-			line += ", unarmed p50 " + fmtNs(p50)
-			if p99, ok := c.Metric("unarmed-ns/p99"); ok {
-				line += ", p99 " + fmtNs(p99)
-			}
-		}
-		w.p("%s.", line)
-	}
-	for _, be := range orderedBackends(backends) {
-		w.plotLink(raceStealsStem(be), "steals vs competitor rate, backend="+be)
-	}
-	w.plotLink("race-window-cdf", "race window CDF")
-	w.p("")
+	return sortedCategories(set)
 }
 
 func mustMetric(c *caseSummary, unit string) float64 {
@@ -269,264 +419,4 @@ func pct(a, b float64) string {
 		return "n/a"
 	}
 	return trimFloat(100*a/b) + "%"
-}
-
-func (w *reportWriter) sectionScaling() {
-	w.p("## Which allocation strategy scales with concurrent reservers?\n")
-	cases := family(w.all, "Scaling")
-	if len(cases) == 0 {
-		w.absent("Scaling")
-		return
-	}
-	maxG := 0
-	for _, c := range cases {
-		g, _ := strconv.Atoi(nameParams(c.Name)["goroutines"])
-		maxG = max(maxG, g)
-	}
-	type row struct {
-		strategy string
-		one, top float64
-	}
-	var rows []row
-	tput := func(c *caseSummary) float64 {
-		if v, ok := c.Metric("ops/s"); ok {
-			return v
-		}
-		if c.NsPerOp > 0 {
-			return 1e9 / c.NsPerOp
-		}
-		return 0
-	}
-	strategies := map[string]bool{}
-	for _, c := range cases {
-		strategies[nameParams(c.Name)["strategy"]] = true
-	}
-	for _, st := range sortedKeys(strategies) {
-		r := row{strategy: st}
-		if c := w.find("Scaling", map[string]string{"strategy": st, "goroutines": "1"}); c != nil {
-			r.one = tput(c)
-		}
-		if c := w.find("Scaling", map[string]string{"strategy": st, "goroutines": strconv.Itoa(maxG)}); c != nil {
-			r.top = tput(c)
-		}
-		rows = append(rows, r)
-	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].top > rows[j].top })
-	w.p("| strategy | ops/s at 1 goroutine | ops/s at %d goroutines | scaling |\n|---|---|---|---|", maxG)
-	for _, r := range rows {
-		w.p("| %s | %s | %s | %s |", r.strategy, fmtCount(r.one), fmtCount(r.top), ratio(r.top, r.one))
-	}
-	if len(rows) > 1 && rows[len(rows)-1].top > 0 {
-		w.p("\nAt %d goroutines %s is fastest, %s the throughput of %s.", maxG, rows[0].strategy,
-			ratio(rows[0].top, rows[len(rows)-1].top), rows[len(rows)-1].strategy)
-	}
-	w.plotLink("scaling-throughput", "throughput vs goroutines")
-	w.p("")
-}
-
-func fmtCount(v float64) string {
-	switch {
-	case v == 0:
-		return "n/a"
-	case v >= 1e6:
-		return trimFloat(v/1e6) + "M"
-	case v >= 1e3:
-		return trimFloat(v/1e3) + "k"
-	}
-	return trimFloat(v)
-}
-
-func (w *reportWriter) sectionTasks() {
-	w.p("## Does reservation cost grow with the number of live tasks?\n")
-	cases := family(w.all, "Tasks")
-	if len(cases) == 0 {
-		w.absent("Tasks")
-		return
-	}
-	// Compare at the largest task count that legacy and others share.
-	byTasks := map[int]map[string]*caseSummary{}
-	for _, c := range cases {
-		p := nameParams(c.Name)
-		n, err := strconv.Atoi(p["tasks"])
-		if err != nil {
-			continue
-		}
-		if byTasks[n] == nil {
-			byTasks[n] = map[string]*caseSummary{}
-		}
-		byTasks[n][p["strategy"]] = c
-	}
-	var counts []int
-	for n := range byTasks {
-		counts = append(counts, n)
-	}
-	sort.Sort(sort.Reverse(sort.IntSlice(counts)))
-	said := false
-	for _, n := range counts {
-		leg := byTasks[n]["legacy"]
-		if leg == nil || len(byTasks[n]) < 2 {
-			continue
-		}
-		for _, st := range sortedKeys(byTasks[n]) {
-			if st == "legacy" {
-				continue
-			}
-			o := byTasks[n][st]
-			w.p("- at %d tasks, legacy costs %s per reservation against %s for %s: %s slower.", n, fmtNs(leg.NsPerOp), fmtNs(o.NsPerOp), st, ratio(leg.NsPerOp, o.NsPerOp))
-		}
-		said = true
-		break
-	}
-	if !said {
-		w.p("_No task count with both the legacy strategy and another one; no comparison._")
-	}
-	if len(counts) > 1 {
-		lo, hi := counts[len(counts)-1], counts[0]
-		for _, st := range sortedKeys(byTasks[hi]) {
-			if a, b := byTasks[lo][st], byTasks[hi][st]; a != nil && b != nil {
-				w.p("- %s: %s with %d live tasks, %s with %d (%s).", st, fmtNs(a.NsPerOp), lo, fmtNs(b.NsPerOp), hi, ratio(b.NsPerOp, a.NsPerOp))
-			}
-		}
-	}
-	w.plotLink("tasks-cost", "cost vs live tasks")
-	w.p("")
-}
-
-func (w *reportWriter) sectionKernel() {
-	w.p("## Does the Go harness measure what perf bench breakpoint measures?\n")
-	cases := append(family(w.all, "KernelThread"), family(w.all, "KernelEnable")...)
-	if len(cases) == 0 {
-		w.absent("KernelThread/KernelEnable")
-		return
-	}
-	w.p("| case | Go usecs/op | perf usecs/op | Go/perf | Go slowdown | perf slowdown |\n|---|---|---|---|---|---|")
-	for _, c := range cases {
-		g, gok := c.Metric("usecs/op")
-		pf, pok := c.Metric("perf-usecs/op")
-		cell := func(v float64, ok bool) string {
-			if !ok {
-				return "n/a"
-			}
-			return trimFloat(v)
-		}
-		r := "n/a"
-		if gok && pok {
-			r = ratio(g, pf)
-		}
-		sd, sok := c.Metric("slowdown")
-		psd, psok := c.Metric("perf-slowdown")
-		w.p("| `%s` | %s | %s | %s | %s | %s |", c.Name, cell(g, gok), cell(pf, pok), r, cell(sd, sok), cell(psd, psok))
-	}
-	w.plotLink("kernel-vs-perf", "Go vs perf bench")
-	w.p("")
-}
-
-func (w *reportWriter) sectionRegisters() {
-	w.p("## Should updates write only the changed debug registers?\n")
-	cases := family(w.all, "Registers")
-	if len(cases) == 0 {
-		w.absent("Registers")
-		return
-	}
-	backends := map[string]bool{}
-	for _, c := range cases {
-		backends[nameParams(c.Name)["backend"]] = true
-	}
-	for _, be := range sortedKeys(backends) {
-		all := w.find("Registers", map[string]string{"backend": be, "policy": "all"})
-		ch := w.find("Registers", map[string]string{"backend": be, "policy": "changed"})
-		if all == nil || ch == nil {
-			continue
-		}
-		line := fmt.Sprintf("- **%s**: write-changed costs %s per update against %s for write-all (%s)",
-			be, fmtNs(ch.NsPerOp), fmtNs(all.NsPerOp), cheaper(all.NsPerOp, ch.NsPerOp))
-		wa, aok := all.Metric("writes/op")
-		wc, cok := ch.Metric("writes/op")
-		if aok && cok {
-			line += fmt.Sprintf(", with %s register writes per update against %s", trimFloat(wc), trimFloat(wa))
-		}
-		w.p("%s.", line)
-	}
-	w.plotLink("registers-writes", "register writes per update")
-	w.plotLink("registers-cost", "update cost by policy")
-	w.p("")
-}
-
-func (w *reportWriter) sectionExclusion() {
-	w.p("## What does exclusive-breakpoint support cost?\n")
-	cases := family(w.all, "Exclusion")
-	if len(cases) == 0 {
-		w.absent("Exclusion")
-		return
-	}
-	tasks := map[string]bool{}
-	for _, c := range cases {
-		tasks[nameParams(c.Name)["tasks"]] = true
-	}
-	ts := sortedCategories(tasks)
-	for _, t := range ts {
-		on := w.find("Exclusion", map[string]string{"mode": "on", "tasks": t})
-		off := w.find("Exclusion", map[string]string{"mode": "off", "tasks": t})
-		if on == nil || off == nil {
-			continue
-		}
-		w.p("- %s tasks: exclusion on %s, off %s per reservation (on/off = %s).", t, fmtNs(on.NsPerOp), fmtNs(off.NsPerOp), ratio(on.NsPerOp, off.NsPerOp))
-	}
-	w.plotLink("exclusion-cost", "exclusion on vs off")
-	w.p("")
-}
-
-func (w *reportWriter) sectionThreads() {
-	if len(family(w.all, "Apply"))+len(family(w.all, "BlindWindow")) == 0 {
-		return // issue 6 experiments; not every run has them
-	}
-	w.p("## Should a multi-threaded debugger apply registers eagerly or lazily?\n")
-	w.p("Eager stops every thread, writes its registers and resumes it; lazy records the change and writes a thread's registers just before it next resumes (rr, GDB). Apply times a set, a modify and a clear of one watchpoint on every thread; BlindWindow measures the time from the first to the last thread armed and the tracee's writes on threads not yet armed, which no trap reports.\n")
-	type row struct{ metric, label string }
-	fams := []struct {
-		fam  string
-		rows []row
-	}{
-		{"Apply", []row{{"ns/thread", "per thread"}, {"writes/thread", "writes/thread"}}},
-		{"BlindWindow", []row{{"blind-ns/p50", "blind window p50"}, {"missed/op", "missed writes per set"}}},
-	}
-	for _, f := range fams {
-		threads := map[string]bool{}
-		for _, c := range family(w.all, f.fam) {
-			threads[nameParams(c.Name)["threads"]] = true
-		}
-		if len(threads) == 0 {
-			continue
-		}
-		w.p("| %s threads | eager | lazy |", f.fam)
-		w.p("|---|---|---|")
-		for _, t := range sortedCategories(threads) {
-			var cells [2]string
-			for i, pol := range []string{"eager", "lazy"} {
-				c := w.find(f.fam, map[string]string{"policy": pol, "threads": t})
-				if c == nil {
-					cells[i] = "n/a"
-					continue
-				}
-				var parts []string
-				for _, r := range f.rows {
-					if v, ok := c.Metric(r.metric); ok {
-						val := trimFloat(v)
-						if strings.HasSuffix(r.metric, "ns/p50") || r.metric == "ns/thread" {
-							val = fmtNs(v)
-						}
-						parts = append(parts, fmt.Sprintf("%s %s", val, r.label))
-					}
-				}
-				cells[i] = strings.Join(parts, ", ")
-			}
-			w.p("| %s | %s | %s |", t, cells[0], cells[1])
-		}
-		w.p("")
-	}
-	w.plotLink("apply-cost", "apply cost per thread vs threads")
-	w.plotLink("apply-writes", "apply writes vs threads")
-	w.plotLink("blindwindow", "blind window vs threads")
-	w.plotLink("blindwindow-missed", "missed accesses vs threads")
-	w.p("")
 }

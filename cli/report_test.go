@@ -1,0 +1,266 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"bpbench/bench"
+	"bpbench/bench/harness"
+)
+
+func TestReportFixture(t *testing.T) {
+	dir := fixtureDir(t, "old")
+	if code, _, stderr := invoke(t, context.Background(), "plot", dir); code != 0 {
+		t.Fatal(stderr)
+	}
+	code, stdout, stderr := invoke(t, context.Background(), "report", dir)
+	if code != 0 {
+		t.Fatal(stderr)
+	}
+	written, err := os.ReadFile(filepath.Join(dir, reportFile))
+	if err != nil || string(written) != stdout {
+		t.Fatalf("report.md differs from the printed report (%v)", err)
+	}
+	// Every figure below is the median over the fixture's five
+	// repetitions, with [min–max] (94% coverage for 5 runs).
+	wantAll(t, stdout,
+		"| kernel | 6.18.0-fixture |",
+		"| breakpoint slots per thread | 4 |",
+		"(clean tree)",
+		"- **perf**: modify in place costs 2.11 µs [2.07–2.14 of 5 runs, 94%] per update; it is 3.44× cheaper than re-register (7.27 µs [7.18–7.44 of 5 runs, 94%])",
+		"under competition modify lost 0 of 30000 (0% [0%, 0.0128%]) slots against 11900 of 30000 (39.7% [39.1%, 40.2%]) for re-register",
+		"- **sim**: modify in place lost 0 of 30000 (0% [0%, 0.0128%]); re-register lost 7135 of 30000 (23.8% [23.3%, 24.3%])",
+		"At 8 goroutines (time-sliced on 2 vCPUs) percpu is fastest, 1.20× the throughput of the next, cas, and 25.3× that of legacy.",
+		"at 4096 tasks legacy costs 125 µs [118–126 of 5 runs, 94%] per reservation against 19.2 ns [19.1–19.4 of 5 runs, 94%] for cas: 6474× slower.",
+		"| `KernelThread/breakpoints=4/parallelism=2/threads=4` | 68.1 [67.3–70.5 of 5 runs, 94%] | 59.6 [58.7–61.2 of 5 runs, 94%] | 1.14× |",
+		"- **ptrace**: write-changed costs 3.12 µs [3.06–3.33 of 5 runs, 94%] per update against 9.55 µs [9.41–9.69 of 5 runs, 94%] for write-all (3.06× cheaper), with 2.00 register writes per update against 6.00.",
+		"- 1024 tasks: exclusion on",
+		"| Apply threads | eager | lazy |",
+		"| BlindWindow threads | eager | lazy |",
+		"![update cost per backend](plots/update-cost.png)",
+		"![steals vs achieved competitor rate, backend=sim](plots/race-steals-sim.png)",
+		"![steals vs achieved competitor rate, backend=perf](plots/race-steals-perf.png)",
+		"_No conformance results in this run; section omitted._",
+		"_No Switch/SwitchModel results in this run; section omitted._",
+		"- `Update/backend=ptrace/op=exec`: skipped: fixture: no exec breakpoints",
+	)
+}
+
+func TestReportNotesAbsentSections(t *testing.T) {
+	run := &bench.Run{Results: []bench.Result{{Name: "Registers/backend=sim/policy=all", NsPerOp: 10}}}
+	md := buildReport(run, t.TempDir())
+	wantAll(t, md,
+		"_No Update results in this run; section omitted._",
+		"_No conformance results in this run; section omitted._",
+		"_This run recorded no machine noise",
+	)
+}
+
+func TestFmtIv(t *testing.T) {
+	six := medianInterval([]float64{1740, 1760, 1780, 1790, 1800, 1830, 1780, 1775, 1785, 1795}, "runs")
+	for _, c := range []struct {
+		iv   Interval
+		u    unitFmt
+		want string
+	}{
+		{six, nsUnit, "1.78 µs [1.76, 1.80]"},
+		{medianInterval([]float64{1700, 1780, 1900}, "runs"), nsUnit, "1.78 µs [1.70–1.90 of 3 runs, 75%]"},
+		{medianInterval([]float64{5}, "runs"), plainUnit, "5.00 [1 value, no interval]"},
+		{medianInterval([]float64{1, 1.1, 0.9}, "runs"), suffixUnit("×"), "1.00× [0.9–1.10 of 3 runs, 75%]"},
+	} {
+		if got := fmtIv(c.iv, c.u); got != c.want {
+			t.Errorf("fmtIv(%+v) = %q, want %q", c.iv, got, c.want)
+		}
+	}
+}
+
+// updateRun has ptrace's three ops, each run six times with the given
+// ns/op of modify and re-register.
+func updateRun(mod, rr []float64) *bench.Run {
+	run := &bench.Run{}
+	run.Results = append(run.Results, reps("Update/backend=ptrace/op=modify", mod, nil)...)
+	run.Results = append(run.Results, reps("Update/backend=ptrace/op=reregister", rr, nil)...)
+	return run
+}
+
+func TestReportVerdictOnlyWhereIntervalsSeparate(t *testing.T) {
+	t.Run("separated", func(t *testing.T) {
+		md := buildReport(updateRun([]float64{1000, 1010, 990, 1005, 995, 1000}, []float64{3000, 3010, 2990, 3005, 2995, 3000}), t.TempDir())
+		if !strings.Contains(md, "it is 3.00× cheaper than re-register (3.00 µs [2.99, 3.01])") {
+			t.Errorf("no verdict for separated intervals:\n%s", md)
+		}
+	})
+	t.Run("overlapping", func(t *testing.T) {
+		md := buildReport(updateRun([]float64{1000, 1200, 800, 1100, 900, 1000}, []float64{1050, 1250, 850, 1150, 950, 1050}), t.TempDir())
+		if strings.Contains(md, "cheaper than re-register") || strings.Contains(md, "more expensive than re-register") {
+			t.Errorf("a verdict on overlapping intervals:\n%s", md)
+		}
+		if !strings.Contains(md, "not resolved at 6 runs each: the intervals overlap; about ") || !strings.Contains(md, " runs would resolve it") {
+			t.Errorf("no 'not resolved ... about N runs' note:\n%s", md)
+		}
+	})
+	t.Run("single runs", func(t *testing.T) {
+		md := buildReport(updateRun([]float64{1000}, []float64{3000}), t.TempDir())
+		if strings.Contains(md, "cheaper than re-register") {
+			t.Errorf("a verdict on single values without intervals:\n%s", md)
+		}
+	})
+}
+
+func TestReportFloorAnomalies(t *testing.T) {
+	floor := func(xs ...float64) func(int) map[string]float64 {
+		return func(i int) map[string]float64 {
+			return map[string]float64{"x-floor": xs[i], "floor-ns/op": 1000}
+		}
+	}
+	run := &bench.Run{}
+	run.Results = append(run.Results, reps("Update/backend=ptrace/op=modify", []float64{966, 990, 1010}, floor(0.966, 0.99, 1.01))...)
+	run.Results = append(run.Results, reps("Update/backend=perf/op=modify", []float64{900, 910, 920}, floor(0.9, 0.91, 0.92))...)
+	md := buildReport(run, t.TempDir())
+	if !strings.Contains(md, "modify costs 0.99× [0.966–1.01 of 3 runs, 75%] its raw-syscall floor (1.00 µs); below 1 only by noise: the interval contains 1") {
+		t.Errorf("ptrace's x-floor below 1 is not explained as noise:\n%s", md)
+	}
+	if !strings.Contains(md, "anomaly, **unexplained**: cheaper than its own floor") {
+		t.Errorf("perf's x-floor whose interval lies below 1 is not marked unexplained:\n%s", md)
+	}
+}
+
+func TestReportRaceSpuriousAndPrediction(t *testing.T) {
+	run := &bench.Run{}
+	for _, mode := range []string{"modify", "reregister"} {
+		name := "Race/backend=sim/strategy=cas/mode=" + mode + "/competitors=1/rate=max/place=same"
+		r := caseResult(name, 100, map[string]float64{"steals/op": 0, "spurious-refusals": 0, "rate-achieved/s": 1e6, "changes": 20000})
+		if mode == "reregister" {
+			r.Metrics = map[string]float64{"steals/op": 0.3, "steals-lo/op": 0.29, "steals-hi/op": 0.31, "steals-predicted/op": 0.5,
+				"spurious-refusals": 28993, "rate-achieved/s": 1e6, "changes": 20000}
+		}
+		r.Iterations = 20000
+		run.Results = append(run.Results, r)
+	}
+	md := buildReport(run, t.TempDir())
+	wantAll(t, md,
+		"- **sim, competitor on the holder's CPU (time-sliced)**: modify in place lost 0 of 20000",
+		"0.3 [0.29, 0.31] steals/op over 20000 changes, competitor achieved 1.00M [1 value, no interval] attempts/s, predicted 0.5: outside the interval, **unexplained**",
+		"- cas refused 28993 reservations spuriously (a slot was free; the caller retries) over 2 race runs of 40000 operations; worst run: 28993 in 20000 operations",
+	)
+}
+
+func TestReportKernelEnableCaveat(t *testing.T) {
+	run := &bench.Run{Results: reps("KernelEnable/passive=0/active=0", []float64{1, 1, 1}, func(i int) map[string]float64 {
+		return map[string]float64{"usecs/op": 62 + float64(i), "perf-usecs/op": 2.45}
+	})}
+	md := buildReport(run, t.TempDir())
+	if !strings.Contains(md, "Cause of the outlier: `KernelEnable/passive=0/active=0` in Go is 25.7× perf bench: the Go child runtime keeps threads on the other vCPU") {
+		t.Errorf("no cause for the KernelEnable gap:\n%s", md)
+	}
+}
+
+func TestReportBlindWindow(t *testing.T) {
+	old := &bench.Run{Results: []bench.Result{
+		caseResult("BlindWindow/policy=lazy/threads=1", 100, map[string]float64{"blind-ns/p50": 0, "missed/op": 4.29}),
+		caseResult("BlindWindow/policy=eager/threads=1", 100, map[string]float64{"blind-ns/p50": 0, "missed/op": 0}),
+	}}
+	md := buildReport(old, t.TempDir())
+	if !strings.Contains(md, "Cause of the 0 ns windows with missed writes (lazy at 1 thread)") {
+		t.Errorf("0 ns window with missed writes not explained:\n%s", md)
+	}
+	nw := &bench.Run{Results: []bench.Result{
+		caseResult("BlindWindow/policy=lazy/threads=1", 100, map[string]float64{"blind-request-ns/p50": 2500, "blind-ns/p50": 0, "missed/op": 4.29}),
+	}}
+	md = buildReport(nw, t.TempDir())
+	if !strings.Contains(md, "2.50 µs [1 value, no interval] blind (0 ns)") || !strings.Contains(md, "from the request to the last thread armed") || strings.Contains(md, "Cause of the 0 ns") {
+		t.Errorf("the window from the request is not preferred:\n%s", md)
+	}
+}
+
+func TestReportTasksAtEachCPUCount(t *testing.T) {
+	run := &bench.Run{Machine: bench.Machine{NumCPU: 2}}
+	for _, cpus := range []int{2, 256} {
+		for _, st := range []string{"legacy", "cas"} {
+			for _, n := range []int{16, 4096} {
+				ns := 50.0 * float64(cpus)
+				if st == "legacy" {
+					ns *= float64(n)
+				}
+				run.Results = append(run.Results, reps(fmt.Sprintf("Tasks/strategy=%s/tasks=%d/cpus=%d", st, n, cpus), []float64{ns, ns * 1.01, ns * 0.99}, nil)...)
+			}
+		}
+	}
+	md := buildReport(run, t.TempDir())
+	wantAll(t, md,
+		"**At 2 CPUs (the host's count):**",
+		"**At 256 simulated CPUs:**",
+		"- at 2 CPUs (the host's count), at 4096 tasks legacy costs 410 µs",
+		"- at 256 simulated CPUs, at 4096 tasks legacy costs 52.4 ms",
+	)
+}
+
+func TestReportNoise(t *testing.T) {
+	run := &bench.Run{}
+	for i, ns := range []float64{100, 300, 110} {
+		r := caseResult("Update/backend=sim/strategy=cas/op=modify", ns, nil)
+		r.Noise = &harness.Noise{LoadAvg1: 1, RunnableMax: 1}
+		if i == 1 {
+			r.Noise = &harness.Noise{LoadAvg1: 5.5, RunnableMax: 64, LockWait: 3 * time.Millisecond}
+		}
+		run.Results = append(run.Results, r)
+	}
+	md := buildReport(run, t.TempDir())
+	wantAll(t, md,
+		"- `Update/backend=sim/strategy=cas/op=modify`: 1 of 3 runs under load (load average up to 5.50, steal up to 0%, waited 3ms for the debug-register lock)",
+		"- `Update/backend=sim/strategy=cas/op=modify`: 110 ns [100–300 of 3 runs, 75%] (width 182% of the median)",
+	)
+}
+
+func TestReportSwitch(t *testing.T) {
+	md := buildReport(switchRun(), t.TempDir())
+	wantAll(t, md,
+		"## What do debug registers cost at a context switch, and does lazy switching pay?",
+		"- anchor: `perf bench sched pipe` 4.53 [4.50, 4.55] usecs/op.",
+		"- **perf**, breakpoints on 2 threads: B=0: 4.72 [4.70, 4.75]; B=1: 6.03 [6.00, 6.05] (slowdown",
+		"  - 4 vs 0 breakpoints: 4 breakpoints make a round trip 2.10× as expensive, +5.20 µs.",
+		"| lazy-global | 64 | 8 | 0.403 [0.4, 0.405] | 0 [0, 0] | 0.064 [0.064, 0.064] | 0 [0, 0] |",
+		"- at 64 CPUs, lazy-percpu: 0.126× eager's writes (0.502 against 4.00 per switch).",
+		"- lazy-global at 64 CPUs: 0.064 [0.064, 0.064] lost/op; cause: the 2009 review's flaw",
+		"Does lazy switching pay? In writes, yes: per-CPU lazy switching saves 3.50 register writes per switch at 64 CPUs without losing a breakpoint",
+	)
+}
+
+// TestReportReferenceRun builds the report of the reference run and checks
+// the corrections issue 11 asks of it.
+func TestReportReferenceRun(t *testing.T) {
+	run, err := loadRun(filepath.Join("..", "results", "vm-2026-11-22"))
+	if err != nil {
+		t.Skipf("reference run not available: %v", err)
+	}
+	md := buildReport(run, t.TempDir())
+	wantAll(t, md,
+		"| commit | 21e2f4120ac5ff429f9f41b902f12e6f6c9ab547 (clean tree) |",
+		"- **ptrace**: modify in place costs 1.78 µs [1.57–1.89 of 3 runs, 75%] per update; it is 3.04× cheaper than re-register",
+		"Cause of the outlier: `KernelEnable/passive=0/active=0` in Go is 25.4× perf bench",
+		"- cas refused 276183 reservations spuriously",
+		"Cause of the 0 ns windows with missed writes (lazy at 1 thread)",
+		"disable-modify-enable's median is above re-register's, but the difference is noise",
+		"register writes per change per thread",
+	)
+}
+
+// wantAll reports each of wants that md lacks, printing md once.
+func wantAll(t *testing.T, md string, wants ...string) {
+	t.Helper()
+	missing := false
+	for _, w := range wants {
+		if !strings.Contains(md, w) {
+			t.Errorf("report lacks %q", w)
+			missing = true
+		}
+	}
+	if missing {
+		t.Logf("report:\n%s", md)
+	}
+}
