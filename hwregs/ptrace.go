@@ -72,7 +72,7 @@ type PtraceOptions struct {
 type Ptrace struct {
 	writes atomic.Uint64
 
-	reqs      chan func()
+	h         handoff // how Do reaches the tracer thread
 	quit      chan struct{}
 	dead      chan struct{}
 	closeOnce sync.Once
@@ -129,7 +129,7 @@ func StartPtrace(opts PtraceOptions) (*Ptrace, error) {
 		opts.StartTimeout = 30 * time.Second
 	}
 	p := &Ptrace{
-		reqs:  make(chan func()),
+		h:     newHandoff(),
 		quit:  make(chan struct{}),
 		dead:  make(chan struct{}),
 		index: map[int]int{},
