@@ -49,3 +49,13 @@ func kernelAccepts(d DR7, i int, addr uint64) error {
 	}
 	return Attr{Addr: addr, Len: c.Len, Type: c.Type}.Validate()
 }
+
+// slotLen returns the length DR7's LEN field gives slot i, enabled or not
+// (a cleared field reads as 1). It lets PlanOrder skip kernelAccepts on
+// every write: an address aligned to the slot's current length is one the kernel
+// accepts, since every address the Writer is asked to write was validated as an
+// Attr, read back from the kernel, or is the 0 WriteAll clears with, and the
+// kernel only refuses an address that is misaligned for the enabled slot.
+func slotLen(d DR7, i int) uint64 {
+	return [4]uint64{len1: 1, len2: 2, len8: 8, len4: 4}[(d>>(18+4*uint(i)))&3]
+}
