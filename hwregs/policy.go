@@ -51,7 +51,7 @@ type RegWrite struct {
 // Delve's write-all are two instances of.
 //
 // Plan appends the writes to dst in the order they are to be made and
-// returns it. The Writer makes them one by one and stops at the first the
+// returns it; it must neither change cur and next nor keep them. The Writer makes them one by one and stops at the first the
 // backend refuses; the plan must leave DR0-DR3 and DR7 equal to next, or
 // the Writer fails the change with ErrPlan. Either way it then restores cur
 // with the fewest writes (WriteChanged's plan), so a policy cannot break
@@ -61,7 +61,7 @@ type RegWrite struct {
 // at most 12 writes does not allocate. Plan is called with the target's
 // mirror locked and must not call the Writer.
 type WritePolicy interface {
-	Plan(dst []RegWrite, cur, next Regs) []RegWrite
+	Plan(dst []RegWrite, cur, next *Regs) []RegWrite
 }
 
 // ErrPlan is wrapped by the error of a change whose policy's plan did not
@@ -75,14 +75,14 @@ const planCap = 12
 // changedPolicy is WriteChanged.
 type changedPolicy struct{}
 
-func (changedPolicy) Plan(dst []RegWrite, cur, next Regs) []RegWrite {
+func (changedPolicy) Plan(dst []RegWrite, cur, next *Regs) []RegWrite {
 	return planWrites(dst, cur, next, false)
 }
 
 // allPolicy is WriteAll.
 type allPolicy struct{}
 
-func (allPolicy) Plan(dst []RegWrite, cur, next Regs) []RegWrite {
+func (allPolicy) Plan(dst []RegWrite, cur, next *Regs) []RegWrite {
 	return planWrites(dst, cur, next, true)
 }
 
@@ -94,7 +94,7 @@ func (allPolicy) Plan(dst []RegWrite, cur, next Regs) []RegWrite {
 // Otherwise address registers go first and DR7 last, so that no slot is
 // enabled with an address it does not have yet. Custom policies use it to
 // order their writes the way the kernel needs.
-func PlanOrder(cur, next Regs) (dr7First bool) {
+func PlanOrder(cur, next *Regs) (dr7First bool) {
 	for i := 0; i < NumSlots; i++ {
 		if a := next.DR[i]; a != cur.DR[i] && a&(slotLen(cur.DR7, i)-1) != 0 && kernelAccepts(cur.DR7, i, a) != nil {
 			return true
@@ -105,7 +105,7 @@ func PlanOrder(cur, next Regs) (dr7First bool) {
 
 // planWrites is the built-in plan: every register and DR6 = 0 if all is
 // set, otherwise those that differ from cur, ordered by PlanOrder.
-func planWrites(dst []RegWrite, cur, next Regs, all bool) []RegWrite {
+func planWrites(dst []RegWrite, cur, next *Regs, all bool) []RegWrite {
 	dr7First := PlanOrder(cur, next)
 	dr7 := all || next.DR7 != cur.DR7
 	if dr7First && dr7 {

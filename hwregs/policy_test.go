@@ -13,7 +13,7 @@ import (
 // policy that ignores PlanOrder, so the kernel refuses some of its plans.
 type dr7LastPolicy struct{}
 
-func (dr7LastPolicy) Plan(dst []RegWrite, cur, next Regs) []RegWrite {
+func (dr7LastPolicy) Plan(dst []RegWrite, cur, next *Regs) []RegWrite {
 	for i := 0; i < NumSlots; i++ {
 		if next.DR[i] != cur.DR[i] {
 			dst = append(dst, RegWrite{i, next.DR[i]})
@@ -28,7 +28,7 @@ func (dr7LastPolicy) Plan(dst []RegWrite, cur, next Regs) []RegWrite {
 // shortPolicy forgets DR7: its plans do not reach the wanted state.
 type shortPolicy struct{}
 
-func (shortPolicy) Plan(dst []RegWrite, cur, next Regs) []RegWrite {
+func (shortPolicy) Plan(dst []RegWrite, cur, next *Regs) []RegWrite {
 	for i := 0; i < NumSlots; i++ {
 		if next.DR[i] != cur.DR[i] {
 			dst = append(dst, RegWrite{i, next.DR[i]})
@@ -108,7 +108,7 @@ func TestBuiltinPlans(t *testing.T) {
 		{"all/move", WriteAll.WritePolicy(), move, []RegWrite{{RegDR0, 0x2000}, {RegDR1, 0}, {RegDR2, 0}, {RegDR3, 0}, {RegDR6, 0}, {RegDR7, uint64(on8)}}},
 		{"all/shrink", WriteAll.WritePolicy(), shrink, []RegWrite{{RegDR7, uint64(shrink.DR7)}, {RegDR0, 0x1003}, {RegDR1, 0}, {RegDR2, 0}, {RegDR3, 0}, {RegDR6, 0}}},
 	} {
-		if got := c.wp.Plan(nil, cur, c.next); !slices.Equal(got, c.want) {
+		if got := c.wp.Plan(nil, &cur, &c.next); !slices.Equal(got, c.want) {
 			t.Errorf("%s: plan %v, want %v", c.name, got, c.want)
 		}
 	}

@@ -84,6 +84,7 @@ type mirror struct {
 	cur   regState
 	owner [NumSlots]alloc.Slot // zero Slot: free
 	plan  [planCap]RegWrite    // scratch for the policy's plans, used under mu
+	next  regState             // scratch: the state being written, used under mu
 }
 
 // NewWriter returns a Writer reserving from a and writing through be with
@@ -408,9 +409,9 @@ func (w *Writer) rollback(m *mirror, i int, addr uint64, dr7 DR7, err error) err
 // set moves the target to DR[i] = addr and DR7 = dr7, the other address
 // registers unchanged, with the writes wp plans.
 func (w *Writer) set(m *mirror, i int, addr uint64, dr7 DR7, wp WritePolicy) error {
-	next := m.cur
-	next.DR[i], next.DR7 = addr, dr7
-	return w.writeState(m, next, wp)
+	m.next = m.cur
+	m.next.DR[i], m.next.DR7 = addr, dr7
+	return w.writeNext(m, wp)
 }
 
 // planChanged is WriteChanged's plan, which rollback and ProcessWriter use
@@ -423,7 +424,25 @@ var planChanged WritePolicy = changedPolicy{}
 // next fails with ErrPlan. The Writer's own operations change one slot at
 // a time through set; ProcessWriter moves whole register files.
 func (w *Writer) writeState(m *mirror, next regState, wp WritePolicy) error {
-	for _, wr := range wp.Plan(m.plan[:0], m.cur, next) {
+	m.next = next
+	return w.writeNext(m, wp)
+}
+
+// writeNext is writeState for the state in m.next. The built-in plans are
+// called directly: the interface call, which cannot be inlined, costs
+// more than their planning.
+func (w *Writer) writeNext(m *mirror, wp WritePolicy) error {
+	var plan []RegWrite
+	custom := false
+	switch wp.(type) {
+	case changedPolicy:
+		plan = planWrites(m.plan[:0], &m.cur, &m.next, false)
+	case allPolicy:
+		plan = planWrites(m.plan[:0], &m.cur, &m.next, true)
+	default:
+		plan, custom = wp.Plan(m.plan[:0], &m.cur, &m.next), true
+	}
+	for _, wr := range plan {
 		if err := w.be.WriteDR(m.t, wr.Reg, wr.Val); err != nil {
 			return err
 		}
@@ -434,8 +453,8 @@ func (w *Writer) writeState(m *mirror, next regState, wp WritePolicy) error {
 			m.cur.DR7 = DR7(wr.Val)
 		}
 	}
-	if m.cur != next {
-		return fmt.Errorf("hwregs: %w: DR0-DR3 = %#x, DR7 = %#x after it, want %#x, %#x", ErrPlan, m.cur.DR, uint64(m.cur.DR7), next.DR, uint64(next.DR7))
+	if custom && m.cur != m.next {
+		return fmt.Errorf("hwregs: %w: DR0-DR3 = %#x, DR7 = %#x after it, want %#x, %#x", ErrPlan, m.cur.DR, uint64(m.cur.DR7), m.next.DR, uint64(m.next.DR7))
 	}
 	return nil
 }
