@@ -20,6 +20,7 @@ import (
 // tied to that thread, and both must only fire once the tracee is reaped.
 func (p *Ptrace) loop(opts PtraceOptions, started chan<- error) {
 	runtime.LockOSThread()
+	p.h.busy.Store(true)
 	defer close(p.dead)
 	defer p.shutdown()
 	p.tracerTid = unix.Gettid()
@@ -50,7 +51,12 @@ func runGuarded(f func()) (v any, panicked bool) {
 	return nil, false
 }
 
-func (p *Ptrace) onTracer() bool { return unix.Gettid() == p.tracerTid }
+// onTracer reports whether the caller runs on the tracer thread. While the
+// tracer waits for a Do nothing else runs there, so the answer is no
+// without the gettid system call (a sixth of a hop).
+func (p *Ptrace) onTracer() bool {
+	return p.h.busy.Load() && unix.Gettid() == p.tracerTid
+}
 
 // Do runs f on the tracer thread, where WriteDR and ReadDR may be called
 // directly; a hot loop belongs inside one Do, but one Do per op is cheap
@@ -93,11 +99,13 @@ func (p *Ptrace) on(f func() error) error {
 // idle Ptrace costs nothing.
 const hoSpin = 20 * time.Microsecond
 
-// hoYieldEvery is how many polls go between two sched_yield calls while
-// spinning: if the other side is runnable on the same CPU (the tracer is
-// pinned; a caller may be scheduled there too), polling alone would keep it
-// off that CPU for the whole spin.
-const hoYieldEvery = 256
+// hoPollOnly is how long a spin only polls before it starts yielding
+// the CPU between polls (sched_yield): if the other side is runnable on the
+// same CPU (the tracer is pinned; a caller may be scheduled there too),
+// polling alone would keep it off that CPU for the whole spin, but a
+// yield costs a system call, longer than the other side takes to answer
+// from another CPU.
+const hoPollOnly = 3 * time.Microsecond
 
 // Hand-off states.
 const (
@@ -117,6 +125,7 @@ const (
 type handoff struct {
 	mu    sync.Mutex // one Do in flight
 	state atomic.Uint32
+	busy  atomic.Bool // the tracer thread is not waiting in next
 	fn    func()
 	val   any // what fn panicked with
 
@@ -145,12 +154,17 @@ func spinUntil(cond func() bool) bool {
 		if cond() {
 			return true
 		}
-		if i%hoYieldEvery == 0 {
-			if start.IsZero() {
-				start = time.Now()
-			} else if time.Since(start) > hoSpin {
-				return false
-			}
+		if i%64 != 0 {
+			continue
+		}
+		if start.IsZero() {
+			start = time.Now()
+			continue
+		}
+		switch d := time.Since(start); {
+		case d > hoSpin:
+			return false
+		case d > hoPollOnly:
 			unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 		}
 	}
@@ -217,6 +231,8 @@ func (h *handoff) wait(dead <-chan struct{}) bool {
 // next waits on the tracer thread for a posted fn and reports whether
 // there is one, false once quit is closed.
 func (h *handoff) next(quit <-chan struct{}) bool {
+	h.busy.Store(false)
+	defer h.busy.Store(true)
 	for !spinUntil(h.posted) {
 		h.tracerParked.Store(true)
 		if h.posted() {
