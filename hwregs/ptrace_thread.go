@@ -208,24 +208,7 @@ func (h *handoff) posted() bool { return h.state.Load() == hoPosted }
 // wait waits until the tracer has finished the posted fn and reports
 // whether it did, false if the tracer goroutine ended first.
 func (h *handoff) wait(dead <-chan struct{}) bool {
-	for !spinUntil(h.finished) {
-		h.callerParked.Store(true)
-		if h.finished() {
-			h.callerParked.Store(false)
-			return true
-		}
-		select {
-		case <-h.wakeCaller:
-		case <-dead:
-		}
-		h.callerParked.Store(false)
-		select {
-		case <-dead:
-			return h.finished()
-		default:
-		}
-	}
-	return true
+	return await(h.finished, &h.callerParked, h.wakeCaller, dead)
 }
 
 // next waits on the tracer thread for a posted fn and reports whether
@@ -233,19 +216,26 @@ func (h *handoff) wait(dead <-chan struct{}) bool {
 func (h *handoff) next(quit <-chan struct{}) bool {
 	h.busy.Store(false)
 	defer h.busy.Store(true)
-	for !spinUntil(h.posted) {
-		h.tracerParked.Store(true)
-		if h.posted() {
-			h.tracerParked.Store(false)
+	return await(h.posted, &h.tracerParked, h.wakeTracer, quit)
+}
+
+// await is one side's wait: it polls cond for up to hoSpin, then sleeps on
+// wake, announced in parked, until cond holds (true) or stop is closed
+// (then it reports cond once more).
+func await(cond func() bool, parked *atomic.Bool, wake, stop <-chan struct{}) bool {
+	for !spinUntil(cond) {
+		parked.Store(true)
+		if cond() {
+			parked.Store(false)
 			return true
 		}
 		select {
-		case <-h.wakeTracer:
-		case <-quit:
-			h.tracerParked.Store(false)
-			return false
+		case <-wake:
+		case <-stop:
+			parked.Store(false)
+			return cond()
 		}
-		h.tracerParked.Store(false)
+		parked.Store(false)
 	}
 	return true
 }

@@ -77,21 +77,7 @@ func (p *Ptrace) StopThread(i int) error {
 	if i < 0 || i >= len(p.tids) {
 		return fmt.Errorf("%w: StopThread(%d): thread out of range [0,%d)", alloc.ErrInvalid, i, len(p.tids))
 	}
-	return p.on(func() error {
-		if p.state[i] != ptRunning {
-			return nil
-		}
-		if e := ptcall(unix.PTRACE_INTERRUPT, p.tids[i], 0, 0); e != 0 {
-			return fmt.Errorf("hwregs: PTRACE_INTERRUPT of tracee thread %d (tid %d): %w", i, p.tids[i], e)
-		}
-		p.wantStop[i] = true
-		for p.state[i] == ptRunning {
-			if err := p.waitOne(); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return p.on(func() error { return p.stop(i, i+1) })
 }
 
 // StopAll interrupts every running worker at once and waits until all are
@@ -104,9 +90,13 @@ func (p *Ptrace) StopAll() error {
 }
 
 // stopAll is StopAll on the tracer thread.
-func (p *Ptrace) stopAll() error {
-	for i, s := range p.state {
-		if s != ptRunning {
+func (p *Ptrace) stopAll() error { return p.stop(0, len(p.tids)) }
+
+// stop interrupts the running workers among lo..hi-1 and waits until they
+// are stopped, handling other workers' stops meanwhile.
+func (p *Ptrace) stop(lo, hi int) error {
+	for i := lo; i < hi; i++ {
+		if p.state[i] != ptRunning {
 			continue
 		}
 		if e := ptcall(unix.PTRACE_INTERRUPT, p.tids[i], 0, 0); e != 0 {
@@ -114,7 +104,7 @@ func (p *Ptrace) stopAll() error {
 		}
 		p.wantStop[i] = true
 	}
-	for i := range p.state {
+	for i := lo; i < hi; i++ {
 		for p.state[i] == ptRunning {
 			if err := p.waitOne(); err != nil {
 				return err

@@ -5,7 +5,8 @@
 // exclude_hv, as hwregs.OpenPerf does) and moves it between two variables
 // with one PERF_EVENT_IOC_MODIFY_ATTRIBUTES per op, n ops.
 // Usage: perf_modify N CPU (CPU -1: unpinned). Prints "ns/op <mean>".
-#define _GNU_SOURCE
+#include "vsc.h"
+
 #include <errno.h>
 #include <linux/hw_breakpoint.h>
 #include <linux/perf_event.h>
@@ -19,30 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile uint64_t vars[2] __attribute__((aligned(64)));
-
-static uint64_t now(void) {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 int main(int argc, char **argv) {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s N CPU\n", argv[0]);
-		return 2;
-	}
-	long n = atol(argv[1]);
-	int cpu = atoi(argv[2]);
-	if (cpu >= 0) {
-		cpu_set_t s;
-		CPU_ZERO(&s);
-		CPU_SET(cpu, &s);
-		if (sched_setaffinity(0, sizeof s, &s) != 0) {
-			perror("sched_setaffinity");
-			return 2;
-		}
-	}
+	long n = args(argc, argv);
 	struct perf_event_attr attr[2];
 	for (int k = 0; k < 2; k++) {
 		memset(&attr[k], 0, sizeof attr[k]);

@@ -5,7 +5,8 @@
 // and then moves it between two variables with one PTRACE_POKEUSER of DR0
 // per op, n ops, as the Writer's Modify does under policy "changed".
 // Usage: ptrace_poke N CPU (CPU -1: unpinned). Prints "ns/op <mean>".
-#define _GNU_SOURCE
+#include "vsc.h"
+
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
@@ -21,26 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile uint64_t vars[2] __attribute__((aligned(64)));
-
-static void pin(int cpu) {
-	if (cpu < 0)
-		return;
-	cpu_set_t s;
-	CPU_ZERO(&s);
-	CPU_SET(cpu, &s);
-	if (sched_setaffinity(0, sizeof s, &s) != 0) {
-		perror("sched_setaffinity");
-		exit(2);
-	}
-}
-
-static uint64_t now(void) {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 static void poke(pid_t pid, int reg, uint64_t val) {
 	if (ptrace(PTRACE_POKEUSER, pid, (void *)(offsetof(struct user, u_debugreg) + 8 * reg), (void *)val) != 0) {
 		fprintf(stderr, "POKEUSER DR%d = %#llx: %s\n", reg, (unsigned long long)val, strerror(errno));
@@ -50,13 +31,7 @@ static void poke(pid_t pid, int reg, uint64_t val) {
 }
 
 int main(int argc, char **argv) {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s N CPU\n", argv[0]);
-		return 2;
-	}
-	long n = atol(argv[1]);
-	int cpu = atoi(argv[2]);
-	pin(cpu); // the child inherits it
+	long n = args(argc, argv); // the child inherits the pinning
 	pid_t pid = fork();
 	if (pid < 0) {
 		perror("fork");
