@@ -75,16 +75,17 @@ type regState = Regs
 
 // mirror is the Writer's copy of one target's registers and which slot
 // owns each register. What every operation touches (the lock, the owning
-// Writer, the target, the registers) comes first, so that after a system
-// call has evicted the caches it is one or two lines away.
+// Writer, the target, the registers, the state being written) comes first,
+// and a plan's first writes come right after the owners, so that after a
+// system call has evicted the caches a change touches three or four lines.
 type mirror struct {
 	mu    sync.Mutex
 	w     *Writer
 	t     Target
 	cur   regState
+	next  regState             // scratch: the state being written, used under mu
 	owner [NumSlots]alloc.Slot // zero Slot: free
 	plan  [planCap]RegWrite    // scratch for the policy's plans, used under mu
-	next  regState             // scratch: the state being written, used under mu
 }
 
 // NewWriter returns a Writer reserving from a and writing through be with
