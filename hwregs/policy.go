@@ -96,32 +96,46 @@ func (allPolicy) Plan(dst []RegWrite, cur, next *Regs) []RegWrite {
 // order their writes the way the kernel needs.
 func PlanOrder(cur, next *Regs) (dr7First bool) {
 	for i := 0; i < NumSlots; i++ {
-		if a := next.DR[i]; a != cur.DR[i] && a&(slotLen(cur.DR7, i)-1) != 0 && kernelAccepts(cur.DR7, i, a) != nil {
+		if a := next.DR[i]; a != cur.DR[i] && mustLead(cur.DR7, i, a) {
 			return true
 		}
 	}
 	return false
 }
 
+// mustLead reports whether slot i's new address a would be refused under
+// DR7 d, so that DR7 must change first. The alignment test skips
+// kernelAccepts for every aligned address (see slotLen).
+func mustLead(d DR7, i int, a uint64) bool {
+	return a&(slotLen(d, i)-1) != 0 && kernelAccepts(d, i, a) != nil
+}
+
 // planWrites is the built-in plan: every register and DR6 = 0 if all is
-// set, otherwise those that differ from cur, ordered by PlanOrder.
+// set, otherwise those that differ from cur, ordered as PlanOrder says. It
+// decides the order in the same pass that emits the address registers.
 func planWrites(dst []RegWrite, cur, next *Regs, all bool) []RegWrite {
-	dr7First := PlanOrder(cur, next)
-	dr7 := all || next.DR7 != cur.DR7
-	if dr7First && dr7 {
-		dst = append(dst, RegWrite{RegDR7, uint64(next.DR7)})
-	}
+	start, dr7First := len(dst), false
 	for i := 0; i < NumSlots; i++ {
-		if all || next.DR[i] != cur.DR[i] {
-			dst = append(dst, RegWrite{i, next.DR[i]})
+		a := next.DR[i]
+		if a != cur.DR[i] {
+			dr7First = dr7First || mustLead(cur.DR7, i, a)
+		} else if !all {
+			continue
 		}
+		dst = append(dst, RegWrite{i, a})
 	}
 	if all {
 		// The Writer does not mirror DR6: nothing it programs depends on it.
 		dst = append(dst, RegWrite{RegDR6, 0})
 	}
-	if !dr7First && dr7 {
-		dst = append(dst, RegWrite{RegDR7, uint64(next.DR7)})
+	if !all && next.DR7 == cur.DR7 {
+		return dst
+	}
+	dr7 := RegWrite{RegDR7, uint64(next.DR7)}
+	dst = append(dst, dr7)
+	if dr7First {
+		copy(dst[start+1:], dst[start:len(dst)-1])
+		dst[start] = dr7
 	}
 	return dst
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loov/hrtime"
+
 	"bpbench/alloc"
 	"bpbench/internal/cpupin"
 )
@@ -27,8 +29,8 @@ const vscMinOps = 20_000
 // a user calls them against a C program making the same system calls in a
 // loop (testdata/vsc/*.c, built with the system's C compiler), in the same
 // run and under the same pinning; x-c is the Go ns/op over
-// the C one (medians of vscChunks pieces each), x-c-best the ratio of the
-// fastest pieces, the figure least disturbed by other load.
+// the C one (medians of vscChunks pieces each) and x-c-p50 the ratio of
+// their per-op medians (see vscRun).
 //
 //   - backend=ptrace/call=inside: Writer.Modify in a loop inside one
 //     Ptrace.Do, on the tracer thread.
@@ -71,7 +73,7 @@ func BenchmarkVsC(b *testing.B) {
 const vscChunks = 5
 
 // vscPtrace times b.N Writer.Modify calls on a breakpoint alternating
-// between two variables of the tracee, inside one Do per chunk or one Do
+// between two variables of the tracee, inside one Do per piece or one Do
 // each.
 func vscPtrace(b *testing.B, p *Ptrace, prog string, hop bool) {
 	h := p.Hello()
@@ -99,17 +101,22 @@ func vscPtrace(b *testing.B, p *Ptrace, prog string, hop bool) {
 		next = attrs[k&1]
 		merr = w.Modify(&bp, next)
 	}
-	vscRun(b, prog, func(n int) {
+	vscRun(b, prog, func(lat []hrtime.Count) {
 		if hop {
-			for i := 0; i < n && merr == nil; i++ {
-				if err := p.Do(modify); err != nil {
+			for i := 0; i < len(lat) && merr == nil; i++ {
+				t0 := hrtime.TSC()
+				err := p.Do(modify)
+				lat[i] = hrtime.TSC() - t0
+				if err != nil {
 					b.Fatal(err)
 				}
 			}
 		} else {
 			ptDo(b, p, func() error {
-				for i := 0; i < n && merr == nil; i++ {
+				for i := 0; i < len(lat) && merr == nil; i++ {
+					t0 := hrtime.TSC()
 					modify()
+					lat[i] = hrtime.TSC() - t0
 				}
 				return nil
 			})
@@ -132,10 +139,13 @@ func vscPerf(b *testing.B, prog string) {
 	attrs := [2]Attr{perfWatch(0, Write), perfWatch(1, Write)}
 	e := perfBenchOpen(b, attrs[0])
 	k := 0
-	vscRun(b, prog, func(n int) {
-		for i := 0; i < n; i++ {
+	vscRun(b, prog, func(lat []hrtime.Count) {
+		for i := range lat {
 			k++
-			if err := e.Modify(attrs[k&1]); err != nil {
+			t0 := hrtime.TSC()
+			err := e.Modify(attrs[k&1])
+			lat[i] = hrtime.TSC() - t0
+			if err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -143,16 +153,21 @@ func vscPerf(b *testing.B, prog string) {
 	e.Close()
 }
 
-// vscRun times goLoop over b.N ops in vscChunks pieces, then runs the C
-// loop as many times with as many ops each (at least vscMinOps), and
-// reports the C loop's median ns/op as c-ns/op, the ratio of the medians as
-// x-c and that of the fastest pieces as x-c-best. Only the Go pieces count
-// in ns/op. The two sides are not interleaved: here a Go piece right after
-// a C run was about 100 ns/op slower, for the whole piece, than one after
-// a pause of the same length (cause unknown), which would bias x-c.
-func vscRun(b *testing.B, prog string, goLoop func(n int)) {
-	var goNs, cNs [vscChunks]float64
+// vscRun times goLoop over b.N ops in vscChunks pieces, each op timed on
+// its own, then runs the C loop as many times with as many ops each (at
+// least vscMinOps), which times its ops the same way (rdtsc), and reports:
+// c-ns/op, the C loop's median mean; x-c, the ratio of the medians of the
+// pieces' means; x-c-best, that of the fastest pieces; p50-ns and
+// c-p50-ns, the per-op medians (of the C runs' medians), and x-c-p50,
+// their ratio: the figure least disturbed by other load on the machine.
+// Only the Go pieces count in ns/op. The two sides are not interleaved:
+// here a Go piece right after a C run was about 100 ns/op slower, for the
+// whole piece, than one after a pause of the same length (cause unknown),
+// which would bias x-c.
+func vscRun(b *testing.B, prog string, goLoop func(lat []hrtime.Count)) {
+	var goNs, cNs, cP50 [vscChunks]float64
 	var ns [vscChunks]int
+	lat := make([]hrtime.Count, max(b.N, vscChunks))
 	b.ReportAllocs()
 	b.ResetTimer()
 	done := 0
@@ -161,38 +176,49 @@ func vscRun(b *testing.B, prog string, goLoop func(n int)) {
 		// medians exist.
 		n := max((b.N-done)/(vscChunks-c), 1)
 		t0 := time.Now()
-		goLoop(n)
+		goLoop(lat[done : done+n])
 		goNs[c] = float64(time.Since(t0).Nanoseconds()) / float64(n)
 		ns[c] = n
 		done += n
 	}
 	b.StopTimer()
 	for c, n := range ns {
-		cNs[c] = vscC(b, prog, max(n, vscMinOps))
+		cNs[c], cP50[c] = vscC(b, prog, max(n, vscMinOps))
 	}
 	if testing.Verbose() {
 		b.Logf("go ns/op %.0f, c ns/op %.0f", goNs, cNs)
 	}
 	slices.Sort(goNs[:])
 	slices.Sort(cNs[:])
+	slices.Sort(cP50[:])
+	slices.Sort(lat[:done])
+	p50 := float64(lat[done/2].ApproxDuration().Nanoseconds())
+	cp50 := float64(hrtime.Count(cP50[vscChunks/2]).ApproxDuration().Nanoseconds())
 	b.ReportMetric(cNs[vscChunks/2], "c-ns/op")
 	b.ReportMetric(goNs[vscChunks/2]/cNs[vscChunks/2], "x-c")
 	b.ReportMetric(goNs[0]/cNs[0], "x-c-best")
+	b.ReportMetric(p50, "p50-ns")
+	b.ReportMetric(cp50, "c-p50-ns")
+	b.ReportMetric(float64(lat[done/2])/cP50[vscChunks/2], "x-c-p50")
 }
 
-// vscC runs the C loop for n ops and returns its mean ns/op.
-func vscC(b *testing.B, prog string, n int) float64 {
+// vscC runs the C loop for n ops and returns its mean ns/op and its median
+// per-op latency in TSC ticks.
+func vscC(b *testing.B, prog string, n int) (mean, p50Ticks float64) {
 	out, err := exec.CommandContext(context.Background(), prog, strconv.Itoa(n), strconv.Itoa(vscCPU)).CombinedOutput()
 	if err != nil {
 		b.Fatalf("%s: %v\n%s", filepath.Base(prog), err, out)
 	}
 	f := strings.Fields(string(out))
-	if len(f) != 2 || f[0] != "ns/op" {
-		b.Fatalf("%s printed %q, want \"ns/op <mean>\"", filepath.Base(prog), out)
+	if len(f) != 4 || f[0] != "ns/op" || f[2] != "p50-ticks" {
+		b.Fatalf("%s printed %q, want \"ns/op <mean> p50-ticks <median>\"", filepath.Base(prog), out)
 	}
-	c, err := strconv.ParseFloat(f[1], 64)
-	if err != nil || c <= 0 {
+	mean, err = strconv.ParseFloat(f[1], 64)
+	if err == nil {
+		p50Ticks, err = strconv.ParseFloat(f[3], 64)
+	}
+	if err != nil || mean <= 0 || p50Ticks <= 0 {
 		b.Fatalf("%s printed %q: %v", filepath.Base(prog), out, err)
 	}
-	return c
+	return mean, p50Ticks
 }

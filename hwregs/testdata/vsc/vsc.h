@@ -27,6 +27,26 @@ static uint64_t now(void) {
 	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
+// rdtsc reads the time-stamp counter, as the Go side's hrtime.TSC does, so
+// that both sides' per-op latencies are in the same ticks.
+static inline uint64_t rdtsc(void) {
+	uint32_t lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return (uint64_t)hi << 32 | lo;
+}
+
+static int cmpu64(const void *a, const void *b) {
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+// report prints the mean over the timed loop (t0..t1 in ns) and the median
+// per-op latency in ticks: "ns/op <mean> p50-ticks <median>".
+static void report(uint64_t t0, uint64_t t1, uint64_t *lat, long n) {
+	qsort(lat, n, sizeof lat[0], cmpu64);
+	printf("ns/op %.1f p50-ticks %llu\n", (double)(t1 - t0) / (double)n, (unsigned long long)lat[n / 2]);
+}
+
 // args parses "N CPU" and pins the caller to CPU.
 static long args(int argc, char **argv) {
 	if (argc != 3) {
