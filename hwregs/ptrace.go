@@ -60,10 +60,17 @@ type PtraceOptions struct {
 // Linux only accepts ptrace calls from the thread that attached, so a
 // Ptrace owns one goroutine locked to one OS thread, pinned to a CPU.
 // WriteDR and ReadDR make their system call directly and must run on that
-// thread, i.e. inside Do: a channel hop per call would cost more than the
-// 10% over the bare syscall the backend is allowed. Off the thread they fail
-// with ErrWrongThread. The other methods move to the tracer thread
-// themselves.
+// thread, i.e. inside Do: a hop per register write, even the polled
+// hand-off Do makes (ptrace_thread.go), costs more than the 10% over the
+// bare syscall the backend is allowed. Off the thread they fail with
+// ErrWrongThread. The other methods move to the tracer thread themselves.
+//
+// The files of the backend follow its jobs: ptrace.go starts and closes it,
+// ptrace_thread.go is the tracer thread's discipline (loop, Do, on),
+// ptrace_tracee.go controls the tracee's threads (seize, Spawn, stop,
+// resume, wait, Serve), ptrace_regs.go reads and writes registers and
+// memory, and ptrace_protocol.go speaks the tracee's command protocol
+// (Start, Wait, Halt, ReadOps).
 //
 // The tracee dies with the Ptrace: Close kills and reaps it, so does a panic
 // or runtime.Goexit inside Do, and if the tracer process dies the kernel
