@@ -136,7 +136,7 @@ func StartPtrace(opts PtraceOptions) (*Ptrace, error) {
 		opts.StartTimeout = 30 * time.Second
 	}
 	p := &Ptrace{
-		h:     newHandoff(),
+		h:     newHandoff(opts.CPU),
 		quit:  make(chan struct{}),
 		dead:  make(chan struct{}),
 		index: map[int]int{},

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"bpbench/internal/cpupin"
 )
 
 // This file is the tracer thread's discipline: Linux accepts ptrace calls
@@ -129,14 +131,20 @@ type handoff struct {
 	fn    func()
 	val   any // what fn panicked with
 
+	// cpu is the CPU the tracer thread is pinned to, or NoPin. A caller on
+	// that CPU would only keep the tracer off it by polling, so it sleeps
+	// at once and has the tracer sleep at once after its Do (sameCPU).
+	cpu     int
+	sameCPU atomic.Bool
+
 	tracerParked atomic.Bool
 	callerParked atomic.Bool
 	wakeTracer   chan struct{} // capacity 1
 	wakeCaller   chan struct{} // capacity 1
 }
 
-func newHandoff() handoff {
-	return handoff{wakeTracer: make(chan struct{}, 1), wakeCaller: make(chan struct{}, 1)}
+func newHandoff(cpu int) handoff {
+	return handoff{cpu: cpu, wakeTracer: make(chan struct{}, 1), wakeCaller: make(chan struct{}, 1)}
 }
 
 // poke leaves a wake-up token on c unless one is already there.
@@ -180,12 +188,16 @@ func (h *handoff) call(f func(), dead <-chan struct{}) error {
 		return ErrTracerClosed
 	default:
 	}
+	// One getcpu per Do (a fifth of a poke): the caller may move right
+	// after, so this is a hint, which is all polling needs.
+	same := h.cpu != NoPin && cpupin.Current() == h.cpu
+	h.sameCPU.Store(same)
 	h.fn = f
 	h.state.Store(hoPosted)
 	if h.tracerParked.Load() {
 		poke(h.wakeTracer)
 	}
-	if !h.wait(dead) {
+	if !h.wait(dead, !same) {
 		h.fn = nil
 		h.state.Store(hoIdle)
 		return fmt.Errorf("%w: the tracer goroutine exited inside Do (runtime.Goexit, e.g. t.FailNow)", ErrTracerClosed)
@@ -206,9 +218,10 @@ func (h *handoff) finished() bool { return h.state.Load() >= hoDone }
 func (h *handoff) posted() bool { return h.state.Load() == hoPosted }
 
 // wait waits until the tracer has finished the posted fn and reports
-// whether it did, false if the tracer goroutine ended first.
-func (h *handoff) wait(dead <-chan struct{}) bool {
-	return await(h.finished, &h.callerParked, h.wakeCaller, dead)
+// whether it did, false if the tracer goroutine ended first. It polls
+// first if spin is set.
+func (h *handoff) wait(dead <-chan struct{}, spin bool) bool {
+	return await(h.finished, spin, &h.callerParked, h.wakeCaller, dead)
 }
 
 // next waits on the tracer thread for a posted fn and reports whether
@@ -216,14 +229,15 @@ func (h *handoff) wait(dead <-chan struct{}) bool {
 func (h *handoff) next(quit <-chan struct{}) bool {
 	h.busy.Store(false)
 	defer h.busy.Store(true)
-	return await(h.posted, &h.tracerParked, h.wakeTracer, quit)
+	return await(h.posted, !h.sameCPU.Load(), &h.tracerParked, h.wakeTracer, quit)
 }
 
-// await is one side's wait: it polls cond for up to hoSpin, then sleeps on
-// wake, announced in parked, until cond holds (true) or stop is closed
-// (then it reports cond once more).
-func await(cond func() bool, parked *atomic.Bool, wake, stop <-chan struct{}) bool {
-	for !spinUntil(cond) {
+// await is one side's wait: it polls cond for up to hoSpin if spin is set,
+// then sleeps on wake, announced in parked, until cond holds (true) or stop
+// is closed (then it reports cond once more).
+func await(cond func() bool, spin bool, parked *atomic.Bool, wake, stop <-chan struct{}) bool {
+	for !(spin && spinUntil(cond)) {
+		spin = true // a spare token woke us: poll again before sleeping
 		parked.Store(true)
 		if cond() {
 			parked.Store(false)
