@@ -78,6 +78,7 @@ type PtraceOptions struct {
 // command pipe closes).
 type Ptrace struct {
 	writes atomic.Uint64
+	_      [56]byte // WriteDR's counter off the line a caller polls in Do
 
 	h         handoff // how Do reaches the tracer thread
 	quit      chan struct{}
