@@ -200,7 +200,7 @@ func (h *handoff) call(f func(), dead <-chan struct{}) error {
 	if !h.wait(dead, !same) {
 		h.fn = nil
 		h.state.Store(hoIdle)
-		return fmt.Errorf("%w: the tracer goroutine exited inside Do (runtime.Goexit, e.g. t.FailNow)", ErrTracerClosed)
+		return fmt.Errorf("%w: the tracer goroutine ended before this Do finished (Close, or runtime.Goexit inside Do, e.g. t.FailNow)", ErrTracerClosed)
 	}
 	s, v := h.state.Load(), h.val
 	h.fn, h.val = nil, nil
@@ -237,7 +237,7 @@ func (h *handoff) next(quit <-chan struct{}) bool {
 // is closed (then it reports cond once more).
 func await(cond func() bool, spin bool, parked *atomic.Bool, wake, stop <-chan struct{}) bool {
 	for !(spin && spinUntil(cond)) {
-		spin = true // a spare token woke us: poll again before sleeping
+		spin = true // once woken, look (and poll) before sleeping again
 		parked.Store(true)
 		if cond() {
 			parked.Store(false)
