@@ -51,15 +51,16 @@ type RegWrite struct {
 // Delve's write-all are two instances of.
 //
 // Plan appends the writes to dst in the order they are to be made and
-// returns it; it must neither change cur and next nor keep them. The Writer makes them one by one and stops at the first the
-// backend refuses; the plan must leave DR0-DR3 and DR7 equal to next, or
-// the Writer fails the change with ErrPlan. Either way it then restores cur
-// with the fewest writes (WriteChanged's plan), so a policy cannot break
-// the Writer's rollback, and the Writer's mirror always tracks what was
-// really written. Every intermediate state must be one the kernel accepts
-// (see PlanOrder); dst has room for a plan of WriteAll's size, so a plan of
-// at most 12 writes does not allocate. Plan is called with the target's
-// mirror locked and must not call the Writer.
+// returns it; it must neither change cur and next nor keep them. The
+// Writer makes the writes one by one and stops at the first the backend
+// refuses; the plan must leave DR0-DR3 and DR7 equal to next, or the
+// Writer fails the change with ErrPlan. After a refusal or ErrPlan the
+// Writer restores cur with the fewest writes (WriteChanged's plan), so a
+// policy cannot break the Writer's rollback, and the Writer's mirror
+// always tracks what was really written. Every intermediate state must be
+// one the kernel accepts (see PlanOrder). dst has room for 12 writes
+// (WriteAll plans 6), so a plan of at most 12 does not allocate. Plan is
+// called with the target's mirror locked and must not call the Writer.
 type WritePolicy interface {
 	Plan(dst []RegWrite, cur, next *Regs) []RegWrite
 }
@@ -68,8 +69,8 @@ type WritePolicy interface {
 // reach the state it was asked for.
 var ErrPlan = errors.New("register-writing policy's plan does not reach the wanted state")
 
-// planCap is the scratch each mirror keeps for plans: WriteAll's six
-// writes, twice over for a DR7 that must go first.
+// planCap is the scratch each mirror keeps for plans: twice WriteAll's six
+// writes, room for a custom plan that writes some registers twice.
 const planCap = 12
 
 // changedPolicy is WriteChanged.
