@@ -1,13 +1,19 @@
 package hwregs
 
 import (
+	"errors"
 	"fmt"
+	"strings"
+	"sync"
 
 	"bpbench/alloc"
 )
 
-// Policy says which debug registers the Writer writes when a breakpoint
-// changes.
+// Policy names a register-writing policy: which debug registers the Writer
+// writes when a breakpoint changes, and in what order. The built-ins are
+// WriteChanged and WriteAll; RegisterPolicy adds others, which ParsePolicy
+// then finds by name. A Policy is an index into the registry, so it is
+// only meaningful in the process that registered it.
 type Policy uint8
 
 const (
@@ -16,35 +22,213 @@ const (
 	// (gdb/nat/x86-dregs.c).
 	WriteChanged Policy = iota
 	// WriteAll writes DR0-DR3, DR6 and DR7 on every change, as Delve does
-	// (pkg/proc/amd64util/debugregs.go): six writes per state.
+	// (pkg/proc/amd64util/debugregs.go): six writes per state. Unregister
+	// under WriteAll also zeroes the breakpoint's address register.
 	WriteAll
-	numPolicies
 )
 
-// Policies lists every policy, for benchmarks and tests that sweep them.
+// Policies lists the built-in policies, for benchmarks and tests that sweep
+// them; PolicyNames lists registered ones too.
 var Policies = []Policy{WriteChanged, WriteAll}
 
-// String returns "changed" or "all", the names ParsePolicy accepts.
+// Regs is the part of one target's register file a policy plans over:
+// the four address registers and DR7 (DR6 is not mirrored; a plan may
+// still write it).
+type Regs struct {
+	DR  [NumSlots]uint64
+	DR7 DR7
+}
+
+// RegWrite is one register write of a plan: Reg is RegDR0..RegDR3,
+// RegDR6 or RegDR7.
+type RegWrite struct {
+	Reg int
+	Val uint64
+}
+
+// WritePolicy decides the writes that take a target from the registers the
+// Writer mirrors to the next state: the seam GDB's write-changed and
+// Delve's write-all are two instances of.
+//
+// Plan appends the writes to dst in the order they are to be made and
+// returns it; it must neither change cur and next nor keep them. The
+// Writer makes the writes one by one and stops at the first the backend
+// refuses; the plan must leave DR0-DR3 and DR7 equal to next, or the
+// Writer fails the change with ErrPlan. After a refusal or ErrPlan the
+// Writer restores cur with the fewest writes (WriteChanged's plan), so a
+// policy cannot break the Writer's rollback, and the Writer's mirror
+// always tracks what was really written. Every intermediate state must be
+// one the kernel accepts (see PlanOrder). dst has room for 12 writes
+// (WriteAll plans 6), so a plan of at most 12 does not allocate. Plan is
+// called with the target's mirror locked and must not call the Writer.
+type WritePolicy interface {
+	Plan(dst []RegWrite, cur, next *Regs) []RegWrite
+}
+
+// ErrPlan is wrapped by the error of a change whose policy's plan did not
+// reach the state it was asked for.
+var ErrPlan = errors.New("register-writing policy's plan does not reach the wanted state")
+
+// planCap is the scratch each mirror keeps for plans: twice WriteAll's six
+// writes, room for a custom plan that writes some registers twice.
+const planCap = 12
+
+// changedPolicy is WriteChanged.
+type changedPolicy struct{}
+
+func (changedPolicy) Plan(dst []RegWrite, cur, next *Regs) []RegWrite {
+	return planWrites(dst, cur, next, false)
+}
+
+// allPolicy is WriteAll.
+type allPolicy struct{}
+
+func (allPolicy) Plan(dst []RegWrite, cur, next *Regs) []RegWrite {
+	return planWrites(dst, cur, next, true)
+}
+
+// PlanOrder reports whether DR7 must be written before the address
+// registers to move from cur to next: true when some new address would be
+// refused under the current DR7 (a slot shrinking from 8 bytes to 1 at an
+// address that is not 8-aligned). Writing DR7 first is then always
+// accepted, because the old address is aligned to the shorter length.
+// Otherwise address registers go first and DR7 last, so that no slot is
+// enabled with an address it does not have yet. Custom policies use it to
+// order their writes the way the kernel needs.
+func PlanOrder(cur, next *Regs) (dr7First bool) {
+	for i := 0; i < NumSlots; i++ {
+		if a := next.DR[i]; a != cur.DR[i] && mustLead(cur.DR7, i, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// mustLead reports whether slot i's new address a would be refused under
+// DR7 d, so that DR7 must change first. The alignment test skips
+// kernelAccepts for every aligned address (see slotLen).
+func mustLead(d DR7, i int, a uint64) bool {
+	return a&(slotLen(d, i)-1) != 0 && kernelAccepts(d, i, a) != nil
+}
+
+// planWrites is the built-in plan: every register and DR6 = 0 if all is
+// set, otherwise those that differ from cur, ordered as PlanOrder says. It
+// decides the order in the same pass that emits the address registers.
+func planWrites(dst []RegWrite, cur, next *Regs, all bool) []RegWrite {
+	start, dr7First := len(dst), false
+	for i := 0; i < NumSlots; i++ {
+		a := next.DR[i]
+		if a != cur.DR[i] {
+			dr7First = dr7First || mustLead(cur.DR7, i, a)
+		} else if !all {
+			continue
+		}
+		dst = append(dst, RegWrite{i, a})
+	}
+	if all {
+		// The Writer does not mirror DR6: nothing it programs depends on it.
+		dst = append(dst, RegWrite{RegDR6, 0})
+	}
+	if !all && next.DR7 == cur.DR7 {
+		return dst
+	}
+	dr7 := RegWrite{RegDR7, uint64(next.DR7)}
+	dst = append(dst, dr7)
+	if dr7First {
+		copy(dst[start+1:], dst[start:len(dst)-1])
+		dst[start] = dr7
+	}
+	return dst
+}
+
+type namedPolicy struct {
+	name string
+	wp   WritePolicy
+}
+
+var (
+	policyMu sync.RWMutex
+	// policyReg is indexed by Policy; entries are never removed.
+	policyReg = []namedPolicy{WriteChanged: {"changed", changedPolicy{}}, WriteAll: {"all", allPolicy{}}}
+)
+
+// RegisterPolicy makes wp available as the policy name, for ParsePolicy
+// and NewWriter, and returns it. An empty or taken name, a nil wp or a
+// full registry (256 policies) is an error wrapping alloc.ErrInvalid.
+func RegisterPolicy(name string, wp WritePolicy) (Policy, error) {
+	if name == "" || wp == nil {
+		return 0, fmt.Errorf("%w: RegisterPolicy(%q, %v): want a name and a non-nil policy", alloc.ErrInvalid, name, wp)
+	}
+	policyMu.Lock()
+	defer policyMu.Unlock()
+	for _, np := range policyReg {
+		if np.name == name {
+			return 0, fmt.Errorf("%w: RegisterPolicy: policy %q already registered", alloc.ErrInvalid, name)
+		}
+	}
+	if len(policyReg) > 255 {
+		return 0, fmt.Errorf("%w: RegisterPolicy(%q): registry full (256 policies)", alloc.ErrInvalid, name)
+	}
+	policyReg = append(policyReg, namedPolicy{name, wp})
+	return Policy(len(policyReg) - 1), nil
+}
+
+// PolicyNames returns the names of every registered policy, built-ins
+// first, in registration order.
+func PolicyNames() []string {
+	policyMu.RLock()
+	defer policyMu.RUnlock()
+	names := make([]string, len(policyReg))
+	for i, np := range policyReg {
+		names[i] = np.name
+	}
+	return names
+}
+
+// lookupPolicy returns p's registry entry.
+func lookupPolicy(p Policy) (namedPolicy, bool) {
+	policyMu.RLock()
+	defer policyMu.RUnlock()
+	if int(p) >= len(policyReg) {
+		return namedPolicy{}, false
+	}
+	return policyReg[p], true
+}
+
+// String returns the policy's registered name ("changed", "all", ...), the
+// name ParsePolicy accepts.
 func (p Policy) String() string {
-	switch p {
-	case WriteChanged:
-		return "changed"
-	case WriteAll:
-		return "all"
+	if np, ok := lookupPolicy(p); ok {
+		return np.name
 	}
 	return fmt.Sprintf("Policy(%d)", uint8(p))
 }
 
-// ParsePolicy returns the policy named s ("changed" or "all"); any other
-// name is an error wrapping alloc.ErrInvalid.
-func ParsePolicy(s string) (Policy, error) {
-	for _, p := range Policies {
-		if p.String() == s {
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("%w: policy %q: unknown (want \"changed\" or \"all\")", alloc.ErrInvalid, s)
+// WritePolicy returns the plan behind p, or nil if p was never registered.
+func (p Policy) WritePolicy() WritePolicy {
+	np, _ := lookupPolicy(p)
+	return np.wp
 }
 
-// valid reports whether p is one of the defined policies.
-func (p Policy) valid() bool { return p < numPolicies }
+// ParsePolicy returns the policy named s ("changed", "all" or a registered
+// name); any other name is an error wrapping alloc.ErrInvalid.
+func ParsePolicy(s string) (Policy, error) {
+	policyMu.RLock()
+	defer policyMu.RUnlock()
+	for i, np := range policyReg {
+		if np.name == s {
+			return Policy(i), nil
+		}
+	}
+	names := make([]string, len(policyReg))
+	for i, np := range policyReg {
+		names[i] = fmt.Sprintf("%q", np.name)
+	}
+	return 0, fmt.Errorf("%w: policy %q: unknown (want %s)", alloc.ErrInvalid, s, strings.Join(names, " or "))
+}
+
+// valid reports whether p is a registered policy.
+func (p Policy) valid() bool {
+	_, ok := lookupPolicy(p)
+	return ok
+}

@@ -150,13 +150,13 @@ func (w *ProcessWriter) track() error {
 			if err != nil {
 				return fmt.Errorf("hwregs: process writer: reading DR%d of thread %d: %w", r, i, err)
 			}
-			m.cur.dr[r] = v
+			m.cur.DR[r] = v
 		}
 		v, err := w.p.ReadDR(m.t, RegDR7)
 		if err != nil {
 			return fmt.Errorf("hwregs: process writer: reading DR7 of thread %d: %w", i, err)
 		}
-		m.cur.dr7 = DR7(v)
+		m.cur.DR7 = DR7(v)
 		w.threads = append(w.threads, m)
 		w.failed = append(w.failed, false)
 		w.orig = append(w.orig, regState{})
@@ -185,7 +185,7 @@ func (w *ProcessWriter) beforeResume(i int) {
 	if m.cur == w.want || w.failed[i] {
 		return
 	}
-	if err := w.regs.writeState(m, w.want, false); err != nil {
+	if err := w.regs.writeState(m, w.want, planChanged); err != nil {
 		// The thread runs on with what it has; retrying at every stop
 		// would repeat a refusal the kernel keeps making.
 		w.failed[i] = true
@@ -257,8 +257,8 @@ func (w *ProcessWriter) set(a Attr) (ProcessBreakpoint, error) {
 		return ProcessBreakpoint{}, fmt.Errorf("hwregs: process set %v: all %d registers in use: %w", a, NumSlots, alloc.ErrNoSlot)
 	}
 	next := w.want
-	next.dr[idx] = a.Addr
-	next.dr7 = next.dr7.WithSlot(idx, a)
+	next.DR[idx] = a.Addr
+	next.DR7 = next.DR7.WithSlot(idx, a)
 	if err := w.change(next); err != nil {
 		return ProcessBreakpoint{}, fmt.Errorf("hwregs: process set %v at DR%d: %w", a, idx, err)
 	}
@@ -293,8 +293,8 @@ func (w *ProcessWriter) modify(bp *ProcessBreakpoint, a Attr) error {
 		return err
 	}
 	next := w.want
-	next.dr[bp.Index] = a.Addr
-	next.dr7 = next.dr7.WithSlot(bp.Index, a)
+	next.DR[bp.Index] = a.Addr
+	next.DR7 = next.DR7.WithSlot(bp.Index, a)
 	if err := w.change(next); err != nil {
 		return fmt.Errorf("hwregs: process modify %v to %v at DR%d: %w", bp.Attr, a, bp.Index, err)
 	}
@@ -318,8 +318,8 @@ func (w *ProcessWriter) clear(bp ProcessBreakpoint) error {
 		return err
 	}
 	next := w.want
-	next.dr[bp.Index] = 0
-	next.dr7 = next.dr7.WithoutSlot(bp.Index)
+	next.DR[bp.Index] = 0
+	next.DR7 = next.DR7.WithoutSlot(bp.Index)
 	if err := w.change(next); err != nil {
 		return fmt.Errorf("hwregs: process clear %v at DR%d: %w", bp.Attr, bp.Index, err)
 	}
@@ -386,13 +386,13 @@ func (w *ProcessWriter) writeAll(next regState) error {
 		if w.p.state[i] == ptGone || m.cur == next {
 			continue
 		}
-		if err := w.regs.writeState(m, next, false); err != nil {
+		if err := w.regs.writeState(m, next, planChanged); err != nil {
 			err = fmt.Errorf("thread %d (tid %d): %w", i, w.p.tids[i], err)
 			for j := i; j >= 0; j-- {
 				if w.threads[j].cur == w.orig[j] || w.p.state[j] == ptGone {
 					continue
 				}
-				if rerr := w.regs.writeState(w.threads[j], w.orig[j], false); rerr != nil {
+				if rerr := w.regs.writeState(w.threads[j], w.orig[j], planChanged); rerr != nil {
 					err = errors.Join(err, fmt.Errorf("rolling back thread %d: %w", j, rerr))
 				}
 			}
@@ -412,7 +412,7 @@ func (w *ProcessWriter) ThreadRegs(i int) (dr [NumSlots]uint64, dr7 DR7, err err
 		if i < 0 || i >= len(w.threads) {
 			return fmt.Errorf("%w: ThreadRegs(%d): thread out of range [0,%d)", alloc.ErrInvalid, i, len(w.threads))
 		}
-		dr, dr7 = w.threads[i].cur.dr, w.threads[i].cur.dr7
+		dr, dr7 = w.threads[i].cur.DR, w.threads[i].cur.DR7
 		return nil
 	})
 	return dr, dr7, err

@@ -5,16 +5,10 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-
-	"bpbench/alloc"
 )
 
-// Errors a Backend returns for writes the kernel would refuse; test with
-// errors.Is.
+// Errors of the simulated backend; test with errors.Is.
 var (
-	// ErrBadReg: the register number is not DR0-DR3, DR6 or DR7 (ptrace
-	// answers EIO for DR4 and DR5).
-	ErrBadReg = errors.New("no such debug register")
 	// ErrInjected: a write failed because the test asked for it
 	// (Sim.InjectFaults).
 	ErrInjected = errors.New("injected debug register write fault")
@@ -106,17 +100,6 @@ func (s *Sim) injected() bool {
 	return false
 }
 
-// checkReg reports a register number that is not DR0-DR3, DR6 or DR7,
-// wrapping ErrBadReg; Sim and Ptrace share it so both accept the same
-// registers.
-func checkReg(reg int) error {
-	switch reg {
-	case RegDR0, RegDR1, RegDR2, RegDR3, RegDR6, RegDR7:
-		return nil
-	}
-	return fmt.Errorf("%w: DR%d (want DR0-DR3, DR6 or DR7)", ErrBadReg, reg)
-}
-
 // WriteDR writes one register of t, refusing what the kernel refuses.
 func (s *Sim) WriteDR(t Target, reg int, val uint64) error {
 	s.writes.Add(1)
@@ -155,28 +138,6 @@ func (s *Sim) WriteDR(t Target, reg int, val uint64) error {
 	}
 	f.dr[reg] = val
 	return nil
-}
-
-// kernelAccepts reports why the kernel's ptrace path would refuse slot i of
-// DR7 d with address addr. A disabled slot only needs a user-space address
-// (ptrace registers it as a disabled 1-byte write breakpoint); an enabled one
-// must be a valid Attr. Sim enforces it, and the Writer uses it to order its
-// writes so that every intermediate state passes it.
-func kernelAccepts(d DR7, i int, addr uint64) error {
-	c := d.Slot(i)
-	if !c.Enabled() {
-		if addr >= MaxUserAddr {
-			return fmt.Errorf("%w: DR%d = %#x: %w (not a user-space address, limit %#x)", alloc.ErrInvalid, i, addr, ErrBadAddr, uint64(MaxUserAddr))
-		}
-		return nil
-	}
-	if c.Type == 0 {
-		return fmt.Errorf("%w: slot %d: RW = 10 is an I/O breakpoint: %w", alloc.ErrInvalid, i, ErrUnsupported)
-	}
-	if c.Type == Exec && c.Len != 1 {
-		return fmt.Errorf("%w: slot %d: exec with LEN for %d bytes: %w (exec needs LEN 00)", alloc.ErrInvalid, i, c.Len, ErrBadLen)
-	}
-	return Attr{Addr: addr, Len: c.Len, Type: c.Type}.Validate()
 }
 
 // ReadDR reads one register of t; a target never written reads as zero.

@@ -58,6 +58,7 @@ type Writer struct {
 	alloc  alloc.Allocator
 	be     Backend
 	policy Policy
+	wp     WritePolicy // policy's plan, looked up once
 	cfg    alloc.Config
 	hasCfg bool
 	shards [writerShards]writerShard
@@ -70,21 +71,21 @@ type writerShard struct {
 }
 
 // regState is the part of a register file the Writer owns.
-type regState struct {
-	dr  [NumSlots]uint64
-	dr7 DR7
-}
+type regState = Regs
 
 // mirror is the Writer's copy of one target's registers and which slot
 // owns each register. What every operation touches (the lock, the owning
-// Writer, the target, the registers) comes first, so that after a system
-// call has evicted the caches it is one or two lines away.
+// Writer, the target, the registers, the state being written) comes first,
+// and a plan's first writes come right after the owners, so that after a
+// system call has evicted the caches a change touches three or four lines.
 type mirror struct {
 	mu    sync.Mutex
 	w     *Writer
 	t     Target
 	cur   regState
+	next  regState             // scratch: the state being written, used under mu
 	owner [NumSlots]alloc.Slot // zero Slot: free
+	plan  [planCap]RegWrite    // scratch for the policy's plans, used under mu
 }
 
 // NewWriter returns a Writer reserving from a and writing through be with
@@ -95,10 +96,11 @@ func NewWriter(a alloc.Allocator, be Backend, p Policy) *Writer {
 	if a == nil || be == nil {
 		panic("hwregs: NewWriter needs a non-nil allocator and backend")
 	}
-	if !p.valid() {
+	np, ok := lookupPolicy(p)
+	if !ok {
 		panic(fmt.Sprintf("hwregs: NewWriter: undefined %v", p))
 	}
-	w := &Writer{alloc: a, be: be, policy: p}
+	w := &Writer{alloc: a, be: be, policy: p, wp: np.wp}
 	if c, ok := a.(Configurer); ok {
 		w.cfg, w.hasCfg = c.Config(), true
 	}
@@ -149,13 +151,13 @@ func (w *Writer) mirrorOf(t Target) (*mirror, error) {
 		if err != nil {
 			return nil, fmt.Errorf("hwregs: reading DR%d of %v: %w", i, t, err)
 		}
-		m.cur.dr[i] = v
+		m.cur.DR[i] = v
 	}
 	v, err := w.be.ReadDR(t, RegDR7)
 	if err != nil {
 		return nil, fmt.Errorf("hwregs: reading DR7 of %v: %w", t, err)
 	}
-	m.cur.dr7 = DR7(v)
+	m.cur.DR7 = DR7(v)
 	sh.mirrors[t] = m
 	return m, nil
 }
@@ -241,7 +243,7 @@ func (w *Writer) register(m *mirror, req alloc.Request, a Attr) (Breakpoint, err
 		m.mu.Unlock()
 		return Breakpoint{}, w.releaseAfter(s, fmt.Errorf("hwregs: register %v: DR%d of %v: %w", req, i, m.t, ErrRegBusy))
 	}
-	if err := w.change(m, i, a.Addr, m.cur.dr7.WithSlot(i, a)); err != nil {
+	if err := w.change(m, i, a.Addr, m.cur.DR7.WithSlot(i, a)); err != nil {
 		m.mu.Unlock()
 		return Breakpoint{}, w.releaseAfter(s, fmt.Errorf("hwregs: register %v at DR%d: %w", a, i, err))
 	}
@@ -286,7 +288,7 @@ func (w *Writer) Modify(bp *Breakpoint, a Attr) error {
 	}
 	defer m.mu.Unlock()
 	i := bp.Slot.Index()
-	if err := w.change(m, i, a.Addr, m.cur.dr7.WithSlot(i, a)); err != nil {
+	if err := w.change(m, i, a.Addr, m.cur.DR7.WithSlot(i, a)); err != nil {
 		return fmt.Errorf("hwregs: modify %v to %v at DR%d: %w", bp.Attr, a, i, err)
 	}
 	bp.Attr, bp.m = a, m
@@ -307,15 +309,14 @@ func (w *Writer) DisableModifyEnable(bp *Breakpoint, a Attr) error {
 	}
 	defer m.mu.Unlock()
 	i := bp.Slot.Index()
-	addr, dr7 := m.cur.dr[i], m.cur.dr7
+	addr, dr7 := m.cur.DR[i], m.cur.DR7
 	off := dr7.WithoutSlot(i)
-	all := w.policy == WriteAll
-	err = w.set(m, i, addr, off, all)
+	err = w.set(m, i, addr, off, w.wp)
 	if err == nil {
-		err = w.set(m, i, a.Addr, off, all)
+		err = w.set(m, i, a.Addr, off, w.wp)
 	}
 	if err == nil {
-		err = w.set(m, i, a.Addr, off.WithSlot(i, a), all)
+		err = w.set(m, i, a.Addr, off.WithSlot(i, a), w.wp)
 	}
 	if err != nil {
 		return fmt.Errorf("hwregs: disable-modify-enable %v to %v at DR%d: %w", bp.Attr, a, i, w.rollback(m, i, addr, dr7, err))
@@ -341,11 +342,11 @@ func (w *Writer) unregister(bp *Breakpoint) (*mirror, error) {
 		return nil, err
 	}
 	i := bp.Slot.Index()
-	addr := m.cur.dr[i]
+	addr := m.cur.DR[i]
 	if w.policy == WriteAll {
 		addr = 0
 	}
-	if err := w.change(m, i, addr, m.cur.dr7.WithoutSlot(i)); err != nil {
+	if err := w.change(m, i, addr, m.cur.DR7.WithoutSlot(i)); err != nil {
 		m.mu.Unlock()
 		return nil, fmt.Errorf("hwregs: unregister %v at DR%d: %w", bp.Attr, i, err)
 	}
@@ -389,8 +390,8 @@ func (w *Writer) Reregister(bp *Breakpoint, a Attr) (moved bool, err error) {
 // differ from the mirror. If a write fails it restores both and returns the
 // error (joined with the restore failure, if any).
 func (w *Writer) change(m *mirror, i int, addr uint64, dr7 DR7) error {
-	oaddr, odr7 := m.cur.dr[i], m.cur.dr7
-	if err := w.set(m, i, addr, dr7, w.policy == WriteAll); err != nil {
+	oaddr, odr7 := m.cur.DR[i], m.cur.DR7
+	if err := w.set(m, i, addr, dr7, w.wp); err != nil {
 		return w.rollback(m, i, oaddr, odr7, err)
 	}
 	return nil
@@ -400,110 +401,61 @@ func (w *Writer) change(m *mirror, i int, addr uint64, dr7 DR7) error {
 // a failed set, and returns err, joined with the restore failure if any.
 // The mirror keeps tracking the backend even if restoring fails.
 func (w *Writer) rollback(m *mirror, i int, addr uint64, dr7 DR7, err error) error {
-	if rerr := w.set(m, i, addr, dr7, false); rerr != nil {
+	if rerr := w.set(m, i, addr, dr7, planChanged); rerr != nil {
 		return errors.Join(err, fmt.Errorf("restoring registers: %w", rerr))
 	}
 	return err
 }
 
 // set moves the target to DR[i] = addr and DR7 = dr7, the other address
-// registers unchanged: if all is set it writes every register (and DR6 = 0,
-// as Delve does), otherwise only those that differ from m.cur. DR[i] goes
-// first and DR7 last, unless the kernel would refuse the new address under
-// the current DR7 (a slot shrinking from 8 bytes to 1 at an address that is
-// not 8-aligned): then DR7 goes first, which is always accepted in that
-// case because the old address is aligned to the shorter length. It stops
-// at the first failed write; m.cur is updated after each successful write
-// only, so it always equals the backend.
-func (w *Writer) set(m *mirror, i int, addr uint64, dr7 DR7, all bool) error {
-	dr7First := addr != m.cur.dr[i] && addr&(slotLen(m.cur.dr7, i)-1) != 0 && kernelAccepts(m.cur.dr7, i, addr) != nil
-	if dr7First {
-		if err := w.writeDR7(m, dr7, all); err != nil {
-			return err
-		}
-	}
-	if all {
-		for j := 0; j < NumSlots; j++ {
-			v := m.cur.dr[j]
-			if j == i {
-				v = addr
-			}
-			if err := w.be.WriteDR(m.t, j, v); err != nil {
-				return err
-			}
-			m.cur.dr[j] = v
-		}
-		// The Writer does not mirror DR6: nothing it programs depends on it.
-		if err := w.be.WriteDR(m.t, RegDR6, 0); err != nil {
-			return err
-		}
-	} else if addr != m.cur.dr[i] {
-		if err := w.be.WriteDR(m.t, i, addr); err != nil {
-			return err
-		}
-		m.cur.dr[i] = addr
-	}
-	if !dr7First {
-		return w.writeDR7(m, dr7, all)
-	}
-	return nil
+// registers unchanged, with the writes wp plans.
+func (w *Writer) set(m *mirror, i int, addr uint64, dr7 DR7, wp WritePolicy) error {
+	m.next = m.cur
+	m.next.DR[i], m.next.DR7 = addr, dr7
+	return w.writeNext(m, wp)
 }
 
-// writeState writes next into the target: every register if all is set
-// (and DR6 = 0), otherwise only those that differ from m.cur, with the
-// ordering rules of set. It is the general form of set for changes to
-// several slots at once (ProcessWriter moves whole register files); the
-// Writer's own operations change one slot and use set, which skips the
-// loop over the other registers.
-func (w *Writer) writeState(m *mirror, next regState, all bool) error {
-	dr7First := false
-	for i := 0; i < NumSlots; i++ {
-		if next.dr[i] != m.cur.dr[i] && kernelAccepts(m.cur.dr7, i, next.dr[i]) != nil {
-			dr7First = true
-		}
-	}
-	if dr7First {
-		if err := w.writeDR7(m, next.dr7, all); err != nil {
-			return err
-		}
-	}
-	for i := 0; i < NumSlots; i++ {
-		if all || next.dr[i] != m.cur.dr[i] {
-			if err := w.be.WriteDR(m.t, i, next.dr[i]); err != nil {
-				return err
-			}
-			m.cur.dr[i] = next.dr[i]
-		}
-	}
-	if all {
-		if err := w.be.WriteDR(m.t, RegDR6, 0); err != nil {
-			return err
-		}
-	}
-	if !dr7First {
-		return w.writeDR7(m, next.dr7, all)
-	}
-	return nil
+// planChanged is WriteChanged's plan, which rollback and ProcessWriter use
+// whatever the Writer's policy: the fewest writes back to a known state.
+var planChanged WritePolicy = changedPolicy{}
+
+// writeState writes next into the target with the writes wp plans. It
+// stops at the first failed write; m.cur is updated after each successful
+// write only, so it always equals the backend. A plan that does not reach
+// next fails with ErrPlan. The Writer's own operations change one slot at
+// a time through set; ProcessWriter moves whole register files.
+func (w *Writer) writeState(m *mirror, next regState, wp WritePolicy) error {
+	m.next = next
+	return w.writeNext(m, wp)
 }
 
-// slotLen returns the length DR7's LEN field gives slot i, enabled or not
-// (a cleared field reads as 1). It lets set skip kernelAccepts on every
-// write: an address aligned to the slot's current length is one the kernel
-// accepts, since every address set is asked to write was validated as an
-// Attr, read back from the kernel, or is the 0 WriteAll clears with, and the
-// kernel only refuses an address that is misaligned for the enabled slot.
-func slotLen(d DR7, i int) uint64 {
-	return [4]uint64{len1: 1, len2: 2, len8: 8, len4: 4}[(d>>(18+4*uint(i)))&3]
-}
-
-// writeDR7 writes DR7 = v if all is set or it differs from the mirror.
-func (w *Writer) writeDR7(m *mirror, v DR7, all bool) error {
-	if !all && v == m.cur.dr7 {
-		return nil
+// writeNext is writeState for the state in m.next. The built-in plans are
+// called directly: the interface call, which cannot be inlined, costs
+// more than their planning.
+func (w *Writer) writeNext(m *mirror, wp WritePolicy) error {
+	var plan []RegWrite
+	custom := false
+	switch wp.(type) {
+	case changedPolicy:
+		plan = planWrites(m.plan[:0], &m.cur, &m.next, false)
+	case allPolicy:
+		plan = planWrites(m.plan[:0], &m.cur, &m.next, true)
+	default:
+		plan, custom = wp.Plan(m.plan[:0], &m.cur, &m.next), true
 	}
-	if err := w.be.WriteDR(m.t, RegDR7, uint64(v)); err != nil {
-		return err
+	for _, wr := range plan {
+		if err := w.be.WriteDR(m.t, wr.Reg, wr.Val); err != nil {
+			return err
+		}
+		switch {
+		case uint(wr.Reg) < NumSlots:
+			m.cur.DR[wr.Reg] = wr.Val
+		case wr.Reg == RegDR7:
+			m.cur.DR7 = DR7(wr.Val)
+		}
 	}
-	m.cur.dr7 = v
+	if custom && m.cur != m.next {
+		return fmt.Errorf("hwregs: %w: DR0-DR3 = %#x, DR7 = %#x after it, want %#x, %#x", ErrPlan, m.cur.DR, uint64(m.cur.DR7), m.next.DR, uint64(m.next.DR7))
+	}
 	return nil
 }

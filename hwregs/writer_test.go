@@ -141,7 +141,7 @@ func checkMirror(t testing.TB, w *Writer, tg Target) {
 	m.mu.Lock()
 	cur := m.cur
 	m.mu.Unlock()
-	want := [5]uint64{cur.dr[0], cur.dr[1], cur.dr[2], cur.dr[3], uint64(cur.dr7)}
+	want := [5]uint64{cur.DR[0], cur.DR[1], cur.DR[2], cur.DR[3], uint64(cur.DR7)}
 	if got := regs(t, w.Backend(), tg); got != want {
 		t.Fatalf("%v: backend %#x, mirror %#x", tg, got, want)
 	}
