@@ -304,3 +304,88 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
 }
+
+// benchCPUCounts are the simulated machine sizes of BenchmarkCPUs.
+var benchCPUCounts = []int{2, 16, 64, 256}
+
+// benchLive is the live task population of BenchmarkCPUs.
+const benchLive = 64
+
+// BenchmarkCPUs measures one Reserve+Release pair per op, single goroutine,
+// on x86 machines of 2 to 256 simulated CPUs, with benchLive tasks each
+// holding one all-CPU breakpoint: op=task for an all-CPU breakpoint of one
+// more task (it does not change the largest all-CPU count, the common case
+// of perf's inherited breakpoints), op=taskcpu for a one-CPU breakpoint of
+// that task on CPU 1, op=cpu for a CPU-bound one on CPU 1. A strategy whose
+// cost follows the machine size shows it here; alloc's other benchmarks
+// use 4 CPUs.
+func BenchmarkCPUs(b *testing.B) {
+	ops := []struct {
+		name string
+		req  Request
+	}{
+		{"task", Request{Task: benchLive, CPU: AnyCPU}},
+		{"taskcpu", Request{Task: benchLive, CPU: 1}},
+		{"cpu", Request{Task: NoTask, CPU: 1}},
+	}
+	for _, s := range Strategies() {
+		for _, cpus := range benchCPUCounts {
+			var a Allocator
+			var held []Slot
+			for _, op := range ops {
+				b.Run(fmt.Sprintf("strategy=%s/cpus=%d/op=%s", s, cpus, op.name), func(b *testing.B) {
+					if a == nil {
+						var err error
+						if a, err = New(s, X86(cpus)); err != nil {
+							b.Fatal(err)
+						}
+						for id := range benchLive {
+							sl, err := a.Reserve(Request{Task: id, CPU: AnyCPU})
+							if err != nil {
+								b.Fatal(err)
+							}
+							held = append(held, sl)
+						}
+					}
+					pairs(b, a, op.req, 1) // creates the task record outside the loop
+					b.ReportAllocs()
+					b.ResetTimer()
+					pairs(b, a, op.req, b.N)
+				})
+			}
+			if a != nil {
+				for _, sl := range held {
+					if err := a.Release(sl); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if a.InUse() {
+					b.Fatal("InUse() after releasing the task population")
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkMix runs bench's scaling mix from GOMAXPROCS goroutines
+// (b.RunParallel; compare -cpu 1,2): each goroutine on its own task and
+// CPU reserves and releases, in turn, an all-CPU task breakpoint, a
+// one-CPU one and a CPU-bound one. ns/op is per pair, so the throughput
+// gain of two goroutines is ns/op at -cpu 1 over ns/op at -cpu 2.
+func BenchmarkMix(b *testing.B) {
+	for _, s := range Strategies() {
+		b.Run("strategy="+s, func(b *testing.B) {
+			a := newBench(b, s)
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				w := int(next.Add(1))
+				c := w % benchConfig.CPUs
+				mix := [3]Request{{Task: w, CPU: AnyCPU}, {Task: w, CPU: c}, {Task: NoTask, CPU: c}}
+				for i := 0; pb.Next(); i++ {
+					pairs(b, a, mix[i%3], 1)
+				}
+			})
+		})
+	}
+}
