@@ -117,6 +117,7 @@ type casPool struct {
 	liveBits  uint64   // the live bit of every field
 	idxOf     [64]int8 // register index of a live bit's position (no division on the hot path)
 	tShift    uint     // tmax position (5 bits)
+	lFlag     uint64   // cas: a lowering of tmax is scanning (the bit after tmax)
 	vShift    uint     // version position, up to bit 63
 	cpu       []casCPU
 	gl        *casGlobal // cas only: the all-CPU task counts
@@ -133,7 +134,8 @@ func newCASPool(n, cpus int) *casPool {
 		p.idxOf[uint(i)*fb] = int8(i)
 	}
 	p.tShift = uint(n) * fb
-	p.vShift = p.tShift + 5
+	p.lFlag = 1 << (p.tShift + 5)
+	p.vShift = p.tShift + 6
 	return p
 }
 
@@ -197,7 +199,7 @@ func (p *casPool) tryCPU(st *casCPU) (nw, free uint64) {
 
 // String describes the packing, for test failure messages.
 func (p *casPool) String() string {
-	return fmt.Sprintf("cas pool n=%d field=%d bits tmax@%d version@%d", p.n, p.fb, p.tShift, p.vShift)
+	return fmt.Sprintf("cas pool n=%d field=%d bits tmax@%d flag@%d version@%d", p.n, p.fb, p.tShift, p.tShift+5, p.vShift)
 }
 
 // releaseCPU is the inline CPU-bound release of cas and cas-percpu. It
@@ -236,17 +238,24 @@ func releaseCPU(byKind *[numKinds]*casPool, errs *errTable, s Slot) (done bool, 
 	}
 }
 
-// raiseTmax makes tmax(c) at least v if cp(c) + v <= N, always bumping the
-// version (invariant C); false, changing nothing, if the CPU-bound
-// breakpoints on c leave no room.
+// raiseTmax makes tmax(c) at least v if cp(c) + v <= N (invariant A);
+// false, changing nothing, if the CPU-bound breakpoints on c leave no
+// room. A word that already bounds v and carries no lowering flag is left
+// as it is: a lowering that starts later flags W_c first and then reads
+// the counts the caller made before calling. A flag is cleared (the
+// lowering's install then fails).
 func (p *casPool) raiseTmax(c, v int) bool {
 	st := &p.cpu[c]
 	for {
 		w := st.w.Load()
+		t := p.tmax(w)
+		if t >= v && w&p.lFlag == 0 {
+			return true
+		}
 		if !admits(p.cp(w), v-1, p.n) {
 			return false
 		}
-		if st.w.CompareAndSwap(w, p.withTmax(w, max(p.tmax(w), v))) {
+		if st.w.CompareAndSwap(w, p.withTmax(w&^p.lFlag, max(t, v))) {
 			return true
 		}
 	}
@@ -568,20 +577,31 @@ func (a *casAlloc) reserveCPUSlow(p *casPool, r Request) (Slot, error) {
 	}
 }
 
-// lowerCPU lowers tmax(c) to the least bound invariant C allows: gmax (or
-// a raise in progress) and the largest value in H_c. W_c is read first and
-// the CAS expects it, so a task reservation that committed on W_c before
-// the read had counted itself in G or H_c before that, and one that
-// commits after it makes the CAS fail or sees the lowered bound. It
-// reports whether it changed W_c or lost a race (worth retrying).
+// lowerCPU lowers tmax(c) to the least bound invariants G and C allow:
+// gmax (or a raise in progress) and the largest value in H_c. It flags W_c
+// by CAS, then reads G and scans H_c, then installs the bound expecting the
+// flagged word. A task reservation that checked W_c before the flag had
+// counted itself in ge or H_c before that check, so the scan sees it; one
+// that checks W_c after sees the flag and clears it by CAS (raiseTmax), and
+// the install fails. It reports whether it changed tmax or lost a race
+// (worth retrying).
 func (a *casAlloc) lowerCPU(p *casPool, c int) bool {
 	st := &p.cpu[c]
 	w := st.w.Load()
-	b := max(gBound(p.gl.g.Load()), st.h.max(p.n))
-	if b >= p.tmax(w) {
+	t := p.tmax(w)
+	if t == 0 {
 		return false
 	}
-	st.w.CompareAndSwap(w, p.withTmax(w, b))
+	fw := (w | p.lFlag) + 1<<p.vShift
+	if !st.w.CompareAndSwap(w, fw) {
+		return true
+	}
+	b := max(gBound(p.gl.g.Load()), st.h.max(p.n))
+	if b >= t {
+		st.w.CompareAndSwap(fw, fw&^p.lFlag) // nothing to lower
+		return false
+	}
+	st.w.CompareAndSwap(fw, p.withTmax(fw&^p.lFlag, b))
 	return true
 }
 
@@ -607,9 +627,11 @@ func (a *casAlloc) reserveTask(r Request) (Slot, error) {
 }
 
 // reserveAll reserves an all-CPU breakpoint for a task: counted in its
-// shard (ge[k+1]) before T shows it, then admitted by G (O(1) when gmax is
-// already at least k+1) and, if the task has one-CPU breakpoints, on each
-// CPU where it has them.
+// shard (ge[k+1]) before T shows it and admitted by G, in O(1) when gmax
+// is already at least k+1. Without one-CPU breakpoints the CAS on T then
+// commits it: the count and G's admission come first and hold until the
+// count is taken back, so the hold is never tentative. A task with
+// one-CPU breakpoints takes reserveMixed.
 func (a *casAlloc) reserveAll(p *casPool, ts *casTaskState, r Request) (Slot, error) {
 	sh := &p.gl.shard[uint(r.Task)%casShards]
 	for {
@@ -618,11 +640,48 @@ func (a *casAlloc) reserveAll(p *casPool, ts *casTaskState, r Request) (Slot, er
 		if k >= p.n {
 			return a.refuse(r, tTent(tw) > 0)
 		}
-		used := tMask(tw)
-		if ts.one.Load() > 0 {
-			used |= a.oneMasks(ts)
+		i := lowestFree(tMask(tw), p.n)
+		if i < 0 || ts.one.Load() > 0 {
+			return a.reserveMixed(p, ts, sh, r)
 		}
-		i, pos := lowestFree(used, p.n), -1
+		sh.ge[k].Add(1)
+		if !a.admitAll(p, k+1) {
+			sh.ge[k].Add(-1)
+			return a.refuse(r, tTent(tw) > 0)
+		}
+		add := uint64(1) + 1<<(tMaskShift+uint(i))
+		if !ts.w.CompareAndSwap(tw, tw+add) {
+			sh.ge[k].Add(-1)
+			continue
+		}
+		if ts.one.Load() > 0 {
+			// A one-CPU reservation of the task began meanwhile (the
+			// crossing of invariant C): settle as reserveMixed does, with
+			// this hold tentative from now on.
+			ts.w.Add(tTentOne)
+			switch res, suspect := a.settleAll(p, ts, sh, i, add+tTentOne); res {
+			case casRetry:
+				continue
+			case casRefused:
+				return a.refuse(r, suspect)
+			}
+		}
+		return NewSlot(r, i, ts.allGen[i].Add(1)), nil
+	}
+}
+
+// reserveMixed is reserveAll for a task with one-CPU breakpoints: the
+// index must be free on every CPU (or the slot gets NoIndex), the hold is
+// tentative in T until every CPU with one-CPU breakpoints of the task has
+// been synchronised and committed on W_c.
+func (a *casAlloc) reserveMixed(p *casPool, ts *casTaskState, sh *casShard, r Request) (Slot, error) {
+	for {
+		tw := ts.w.Load()
+		k := tG(tw)
+		if k >= p.n {
+			return a.refuse(r, tTent(tw) > 0)
+		}
+		i, pos := lowestFree(tMask(tw)|a.oneMasks(ts), p.n), -1
 		add := uint64(1) + tTentOne
 		if i >= 0 {
 			add += 1 << (tMaskShift + uint(i))
@@ -635,33 +694,53 @@ func (a *casAlloc) reserveAll(p *casPool, ts *casTaskState, r Request) (Slot, er
 			ts.dropOv(pos)
 			continue
 		}
-		if i >= 0 && ts.one.Load() > 0 && a.oneMasks(ts)&(1<<i) != 0 {
-			// A one-CPU reservation of this task took i meanwhile; it or we
-			// (or both) see the other and step back.
+		res, suspect := casRefused, tTent(ts.w.Load()) > 1
+		if a.admitAll(p, k+1) {
+			res, suspect = a.settleAll(p, ts, sh, i, add)
+		} else {
 			a.unreserveAll(ts, sh, add)
+			a.syncAll(p, ts, false)
+		}
+		switch res {
+		case casRetry:
+			ts.dropOv(pos)
 			continue
-		}
-		ok := a.admitAll(p, k+1)
-		fail := -1
-		if ok && ts.one.Load() > 0 {
-			fail = a.syncAll(p, ts, true)
-			ok = fail < 0
-		}
-		if !ok {
-			suspect := tTent(ts.w.Load()) > 1 || (fail >= 0 && uint32(p.cpu[fail].busy.Load()) > 0)
-			a.unreserveAll(ts, sh, add)
-			if ts.one.Load() > 0 {
-				a.syncAll(p, ts, false)
-			}
+		case casRefused:
 			ts.dropOv(pos)
 			return a.refuse(r, suspect)
 		}
-		ts.w.Add(^uint64(tTentOne) + 1) // committed: no longer tentative
 		if pos >= 0 {
 			return NewSlot(r, overflowRaw(pos), ts.ovGen[pos].Add(1)), nil
 		}
 		return NewSlot(r, i, ts.allGen[i].Add(1)), nil
 	}
+}
+
+// settleAll's outcomes.
+const (
+	casDone = iota
+	casRetry
+	casRefused
+)
+
+// settleAll finishes an all-CPU reservation at index i (-1: an overflow
+// position) whose tentative T change add is made and admitted by G: it
+// steps back if a one-CPU reservation of the task took i meanwhile (it or
+// we, or both, see the other), else synchronises the task's CPUs and
+// commits, or takes the hold back if a CPU has no room.
+func (a *casAlloc) settleAll(p *casPool, ts *casTaskState, sh *casShard, i int, add uint64) (res int, suspect bool) {
+	if i >= 0 && a.oneMasks(ts)&(1<<i) != 0 {
+		a.unreserveAll(ts, sh, add)
+		return casRetry, false
+	}
+	if fail := a.syncAll(p, ts, true); fail >= 0 {
+		suspect = tTent(ts.w.Load()) > 1 || uint32(p.cpu[fail].busy.Load()) > 0
+		a.unreserveAll(ts, sh, add)
+		a.syncAll(p, ts, false)
+		return casRefused, suspect
+	}
+	ts.w.Add(^uint64(tTentOne) + 1) // committed: no longer tentative
+	return casDone, false
 }
 
 // unreserveAll takes back a tentative all-CPU breakpoint whose T change

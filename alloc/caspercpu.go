@@ -77,8 +77,8 @@ func init() { register("cas-percpu", newCASPercpu) }
 // Limits of the packing, documented rather than hidden: a CPU-bound slot's
 // generation has 7 bits for pools of up to 6 registers (fewer for larger
 // pools, 2 at 16), so a stale CPU-bound Slot is recognised unless its index
-// was reused a multiple of 2^bits times since; the version has 64 - 5 -
-// N*field bits (27 at N = 4, 11 at N = 16) and a lowering is only fooled if
+// was reused a multiple of 2^bits times since; the version has 64 - 6 -
+// N*field bits (26 at N = 4, 10 at N = 16; cas uses the bit after tmax) and a lowering is only fooled if
 // exactly a multiple of 2^bits raises on the same CPU happen between its two
 // accesses to W_c. Task slots keep full 32-bit generations.
 
