@@ -468,15 +468,23 @@ type casTasks struct {
 	big sync.Map // task id >= casDense -> *casTask
 }
 
-// lookup returns task id's record, nil if it has none.
-func (t *casTasks) lookup(id int) *casTask {
+// dense returns task id's record if it is in the radix table, small
+// enough to inline.
+func (t *casTasks) dense(id int) *casTask {
 	if uint(id) < casDense {
 		if m := t.top[id>>(casChunkBits+casMidBits)].Load(); m != nil {
 			if c := m[id>>casChunkBits&(1<<casMidBits-1)].Load(); c != nil {
 				return &c[id&(1<<casChunkBits-1)]
 			}
 		}
-		return nil
+	}
+	return nil
+}
+
+// lookup returns task id's record, nil if it has none.
+func (t *casTasks) lookup(id int) *casTask {
+	if rec := t.dense(id); rec != nil || uint(id) < casDense {
+		return rec
 	}
 	if v, ok := t.big.Load(id); ok {
 		return v.(*casTask)
@@ -486,6 +494,14 @@ func (t *casTasks) lookup(id int) *casTask {
 
 // get returns task id's record, creating it.
 func (t *casTasks) get(id int) *casTask {
+	if rec := t.dense(id); rec != nil {
+		return rec
+	}
+	return t.create(id)
+}
+
+// create is get's slow path.
+func (t *casTasks) create(id int) *casTask {
 	if rec := t.lookup(id); rec != nil {
 		return rec
 	}
@@ -645,7 +661,7 @@ func (a *casAlloc) reserveAll(p *casPool, ts *casTaskState, r Request) (Slot, er
 			return a.reserveMixed(p, ts, sh, r)
 		}
 		sh.ge[k].Add(1)
-		if !a.admitAll(p, k+1) {
+		if g := p.gl.g.Load(); (gMax(g) <= k || g&gFlag != 0) && !a.admitAll(p, k+1) {
 			sh.ge[k].Add(-1)
 			return a.refuse(r, tTent(tw) > 0)
 		}
@@ -938,10 +954,34 @@ func (a *casAlloc) unclaimOne(p *casPool, pc *casOneCPU, c, i int) {
 // slots by releaseTask. A release never lowers a bound: G and W_c keep
 // theirs until a CPU-bound refusal needs them lower (reserveCPUSlow).
 func (a *casAlloc) Release(s Slot) error {
-	if done, err := releaseCPU(&a.byKind, &a.errs, s); done {
-		return err
+	r := s.req
+	if r.Task == NoTask {
+		if done, err := releaseCPU(&a.byKind, &a.errs, s); done {
+			return err
+		}
+	} else if r.CPU == AnyCPU && r.Kind < numKinds && s.gen&1 != 0 && uint(s.index) < MaxSlots {
+		// An all-CPU slot with a register index: checked by its
+		// generation alone (an index beyond the pool never had one).
+		if rec := a.tasks.dense(r.Task); rec != nil {
+			ts := &rec.pools[a.cfg.poolIndex(r.Kind)]
+			if !ts.allGen[s.index].CompareAndSwap(s.gen, s.gen+1) {
+				return a.errs.stale(r)
+			}
+			a.dropAll(a.byKind[r.Kind], ts, r.Task, 1+1<<(tMaskShift+uint(s.index)))
+			return nil
+		}
 	}
 	return a.releaseTask(s)
+}
+
+// dropAll takes a released all-CPU breakpoint (T change sub) out of T and
+// then out of the counts.
+func (a *casAlloc) dropAll(p *casPool, ts *casTaskState, task int, sub uint64) {
+	k := tG(ts.w.Add(-sub) + sub)
+	p.gl.shard[uint(task)%casShards].ge[k-1].Add(-1)
+	if ts.one.Load() > 0 {
+		a.syncAll(p, ts, false)
+	}
 }
 
 // releaseTask releases task slots and rejects everything releaseCPU did
@@ -981,11 +1021,7 @@ func (a *casAlloc) releaseTask(s Slot) error {
 		}
 		sub += 1 << (tMaskShift + uint(raw))
 	}
-	k := tG(ts.w.Add(-sub) + sub)
-	p.gl.shard[uint(r.Task)%casShards].ge[k-1].Add(-1)
-	if ts.one.Load() > 0 {
-		a.syncAll(p, ts, false)
-	}
+	a.dropAll(p, ts, r.Task, sub)
 	if raw < 0 {
 		ts.dropOv(overflowPos(raw))
 	}
