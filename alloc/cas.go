@@ -406,15 +406,23 @@ type casOneCPU struct {
 // casTaskState is one task's state in one pool.
 type casTaskState struct {
 	w atomic.Uint64 // T
-	// one counts the task's one-CPU breakpoints, held or being reserved:
-	// raised before the P_tc claim and lowered after the unclaim, so an
-	// all-CPU operation that reads 0 after changing T may skip the CPUs.
-	one    atomic.Int32
+	// one counts, in its low 32 bits, the task's one-CPU breakpoints, held
+	// or being reserved: raised before the P_tc claim and lowered after the
+	// unclaim, so an all-CPU operation that reads 0 after changing T may
+	// skip the CPUs. The high bits count its one-CPU reservations in flight
+	// (oneFlight), for SpuriousRefusals.
+	one    atomic.Int64
 	ov     atomic.Uint32 // overflow positions held (see NoIndex)
 	cpu    atomic.Pointer[[]casOneCPU]
 	allGen [MaxSlots]atomic.Uint32
 	ovGen  [MaxSlots]atomic.Uint32
 }
+
+// oneFlight is one one-CPU reservation in flight in casTaskState.one.
+const oneFlight = 1 << 32
+
+// oneHeld is the low half of casTaskState.one.
+func oneHeld(v int64) int32 { return int32(v) }
 
 // cpus returns the task's per-CPU state, allocating it on first use.
 func (ts *casTaskState) cpus(n int) []casOneCPU {
@@ -657,7 +665,7 @@ func (a *casAlloc) reserveAll(p *casPool, ts *casTaskState, r Request) (Slot, er
 			return a.refuse(r, tTent(tw) > 0)
 		}
 		i := lowestFree(tMask(tw), p.n)
-		if i < 0 || ts.one.Load() > 0 {
+		if i < 0 || oneHeld(ts.one.Load()) > 0 {
 			return a.reserveMixed(p, ts, sh, r)
 		}
 		sh.ge[k].Add(1)
@@ -670,7 +678,7 @@ func (a *casAlloc) reserveAll(p *casPool, ts *casTaskState, r Request) (Slot, er
 			sh.ge[k].Add(-1)
 			continue
 		}
-		if ts.one.Load() > 0 {
+		if oneHeld(ts.one.Load()) > 0 {
 			// A one-CPU reservation of the task began meanwhile (the
 			// crossing of invariant C): settle as reserveMixed does, with
 			// this hold tentative from now on.
@@ -903,40 +911,43 @@ func (a *casAlloc) syncCPU(p *casPool, ts *casTaskState, pc *casOneCPU, c int, r
 func (a *casAlloc) reserveOne(p *casPool, ts *casTaskState, r Request) (Slot, error) {
 	c := r.CPU
 	pc := &ts.cpus(a.cfg.CPUs)[c]
-	st := &p.cpu[c]
-	st.busy.Add(1)
-	ts.one.Add(1)
+	ts.one.Add(1 + oneFlight)
 	for {
 		ow := pc.w.Load()
 		tw := ts.w.Load()
 		g, one := tG(tw), oOne(ow)
 		i := lowestFree(oMask(ow)|tMask(tw), p.n)
 		if i < 0 || g+one+1 > p.n {
-			ts.one.Add(-1)
-			return a.refuseOne(st, r, tTent(tw) > 0)
+			return a.refuseOne(ts, r, tTent(tw) > 0)
 		}
 		if !p.transition(c, &pc.w, ow, oPack(one+1, g, oMask(ow)|1<<i)) {
 			continue
 		}
-		if tMask(ts.w.Load())&(1<<i) != 0 {
+		tw = ts.w.Load()
+		if tMask(tw)&(1<<i) != 0 {
 			a.unclaimOne(p, pc, c, i)
 			continue
 		}
+		// Commonly g has not moved and W_c already bounds the value: the
+		// claim is then committed (raiseTmax's fast case, inline).
+		if w := p.cpu[c].w.Load(); tG(tw) == g && p.tmax(w) >= g+one+1 && w&p.lFlag == 0 {
+			ts.one.Add(-oneFlight)
+			return NewSlot(r, i, pc.gen[i].Add(1)), nil
+		}
 		if !a.syncCPU(p, ts, pc, c, true) {
 			a.unclaimOne(p, pc, c, i)
-			ts.one.Add(-1)
-			return a.refuseOne(st, r, tTent(ts.w.Load()) > 0)
+			return a.refuseOne(ts, r, tTent(ts.w.Load()) > 0)
 		}
-		st.busy.Add(^uint64(0))
+		ts.one.Add(-oneFlight)
 		return NewSlot(r, i, pc.gen[i].Add(1)), nil
 	}
 }
 
 // refuseOne ends a refused one-CPU reservation, counting it as spurious if
-// a tentative hold of the task or another reservation on the CPU was in
-// flight.
-func (a *casAlloc) refuseOne(st *casCPU, r Request, tentative bool) (Slot, error) {
-	others := uint32(st.busy.Add(^uint64(0))) != 0
+// a tentative all-CPU hold or another one-CPU reservation of the task was
+// in flight.
+func (a *casAlloc) refuseOne(ts *casTaskState, r Request, tentative bool) (Slot, error) {
+	others := ts.one.Add(-1-oneFlight)>>32 != 0
 	return a.refuse(r, tentative || others)
 }
 
@@ -959,15 +970,25 @@ func (a *casAlloc) Release(s Slot) error {
 		if done, err := releaseCPU(&a.byKind, &a.errs, s); done {
 			return err
 		}
-	} else if r.CPU == AnyCPU && r.Kind < numKinds && s.gen&1 != 0 && uint(s.index) < MaxSlots {
-		// An all-CPU slot with a register index: checked by its
-		// generation alone (an index beyond the pool never had one).
+	} else if r.Kind < numKinds && s.gen&1 != 0 && uint(s.index) < MaxSlots && uint(r.CPU+1) <= uint(a.cfg.CPUs) {
+		// A task slot with a register index: checked by its generation
+		// alone (an index beyond the pool never had one).
 		if rec := a.tasks.dense(r.Task); rec != nil {
 			ts := &rec.pools[a.cfg.poolIndex(r.Kind)]
-			if !ts.allGen[s.index].CompareAndSwap(s.gen, s.gen+1) {
+			p := a.byKind[r.Kind]
+			if r.CPU == AnyCPU {
+				if !ts.allGen[s.index].CompareAndSwap(s.gen, s.gen+1) {
+					return a.errs.stale(r)
+				}
+				a.dropAll(p, ts, r.Task, 1+1<<(tMaskShift+uint(s.index)))
+				return nil
+			}
+			cp := ts.cpu.Load()
+			if cp == nil || !(*cp)[r.CPU].gen[s.index].CompareAndSwap(s.gen, s.gen+1) {
 				return a.errs.stale(r)
 			}
-			a.dropAll(a.byKind[r.Kind], ts, r.Task, 1+1<<(tMaskShift+uint(s.index)))
+			a.unclaimOne(p, &(*cp)[r.CPU], r.CPU, int(s.index))
+			ts.one.Add(-1)
 			return nil
 		}
 	}
@@ -979,7 +1000,7 @@ func (a *casAlloc) Release(s Slot) error {
 func (a *casAlloc) dropAll(p *casPool, ts *casTaskState, task int, sub uint64) {
 	k := tG(ts.w.Add(-sub) + sub)
 	p.gl.shard[uint(task)%casShards].ge[k-1].Add(-1)
-	if ts.one.Load() > 0 {
+	if oneHeld(ts.one.Load()) > 0 {
 		a.syncAll(p, ts, false)
 	}
 }
