@@ -429,6 +429,11 @@ func (ts *casTaskState) cpus(n int) []casOneCPU {
 	if p := ts.cpu.Load(); p != nil {
 		return *p
 	}
+	return ts.newCPUs(n)
+}
+
+// newCPUs is cpus' slow path.
+func (ts *casTaskState) newCPUs(n int) []casOneCPU {
 	s := make([]casOneCPU, n)
 	ts.cpu.CompareAndSwap(nil, &s)
 	return *ts.cpu.Load()
