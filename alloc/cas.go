@@ -16,67 +16,71 @@ func init() { register("cas", newCAS) }
 //
 //   - per CPU c, one packed word W_c, as in cas-percpu: for each register
 //     index a generation field (odd: held by a CPU-bound breakpoint; cp(c)
-//     is the number of live bits), then tmax, then a version. tmax is an
-//     upper bound on pinned_t(c) for every task t, so a CPU-bound
-//     reservation reads and CASes this one word.
+//     is the number of live bits), then tmax, a lowering flag L and a
+//     version. tmax is an upper bound on pinned_t(c) for every task t, so
+//     a CPU-bound reservation reads and CASes this one word.
 //   - per CPU c, H_c: a ge-form histogram (bucket j: tasks with one-CPU
 //     breakpoints on c whose value, below, is at least j).
 //   - per pool, G = {gmax, pend, npend, flag, version} and counts ge[j]
-//     (tasks with at least j all-CPU breakpoints), sharded by task id.
-//     This is the role of Linux's tsk_pinned_all.
+//     (tasks with at least j all-CPU breakpoints), sharded by task id:
+//     the role of Linux's tsk_pinned_all.
 //   - per task, T = {g, all-CPU mask, tent}: g is its all-CPU breakpoints,
-//     held or being reserved, tent the all-CPU reservations in flight. Per
-//     task and CPU, allocated on its first one-CPU breakpoint, P_tc =
-//     {one, gseen, mask}: one is its one-CPU breakpoints on c, gseen the g
-//     it was last synchronised with. P_tc stands for the value gseen + one
-//     in H_c when one > 0, and for nothing otherwise.
+//     held or being reserved, tent the tentative ones (only a task with
+//     one-CPU breakpoints has any), and a count "one" of its one-CPU
+//     breakpoints, held or being reserved. Per task and CPU, allocated on
+//     its first one-CPU breakpoint, P_tc = {one, gseen, mask}: one_t(c),
+//     and the g it was last synchronised with. P_tc stands for the value
+//     gseen + one in H_c when one > 0, and for nothing otherwise.
 //
-// Every count is updated so that it is never below the state it stands
-// for: an increase of T.g or of P_tc's value is counted in ge or H_c before
-// the CAS that makes it (and taken back if the CAS fails), a decrease
-// after. pinned_t(c) = g_t + one_t(c).
+// Every count is kept at or above the state it stands for: an increase of
+// T.g or of P_tc's value is counted in ge or H_c before the CAS that makes
+// it (and taken back if the CAS fails), a decrease after; each count
+// follows the actual old and new values of its word's CAS or Add.
+// pinned_t(c) = g_t + one_t(c).
 //
 // Invariant A: every CAS that raises cp(c) or tmax(c) checks
 // cp(c) + tmax(c) <= N in the value it installs.
 //
 // Invariant G: tmax(c) >= gmax on every CPU. A raise of gmax to v (the
 // first task to reach v all-CPU breakpoints) announces v in pend by a CAS
-// on G, raises tmax(c) to v on every CPU (each checked by A; a CPU without
-// room refuses the reservation), then publishes gmax = max(gmax, v). A
-// lowering of tmax(c) (lowerCPU) reads W_c, then G, and installs at least
-// max(gmax, pend) by a CAS expecting the W_c it read: a raise that had
-// reached c before that read had announced pend before it, one that
-// reaches c between makes the CAS fail, one that reaches it after sees the
-// lowered value. So gmax is published only when every tmax(c) is at least
-// v, and stays so.
+// on G, makes tmax(c) >= v on every CPU (raiseTmax, checked by A; a CPU
+// without room refuses the reservation), then publishes gmax = max(gmax,
+// v). The only lowering of tmax(c), lowerCPU, sets L by CAS, then reads G
+// and H_c, then installs a bound >= max(gmax, pend) by a CAS expecting the
+// flagged word. A raise that checked c before the flag had announced pend
+// before, so lowerCPU reads it; one that checks c after sees L and clears
+// it by CAS (raiseTmax), so the install fails. So gmax is published only
+// when every tmax(c) is at least v, and stays so.
 //
 // Invariant C: tmax(c) >= pinned_t(c) for every committed breakpoint of
 // every task. For a task without one-CPU breakpoints on c, pinned_t(c) =
-// g_t <= gmax <= tmax(c): an all-CPU reservation counts itself in ge[g+1]
-// and then commits when it reads G with gmax >= g+1 and no flag (or
-// clears the flag by CAS), or raises gmax. gmax is lowered (casGlobal.lower)
-// only by flagging G, scanning ge, and installing the scan's maximum
-// expecting the flagged word; a reservation that read G before the flag
-// had counted itself before, so the scan sees it; one that reads G between
-// sees the flag and clears it, failing the install. For a task with
-// one-CPU breakpoints on c, pinned_t(c) = gseen + one once P_tc is
-// synchronised, and a reservation commits only after a CAS on W_c that
-// installs tmax >= that value (checked by A) and bumps the version, after
-// H_c counts it; lowerCPU's CAS then fails or its scan of H_c sees it.
+// g_t <= gmax <= tmax(c): an all-CPU reservation counts itself in ge[g+1],
+// then reads G and needs gmax >= g+1 and no flag (or clears the flag by
+// CAS), or raises gmax; only then does its CAS on T commit it. gmax is
+// lowered (casGlobal.lower) only by flagging G, scanning ge, and installing
+// the scan's maximum expecting the flagged word; a reservation that read G
+// before the flag had counted itself before, so the scan sees it; one that
+// reads G between sees the flag and clears it, failing the install; and
+// its count stays until its CAS on T fails or it is released. For a task
+// with one-CPU breakpoints on c, pinned_t(c) = gseen + one once P_tc is
+// synchronised, and a reservation commits only after checking W_c with L
+// clear and tmax >= that value, raising it by CAS if needed (checked by A),
+// after H_c counts it; a lowerCPU that flags W_c later scans H_c later.
 // T.g and P_tc are separate words: an all-CPU reservation changes T, then
-// reads one (the task's one-CPU breakpoints, raised before their claims)
-// and the P_tc words; a one-CPU reservation raises one, changes P_tc, then
-// reads T. With sequentially consistent atomics at least one of them sees
-// the other, synchronises P_tc and commits the combined value on W_c. The same crossing makes two
-// reservations of one task that chose the same register index see each
-// other and retry.
+// reads one and the P_tc words; a one-CPU reservation raises one, changes
+// P_tc, then reads T. With sequentially consistent atomics at least one of
+// them sees the other, synchronises P_tc and commits the combined value on
+// W_c; an all-CPU reservation that finds one > 0 only after its CAS on T
+// marks itself tentative and does so before it returns. The same crossing
+// makes two reservations of one task that chose the same register index
+// see each other and retry.
 //
 // From A and C: cp(c) + pinned_t(c) <= N for every task and CPU at every
 // instant, which is exactly what Linux's rules guarantee, so cas never
 // over-admits. A task request's own admission is checked on the same
 // words: g + 1 <= N and, through G or the raise, cp(c) + g + 1 <= N on
-// every CPU, and on CPUs with one-CPU breakpoints cp(c) + gseen + one <= N
-// when W_c is raised. A CPU-bound request is admitted by one CAS on W_c.
+// every CPU, and cp(c) + gseen + one <= N on CPUs where the task has
+// one-CPU breakpoints. A CPU-bound request is admitted by one CAS on W_c.
 //
 // Releases lower nothing: G and every tmax(c) stay upper bounds, and a
 // CPU-bound request that they would refuse lowers them first (gmax from
@@ -87,11 +91,14 @@ func init() { register("cas", newCAS) }
 // before it.
 //
 // Tentative holds are visible, so cas can refuse what a serial order would
-// admit: a task request that sees another in-flight reservation of the same
-// task (T.tent, or another one-CPU reservation on the CPU), or a CPU-bound
-// request refused while a raise of gmax or a one-CPU reservation on its
-// CPU is in flight or a lowering lost a race. Those refusals are counted
-// (SpuriousRefusals), an upper bound on the ones caused by tentative holds.
+// admit. SpuriousRefusals counts the refusals that saw one: a task request
+// while another reservation of the same task was in flight (T.tent or
+// one's in-flight half), a CPU-bound request while a raise of gmax or a
+// tentative synchronisation on its CPU was in flight, or after a lowering
+// lost a race. Not told apart, to keep per-CPU counters off the one-CPU
+// reservation's path (they cost it two locked operations): a CPU-bound refusal that rests on another task's one-CPU
+// reservation in flight on that CPU which is then refused itself (both
+// wanted the CPU's last register). In a single goroutine the count is 0.
 //
 // Task records live in a radix table indexed by task id (three loads, no
 // hashing; sync.Map above 2^20). The packing limits of W_c are
@@ -101,8 +108,8 @@ func init() { register("cas", newCAS) }
 type casCPU struct {
 	w atomic.Uint64
 	// busy counts task operations on this CPU. cas-percpu: started<<32 |
-	// in flight, for invariant D. cas: one-CPU reservations in flight, for
-	// counting spurious refusals only.
+	// in flight, for invariant D. cas: tentative synchronisations of
+	// all-CPU reservations in flight, for SpuriousRefusals only.
 	busy atomic.Uint64
 	h    histogram // cas-percpu: by pinned_t(c); cas: ge form, see casGE
 	_    [48]byte
