@@ -281,18 +281,25 @@ func BenchmarkTasks(b *testing.B) {
 					reportPercentiles(b, lat)
 				})
 			}
-			if a != nil {
-				for _, sl := range held {
-					if err := a.Release(sl); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if a.InUse() {
-					b.Fatal("InUse() after releasing the task population")
-				}
-			}
+			releasePopulation(b, a, held)
 			runtime.GC()
 		}
+	}
+}
+
+// releasePopulation releases a benchmark's live task population, if it
+// was set up, and checks that nothing is left in use.
+func releasePopulation(b *testing.B, a Allocator, held []Slot) {
+	if a == nil {
+		return
+	}
+	for _, sl := range held {
+		if err := a.Release(sl); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if a.InUse() {
+		b.Fatal("InUse() after releasing the task population")
 	}
 }
 
@@ -353,16 +360,7 @@ func BenchmarkCPUs(b *testing.B) {
 					pairs(b, a, op.req, b.N)
 				})
 			}
-			if a != nil {
-				for _, sl := range held {
-					if err := a.Release(sl); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if a.InUse() {
-					b.Fatal("InUse() after releasing the task population")
-				}
-			}
+			releasePopulation(b, a, held)
 		}
 	}
 }

@@ -540,48 +540,73 @@ func (t *casTasks) create(id int) *casTask {
 	return &cp.Load()[id&(1<<casChunkBits-1)]
 }
 
-type casAlloc struct {
+// casBase is what cas and cas-percpu share: the pools with their W_c
+// words and the refusal bookkeeping.
+type casBase struct {
 	cfg      Config
 	pools    [numKinds]*casPool
 	byKind   [numKinds]*casPool // pools[cfg.poolIndex(k)], without the branch
-	tasks    casTasks
 	spurious atomic.Uint64
 	errs     errTable
 }
 
-func newCAS(cfg Config) (Allocator, error) {
-	a := &casAlloc{cfg: cfg, errs: newErrTable(cfg)}
-	a.pools[Data] = newCASPool(cfg.Slots, cfg.CPUs)
+func (b *casBase) init(cfg Config, global bool) {
+	b.cfg, b.errs = cfg, newErrTable(cfg)
+	b.pools[Data] = newCASPool(cfg.Slots, cfg.CPUs)
 	if cfg.InstSlots > 0 {
-		a.pools[Inst] = newCASPool(cfg.InstSlots, cfg.CPUs)
+		b.pools[Inst] = newCASPool(cfg.InstSlots, cfg.CPUs)
 	}
-	for k, p := range a.pools {
-		if p != nil {
+	for k, p := range b.pools {
+		if p != nil && global {
 			p.gl = new(casGlobal)
 		}
-		a.byKind[k] = a.pools[cfg.poolIndex(Kind(k))]
+		b.byKind[k] = b.pools[cfg.poolIndex(Kind(k))]
 	}
-	return a, nil
 }
 
 // SpuriousRefusals implements SpuriousRefusals.
-func (a *casAlloc) SpuriousRefusals() uint64 { return a.spurious.Load() }
+func (b *casBase) SpuriousRefusals() uint64 { return b.spurious.Load() }
 
-// Reserve implements Allocator. A CPU-bound request is validated by the
-// comparisons reserveCPU needs anyway and admitted inline; everything else
-// goes through reserveTask.
+// cpuFast is the inline part of a CPU-bound Reserve: the request is
+// validated by the comparisons reserveCPU needs anyway, then admitted by
+// reserveCPU or, when a task bound is set on the CPU, tryCPU. p is nil
+// for anything else; ok is false with p set when the caller's slow path
+// must retry or refuse.
+func (b *casBase) cpuFast(r Request) (s Slot, p *casPool, ok bool) {
+	if r.Task != NoTask || r.Kind >= numKinds {
+		return Slot{}, nil, false
+	}
+	if p = b.byKind[r.Kind]; uint(r.CPU) >= uint(len(p.cpu)) {
+		return Slot{}, nil, false
+	}
+	st := &p.cpu[r.CPU]
+	if nw, free := p.reserveCPU(st); free != 0 {
+		return p.cpuSlot(r, nw, free), p, true
+	}
+	if nw, free := p.tryCPU(st); free != 0 {
+		return p.cpuSlot(r, nw, free), p, true
+	}
+	return Slot{}, p, false
+}
+
+type casAlloc struct {
+	casBase
+	tasks casTasks
+}
+
+func newCAS(cfg Config) (Allocator, error) {
+	a := new(casAlloc)
+	a.init(cfg, true)
+	return a, nil
+}
+
+// Reserve implements Allocator: CPU-bound requests by cpuFast, the rest
+// by reserveTask.
 func (a *casAlloc) Reserve(r Request) (Slot, error) {
-	if r.Task == NoTask && r.Kind < numKinds {
-		if p := a.byKind[r.Kind]; uint(r.CPU) < uint(len(p.cpu)) {
-			st := &p.cpu[r.CPU]
-			if nw, free := p.reserveCPU(st); free != 0 {
-				return p.cpuSlot(r, nw, free), nil
-			}
-			if nw, free := p.tryCPU(st); free != 0 { // a task bound is set on the CPU
-				return p.cpuSlot(r, nw, free), nil
-			}
-			return a.reserveCPUSlow(p, r)
-		}
+	if s, p, ok := a.cpuFast(r); ok {
+		return s, nil
+	} else if p != nil {
+		return a.reserveCPUSlow(p, r)
 	}
 	return a.reserveTask(r)
 }

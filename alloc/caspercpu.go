@@ -112,28 +112,15 @@ type pcTask struct {
 }
 
 type casPercpuAlloc struct {
-	cfg      Config
-	pools    [numKinds]*casPool
-	byKind   [numKinds]*casPool // pools[cfg.poolIndex(k)], without the branch
-	tasks    sync.Map           // task id -> *pcTask
-	spurious atomic.Uint64
-	errs     errTable
+	casBase
+	tasks sync.Map // task id -> *pcTask
 }
 
 func newCASPercpu(cfg Config) (Allocator, error) {
-	a := &casPercpuAlloc{cfg: cfg, errs: newErrTable(cfg)}
-	a.pools[Data] = newCASPool(cfg.Slots, cfg.CPUs)
-	if cfg.InstSlots > 0 {
-		a.pools[Inst] = newCASPool(cfg.InstSlots, cfg.CPUs)
-	}
-	for k := range a.byKind {
-		a.byKind[k] = a.pools[cfg.poolIndex(Kind(k))]
-	}
+	a := new(casPercpuAlloc)
+	a.init(cfg, false)
 	return a, nil
 }
-
-// SpuriousRefusals implements SpuriousRefusals.
-func (a *casPercpuAlloc) SpuriousRefusals() uint64 { return a.spurious.Load() }
 
 func (a *casPercpuAlloc) task(id int) *pcTask {
 	if v, ok := a.tasks.Load(id); ok {
@@ -148,21 +135,13 @@ func (a *casPercpuAlloc) task(id int) *pcTask {
 	return v.(*pcTask)
 }
 
-// Reserve implements Allocator. A CPU-bound request is validated by the
-// comparisons reserveCPU needs anyway and admitted inline; everything else
-// goes through reserveSlow.
+// Reserve implements Allocator: CPU-bound requests by cpuFast, the rest
+// by reserveSlow.
 func (a *casPercpuAlloc) Reserve(r Request) (Slot, error) {
-	if r.Task == NoTask && r.Kind < numKinds {
-		if p := a.byKind[r.Kind]; uint(r.CPU) < uint(len(p.cpu)) {
-			st := &p.cpu[r.CPU]
-			if nw, free := p.reserveCPU(st); free != 0 {
-				return p.cpuSlot(r, nw, free), nil
-			}
-			if nw, free := p.tryCPU(st); free != 0 { // a task holds a breakpoint on the CPU
-				return p.cpuSlot(r, nw, free), nil
-			}
-			return a.reserveCPUSlow(p, r)
-		}
+	if s, p, ok := a.cpuFast(r); ok {
+		return s, nil
+	} else if p != nil {
+		return a.reserveCPUSlow(p, r)
 	}
 	return a.reserveSlow(r)
 }
