@@ -658,12 +658,20 @@ func (a *casAlloc) lowerCPU(p *casPool, c int) bool {
 		return true
 	}
 	b := max(gBound(p.gl.g.Load()), st.h.max(p.n))
-	if b >= t {
-		st.w.CompareAndSwap(fw, fw&^p.lFlag) // nothing to lower
-		return false
+	nw := fw &^ p.lFlag
+	if b < t {
+		nw = p.withTmax(nw, b)
 	}
-	st.w.CompareAndSwap(fw, p.withTmax(fw&^p.lFlag, b))
-	return true
+	for !st.w.CompareAndSwap(fw, nw) {
+		// W_c moved (a CPU-bound slot, a raise): the scan may be stale, so
+		// only take the flag off if it is still there. Clearing a flag
+		// always changes the word, so it can only make an install fail.
+		if fw = st.w.Load(); fw&p.lFlag == 0 {
+			break
+		}
+		nw = fw &^ p.lFlag
+	}
+	return b < t
 }
 
 // refuse returns the refusal of r, counting it as spurious if a tentative
