@@ -327,32 +327,14 @@ const benchLive = 64
 // cost follows the machine size shows it here; alloc's other benchmarks
 // use 4 CPUs.
 func BenchmarkCPUs(b *testing.B) {
-	ops := []struct {
-		name string
-		req  Request
-	}{
-		{"task", Request{Task: benchLive, CPU: AnyCPU}},
-		{"taskcpu", Request{Task: benchLive, CPU: 1}},
-		{"cpu", Request{Task: NoTask, CPU: 1}},
-	}
 	for _, s := range Strategies() {
 		for _, cpus := range benchCPUCounts {
 			var a Allocator
 			var held []Slot
-			for _, op := range ops {
+			for _, op := range benchCPUOps {
 				b.Run(fmt.Sprintf("strategy=%s/cpus=%d/op=%s", s, cpus, op.name), func(b *testing.B) {
 					if a == nil {
-						var err error
-						if a, err = New(s, X86(cpus)); err != nil {
-							b.Fatal(err)
-						}
-						for id := range benchLive {
-							sl, err := a.Reserve(Request{Task: id, CPU: AnyCPU})
-							if err != nil {
-								b.Fatal(err)
-							}
-							held = append(held, sl)
-						}
+						a, held = newPopulated(b, s, cpus)
 					}
 					pairs(b, a, op.req, 1) // creates the task record outside the loop
 					b.ReportAllocs()
@@ -362,6 +344,92 @@ func BenchmarkCPUs(b *testing.B) {
 			}
 			releasePopulation(b, a, held)
 		}
+	}
+}
+
+// benchCPUOps are the request shapes of BenchmarkCPUs and BenchmarkCPUsRatio.
+var benchCPUOps = []struct {
+	name string
+	req  Request
+}{
+	{"task", Request{Task: benchLive, CPU: AnyCPU}},
+	{"taskcpu", Request{Task: benchLive, CPU: 1}},
+	{"cpu", Request{Task: NoTask, CPU: 1}},
+}
+
+// newPopulated returns a strategy's allocator for an x86 machine of cpus
+// simulated CPUs with benchLive tasks each holding one all-CPU
+// breakpoint, and their slots.
+func newPopulated(b *testing.B, s string, cpus int) (Allocator, []Slot) {
+	a, err := New(s, X86(cpus))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var held []Slot
+	for id := range benchLive {
+		sl, err := a.Reserve(Request{Task: id, CPU: AnyCPU})
+		if err != nil {
+			b.Fatal(err)
+		}
+		held = append(held, sl)
+	}
+	return a, held
+}
+
+// BenchmarkCPUsRatio measures BenchmarkCPUs' pairs of cas against
+// themselves at 256 CPUs and against mutex, in alternating chunks of one
+// run as BenchmarkFloorRatio does, so that the other load of a shared
+// machine hits every side alike: for each op, cas and mutex at 2 and 256
+// simulated CPUs. ns/op is cas's pair at 2 CPUs; <strategy>-<cpus>-ns is
+// each side's median chunk per pair; x-256 is cas at 256 over cas at 2,
+// x-mutex-<cpus> cas over mutex at that size (ratios of median chunks).
+func BenchmarkCPUsRatio(b *testing.B) {
+	for _, op := range benchCPUOps {
+		b.Run("op="+op.name, func(b *testing.B) {
+			type side struct {
+				s    string
+				cpus int
+				a    Allocator
+				held []Slot
+				d    []time.Duration
+			}
+			chunks := (b.N + ratioChunk - 1) / ratioChunk
+			var sides []*side
+			for _, s := range []string{"cas", "mutex"} {
+				for _, cpus := range []int{2, 256} {
+					a, held := newPopulated(b, s, cpus)
+					pairs(b, a, op.req, 1)
+					sides = append(sides, &side{s: s, cpus: cpus, a: a, held: held, d: make([]time.Duration, 0, chunks)})
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			var total time.Duration
+			for n := 0; n < b.N; n += ratioChunk {
+				for _, sd := range sides {
+					t0 := time.Now()
+					pairs(b, sd.a, op.req, ratioChunk)
+					dt := time.Since(t0)
+					sd.d = append(sd.d, dt)
+					if sd == sides[0] {
+						total += dt
+					}
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(total.Nanoseconds())/float64(chunks*ratioChunk), "ns/op")
+			med := map[string]float64{}
+			for _, sd := range sides {
+				m := float64(median(sd.d).Nanoseconds()) / ratioChunk
+				key := fmt.Sprintf("%s-%d", sd.s, sd.cpus)
+				med[key] = m
+				b.ReportMetric(m, key+"-ns")
+				releasePopulation(b, sd.a, sd.held)
+			}
+			b.ReportMetric(med["cas-256"]/med["cas-2"], "x-256")
+			b.ReportMetric(med["cas-2"]/med["mutex-2"], "x-mutex-2")
+			b.ReportMetric(med["cas-256"]/med["mutex-256"], "x-mutex-256")
+		})
 	}
 }
 
