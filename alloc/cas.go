@@ -603,10 +603,12 @@ func newCAS(cfg Config) (Allocator, error) {
 // Reserve implements Allocator: CPU-bound requests by cpuFast, the rest
 // by reserveTask.
 func (a *casAlloc) Reserve(r Request) (Slot, error) {
-	if s, p, ok := a.cpuFast(r); ok {
-		return s, nil
-	} else if p != nil {
-		return a.reserveCPUSlow(p, r)
+	if r.Task == NoTask {
+		if s, p, ok := a.cpuFast(r); ok {
+			return s, nil
+		} else if p != nil {
+			return a.reserveCPUSlow(p, r)
+		}
 	}
 	return a.reserveTask(r)
 }

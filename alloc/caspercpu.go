@@ -138,10 +138,12 @@ func (a *casPercpuAlloc) task(id int) *pcTask {
 // Reserve implements Allocator: CPU-bound requests by cpuFast, the rest
 // by reserveSlow.
 func (a *casPercpuAlloc) Reserve(r Request) (Slot, error) {
-	if s, p, ok := a.cpuFast(r); ok {
-		return s, nil
-	} else if p != nil {
-		return a.reserveCPUSlow(p, r)
+	if r.Task == NoTask {
+		if s, p, ok := a.cpuFast(r); ok {
+			return s, nil
+		} else if p != nil {
+			return a.reserveCPUSlow(p, r)
+		}
 	}
 	return a.reserveSlow(r)
 }
