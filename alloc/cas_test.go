@@ -305,3 +305,42 @@ func TestCASStress(t *testing.T) {
 		}
 	}
 }
+
+// TestCASTaskIDs checks tasks on both sides of the radix table's end
+// (casDense, where records move to a sync.Map): every shape reserves,
+// counts against the same task only, releases once, and a stale release
+// is ErrNotReserved.
+func TestCASTaskIDs(t *testing.T) {
+	for _, id := range []int{0, 15, 16, 1000, casDense - 1, casDense, 1 << 40} {
+		a, err := New("cas", X86(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := Request{Task: id, CPU: AnyCPU}
+		one := Request{Task: id, CPU: 1}
+		var held []Slot
+		for _, r := range []Request{all, all, one, one} {
+			sl, err := a.Reserve(r)
+			if err != nil {
+				t.Fatalf("task %d: %v: %v", id, r, err)
+			}
+			held = append(held, sl)
+		}
+		for _, r := range []Request{all, one, {Task: NoTask, CPU: 1}} {
+			if _, err := a.Reserve(r); !errors.Is(err, ErrNoSlot) {
+				t.Errorf("task %d: %v with 4 held: %v, want ErrNoSlot", id, r, err)
+			}
+		}
+		if sl, err := a.Reserve(Request{Task: id + 1, CPU: 1}); err != nil {
+			t.Errorf("task %d: another task refused: %v", id+1, err)
+		} else {
+			held = append(held, sl)
+		}
+		releaseEvery(t, a, held)
+		for _, sl := range held {
+			if err := a.Release(sl); !errors.Is(err, ErrNotReserved) {
+				t.Errorf("task %d: second release of %v: %v", id, sl.Request(), err)
+			}
+		}
+	}
+}
