@@ -127,6 +127,7 @@ type casPool struct {
 	lFlag     uint64   // cas: a lowering of tmax is scanning (the bit after tmax)
 	vShift    uint     // version position, up to bit 63
 	cpu       []casCPU
+	wide      []casGens  // per CPU, when fields are narrower than casWideBits
 	gl        *casGlobal // cas only: the all-CPU task counts
 }
 
@@ -143,8 +144,21 @@ func newCASPool(n, cpus int) *casPool {
 	p.tShift = uint(n) * fb
 	p.lFlag = 1 << (p.tShift + 5)
 	p.vShift = p.tShift + 6
+	if fb < casWideBits {
+		p.wide = make([]casGens, cpus)
+	}
 	return p
 }
+
+// casWideBits is the narrowest field whose generation identifies a
+// CPU-bound slot on its own: 2^7 holders of an index before one repeats.
+// Pools of more than 6 registers have narrower fields and keep a 32-bit
+// generation per CPU and index beside W_c (casPool.wide), at one more
+// locked operation per reservation and release; x86's 4 registers do not.
+const casWideBits = 8
+
+// casGens holds one CPU's wide generations, one line.
+type casGens [MaxSlots]atomic.Uint32
 
 func (p *casPool) cp(w uint64) int   { return bits.OnesCount64(w & p.liveBits) }
 func (p *casPool) tmax(w uint64) int { return int(w>>p.tShift) & 31 }
@@ -187,6 +201,10 @@ func (p *casPool) reserveCPU(st *casCPU) (nw, free uint64) {
 // setting live bit free.
 func (p *casPool) cpuSlot(r Request, nw, free uint64) Slot {
 	sh := uint(bits.TrailingZeros64(free)) & 63
+	if p.wide != nil {
+		i := int(p.idxOf[sh])
+		return NewSlot(r, i, p.wide[r.CPU][i].Add(1))
+	}
 	return NewSlot(r, int(p.idxOf[sh]), uint32(nw>>sh&p.fieldMask))
 }
 
@@ -229,6 +247,20 @@ func releaseCPU(byKind *[numKinds]*casPool, errs *errTable, s Slot) (done bool, 
 	}
 	st := &p.cpu[r.CPU]
 	sh := uint(s.index) * p.fb & 63
+	if p.wide != nil {
+		// The wide generation decides; the winner owns the field, which
+		// is odd (held), and advances it to the next, even value.
+		if !p.wide[r.CPU][s.index].CompareAndSwap(s.gen, s.gen+1) {
+			return true, errs.stale(r)
+		}
+		for {
+			w := st.w.Load()
+			f := w >> sh & p.fieldMask
+			if st.w.CompareAndSwap(w, w+((f+1)&p.fieldMask-f)<<sh) {
+				return true, nil
+			}
+		}
+	}
 	// The field goes from s.gen to the next generation, 0 after the top;
 	// the field is s.gen when the CAS succeeds, so adding the difference
 	// (modulo 2^64) changes it and nothing else.

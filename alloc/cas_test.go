@@ -344,3 +344,52 @@ func TestCASTaskIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestCASStaleAfterReuses releases a CPU-bound slot after its index has
+// been reused many times, the last reuse still held: the release must be
+// ErrNotReserved and leave the holder counted, at 4 registers (8-bit
+// fields in W_c: up to 127 reuses, the documented limit) and at 16
+// (narrow fields, wide generations beside W_c: 300 reuses).
+func TestCASStaleAfterReuses(t *testing.T) {
+	for _, s := range casStrategies {
+		for _, n := range []int{4, MaxSlots} {
+			cfg := Config{CPUs: 1, Slots: n}
+			a, err := New(s, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := Request{Task: NoTask, CPU: 0}
+			first, err := a.Reserve(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cur, reuses := first, 300
+			if n <= 6 {
+				reuses = 127
+			}
+			for i := 0; i < reuses; i++ {
+				if err := a.Release(cur); err != nil {
+					t.Fatalf("%s n=%d: release %d: %v", s, n, i, err)
+				}
+				if cur, err = a.Reserve(r); err != nil {
+					t.Fatalf("%s n=%d: reserve %d: %v", s, n, i, err)
+				}
+				if err := a.Release(first); !errors.Is(err, ErrNotReserved) {
+					t.Fatalf("%s n=%d: stale release after %d reuses: %v, want ErrNotReserved", s, n, i+1, err)
+				}
+			}
+			rest := 0
+			for {
+				sl, err := a.Reserve(r)
+				if err != nil {
+					break
+				}
+				defer a.Release(sl)
+				rest++
+			}
+			if rest != n-1 {
+				t.Errorf("%s n=%d: %d more slots fit beside the held one, want %d", s, n, rest, n-1)
+			}
+		}
+	}
+}

@@ -74,13 +74,15 @@ func init() { register("cas-percpu", newCASPercpu) }
 // traffic on a CPU, D can defer lowering; CPU-bound refusals made meanwhile
 // see task operations in flight and are counted too.
 //
-// Limits of the packing, documented rather than hidden: a CPU-bound slot's
-// generation has 7 bits for pools of up to 6 registers (fewer for larger
-// pools, 2 at 16), so a stale CPU-bound Slot is recognised unless its index
-// was reused a multiple of 2^bits times since; the version has 64 - 6 -
-// N*field bits (26 at N = 4, 10 at N = 16; cas uses the bit after tmax) and a lowering is only fooled if
-// exactly a multiple of 2^bits raises on the same CPU happen between its two
-// accesses to W_c. Task slots keep full 32-bit generations.
+// Limits of the packing, documented rather than hidden: a CPU-bound
+// slot's field has 8 bits for pools of up to 6 registers, so a stale
+// CPU-bound Slot is recognised unless its index was reused a multiple of
+// 128 times since; larger pools (narrower fields, 3 bits at 16) keep a
+// 32-bit generation per CPU and index beside W_c (casPool.wide). The
+// version has 64 - 6 - N*field bits (26 at N = 4, 10 at N = 16; cas uses
+// the bit after tmax) and a lowering is only fooled if exactly a multiple
+// of 2^bits raises on the same CPU happen between its two accesses to W_c.
+// Task slots keep full 32-bit generations.
 
 const (
 	pcCntShift = 16 // P_tc: bits 0..15 register mask, bits 16.. count
