@@ -281,18 +281,25 @@ func BenchmarkTasks(b *testing.B) {
 					reportPercentiles(b, lat)
 				})
 			}
-			if a != nil {
-				for _, sl := range held {
-					if err := a.Release(sl); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if a.InUse() {
-					b.Fatal("InUse() after releasing the task population")
-				}
-			}
+			releasePopulation(b, a, held)
 			runtime.GC()
 		}
+	}
+}
+
+// releasePopulation releases a benchmark's live task population, if it
+// was set up, and checks that nothing is left in use.
+func releasePopulation(b *testing.B, a Allocator, held []Slot) {
+	if a == nil {
+		return
+	}
+	for _, sl := range held {
+		if err := a.Release(sl); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if a.InUse() {
+		b.Fatal("InUse() after releasing the task population")
 	}
 }
 
@@ -303,4 +310,148 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+}
+
+// benchCPUCounts are the simulated machine sizes of BenchmarkCPUs.
+var benchCPUCounts = []int{2, 16, 64, 256}
+
+// benchLive is the live task population of BenchmarkCPUs.
+const benchLive = 64
+
+// BenchmarkCPUs measures one Reserve+Release pair per op, single goroutine,
+// on x86 machines of 2 to 256 simulated CPUs, with benchLive tasks each
+// holding one all-CPU breakpoint: op=task for an all-CPU breakpoint of one
+// more task (it does not change the largest all-CPU count, the common case
+// of perf's inherited breakpoints), op=taskcpu for a one-CPU breakpoint of
+// that task on CPU 1, op=cpu for a CPU-bound one on CPU 1. A strategy whose
+// cost follows the machine size shows it here; alloc's other benchmarks
+// use 4 CPUs.
+func BenchmarkCPUs(b *testing.B) {
+	for _, s := range Strategies() {
+		for _, cpus := range benchCPUCounts {
+			var a Allocator
+			var held []Slot
+			for _, op := range benchCPUOps {
+				b.Run(fmt.Sprintf("strategy=%s/cpus=%d/op=%s", s, cpus, op.name), func(b *testing.B) {
+					if a == nil {
+						a, held = newPopulated(b, s, cpus)
+					}
+					pairs(b, a, op.req, 1) // creates the task record outside the loop
+					b.ReportAllocs()
+					b.ResetTimer()
+					pairs(b, a, op.req, b.N)
+				})
+			}
+			releasePopulation(b, a, held)
+		}
+	}
+}
+
+// benchCPUOps are the request shapes of BenchmarkCPUs and BenchmarkCPUsRatio.
+var benchCPUOps = []struct {
+	name string
+	req  Request
+}{
+	{"task", Request{Task: benchLive, CPU: AnyCPU}},
+	{"taskcpu", Request{Task: benchLive, CPU: 1}},
+	{"cpu", Request{Task: NoTask, CPU: 1}},
+}
+
+// newPopulated returns a strategy's allocator for an x86 machine of cpus
+// simulated CPUs with benchLive tasks each holding one all-CPU
+// breakpoint, and their slots.
+func newPopulated(b *testing.B, s string, cpus int) (Allocator, []Slot) {
+	a, err := New(s, X86(cpus))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var held []Slot
+	for id := range benchLive {
+		sl, err := a.Reserve(Request{Task: id, CPU: AnyCPU})
+		if err != nil {
+			b.Fatal(err)
+		}
+		held = append(held, sl)
+	}
+	return a, held
+}
+
+// BenchmarkCPUsRatio measures BenchmarkCPUs' pairs of cas against
+// themselves at 256 CPUs and against mutex, in alternating chunks of one
+// run as BenchmarkFloorRatio does, so that the other load of a shared
+// machine hits every side alike: for each op, cas and mutex at 2 and 256
+// simulated CPUs. ns/op is cas's pair at 2 CPUs; <strategy>-<cpus>-ns is
+// each side's median chunk per pair; x-256 is cas at 256 over cas at 2,
+// x-mutex-<cpus> cas over mutex at that size (ratios of median chunks).
+func BenchmarkCPUsRatio(b *testing.B) {
+	for _, op := range benchCPUOps {
+		b.Run("op="+op.name, func(b *testing.B) {
+			type side struct {
+				s    string
+				cpus int
+				a    Allocator
+				held []Slot
+				d    []time.Duration
+			}
+			chunks := (b.N + ratioChunk - 1) / ratioChunk
+			var sides []*side
+			for _, s := range []string{"cas", "mutex"} {
+				for _, cpus := range []int{2, 256} {
+					a, held := newPopulated(b, s, cpus)
+					pairs(b, a, op.req, 1)
+					sides = append(sides, &side{s: s, cpus: cpus, a: a, held: held, d: make([]time.Duration, 0, chunks)})
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			var total time.Duration
+			for n := 0; n < b.N; n += ratioChunk {
+				for _, sd := range sides {
+					t0 := time.Now()
+					pairs(b, sd.a, op.req, ratioChunk)
+					dt := time.Since(t0)
+					sd.d = append(sd.d, dt)
+					if sd == sides[0] {
+						total += dt
+					}
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(total.Nanoseconds())/float64(chunks*ratioChunk), "ns/op")
+			med := map[string]float64{}
+			for _, sd := range sides {
+				m := float64(median(sd.d).Nanoseconds()) / ratioChunk
+				key := fmt.Sprintf("%s-%d", sd.s, sd.cpus)
+				med[key] = m
+				b.ReportMetric(m, key+"-ns")
+				releasePopulation(b, sd.a, sd.held)
+			}
+			b.ReportMetric(med["cas-256"]/med["cas-2"], "x-256")
+			b.ReportMetric(med["cas-2"]/med["mutex-2"], "x-mutex-2")
+			b.ReportMetric(med["cas-256"]/med["mutex-256"], "x-mutex-256")
+		})
+	}
+}
+
+// BenchmarkMix runs bench's scaling mix from GOMAXPROCS goroutines
+// (b.RunParallel; compare -cpu 1,2): each goroutine on its own task and
+// CPU reserves and releases, in turn, an all-CPU task breakpoint, a
+// one-CPU one and a CPU-bound one. ns/op is per pair, so the throughput
+// gain of two goroutines is ns/op at -cpu 1 over ns/op at -cpu 2.
+func BenchmarkMix(b *testing.B) {
+	for _, s := range Strategies() {
+		b.Run("strategy="+s, func(b *testing.B) {
+			a := newBench(b, s)
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				w := int(next.Add(1))
+				c := w % benchConfig.CPUs
+				mix := [3]Request{{Task: w, CPU: AnyCPU}, {Task: w, CPU: c}, {Task: NoTask, CPU: c}}
+				for i := 0; pb.Next(); i++ {
+					pairs(b, a, mix[i%3], 1)
+				}
+			})
+		})
+	}
 }
