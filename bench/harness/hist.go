@@ -329,6 +329,13 @@ func chunkHalf(n, m int64) int64 {
 	return max(m, h/m*m)
 }
 
+// Sampled returns how many of a completed TimeLoop's (or Worker.Loop's) n
+// operations over m recorders were sampled; the rest were timed in bulk.
+func Sampled(n int64, m int) int64 {
+	h := chunkHalf(n, int64(m))
+	return n/(2*h)*h + max(0, n%(2*h)-h)
+}
+
 // batchLog keeps the unsampled (ticks, ops) of a loop's chunks in at most
 // logCap consecutive entries without allocating: when it is full,
 // neighbouring entries are merged and each entry takes twice as many

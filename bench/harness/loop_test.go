@@ -65,9 +65,11 @@ func TestTimeLoopSplits(t *testing.T) {
 		if s.Done != n || next != n || sampled+s.Unsampled != n {
 			t.Fatalf("n=%d: done %d, ran %d, sampled %d + unsampled %d", n, s.Done, next, sampled, s.Unsampled)
 		}
-		h := chunkHalf(n, 2)
-		if d := s.Unsampled - sampled; d < 0 || d > h {
-			t.Errorf("n=%d: %d unsampled, %d sampled; want halves within one chunk (%d)", n, s.Unsampled, sampled, h)
+		if want := Sampled(n, 2); sampled != want {
+			t.Errorf("n=%d: %d sampled, Sampled says %d", n, sampled, want)
+		}
+		if d := s.Unsampled - sampled; d < 0 || d > chunkHalf(n, 2) {
+			t.Errorf("n=%d: %d unsampled, %d sampled; want halves within one chunk", n, s.Unsampled, sampled)
 		}
 		if d := int64(recs[0].Count()) - int64(recs[1].Count()); d < -1 || d > 1 {
 			t.Errorf("n=%d: recorders hold %d and %d, want alternate ops", n, recs[0].Count(), recs[1].Count())
@@ -100,8 +102,10 @@ func TestTimeLoopStops(t *testing.T) {
 	if s, err := TimeLoop(ctx, NopTimer, 100, 1024, 0, func(int64) error { return nil }, NewRecorder()); !errors.Is(err, context.Canceled) || s.Done != 0 {
 		t.Fatalf("cancelled: done %d, err %v", s.Done, err)
 	}
-	if s, err := TimeLoop(context.Background(), NopTimer, 0, 64, time.Millisecond, func(int64) error { return nil }, NewRecorder()); err != nil || s.Done == 0 {
-		t.Fatalf("budget: done %d, err %v", s.Done, err)
+	// An unbounded loop ends at its budget (that it returns at all is the
+	// verdict; how many ops fit in the budget depends on the machine).
+	if _, err := TimeLoop(context.Background(), NopTimer, 0, 64, time.Millisecond, func(int64) error { return nil }, NewRecorder()); err != nil {
+		t.Fatalf("budget: err %v", err)
 	}
 	if _, err := TimeLoop(context.Background(), NopTimer, 0, 64, 0, func(int64) error { return nil }, NewRecorder()); err == nil {
 		t.Fatal("a loop with neither n nor budget was accepted")
@@ -139,7 +143,7 @@ func TestWorkerLoop(t *testing.T) {
 			t.Fatalf("batch ns/op %v", r.BatchNsPerOp())
 		}
 	}
-	if got := r.Latency.Count(); got == 0 || got >= 30_000 {
-		t.Fatalf("%d samples of 30000 ops, want about half", got)
+	if got, want := r.Latency.Count(), uint64(3*Sampled(10_000, 1)); got != want {
+		t.Fatalf("%d samples of 3 x 10000 ops, want %d", got, want)
 	}
 }

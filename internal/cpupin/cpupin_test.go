@@ -21,3 +21,27 @@ func TestPinRunsOnCPU(t *testing.T) {
 		t.Fatal("Pin accepted an out-of-range CPU")
 	}
 }
+
+// TestHeld checks Held against the thread's real state: true on the CPU
+// it was pinned to, false for another CPU and after unpinning to a wider
+// mask.
+func TestHeld(t *testing.T) {
+	unpin, err := Pin(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Held(0) {
+		t.Error("Held(0) = false right after Pin(0)")
+	}
+	if runtime.NumCPU() > 1 && Held(1) {
+		t.Error("Held(1) = true while pinned to CPU 0")
+	}
+	unpin()
+	if runtime.NumCPU() > 1 {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if Held(Current()) {
+			t.Error("Held = true on an unpinned thread whose mask has several CPUs")
+		}
+	}
+}
