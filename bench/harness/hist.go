@@ -398,6 +398,33 @@ func (b *batchLog) batch(k, nb int) (t Ticks, ops int64) {
 	return t, ops
 }
 
+// BatchLog gathers the (time, ops) of consecutive parts of a loop timed
+// by its caller into at most MaxBatches consecutive batches, for loops
+// whose operations are long enough to time one by one (milliseconds: a
+// clock read is noise there). The zero value is ready; Add never
+// allocates.
+type BatchLog struct{ log batchLog }
+
+// Add records one consecutive part of the loop: ops operations in t ticks.
+func (b *BatchLog) Add(t Ticks, ops int64) { b.log.add(t, ops) }
+
+// NsPerOp returns the ns/op of each batch, nil when there are fewer than
+// two (see MinBatchOps; here a batch needs at least one op, as each op is
+// long).
+func (b *BatchLog) NsPerOp() []float64 {
+	_, ops := b.log.total()
+	nb := int(min(int64(MaxBatches), int64(b.log.n), ops))
+	if nb < 2 {
+		return nil
+	}
+	out := make([]float64, nb)
+	for k := range out {
+		t, o := b.log.batch(k, nb)
+		out[k] = TicksToNs(t) / float64(o)
+	}
+	return out
+}
+
 // opLoop is the state of one timed loop.
 type opLoop struct {
 	log  batchLog

@@ -147,3 +147,22 @@ func TestWorkerLoop(t *testing.T) {
 		t.Fatalf("%d samples of 3 x 10000 ops, want %d", got, want)
 	}
 }
+
+func TestBatchLogExported(t *testing.T) {
+	var b BatchLog
+	if b.NsPerOp() != nil {
+		t.Fatal("batches from an empty log")
+	}
+	for i := 0; i < 100; i++ {
+		b.Add(Ticks(1000), 1)
+	}
+	vs := b.NsPerOp()
+	if len(vs) != MaxBatches {
+		t.Fatalf("%d batches, want %d", len(vs), MaxBatches)
+	}
+	for _, v := range vs {
+		if want := TicksToNs(1000); v < want*0.999 || v > want*1.001 {
+			t.Fatalf("batch %v ns/op, want %v", v, want)
+		}
+	}
+}
