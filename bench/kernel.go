@@ -631,6 +631,7 @@ func threadCase(p ThreadParams) Case {
 					perf0 = append(perf0, pb0)
 				}
 			}
+			batches := roundBatches(goB)
 			u := median(goB)
 			res := Result{
 				Experiment: "kernel",
@@ -640,6 +641,7 @@ func threadCase(p ThreadParams) Case {
 				Iterations: int64(p.Repeat * p.Threads),
 				NsPerOp:    u * 1e3,
 				Metrics:    map[string]float64{"usecs/op": u},
+				Batches:    batches,
 			}
 			if len(go0) > 0 {
 				res.Metrics["b0-usecs/op"] = median(go0)
@@ -656,6 +658,20 @@ func threadCase(p ThreadParams) Case {
 			return res, nil
 		},
 	}
+}
+
+// roundBatches returns the Go runs' usecs/op, one per round, as the case's
+// batches: each round is a separate child process, as independent as
+// runs of the case get.
+func roundBatches(usecs []float64) map[string][]float64 {
+	if len(usecs) < 2 {
+		return nil
+	}
+	ns := make([]float64, len(usecs))
+	for i, u := range usecs {
+		ns[i] = u * 1e3
+	}
+	return map[string][]float64{"usecs/op": append([]float64(nil), usecs...), "ns/op": ns}
 }
 
 // kernelRounds is how many times each case alternates its Go and perf
@@ -711,6 +727,7 @@ func enableCase(p EnableParams) Case {
 				}
 				perfU = append(perfU, pu)
 			}
+			batches := roundBatches(goU)
 			u := median(goU)
 			res := Result{
 				Experiment: "kernel",
@@ -719,6 +736,7 @@ func enableCase(p EnableParams) Case {
 				Iterations: int64(p.Repeat),
 				NsPerOp:    u * 1e3,
 				Metrics:    map[string]float64{"usecs/op": u},
+				Batches:    batches,
 			}
 			if havePerf && len(perfU) > 0 {
 				res.Metrics["perf-usecs/op"] = median(perfU)

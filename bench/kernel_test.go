@@ -92,6 +92,9 @@ func TestKernelCases(t *testing.T) {
 		if res.Metrics["usecs/op"] <= 0 || res.NsPerOp <= 0 || res.Iterations <= 0 {
 			t.Errorf("%s: usecs/op = %v, ns/op = %v, iterations = %d; want > 0", c.Name, res.Metrics["usecs/op"], res.NsPerOp, res.Iterations)
 		}
+		if got := res.Batches["usecs/op"]; len(got) != kernelRounds || len(res.Batches["ns/op"]) != kernelRounds {
+			t.Errorf("%s: batches %v, want one per round (%d)", c.Name, res.Batches, kernelRounds)
+		}
 		if res.Params["kernel"] == "" {
 			t.Errorf("%s: no kernel release in Params %v", c.Name, res.Params)
 		}
