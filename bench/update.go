@@ -177,6 +177,16 @@ func updateCases(o Options) ([]Case, error) {
 	return cs, nil
 }
 
+// validUpdateOp reports an op name that is not one of updateOps.
+func validUpdateOp(op string) error {
+	for _, o := range updateOps {
+		if o == op {
+			return nil
+		}
+	}
+	return fmt.Errorf("bench: update op %q: unknown (want one of %v)", op, updateOps)
+}
+
 // writerOp returns the Writer method behind an update op name.
 func writerOp(w *hwregs.Writer, op string) (func(*hwregs.Breakpoint, hwregs.Attr) error, error) {
 	switch op {
@@ -304,6 +314,17 @@ func updatePerf(ctx context.Context, o Options, op string, n int64, t Timer) (Re
 	defer done()
 
 	attrs := updateAttrs()
+	if err := validUpdateOp(op); err != nil {
+		return res, err
+	}
+	// The floor runs in two halves, before and after the op's loop, so a
+	// drift of the machine during the case weighs on both alike; each
+	// half runs alone on the thread, as the op does (a second breakpoint
+	// on the thread makes every change dearer).
+	f1, frec, err := perfFloor(ctx, op, attrs, (n+1)/2)
+	if err != nil {
+		return res, fmt.Errorf("%s: floor: %w", res.Name, skipIfUnsupported(err))
+	}
 	e, err := hwregs.OpenPerf(attrs[0], 0, -1)
 	if err != nil {
 		return res, skipIfUnsupported(err)
@@ -332,12 +353,6 @@ func updatePerf(ctx context.Context, o Options, op string, n int64, t Timer) (Re
 		if err := change(attrs[(i+1)&1]); err != nil {
 			return res, fmt.Errorf("%s: warm-up: %w", res.Name, err)
 		}
-	}
-	// The floor runs in two halves, before and after the op's loop, so a
-	// drift of the machine during the case weighs on both alike.
-	f1, frec, err := perfFloor(ctx, op, attrs, (n+1)/2)
-	if err != nil {
-		return res, fmt.Errorf("%s: floor: %w", res.Name, err)
 	}
 	rec := harness.NewRecorder()
 	st, err := harness.TimeLoop(ctx, t, n, ctxCheckEvery, 0, func(i int64) error { return change(attrs[(i+1)&1]) }, rec)
