@@ -166,3 +166,15 @@ func TestBatchLogExported(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerLoopIdle checks that a worker with no ops (more workers than
+// ops) returns at once instead of running until stopped.
+func TestWorkerLoopIdle(t *testing.T) {
+	spec := WorkerSpec{Workers: 3, Ops: 1, Body: func(w *Worker) error {
+		return w.Loop(func(int64) error { return nil })
+	}}
+	r, err := RunWorkers(context.Background(), nil, spec)
+	if err != nil || r.Ops != 1 {
+		t.Fatalf("1 op over 3 workers: %d ops, %v", r.Ops, err)
+	}
+}

@@ -73,8 +73,11 @@ type Worker struct {
 func (w *Worker) Loop(op func(i int64) error) error {
 	w.looped = true
 	n := w.N
-	if n == math.MaxInt64 {
-		n = 0
+	switch n {
+	case 0: // more workers than ops: nothing to do
+		return nil
+	case math.MaxInt64:
+		n = 0 // unbounded: run until Stopped
 	}
 	err := w.loop.run(n, 64, w.Stopped, []*Recorder{w.Rec}, op)
 	w.Done = w.loop.done
