@@ -42,6 +42,24 @@ func scalingTasks(o Options) []int {
 	return []int{16, 256, 4096}
 }
 
+// tasksAt returns the live-task counts of the Tasks cases on a model of
+// cpus CPUs: scalingTasks, thinned to every other size from 16 (plus the
+// largest) on tasksBigCPUs in the full form, to keep the full suite in
+// its budget.
+func tasksAt(o Options, cpus int) []int {
+	ts := scalingTasks(o)
+	if !o.Full || cpus != tasksBigCPUs {
+		return ts
+	}
+	var out []int
+	for i, n := range ts {
+		if i%2 == 0 || i == len(ts)-1 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // tasksBigCPUs is the simulated machine size the Tasks cases are run at
 // besides the host's own: Elver's 2022 series was measured on 256 CPUs,
 // and designs must be judged there too (shared/anchors.md).
@@ -136,6 +154,15 @@ func scalingMixesOf(o Options) []scalingMix {
 	return scalingMixes[:1]
 }
 
+// scalingDuration is how long a Scaling case runs when it picks its own
+// op count.
+func scalingDuration(o Options) time.Duration {
+	if o.Full {
+		return 600 * time.Millisecond
+	}
+	return 200 * time.Millisecond
+}
+
 // schedOf says whether g goroutines run in parallel on this machine or
 // are time-sliced on fewer CPUs (Params "sched").
 func schedOf(g int) string {
@@ -156,7 +183,7 @@ func scalingCases(o Options) ([]Case, error) {
 			for _, g := range gs {
 				cs = append(cs, Case{
 					Name:     fmt.Sprintf("Scaling/strategy=%s/mix=%s/goroutines=%d", s, mx.name, g),
-					Estimate: 300 * time.Millisecond,
+					Estimate: scalingDuration(o) + 50*time.Millisecond,
 					Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
 						return scalingRun(ctx, o, s, mx, g, gs[len(gs)-1], n, t)
 					},
@@ -166,7 +193,7 @@ func scalingCases(o Options) ([]Case, error) {
 	}
 	for _, s := range strategiesOf(o) {
 		for _, cpus := range tasksCPUs() {
-			for _, nt := range scalingTasks(o) {
+			for _, nt := range tasksAt(o, cpus) {
 				cs = append(cs, Case{
 					Name:     fmt.Sprintf("Tasks/strategy=%s/cpus=%d/tasks=%d", s, cpus, nt),
 					Estimate: liveBudget(o) + 100*time.Millisecond,
@@ -210,10 +237,8 @@ func scalingRun(ctx context.Context, o Options, s string, mx scalingMix, g, cpus
 	spec := harness.WorkerSpec{Workers: g, Pin: true}
 	if n > 0 {
 		spec.Ops = n
-	} else if o.Full {
-		spec.Duration = 600 * time.Millisecond
 	} else {
-		spec.Duration = 200 * time.Millisecond
+		spec.Duration = scalingDuration(o)
 	}
 	sc := harness.Scenario{Experiment: "scaling", Strategy: s, Backend: "model", CPUs: cpus, Slots: 4, Workers: g,
 		Tasks: g * mx.live, Mix: mx.name, Ops: spec.Ops, Duration: spec.Duration, Seed: o.Seed, PinCPU: -1}
@@ -283,10 +308,11 @@ func scalingRun(ctx context.Context, o Options, s string, mx scalingMix, g, cpus
 
 // liveBudget bounds a live-tasks case's measured loop when the case picks
 // its own op count, so legacy's O(n) reservations at 65536 tasks stay
-// affordable.
+// affordable. The full form's 500 ms (1 s before the Tasks cases ran at
+// two machine sizes) keeps the full suite near its budget.
 func liveBudget(o Options) time.Duration {
 	if o.Full {
-		return time.Second
+		return 500 * time.Millisecond
 	}
 	return 150 * time.Millisecond
 }

@@ -40,7 +40,11 @@ func TestScalingCases(t *testing.T) {
 	}
 	cs := experimentCases(t, "scaling", Options{})
 	gs := scalingGoroutines()
-	if want := len(ss) * (len(gs)*len(scalingMixesOf(Options{})) + len(tasksCPUs())*len(scalingTasks(Options{}))); len(cs) != want {
+	nTasks := 0
+	for _, c := range tasksCPUs() {
+		nTasks += len(tasksAt(Options{}, c))
+	}
+	if want := len(ss) * (len(gs)*len(scalingMixesOf(Options{})) + nTasks); len(cs) != want {
 		t.Fatalf("%d scaling cases, want %d", len(cs), want)
 	}
 	if gs[0] != 1 || gs[len(gs)-1] != 4*runtime.GOMAXPROCS(0) {
@@ -72,6 +76,20 @@ func TestScalingCases(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTasksAt checks the full form's thinned sweep on 256 CPUs keeps the
+// smallest and largest sizes and the host's sweep whole.
+func TestTasksAt(t *testing.T) {
+	full := Options{Full: true}
+	big := tasksAt(full, tasksBigCPUs)
+	all := scalingTasks(full)
+	if big[0] != all[0] || big[len(big)-1] != all[len(all)-1] || len(big) >= len(all) {
+		t.Errorf("full sweep on %d CPUs %v from %v", tasksBigCPUs, big, all)
+	}
+	if got := tasksAt(Options{}, tasksBigCPUs); len(got) != len(scalingTasks(Options{})) {
+		t.Errorf("quick sweep on %d CPUs %v, want all of %v", tasksBigCPUs, got, scalingTasks(Options{}))
 	}
 }
 
