@@ -214,7 +214,7 @@ func TestChildrenDieWithParent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := parent.Start(); err != nil {
+	if err := startChild(parent); err != nil { // dies with this test too
 		t.Fatal(err)
 	}
 	defer parent.Wait()
