@@ -150,6 +150,7 @@ func runApply(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 		done              int64
 		loopErr           error
 		bp                hwregs.ProcessBreakpoint
+		batches           harness.BatchLog
 	)
 	var step func(op int, f func() error) error
 	step = func(op int, f func() error) error {
@@ -192,6 +193,7 @@ func runApply(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 		t.ResetTimer()
 		t.StartTimer()
 		begin := time.Now()
+		prev := harness.Now()
 		for ; done < n; done++ {
 			if ctx.Err() != nil {
 				loopErr = ctx.Err()
@@ -200,6 +202,9 @@ func runApply(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 			if loopErr = cycle(); loopErr != nil {
 				return
 			}
+			now := harness.Now()
+			batches.Add(now-prev, 1)
+			prev = now
 		}
 		elapsed = time.Since(begin)
 		t.StopTimer()
@@ -229,12 +234,16 @@ func runApply(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 	}
 	m["change-ns/p50"], m["change-ns/p99"] = change.Quantile(0.5), change.Quantile(0.99)
 	m["resume-ns/p50"] = base.Quantile(0.5)
-	m["ns/thread"] = res.NsPerOp / (3 * nt)
+	// An op is one set+modify+clear cycle: three changes, each applied to
+	// every thread. The names say what each figure is per.
+	m["ns/change-thread"] = res.NsPerOp / (3 * nt)
 	// What applying costs beyond the resume round a debugger pays anyway,
-	// per thread and change; medians from the same run.
-	m["apply-ns/thread"] = (all.Quantile(0.5) - base.Quantile(0.5)) / nt
-	m["writes/op"] = float64(writes) / float64(done)
-	m["writes/thread"] = float64(writes) / float64(done) / (3 * nt)
+	// per change and thread; medians from the same run.
+	m["apply-ns/change-thread"] = (all.Quantile(0.5) - base.Quantile(0.5)) / nt
+	m["writes/cycle"] = float64(writes) / float64(done)
+	m["writes/cycle-thread"] = float64(writes) / float64(done) / nt
+	m["writes/change-thread"] = float64(writes) / float64(done) / (3 * nt)
+	addBatches(&res, "ns/op", batches.NsPerOp())
 	return res, nil
 }
 
@@ -276,9 +285,10 @@ func blindPause(threads int) time.Duration {
 }
 
 // runBlind measures, per repetition (one op): the debugger asks for a
-// watchpoint on the shared variable the workers write; blind-ns is the
-// time from the first thread armed to the last, ask-ns from the request
-// to the last; then, after the watchpoint has been armed for a while, all
+// watchpoint on the shared variable the workers write; blind-request-ns
+// is the blind window from the request (the call into the writer) to the
+// last thread armed, blind-ns the part from the first thread armed to
+// the last; then, after the watchpoint has been armed for a while, all
 // threads are stopped (so every trap is counted) and the writes since the
 // request that did not trap are the missed ones: the tracee's counts minus
 // the traps. The watchpoint is then cleared and the threads resumed.
@@ -291,7 +301,7 @@ func runBlind(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 	n = defaultOps(n, o, max(5, 200/int64(s.threads)), max(10, 1000/int64(s.threads)))
 	pause := blindPause(s.threads)
 	res = Result{Experiment: "blindwindow", Name: s.name("BlindWindow"), Params: applyParams("blindwindow", s, o, n,
-		"burst", strconv.Itoa(blindBurst), "pause", pause.String(), "checkpoint", "every burst", "armed_hold", blindArmedHold.String())}
+		"burst", strconv.Itoa(blindBurst), "pause", pause.String(), "checkpoint", "every burst", "armed_hold", blindArmedHold.String()+" and until a trap")}
 	p, w, err := startProcess(s, o)
 	if err != nil {
 		return res, err
@@ -305,6 +315,7 @@ func runBlind(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 	nt := s.threads
 	s0, s1 := make([]uint64, nt), make([]uint64, nt)
 	blind, ask := harness.NewRecorder(), harness.NewRecorder()
+	var batches harness.BatchLog
 	var first, last harness.Ticks
 	w.OnApplied = func(int) {
 		now := harness.Now()
@@ -316,8 +327,15 @@ func runBlind(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 	settled := func() bool { return w.PendingNow() == 0 }
 	// serveFor ends Serve through its condition, not its timeout: a timeout
 	// builds an error each time, which the measured loop must not allocate.
+	// While armed, the hold lasts blindArmedHold and until the watchpoint
+	// has trapped at least once (trapsBefore < 0: no trap needed), so that
+	// a tracee descheduled for the whole hold on a loaded machine still
+	// shows the watchpoint working instead of an empty repetition.
 	var holdEnd time.Time
-	held := func() bool { return !time.Now().Before(holdEnd) }
+	trapsBefore := int64(-1)
+	held := func() bool {
+		return !time.Now().Before(holdEnd) && (trapsBefore < 0 || int64(p.Progress().TotalTraps(0)) > trapsBefore)
+	}
 	serveFor := func(d time.Duration) error {
 		holdEnd = time.Now().Add(d)
 		return p.Serve(held, d+blindTimeout, blindPoll)
@@ -351,7 +369,10 @@ func runBlind(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 		}
 		blind.Record(last - first)
 		ask.Record(last - t0)
-		if err := serveFor(blindArmedHold); err != nil {
+		trapsBefore = int64(tr0)
+		err = serveFor(blindArmedHold)
+		trapsBefore = -1
+		if err != nil {
 			return err
 		}
 		if err := p.StopAll(); err != nil {
@@ -382,6 +403,7 @@ func runBlind(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 		t.ResetTimer()
 		t.StartTimer()
 		begin := time.Now()
+		prev := harness.Now()
 		for ; done < n; done++ {
 			if ctx.Err() != nil {
 				loopErr = ctx.Err()
@@ -390,6 +412,9 @@ func runBlind(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 			if loopErr = rep(); loopErr != nil {
 				break
 			}
+			now := harness.Now()
+			batches.Add(now-prev, 1)
+			prev = now
 		}
 		elapsed = time.Since(begin)
 		t.StopTimer()
@@ -405,7 +430,8 @@ func runBlind(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 	res.Window = blind.Summary()
 	m := res.Metrics
 	m["blind-ns/p50"], m["blind-ns/p99"] = blind.Quantile(0.5), blind.Quantile(0.99)
-	m["ask-ns/p50"], m["ask-ns/p99"] = ask.Quantile(0.5), ask.Quantile(0.99)
+	m["blind-request-ns/p50"], m["blind-request-ns/p99"] = ask.Quantile(0.5), ask.Quantile(0.99)
+	addBatches(&res, "ns/op", batches.NsPerOp())
 	m["missed/op"] = float64(missed) / float64(done)
 	m["missed/thread"] = float64(missed) / float64(done) / float64(nt)
 	m["traps/op"] = float64(traps) / float64(done)

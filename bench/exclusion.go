@@ -110,13 +110,14 @@ func exclusionRun(ctx context.Context, o Options, on bool, nt int, n int64, t Ti
 			return release(sl)
 		}
 	}
-	elapsed, recs, done, err := liveLoop(ctx, o, t, n, [2]func() error{
+	st, recs, err := liveLoop(ctx, o, t, n, [2]func() error{
 		pair(alloc.Request{Task: alloc.NoTask, CPU: 0}, alloc.Perf, exclusionCPUAddr),
 		pair(alloc.Request{Task: nt, CPU: alloc.AnyCPU}, alloc.Ptrace, exclusionPtAddr),
 	})
 	if err != nil {
 		return res, fmt.Errorf("%s: %w", name, err)
 	}
+	pinCheck(&res, o.PinCPU)
 	if err := releaseAll(release, held); err != nil {
 		return res, fmt.Errorf("%s: releasing the live tasks: %w", name, err)
 	}
@@ -124,6 +125,6 @@ func exclusionRun(ctx context.Context, o Options, on bool, nt int, n int64, t Ti
 	if inner.InUse() || ex.Tracked() != 0 {
 		return res, fmt.Errorf("%s: state left after releasing everything (in use %v, tracked %d)", name, inner.InUse(), ex.Tracked())
 	}
-	liveResult(&res, elapsed, recs, done, [2]string{"perf-cpu", "ptrace"})
+	liveResult(&res, st, recs, [2]string{"perf-cpu", "ptrace"})
 	return res, nil
 }

@@ -3,6 +3,8 @@ package bench
 import (
 	"strings"
 	"testing"
+
+	"bpbench/bench/harness"
 )
 
 func BenchmarkExclusion(b *testing.B) { runCases(b, "Exclusion", casesOf(b, "exclusion", Options{})) }
@@ -20,7 +22,7 @@ func TestExclusionCases(t *testing.T) {
 	for _, c := range cs {
 		t.Run(strings.TrimPrefix(c.Name, "Exclusion/"), func(t *testing.T) {
 			res := runCaseOrSkip(t, c, n)
-			checkResult(t, c, res, n, "exclusion", "strategy", "tasks", "mode")
+			checkResult(t, c, res, n, harness.Sampled(n, 2), "exclusion", "strategy", "tasks", "mode")
 			for _, m := range []string{"perf-cpu-ns/op", "ptrace-ns/op"} {
 				if res.Metrics[m] <= 0 {
 					t.Errorf("metric %s = %v (have %v)", m, res.Metrics[m], res.Metrics)

@@ -27,6 +27,13 @@ func runCases(b *testing.B, prefix string, cases []Case) {
 			for unit, v := range res.Metrics {
 				b.ReportMetric(v, unit)
 			}
+			// The case's own ns/op replaces go test's: the timer also
+			// runs over the sampled operations (TimeLoop leaves the
+			// sampler's cost out of ns/op) and, for the kernel cases,
+			// over one run where the case reports the median of several.
+			if res.NsPerOp > 0 {
+				b.ReportMetric(res.NsPerOp, "ns/op")
+			}
 		})
 	}
 }

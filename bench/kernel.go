@@ -112,7 +112,16 @@ var ErrInvalidParam = errors.New("invalid experiment parameter")
 type ThreadRun struct {
 	UsecsPerOp float64 // total µs / Repeat / Threads, as perf bench prints
 	Workers    int     // worker goroutines run (Repeat * Threads)
-	DistinctOS int     // distinct OS thread ids they ran on
+	// DistinctOS is how many workers ran on a thread id that none of the
+	// Window workers started before it had: Workers when every worker got
+	// a thread of its own. Thread ids are recycled once the kernel's
+	// cyclic allocator wraps at pid_max, so distinctness is only checked
+	// within a window of at most a quarter of pid_max: an id seen twice
+	// inside it cannot have wrapped (that would take more than three
+	// quarters of pid_max thread creations by the rest of the machine in
+	// the meantime), so it is a thread the runtime reused.
+	DistinctOS int
+	Window     int // workers in the distinctness window
 	Counts     []uint64
 }
 
@@ -138,14 +147,14 @@ func RunThread(ctx context.Context, p ThreadParams, touch bool) (ThreadRun, erro
 		return ThreadRun{}, err
 	}
 	var usec float64
-	var workers, distinct int
-	if _, err := fmt.Sscanf(line, "usec=%g workers=%d distinct=%d", &usec, &workers, &distinct); err != nil {
+	var workers, distinct, window int
+	if _, err := fmt.Sscanf(line, "usec=%g workers=%d distinct=%d window=%d", &usec, &workers, &distinct, &window); err != nil {
 		return ThreadRun{}, fmt.Errorf("bench: kernel thread child said %q: %w", line, err)
 	}
 	if err := c.wait(); err != nil {
 		return ThreadRun{}, err
 	}
-	r := ThreadRun{UsecsPerOp: usec / float64(p.Repeat) / float64(p.Threads), Workers: workers, DistinctOS: distinct}
+	r := ThreadRun{UsecsPerOp: usec / float64(p.Repeat) / float64(p.Threads), Workers: workers, DistinctOS: distinct, Window: window}
 	for _, e := range c.events {
 		n, err := e.Count()
 		if err != nil {
@@ -237,6 +246,10 @@ func startKernelChild(ctx context.Context, mode string, args []int, nbp int) (c 
 		return nil, fmt.Errorf("bench: kernel child: %w", err)
 	}
 	c.out = bufio.NewReader(stdout)
+	// Pdeathsig fires when the thread that started the child exits, not
+	// the process: this thread stays locked for the whole function (ptrace
+	// needs that too) and is unlocked, not ended, afterwards, so the
+	// signal comes only when this process dies.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := c.cmd.Start(); err != nil {
@@ -349,7 +362,10 @@ func threadChild(repeat, parallel, threads, nbp int, touch bool) error {
 	if touch {
 		watched = kernelWatched[:nbp]
 	}
-	tids := make([][]int32, parallel)
+	// Workers record their thread id in the order they start, over all
+	// the parallel goroutines, for the windowed distinctness check.
+	tids := make([]int32, repeat*threads)
+	var seq atomic.Int64
 	left := atomic.Int64{}
 	left.Store(int64(repeat))
 	var wg sync.WaitGroup
@@ -361,15 +377,12 @@ func threadChild(repeat, parallel, threads, nbp int, touch bool) error {
 			for left.Add(-1) >= 0 {
 				var started, joined sync.WaitGroup
 				done := make(chan struct{})
-				base := len(tids[p])
-				tids[p] = append(tids[p], make([]int32, threads)...)
-				mine := tids[p][base:]
 				for i := 0; i < threads; i++ {
 					started.Add(1)
 					joined.Add(1)
-					go func(slot *int32) {
+					go func() {
 						runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-						*slot = int32(unix.Gettid())
+						tids[seq.Add(1)-1] = int32(unix.Gettid())
 						if watched != nil {
 							touchMu.Lock()
 							for j := range watched {
@@ -380,7 +393,7 @@ func threadChild(repeat, parallel, threads, nbp int, touch bool) error {
 						started.Done()
 						<-done
 						joined.Done()
-					}(&mine[i])
+					}()
 				}
 				started.Wait()
 				close(done)
@@ -390,17 +403,37 @@ func threadChild(repeat, parallel, threads, nbp int, touch bool) error {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	seen := map[int32]bool{}
-	workers := 0
-	for _, ts := range tids {
-		for _, t := range ts {
-			seen[t] = true
-			workers++
-		}
-	}
-	fmt.Printf("usec=%g workers=%d distinct=%d\n", float64(elapsed.Nanoseconds())/1e3, workers, len(seen))
+	window := tidWindow(len(tids))
+	fmt.Printf("usec=%g workers=%d distinct=%d window=%d\n", float64(elapsed.Nanoseconds())/1e3, len(tids), distinctWithin(tids, window), window)
 	io.Copy(io.Discard, os.Stdin)
 	return nil
+}
+
+// tidWindow is the distinctness window for n workers: a quarter of
+// /proc/sys/kernel/pid_max (the kernel's default minimum, 32768, when it
+// cannot be read), and at most n.
+func tidWindow(n int) int {
+	pidMax := 32768
+	if b, err := os.ReadFile("/proc/sys/kernel/pid_max"); err == nil {
+		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && v > 0 {
+			pidMax = v
+		}
+	}
+	return max(1, min(n, pidMax/4))
+}
+
+// distinctWithin counts the entries of ids that differ from each of the
+// window-1 entries before them.
+func distinctWithin(ids []int32, window int) int {
+	last := make(map[int32]int, min(len(ids), window))
+	n := 0
+	for i, id := range ids {
+		if j, ok := last[id]; !ok || i-j >= window {
+			n++
+		}
+		last[id] = i
+	}
+	return n
 }
 
 // enableChild starts passive threads blocked in the kernel and active ones
@@ -455,23 +488,51 @@ func runPerfBench(ctx context.Context, repeat int, args ...string) (usecs float6
 		return 0, false, nil
 	}
 	full := append([]string{"bench", "-r", strconv.Itoa(repeat), "breakpoint"}, args...)
-	cmd := exec.CommandContext(ctx, perf, full...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := outputOf(exec.CommandContext(ctx, perf, full...))
 	if err != nil {
-		return 0, true, fmt.Errorf("bench: perf %s: %w (stderr: %s)", strings.Join(full, " "), err, strings.TrimSpace(stderr.String()))
+		return 0, true, fmt.Errorf("bench: perf %s: %w", strings.Join(full, " "), err)
 	}
-	u, err := parsePerfUsecs(string(out))
+	u, err := parsePerfUsecs(out)
 	return u, true, err
 }
 
+// startChild starts cmd with a parent-death signal (SIGKILL), so that the
+// child dies with this process even when it is killed. The signal fires
+// when the OS thread that started the child exits, not the process: the
+// goroutine is locked to its thread around Start and unlocked (the thread
+// lives on in the runtime's pool) afterwards; a caller that ends its
+// locked thread after starting a child would kill the child.
+func startChild(cmd *exec.Cmd) error {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return cmd.Start()
+}
+
+// outputOf runs cmd, started by startChild, to its end and returns its
+// standard output; every path reaps it (exec.CommandContext kills it on
+// cancellation, Wait reaps it). A failure carries its standard error.
+func outputOf(cmd *exec.Cmd) (string, error) {
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := startChild(cmd); err != nil {
+		return "", err
+	}
+	if err := cmd.Wait(); err != nil {
+		return stdout.String(), fmt.Errorf("%w (stderr: %s)", err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
 func perfVersion() string {
-	out, err := exec.Command("perf", "--version").Output()
+	out, err := outputOf(exec.Command("perf", "--version"))
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(string(out))
+	return strings.TrimSpace(out)
 }
 
 // kernelCases lists the quick or full cases. Full matches the reference
@@ -540,7 +601,7 @@ func threadCase(p ThreadParams) Case {
 					return Result{}, err
 				}
 				if run.DistinctOS != run.Workers {
-					return Result{}, fmt.Errorf("bench: %s: %d workers ran on only %d distinct threads; threads were reused, not created", name, run.Workers, run.DistinctOS)
+					return Result{}, fmt.Errorf("bench: %s: %d of %d workers ran on a thread id already used within the previous %d workers; threads were reused, not created", name, run.Workers-run.DistinctOS, run.Workers, run.Window)
 				}
 				goB = append(goB, run.UsecsPerOp)
 				if p.Breakpoints > 0 {
@@ -570,6 +631,7 @@ func threadCase(p ThreadParams) Case {
 					perf0 = append(perf0, pb0)
 				}
 			}
+			batches := roundBatches(goB)
 			u := median(goB)
 			res := Result{
 				Experiment: "kernel",
@@ -579,6 +641,7 @@ func threadCase(p ThreadParams) Case {
 				Iterations: int64(p.Repeat * p.Threads),
 				NsPerOp:    u * 1e3,
 				Metrics:    map[string]float64{"usecs/op": u},
+				Batches:    batches,
 			}
 			if len(go0) > 0 {
 				res.Metrics["b0-usecs/op"] = median(go0)
@@ -595,6 +658,20 @@ func threadCase(p ThreadParams) Case {
 			return res, nil
 		},
 	}
+}
+
+// roundBatches returns the Go runs' usecs/op, one per round, as the case's
+// batches: each round is a separate child process, as independent as
+// runs of the case get.
+func roundBatches(usecs []float64) map[string][]float64 {
+	if len(usecs) < 2 {
+		return nil
+	}
+	ns := make([]float64, len(usecs))
+	for i, u := range usecs {
+		ns[i] = u * 1e3
+	}
+	return map[string][]float64{"usecs/op": append([]float64(nil), usecs...), "ns/op": ns}
 }
 
 // kernelRounds is how many times each case alternates its Go and perf
@@ -650,6 +727,7 @@ func enableCase(p EnableParams) Case {
 				}
 				perfU = append(perfU, pu)
 			}
+			batches := roundBatches(goU)
 			u := median(goU)
 			res := Result{
 				Experiment: "kernel",
@@ -658,6 +736,7 @@ func enableCase(p EnableParams) Case {
 				Iterations: int64(p.Repeat),
 				NsPerOp:    u * 1e3,
 				Metrics:    map[string]float64{"usecs/op": u},
+				Batches:    batches,
 			}
 			if havePerf && len(perfU) > 0 {
 				res.Metrics["perf-usecs/op"] = median(perfU)

@@ -1,10 +1,16 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"os/exec"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"bpbench/internal/kernlock"
 )
@@ -86,6 +92,9 @@ func TestKernelCases(t *testing.T) {
 		if res.Metrics["usecs/op"] <= 0 || res.NsPerOp <= 0 || res.Iterations <= 0 {
 			t.Errorf("%s: usecs/op = %v, ns/op = %v, iterations = %d; want > 0", c.Name, res.Metrics["usecs/op"], res.NsPerOp, res.Iterations)
 		}
+		if got := res.Batches["usecs/op"]; len(got) != kernelRounds || len(res.Batches["ns/op"]) != kernelRounds {
+			t.Errorf("%s: batches %v, want one per round (%d)", c.Name, res.Batches, kernelRounds)
+		}
 		if res.Params["kernel"] == "" {
 			t.Errorf("%s: no kernel release in Params %v", c.Name, res.Params)
 		}
@@ -137,4 +146,117 @@ func TestKernelParamsValidate(t *testing.T) {
 			t.Errorf("case %d: err = %v, want ErrInvalidParam", i, err)
 		}
 	}
+}
+
+func TestDistinctWithin(t *testing.T) {
+	ids := []int32{1, 2, 3, 1, 4, 5, 6, 7, 2}
+	// Window 3: the 1 at index 3 is 3 after the first (not within), the
+	// final 2 is 7 after its first: every id counts.
+	if got := distinctWithin(ids, 3); got != len(ids) {
+		t.Errorf("window 3: %d distinct, want %d", got, len(ids))
+	}
+	// Window 4: the second 1 is within; the second 2 is not.
+	if got := distinctWithin(ids, 4); got != len(ids)-1 {
+		t.Errorf("window 4: %d distinct, want %d", got, len(ids)-1)
+	}
+	if got := distinctWithin(ids, len(ids)); got != len(ids)-2 {
+		t.Errorf("whole run: %d distinct, want %d", got, len(ids)-2)
+	}
+	if w := tidWindow(10); w != 10 {
+		t.Errorf("tidWindow(10) = %d, want 10", w)
+	}
+	if w := tidWindow(1 << 30); w < 1 || w >= 1<<30 {
+		t.Errorf("tidWindow(2^30) = %d, want a quarter of pid_max", w)
+	}
+}
+
+// deathParentEnv makes the test binary a parent that starts the children
+// this package starts (a kernel child with a breakpoint, and a command
+// through startChild, as perf bench is), prints their pids and waits to
+// be killed.
+const deathParentEnv = "BPBENCH_TEST_DEATH_PARENT"
+
+func init() {
+	if os.Getenv(deathParentEnv) == "" {
+		return
+	}
+	sleep := exec.Command("sleep", "1000")
+	if err := startChild(sleep); err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	kpid := 0
+	c, err := startKernelChild(context.Background(), "enable", []int{0, 0}, 1)
+	if err == nil {
+		kpid = c.cmd.Process.Pid
+	} else if !errors.Is(err, ErrSkip) {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	fmt.Println("pids", sleep.Process.Pid, kpid)
+	select {}
+}
+
+// TestChildrenDieWithParent checks that the children the experiment
+// starts die when their parent is SIGKILLed, so nothing outlives a killed
+// run: it re-executes the test binary as such a parent, kills it, and
+// waits for each child's pid to vanish (or turn zombie, waiting for its
+// new parent to reap it). The timeout only bounds a failure.
+func TestChildrenDieWithParent(t *testing.T) {
+	kernlock.For(t) // the kernel child opens a breakpoint
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := exec.Command(exe, "-test.run=^$")
+	parent.Env = append(os.Environ(), deathParentEnv+"=1")
+	out, err := parent.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := startChild(parent); err != nil { // dies with this test too
+		t.Fatal(err)
+	}
+	defer parent.Wait()
+	defer parent.Process.Kill()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("parent said %q: %v", line, err)
+	}
+	var sleepPid, kernelPid int
+	if _, err := fmt.Sscanf(line, "pids %d %d", &sleepPid, &kernelPid); err != nil {
+		t.Fatalf("parent said %q: %v", line, err)
+	}
+	if err := parent.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	parent.Wait()
+	pids := []int{sleepPid}
+	if kernelPid != 0 {
+		pids = append(pids, kernelPid)
+	} else {
+		t.Log("no perf breakpoints here: only the startChild child is checked")
+	}
+	for _, pid := range pids {
+		deadline := time.Now().Add(time.Minute)
+		for alive(pid) {
+			if time.Now().After(deadline) {
+				syscall.Kill(pid, syscall.SIGKILL)
+				t.Fatalf("child %d still alive a minute after its parent was killed", pid)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }

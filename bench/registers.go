@@ -144,7 +144,7 @@ func registersSim(ctx context.Context, opts Options, pol hwregs.Policy, n int64,
 	for i := range addrs {
 		addrs[i] = 0x20000 + 8*uint64(i)
 	}
-	return registersRun(ctx, res, opts.Seed, pol, hwregs.NewSim(), addrs, n, t, func(f func()) error { f(); return nil })
+	return registersRun(ctx, res, opts.Seed, pol, hwregs.NewSim(), addrs, n, t, -1, func(f func()) error { f(); return nil })
 }
 
 // registersPtrace runs one policy on a real one-thread tracee: the tracer
@@ -167,7 +167,7 @@ func registersPtrace(ctx context.Context, opts Options, pol hwregs.Policy, n int
 	for v := 0; v < 4; v++ {
 		addrs = append(addrs, h.VarAddr(0, v), h.SharedVarAddr(v))
 	}
-	res, err = registersRun(ctx, res, opts.Seed, pol, p, addrs, n, t, p.Do)
+	res, err = registersRun(ctx, res, opts.Seed, pol, p, addrs, n, t, opts.PinCPU, p.Do)
 	if cerr := p.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("%s: closing tracee: %w", res.Name, cerr)
 	}
@@ -177,7 +177,9 @@ func registersPtrace(ctx context.Context, opts Options, pol hwregs.Policy, n int
 // registersRun registers four breakpoints on task 0 of be, then changes
 // the fourth n times through a Writer with policy pol along the cycle drawn
 // from seed, inside do (on the tracer thread for ptrace). It reports the backend's writes per change.
-func registersRun(ctx context.Context, res Result, seed int64, pol hwregs.Policy, be hwregs.Backend, addrs []uint64, n int64, t Timer, do func(func()) error) (Result, error) {
+// pinCPU is the CPU the loop's thread is pinned to, checked afterwards
+// (-1: not pinned).
+func registersRun(ctx context.Context, res Result, seed int64, pol hwregs.Policy, be hwregs.Backend, addrs []uint64, n int64, t Timer, pinCPU int, do func(func()) error) (Result, error) {
 	a, err := alloc.New(registersStrategy, alloc.X86(runtime.NumCPU()))
 	if err != nil {
 		return res, fmt.Errorf("%s: %w", res.Name, err)
@@ -189,9 +191,8 @@ func registersRun(ctx context.Context, res Result, seed int64, pol hwregs.Policy
 	rec := harness.NewRecorder()
 	var (
 		bps     [hwregs.NumSlots]hwregs.Breakpoint
-		elapsed time.Duration
+		st      harness.LoopStats
 		writes  uint64
-		done    int64
 		loopErr error
 	)
 	derr := do(func() {
@@ -216,13 +217,16 @@ func registersRun(ctx context.Context, res Result, seed int64, pol hwregs.Policy
 		}()
 		bp := &bps[3]
 		w0 := be.Writes()
-		done, elapsed, loopErr = harness.TimeOps(ctx, t, n, ctxCheckEvery, rec, func(i int64) error {
+		st, loopErr = harness.TimeLoop(ctx, t, n, ctxCheckEvery, 0, func(i int64) error {
 			return w.Modify(bp, seq[i%registersSeqLen])
-		})
+		}, rec)
 		if loopErr != nil && ctx.Err() == nil {
-			loopErr = fmt.Errorf("change %d to %v: %w", done, seq[done%registersSeqLen], loopErr)
+			loopErr = fmt.Errorf("change %d to %v: %w", st.Done, seq[st.Done%registersSeqLen], loopErr)
 		}
 		writes = be.Writes() - w0
+		if pinCPU >= 0 {
+			pinCheck(&res, pinCPU)
+		}
 	})
 	if err := errors.Join(derr, loopErr); err != nil {
 		return res, fmt.Errorf("%s: %w", res.Name, err)
@@ -230,9 +234,7 @@ func registersRun(ctx context.Context, res Result, seed int64, pol hwregs.Policy
 	if a.InUse() {
 		return res, fmt.Errorf("%s: model allocator still holds a slot after teardown", res.Name)
 	}
-	res.Iterations = done
-	res.NsPerOp = float64(elapsed.Nanoseconds()) / float64(max(done, 1))
-	res.Metrics["writes/op"] = float64(writes) / float64(max(done, 1))
-	setLatency(&res, rec)
+	setLoop(&res, st, rec)
+	res.Metrics["writes/op"] = float64(writes) / float64(max(st.Done, 1))
 	return res, nil
 }

@@ -85,6 +85,43 @@ func setLatency(res *Result, rec *harness.Recorder) {
 	}
 }
 
+// setLoop fills res from a TimeLoop: iterations, ns/op over the unsampled
+// operations (no sampler cost in it), its per-batch values under "ns/op"
+// in Batches, the latency histogram of the sampled ones (net of the
+// sampler's tare), and the tare itself as "sampler-ns".
+func setLoop(res *Result, s harness.LoopStats, rec *harness.Recorder) {
+	res.Iterations = s.Done
+	res.NsPerOp = s.NsPerOp()
+	setLatency(res, rec)
+	res.Metrics["sampler-ns"] = s.TareNs
+	addBatches(res, "ns/op", s.Batches)
+}
+
+// addBatches records per-batch values of a unit in res.Batches.
+func addBatches(res *Result, unit string, vs []float64) {
+	if len(vs) < 2 {
+		return
+	}
+	if res.Batches == nil {
+		res.Batches = map[string][]float64{}
+	}
+	res.Batches[unit] = vs
+}
+
+// pinCheck records, after a measured loop on a thread pinned to cpu,
+// whether the pin held (cpupin.Held: affinity still {cpu} and running
+// there): a lost pin counts in res.Noise.PinLost, which the CLI merges
+// with what it measures around the case.
+func pinCheck(res *Result, cpu int) {
+	if cpupin.Held(cpu) {
+		return
+	}
+	if res.Noise == nil {
+		res.Noise = &harness.Noise{}
+	}
+	res.Noise.PinLost++
+}
+
 // ctxCheckEvery is how many operations a single-threaded loop runs between
 // checks of its context; a check per op would cost more than a model op.
 const ctxCheckEvery = 1024
@@ -140,6 +177,16 @@ func updateCases(o Options) ([]Case, error) {
 	return cs, nil
 }
 
+// validUpdateOp reports an op name that is not one of updateOps.
+func validUpdateOp(op string) error {
+	for _, o := range updateOps {
+		if o == op {
+			return nil
+		}
+	}
+	return fmt.Errorf("bench: update op %q: unknown (want one of %v)", op, updateOps)
+}
+
 // writerOp returns the Writer method behind an update op name.
 func writerOp(w *hwregs.Writer, op string) (func(*hwregs.Breakpoint, hwregs.Attr) error, error) {
 	switch op {
@@ -157,19 +204,19 @@ func writerOp(w *hwregs.Writer, op string) (func(*hwregs.Breakpoint, hwregs.Attr
 }
 
 // writerLoop registers a breakpoint for task 0 through w, changes it n
-// times with op (alternating between the two update attrs), and
-// unregisters it. It returns the elapsed time of the changes, their
-// latencies, the backend writes they made, and how many ran.
-func writerLoop(ctx context.Context, t Timer, w *hwregs.Writer, op string, n int64) (elapsed time.Duration, rec *harness.Recorder, writes uint64, done int64, err error) {
+// times with op (alternating between the two update attrs) in a TimeLoop,
+// and unregisters it. It returns the loop's figures, the sampled
+// latencies and the backend writes the changes made.
+func writerLoop(ctx context.Context, t Timer, w *hwregs.Writer, op string, n int64) (st harness.LoopStats, rec *harness.Recorder, writes uint64, err error) {
 	change, err := writerOp(w, op)
 	if err != nil {
-		return 0, nil, 0, 0, err
+		return st, nil, 0, err
 	}
 	attrs := updateAttrs()
 	req := alloc.Request{Task: 0, CPU: alloc.AnyCPU, Kind: alloc.Data}
 	bp, err := w.Register(req, attrs[0])
 	if err != nil {
-		return 0, nil, 0, 0, err
+		return st, nil, 0, err
 	}
 	defer func() {
 		if bp.Slot.Valid() {
@@ -181,16 +228,16 @@ func writerLoop(ctx context.Context, t Timer, w *hwregs.Writer, op string, n int
 	// Warm caches, the mirror and the allocator's per-task state.
 	for i := 0; i < 64; i++ {
 		if err := change(&bp, attrs[(i+1)&1]); err != nil {
-			return 0, nil, 0, 0, fmt.Errorf("warm-up %s: %w", op, err)
+			return st, nil, 0, fmt.Errorf("warm-up %s: %w", op, err)
 		}
 	}
 	rec = harness.NewRecorder()
 	w0 := w.Backend().Writes()
-	done, elapsed, err = harness.TimeOps(ctx, t, n, ctxCheckEvery, rec, func(i int64) error { return change(&bp, attrs[(i+1)&1]) })
+	st, err = harness.TimeLoop(ctx, t, n, ctxCheckEvery, 0, func(i int64) error { return change(&bp, attrs[(i+1)&1]) }, rec)
 	if err != nil && ctx.Err() == nil {
-		return 0, nil, 0, done, fmt.Errorf("%s #%d: %w", op, done, err)
+		return st, nil, 0, fmt.Errorf("%s #%d: %w", op, st.Done, err)
 	}
-	return elapsed, rec, w.Backend().Writes() - w0, done, err
+	return st, rec, w.Backend().Writes() - w0, err
 }
 
 // updateSim measures op on the Writer over strategy s and the Sim backend.
@@ -210,17 +257,16 @@ func updateSim(ctx context.Context, o Options, s, op string, n int64, t Timer) (
 		return res, err
 	}
 	w := hwregs.NewWriter(a, hwregs.NewSim(), hwregs.WriteChanged)
-	elapsed, rec, writes, done, err := writerLoop(ctx, t, w, op, n)
+	st, rec, writes, err := writerLoop(ctx, t, w, op, n)
 	if err != nil {
 		return res, fmt.Errorf("%s: %w", res.Name, err)
 	}
 	if a.InUse() {
 		return res, fmt.Errorf("%s: strategy %s still holds a slot after Unregister", res.Name, s)
 	}
-	res.Iterations = done
-	res.NsPerOp = float64(elapsed.Nanoseconds()) / float64(done)
-	setLatency(&res, rec)
-	res.Metrics["writes/op"] = float64(writes) / float64(done)
+	setLoop(&res, st, rec)
+	res.Metrics["writes/op"] = float64(writes) / float64(st.Done)
+	pinCheck(&res, o.PinCPU)
 	return res, nil
 }
 
@@ -268,6 +314,17 @@ func updatePerf(ctx context.Context, o Options, op string, n int64, t Timer) (Re
 	defer done()
 
 	attrs := updateAttrs()
+	if err := validUpdateOp(op); err != nil {
+		return res, err
+	}
+	// The floor runs in two halves, before and after the op's loop, so a
+	// drift of the machine during the case weighs on both alike; each
+	// half runs alone on the thread, as the op does (a second breakpoint
+	// on the thread makes every change dearer).
+	f1, frec, err := perfFloor(ctx, op, attrs, (n+1)/2)
+	if err != nil {
+		return res, fmt.Errorf("%s: floor: %w", res.Name, skipIfUnsupported(err))
+	}
 	e, err := hwregs.OpenPerf(attrs[0], 0, -1)
 	if err != nil {
 		return res, skipIfUnsupported(err)
@@ -298,29 +355,29 @@ func updatePerf(ctx context.Context, o Options, op string, n int64, t Timer) (Re
 		}
 	}
 	rec := harness.NewRecorder()
-	i, elapsed, err := harness.TimeOps(ctx, t, n, ctxCheckEvery, rec, func(i int64) error { return change(attrs[(i+1)&1]) })
+	st, err := harness.TimeLoop(ctx, t, n, ctxCheckEvery, 0, func(i int64) error { return change(attrs[(i+1)&1]) }, rec)
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
 	if err != nil {
-		return res, fmt.Errorf("%s #%d: %w", res.Name, i, err)
+		return res, fmt.Errorf("%s #%d: %w", res.Name, st.Done, err)
 	}
 	e.Close()
-
-	floor, frec, err := perfFloor(ctx, op, attrs, n)
+	f2, frec2, err := perfFloor(ctx, op, attrs, (n+1)/2)
 	if err != nil {
 		return res, fmt.Errorf("%s: floor: %w", res.Name, err)
 	}
-	res.Iterations = i
-	res.NsPerOp = float64(elapsed.Nanoseconds()) / float64(i)
-	setLatency(&res, rec)
-	setFloor(&res, floor, frec)
+	frec.Merge(frec2)
+	setLoop(&res, st, rec)
+	setFloor(&res, f1, f2, frec)
+	pinCheck(&res, o.PinCPU)
 	return res, nil
 }
 
-// perfFloor returns the mean ns/op and the latencies of the bare syscalls
-// behind op, issued with prebuilt attrs on the calling thread, n times.
-func perfFloor(ctx context.Context, op string, attrs [2]hwregs.Attr, n int64) (float64, *harness.Recorder, error) {
+// perfFloor returns the loop figures and the latencies of the bare
+// syscalls behind op, issued with prebuilt attrs on the calling thread,
+// n times after a warm-up, measured by the same TimeLoop as the op.
+func perfFloor(ctx context.Context, op string, attrs [2]hwregs.Attr, n int64) (harness.LoopStats, *harness.Recorder, error) {
 	raw := [2]unix.PerfEventAttr{hwregs.PerfAttr(attrs[0]), hwregs.PerfAttr(attrs[1])}
 	// A disabled event is modified with the disabled bit set, or the kernel
 	// would re-enable it before the explicit IOC_ENABLE.
@@ -329,7 +386,7 @@ func perfFloor(ctx context.Context, op string, attrs [2]hwregs.Attr, n int64) (f
 	rawOff[1].Bits |= unix.PerfBitDisabled
 	fd, err := unix.PerfEventOpen(&raw[0], 0, -1, -1, unix.PERF_FLAG_FD_CLOEXEC)
 	if err != nil {
-		return 0, nil, err
+		return harness.LoopStats{}, nil, err
 	}
 	defer func() { unix.Close(fd) }()
 	ioctl := func(req uint, arg unsafe.Pointer) unix.Errno {
@@ -366,22 +423,28 @@ func perfFloor(ctx context.Context, op string, attrs [2]hwregs.Attr, n int64) (f
 			return e
 		}
 	default:
-		return 0, nil, fmt.Errorf("raw %s: unknown op (want one of %v)", op, updateOps)
+		return harness.LoopStats{}, nil, fmt.Errorf("raw %s: unknown op (want one of %v)", op, updateOps)
 	}
-	rec := harness.NewRecorder()
-	i, elapsed, err := harness.TimeOps(ctx, NopTimer, n, ctxCheckEvery, rec, func(i int64) error {
+	stepErr := func(i int64) error {
 		if e := step(i); e != 0 {
 			return e
 		}
 		return nil
-	})
+	}
+	for i := int64(0); i < 64; i++ {
+		if err := stepErr(i); err != nil {
+			return harness.LoopStats{}, nil, fmt.Errorf("raw %s warm-up: %w", op, err)
+		}
+	}
+	rec := harness.NewRecorder()
+	st, err := harness.TimeLoop(ctx, NopTimer, n, ctxCheckEvery, 0, stepErr, rec)
 	if err := ctx.Err(); err != nil {
-		return 0, nil, err
+		return st, nil, err
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("raw %s #%d: %w", op, i, err)
+		return st, nil, fmt.Errorf("raw %s #%d: %w", op, st.Done, err)
 	}
-	return float64(elapsed.Nanoseconds()) / float64(n), rec, nil
+	return st, rec, nil
 }
 
 // updatePtrace measures op through the Writer on a real tracee's debug
@@ -428,19 +491,28 @@ func ptraceUpdate(ctx context.Context, o Options, op string, n int64, t Timer, r
 	}
 	w := hwregs.NewWriter(a, p, hwregs.WriteChanged)
 	var (
-		elapsed time.Duration
+		st      harness.LoopStats
 		rec     *harness.Recorder
 		writes  uint64
-		done    int64
-		floor   float64
+		f1, f2  harness.LoopStats
 		frec    *harness.Recorder
 		loopErr error
 	)
+	// The floor runs in two halves, before and after the op's loop, so a
+	// drift of the machine during the case weighs on both alike.
 	if derr := p.Do(func() {
-		if floor, frec, loopErr = ptraceFloor(ctx, p.Tids()[0], op, n); loopErr != nil {
+		if f1, frec, loopErr = ptraceFloor(ctx, p.Tids()[0], op, (n+1)/2); loopErr != nil {
 			return
 		}
-		elapsed, rec, writes, done, loopErr = writerLoop(ctx, t, w, op, n)
+		if st, rec, writes, loopErr = writerLoop(ctx, t, w, op, n); loopErr != nil {
+			return
+		}
+		var frec2 *harness.Recorder
+		if f2, frec2, loopErr = ptraceFloor(ctx, p.Tids()[0], op, (n+1)/2); loopErr != nil {
+			return
+		}
+		frec.Merge(frec2)
+		pinCheck(&res, o.PinCPU)
 	}); derr != nil {
 		return res, fmt.Errorf("%s: %w", res.Name, derr)
 	}
@@ -450,19 +522,23 @@ func ptraceUpdate(ctx context.Context, o Options, op string, n int64, t Timer, r
 	if a.InUse() {
 		return res, fmt.Errorf("%s: model allocator still holds a slot after Unregister", res.Name)
 	}
-	res.Iterations = done
-	res.NsPerOp = float64(elapsed.Nanoseconds()) / float64(done)
-	setLatency(&res, rec)
-	res.Metrics["writes/op"] = float64(writes) / float64(done)
-	setFloor(&res, floor, frec)
+	setLoop(&res, st, rec)
+	res.Metrics["writes/op"] = float64(writes) / float64(st.Done)
+	setFloor(&res, f1, f2, frec)
 	return res, nil
 }
 
-// setFloor records the raw-syscall floor measured in the same case: its
-// mean ("floor-ns/op") and median ("floor-p50-ns"), and the case's ratio
-// to each ("x-floor", "x-floor-p50"; the median ratio is the one to trust
-// on a noisy machine).
-func setFloor(res *Result, mean float64, rec *harness.Recorder) {
+// setFloor records the raw-syscall floor measured in the same case, in
+// two halves before (f1) and after (f2) the op's loop with the same
+// TimeLoop: its unsampled mean ("floor-ns/op") and its median
+// ("floor-p50-ns", net of the sampler's tare like the op's), and the
+// case's ratio to each ("x-floor", "x-floor-p50"; the median ratio is the
+// one to trust on a noisy machine).
+func setFloor(res *Result, f1, f2 harness.LoopStats, rec *harness.Recorder) {
+	mean := 0.0
+	if u := f1.Unsampled + f2.Unsampled; u > 0 {
+		mean = (f1.UnsampledNs + f2.UnsampledNs) / float64(u)
+	}
 	res.Metrics["floor-ns/op"] = mean
 	if mean > 0 {
 		res.Metrics["x-floor"] = res.NsPerOp / mean
@@ -473,10 +549,11 @@ func setFloor(res *Result, mean float64, rec *harness.Recorder) {
 	}
 }
 
-// ptraceFloor returns the mean ns/op and the latencies of op's register writes issued as bare
-// PTRACE_POKEUSER calls on thread tid, n times, starting from and ending
+// ptraceFloor returns the loop figures and the latencies of op's register
+// writes issued as bare PTRACE_POKEUSER calls on thread tid, n times after
+// a warm-up, with the same TimeLoop as the op, starting from and ending
 // with DR0-DR3 and DR7 cleared. It must run on the tracer thread.
-func ptraceFloor(ctx context.Context, tid int, op string, n int64) (float64, *harness.Recorder, error) {
+func ptraceFloor(ctx context.Context, tid int, op string, n int64) (harness.LoopStats, *harness.Recorder, error) {
 	attrs := updateAttrs()
 	on := [2]uint64{uint64(hwregs.DR7(0).WithSlot(0, attrs[0])), uint64(hwregs.DR7(0).WithSlot(0, attrs[1]))}
 	poke := func(reg int, v uint64) error {
@@ -487,10 +564,10 @@ func ptraceFloor(ctx context.Context, tid int, op string, n int64) (float64, *ha
 		return nil
 	}
 	if err := poke(0, attrs[0].Addr); err != nil {
-		return 0, nil, err
+		return harness.LoopStats{}, nil, err
 	}
 	if err := poke(hwregs.RegDR7, on[0]); err != nil {
-		return 0, nil, err
+		return harness.LoopStats{}, nil, err
 	}
 	// The op is chosen before the loop, so the floor pays no dispatch the
 	// measured case does not pay too.
@@ -507,17 +584,21 @@ func ptraceFloor(ctx context.Context, tid int, op string, n int64) (float64, *ha
 			return err
 		}
 	}
+	for i := int64(0); i < 64; i++ {
+		if err := step(i); err != nil {
+			return harness.LoopStats{}, nil, fmt.Errorf("warm-up: %w", err)
+		}
+	}
 	rec := harness.NewRecorder()
-	i, elapsed, err := harness.TimeOps(ctx, NopTimer, n, ctxCheckEvery, rec, step)
+	st, err := harness.TimeLoop(ctx, NopTimer, n, ctxCheckEvery, 0, step, rec)
 	if err := ctx.Err(); err != nil {
-		return 0, nil, err
+		return st, nil, err
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("#%d: %w", i, err)
+		return st, nil, fmt.Errorf("#%d: %w", st.Done, err)
 	}
-	floor := float64(elapsed.Nanoseconds()) / float64(n)
 	if err := poke(hwregs.RegDR7, 0); err != nil {
-		return 0, nil, err
+		return st, nil, err
 	}
-	return floor, rec, poke(0, 0)
+	return st, rec, poke(0, 0)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"bpbench/alloc"
+	"bpbench/bench/harness"
 )
 
 func BenchmarkUpdate(b *testing.B) { runCases(b, "Update", casesOf(b, "update", Options{})) }
@@ -28,10 +29,11 @@ func runCaseOrSkip(t *testing.T, c Case, n int64) Result {
 }
 
 // checkResult asserts what every result of these experiments must carry:
-// its own name, n iterations, a latency histogram with n samples, the
-// p50/p99 metrics, and the params that say where and how it ran, plus
+// its own name, n iterations, a latency histogram with the samples a
+// TimeLoop of n ops takes (wantSamples), per-batch ns/op, the p50/p99 and
+// sampler-ns metrics, and the params that say where and how it ran, plus
 // every key=value part of its name.
-func checkResult(t *testing.T, c Case, res Result, n int64, exp string, keys ...string) {
+func checkResult(t *testing.T, c Case, res Result, n, wantSamples int64, exp string, keys ...string) {
 	t.Helper()
 	if res.Name != c.Name || res.Experiment != exp {
 		t.Errorf("result named %s/%s, want %s/%s", res.Experiment, res.Name, exp, c.Name)
@@ -42,10 +44,13 @@ func checkResult(t *testing.T, c Case, res Result, n int64, exp string, keys ...
 	if res.NsPerOp <= 0 {
 		t.Errorf("%s: NsPerOp = %v", c.Name, res.NsPerOp)
 	}
-	if res.Latency == nil || res.Latency.Count != uint64(n) || res.Latency.Min > res.Latency.P50 || res.Latency.P99 > res.Latency.Max {
-		t.Errorf("%s: latency histogram %+v, want %d ordered samples", c.Name, res.Latency, n)
+	if res.Latency == nil || res.Latency.Count != uint64(wantSamples) || res.Latency.Min > res.Latency.P50 || res.Latency.P99 > res.Latency.Max {
+		t.Errorf("%s: latency histogram %+v, want %d ordered samples", c.Name, res.Latency, wantSamples)
 	}
-	for _, m := range []string{"p50-ns", "p99-ns"} {
+	if len(res.Batches["ns/op"]) < 2 {
+		t.Errorf("%s: batches %v, want ns/op over several batches", c.Name, res.Batches)
+	}
+	for _, m := range []string{"p50-ns", "p99-ns", "sampler-ns"} {
 		if _, ok := res.Metrics[m]; !ok {
 			t.Errorf("%s: metric %s missing (have %v)", c.Name, m, res.Metrics)
 		}
@@ -103,18 +108,18 @@ func TestUpdateCases(t *testing.T) {
 			op := res.Params["op"]
 			switch res.Params["backend"] {
 			case "sim":
-				checkResult(t, c, res, n, "update", "strategy", "policy")
+				checkResult(t, c, res, n, harness.Sampled(n, 1), "update", "strategy", "policy")
 				if got := res.Metrics["writes/op"]; got != wantWrites[op] {
 					t.Errorf("writes/op = %v, want %v", got, wantWrites[op])
 				}
 			case "ptrace":
-				checkResult(t, c, res, n, "update", "strategy", "policy")
+				checkResult(t, c, res, n, harness.Sampled(n, 1), "update", "strategy", "policy")
 				if got := res.Metrics["writes/op"]; got != wantWrites[op] {
 					t.Errorf("writes/op = %v, want %v", got, wantWrites[op])
 				}
 				fallthrough
 			case "perf":
-				checkResult(t, c, res, n, "update")
+				checkResult(t, c, res, n, harness.Sampled(n, 1), "update")
 				if res.Metrics["floor-ns/op"] <= 0 || res.Metrics["x-floor"] <= 0 {
 					t.Errorf("floor metrics missing: %v", res.Metrics)
 				}

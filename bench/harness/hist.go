@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"math"
 	"math/bits"
 	"sync"
@@ -116,7 +117,11 @@ func (r *Recorder) Record(d Ticks) {
 // read and one Record (about 15 ns on the reference VM, where RDTSC alone
 // costs 10 ns; BenchmarkHarness/op=lap measures it).
 type Lap struct {
-	R    *Recorder
+	R *Recorder
+	// Tare, when set, is subtracted from every recorded interval (clamped
+	// at 0): the sampler's own cost, as MeasureTare finds it, so that a
+	// recorded latency estimates the operation alone.
+	Tare Ticks
 	prev Ticks
 }
 
@@ -126,8 +131,31 @@ func (l *Lap) Start() { l.prev = Now() }
 // Lap records the time since Start or the previous Lap.
 func (l *Lap) Lap() {
 	t := Now()
-	l.R.Record(t - l.prev)
+	l.R.Record(t - l.prev - l.Tare)
 	l.prev = t
+}
+
+// tareRecs recycles MeasureTare's Recorders, so that a timed loop
+// allocates nothing beyond its caller's own.
+var tareRecs = sync.Pool{New: func() any { return NewRecorder() }}
+
+// tareLaps is how many empty laps MeasureTare times.
+const tareLaps = 2048
+
+// MeasureTare returns the sampler's own cost: the median interval of
+// back-to-back Laps around no operation (one TSC read and one Record),
+// what every sampled latency carries on top of its operation. It runs on
+// the calling thread and takes about 30 µs.
+func MeasureTare() Ticks {
+	r := tareRecs.Get().(*Recorder)
+	defer tareRecs.Put(r)
+	r.Reset()
+	l := Lap{R: r}
+	l.Start()
+	for i := 0; i < tareLaps; i++ {
+		l.Lap()
+	}
+	return Ticks(math.Round(r.Quantile(0.5) / NsPerTick()))
 }
 
 // Skip restarts timing without recording, to leave out work that is not
@@ -241,12 +269,16 @@ func (h *Histogram) Metrics(prefix string, into map[string]float64) {
 	into[prefix+"/max"] = h.Max
 }
 
-// TimeOps is the measured loop of a case: it runs op(0) .. op(n-1) with the
+// TimeOps is the older measured loop, kept for cases that need every op
+// sampled: it runs op(0) .. op(n-1) with the
 // timer t running only around the loop, records each op's latency in rec
 // (chained, one clock read per op), and checks ctx before every every-th
 // op (every is a power of two: a check per op would cost more than a model
 // op). It returns how many ops completed, the loop's wall time, and the
 // first error: op's, returned as is (its index is done), or ctx's.
+// Every op carries the sampler's cost (a TSC read and a Record, about
+// 13 ns) in both its latency and the wall time; TimeLoop keeps it out of
+// both.
 func TimeOps(ctx context.Context, t Timer, n, every int64, rec *Recorder, op func(i int64) error) (done int64, elapsed time.Duration, err error) {
 	lap := Lap{R: rec}
 	t.ResetTimer()
@@ -267,4 +299,266 @@ func TimeOps(ctx context.Context, t Timer, n, every int64, rec *Recorder, op fun
 	elapsed = time.Since(begin)
 	t.StopTimer()
 	return done, elapsed, err
+}
+
+// Batching of a timed loop (TimeLoop, Worker.Loop). A loop runs in chunks
+// of 2h operations: the first h are unsampled, timed only as a whole by
+// the clock reads at the chunk's edges, and give ns/op; the next h are
+// sampled one by one with a Lap (net of the sampler's tare) and give the
+// latency distribution. So the sampler's cost never lands in ns/op, and
+// the samples are spread over the whole run, not its first ops. The
+// unsampled parts of consecutive chunks are gathered into up to
+// MaxBatches consecutive, disjoint batches, each of at least
+// MinBatchOps operations, whose ns/op values are the run's per-batch
+// figures (Result.Batches): slices of one loop at different times,
+// independent as far as the machine's state allows.
+const (
+	// MaxBatches is the most batches a loop reports.
+	MaxBatches = 16
+	// MinBatchOps is the fewest unsampled operations in a batch.
+	MinBatchOps = 8
+	// maxHalf is h for long loops: one clock read per 64 unsampled ops
+	// costs under 0.2 ns/op.
+	maxHalf = 64
+	logCap  = 4 * MaxBatches
+)
+
+// chunkHalf is h for a loop of n operations (n <= 0: unbounded) sampled
+// into m recorders: short loops get small chunks, so that they still have
+// several batches, and h is a multiple of m, so that every recorder gets
+// its share of samples.
+func chunkHalf(n, m int64) int64 {
+	h := int64(maxHalf)
+	if n > 0 {
+		h = min(maxHalf, n/256)
+	}
+	return max(m, h/m*m)
+}
+
+// Sampled returns how many of a completed TimeLoop's (or Worker.Loop's) n
+// operations over m recorders were sampled; the rest were timed in bulk.
+func Sampled(n int64, m int) int64 {
+	h := chunkHalf(n, int64(m))
+	return n/(2*h)*h + max(0, n%(2*h)-h)
+}
+
+// batchLog keeps the unsampled (ticks, ops) of a loop's chunks in at most
+// logCap consecutive entries without allocating: when it is full,
+// neighbouring entries are merged and each entry takes twice as many
+// chunks from then on.
+type batchLog struct {
+	ticks [logCap]Ticks
+	ops   [logCap]int64
+	n     int // entries in use
+	per   int // chunks per entry
+	cur   int // chunks in the last entry
+}
+
+func (b *batchLog) add(t Ticks, ops int64) {
+	if b.per == 0 {
+		b.per = 1
+	}
+	if b.n == 0 || b.cur == b.per {
+		if b.n == logCap {
+			for i := 0; i < logCap/2; i++ {
+				b.ticks[i] = b.ticks[2*i] + b.ticks[2*i+1]
+				b.ops[i] = b.ops[2*i] + b.ops[2*i+1]
+			}
+			b.n = logCap / 2
+			b.per *= 2
+		}
+		b.ticks[b.n], b.ops[b.n] = 0, 0
+		b.n++
+		b.cur = 0
+	}
+	if t < 0 {
+		t = 0
+	}
+	b.ticks[b.n-1] += t
+	b.ops[b.n-1] += ops
+	b.cur++
+}
+
+// total returns the unsampled ticks and ops over every entry.
+func (b *batchLog) total() (t Ticks, ops int64) {
+	for i := 0; i < b.n; i++ {
+		t += b.ticks[i]
+		ops += b.ops[i]
+	}
+	return t, ops
+}
+
+// count is how many batches the log can be cut into.
+func (b *batchLog) count() int {
+	_, ops := b.total()
+	return int(min(int64(MaxBatches), int64(b.n), ops/MinBatchOps))
+}
+
+// batch returns the unsampled ticks and ops of batch k of nb: entries
+// [k*n/nb, (k+1)*n/nb).
+func (b *batchLog) batch(k, nb int) (t Ticks, ops int64) {
+	for i := k * b.n / nb; i < (k+1)*b.n/nb; i++ {
+		t += b.ticks[i]
+		ops += b.ops[i]
+	}
+	return t, ops
+}
+
+// BatchLog gathers the (time, ops) of consecutive parts of a loop timed
+// by its caller into at most MaxBatches consecutive batches, for loops
+// whose operations are long enough to time one by one (milliseconds: a
+// clock read is noise there). The zero value is ready; Add never
+// allocates.
+type BatchLog struct{ log batchLog }
+
+// Add records one consecutive part of the loop: ops operations in t ticks.
+func (b *BatchLog) Add(t Ticks, ops int64) { b.log.add(t, ops) }
+
+// NsPerOp returns the ns/op of each batch, nil when there are fewer than
+// two (see MinBatchOps; here a batch needs at least one op, as each op is
+// long).
+func (b *BatchLog) NsPerOp() []float64 {
+	_, ops := b.log.total()
+	nb := int(min(int64(MaxBatches), int64(b.log.n), ops))
+	if nb < 2 {
+		return nil
+	}
+	out := make([]float64, nb)
+	for k := range out {
+		t, o := b.log.batch(k, nb)
+		out[k] = TicksToNs(t) / float64(o)
+	}
+	return out
+}
+
+// opLoop is the state of one timed loop.
+type opLoop struct {
+	log  batchLog
+	tare Ticks
+	done int64
+}
+
+// run runs op(done) for done in [0, n) (n <= 0: until stop), in chunks as
+// described above, sampling into recs[i mod len(recs)]. stop is called
+// about every every ops, between chunks, outside every timed interval.
+func (l *opLoop) run(n, every int64, stop func() bool, recs []*Recorder, op func(i int64) error) error {
+	l.tare = MeasureTare()
+	m := int64(len(recs))
+	h := chunkHalf(n, m)
+	if n <= 0 {
+		n = math.MaxInt64
+	}
+	lap := Lap{R: recs[0], Tare: l.tare}
+	nextCheck := int64(0)
+	t0 := Now()
+	for l.done < n {
+		if l.done >= nextCheck {
+			if stop() {
+				return nil
+			}
+			nextCheck = l.done + every
+			t0 = Now()
+		}
+		end := min(n, l.done+h)
+		k := end - l.done
+		for ; l.done < end; l.done++ {
+			if err := op(l.done); err != nil {
+				return err
+			}
+		}
+		t1 := Now()
+		l.log.add(t1-t0, k)
+		lap.prev = t1
+		end = min(n, l.done+h)
+		if m == 1 {
+			for ; l.done < end; l.done++ {
+				if err := op(l.done); err != nil {
+					return err
+				}
+				lap.Lap()
+			}
+		} else {
+			for ; l.done < end; l.done++ {
+				if err := op(l.done); err != nil {
+					return err
+				}
+				lap.R = recs[l.done%m]
+				lap.Lap()
+			}
+		}
+		t0 = lap.prev
+	}
+	return nil
+}
+
+// LoopStats is what a TimeLoop measured.
+type LoopStats struct {
+	// Done is the number of operations that completed.
+	Done int64
+	// Elapsed is the loop's wall time, sampled operations included.
+	Elapsed time.Duration
+	// Unsampled is the number of operations timed only in bulk.
+	Unsampled int64
+	// UnsampledNs is their total time in nanoseconds.
+	UnsampledNs float64
+	// Batches are the ns/op of consecutive batches of the unsampled
+	// operations (nil when there are fewer than two).
+	Batches []float64
+	// TareNs is the sampler's own cost per sampled operation, subtracted
+	// from every recorded latency.
+	TareNs float64
+}
+
+// NsPerOp returns the mean time of an unsampled operation, which carries
+// no sampler cost (0 when there is none).
+func (s LoopStats) NsPerOp() float64 {
+	if s.Unsampled == 0 {
+		return 0
+	}
+	return s.UnsampledNs / float64(s.Unsampled)
+}
+
+func (l *opLoop) stats(elapsed time.Duration) LoopStats {
+	t, ops := l.log.total()
+	s := LoopStats{Done: l.done, Elapsed: elapsed, Unsampled: ops, UnsampledNs: TicksToNs(t), TareNs: TicksToNs(l.tare)}
+	if nb := l.log.count(); nb >= 2 {
+		s.Batches = make([]float64, nb)
+		for k := range s.Batches {
+			bt, bo := l.log.batch(k, nb)
+			s.Batches[k] = TicksToNs(bt) / float64(bo)
+		}
+	}
+	return s
+}
+
+// TimeLoop is the measured loop of a single-threaded case: it runs op(0)
+// .. op(n-1) (n <= 0: until budget) with the timer t running only around
+// the loop, times half of the operations in bulk for ns/op and batches,
+// and samples the other half one by one into recs (operation i into
+// recs[i mod len(recs)]), net of the sampler's tare (see the batching
+// note above). It checks ctx, and budget when it is > 0, about every
+// every ops, outside the timed intervals. It returns the first error:
+// op's, returned as is (the ops before it are counted), or ctx's.
+func TimeLoop(ctx context.Context, t Timer, n, every int64, budget time.Duration, op func(i int64) error, recs ...*Recorder) (LoopStats, error) {
+	if len(recs) == 0 {
+		return LoopStats{}, errors.New("harness: TimeLoop needs a Recorder")
+	}
+	if n <= 0 && budget <= 0 {
+		return LoopStats{}, errors.New("harness: TimeLoop needs n > 0 or a budget")
+	}
+	var l opLoop
+	var begin time.Time
+	stop := func() bool {
+		return ctx.Err() != nil || (budget > 0 && time.Since(begin) > budget)
+	}
+	t.ResetTimer()
+	t.StartTimer()
+	begin = time.Now()
+	err := l.run(n, every, stop, recs, op)
+	elapsed := time.Since(begin)
+	t.StopTimer()
+	if err == nil {
+		err = ctx.Err()
+	}
+	return l.stats(elapsed), err
 }

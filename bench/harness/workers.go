@@ -58,8 +58,30 @@ type Worker struct {
 	// State is free for Setup to hand things to Body.
 	State any
 
+	loop   opLoop
+	looped bool
+
 	stop *atomic.Bool
 	_    [64]byte // keep neighbouring workers' hot fields apart
+}
+
+// Loop is the measured loop of a Body: it runs op(0) .. op(w.N-1), or
+// until Stopped, sets w.Done, and times it as TimeLoop does: half of the
+// operations in bulk (WorkerResult's ns/op, ops/s and batches), the other
+// half sampled into w.Rec net of the sampler's tare. op's first error is
+// returned as is.
+func (w *Worker) Loop(op func(i int64) error) error {
+	w.looped = true
+	n := w.N
+	switch n {
+	case 0: // more workers than ops: nothing to do
+		return nil
+	case math.MaxInt64:
+		n = 0 // unbounded: run until Stopped
+	}
+	err := w.loop.run(n, 64, w.Stopped, []*Recorder{w.Rec}, op)
+	w.Done = w.loop.done
+	return err
 }
 
 // Stopped reports whether the run's duration is over or its context was
@@ -77,6 +99,82 @@ type WorkerResult struct {
 	Latency *Recorder
 	// PerWorker is each worker's Done, by ID.
 	PerWorker []int64
+	// Looped is set when every worker that ran used Worker.Loop; the
+	// fields below are filled only then.
+	Looped bool
+	// UnsampledOpsPerSec is the sum over the workers of their rate over
+	// their unsampled operations: the throughput without the sampler.
+	UnsampledOpsPerSec float64
+	// Batches are UnsampledOpsPerSec over consecutive batches: batch k
+	// is the sum over the workers of their rate in their own batch k (a
+	// worker's batch k is the k-th of its consecutive slices of its own
+	// loop; the workers start together and run for the same duration or
+	// the same number of ops, so batch k is about the same time slice
+	// for all). Nil when there are fewer than two.
+	Batches []float64
+	// TareNs is the mean over the workers of the sampler's own cost
+	// subtracted from each sampled latency.
+	TareNs float64
+}
+
+// LoopNsPerOp returns the wall time per operation over all workers
+// without the sampler's cost, 1e9 / UnsampledOpsPerSec, or NsPerOp when
+// the workers did not use Loop.
+func (r WorkerResult) LoopNsPerOp() float64 {
+	if !r.Looped || r.UnsampledOpsPerSec <= 0 {
+		return r.NsPerOp()
+	}
+	return 1e9 / r.UnsampledOpsPerSec
+}
+
+// BatchNsPerOp returns Batches as ns/op (1e9 / ops/s), nil without batches.
+func (r WorkerResult) BatchNsPerOp() []float64 {
+	if r.Batches == nil {
+		return nil
+	}
+	out := make([]float64, len(r.Batches))
+	for i, b := range r.Batches {
+		out[i] = 1e9 / b
+	}
+	return out
+}
+
+// loopStats fills the Loop-derived fields from the workers' logs.
+func (r *WorkerResult) loopStats(ws []*Worker) {
+	nb := MaxBatches
+	ran := 0
+	for _, w := range ws {
+		if w.Done == 0 {
+			continue
+		}
+		if !w.looped {
+			return
+		}
+		ran++
+		nb = min(nb, w.loop.log.count())
+		r.TareNs += TicksToNs(w.loop.tare)
+	}
+	if ran == 0 {
+		return
+	}
+	r.Looped = true
+	r.TareNs /= float64(ran)
+	if nb >= 2 {
+		r.Batches = make([]float64, nb)
+	}
+	for _, w := range ws {
+		if w.Done == 0 {
+			continue
+		}
+		if t, ops := w.loop.log.total(); t > 0 {
+			r.UnsampledOpsPerSec += float64(ops) / TicksToNs(t) * 1e9
+		}
+		for k := range r.Batches {
+			if t, ops := w.loop.log.batch(k, nb); t > 0 {
+				r.Batches[k] += float64(ops) / TicksToNs(t) * 1e9
+			}
+		}
+	}
 }
 
 // NsPerOp returns Elapsed divided by Ops (0 when nothing ran).
@@ -218,6 +316,7 @@ func RunWorkers(ctx context.Context, t Timer, spec WorkerSpec) (WorkerResult, er
 		res.PerWorker[i] = w.Done
 		res.Latency.Merge(w.Rec)
 	}
+	res.loopStats(ws)
 	if err != nil {
 		return res, err
 	}

@@ -45,3 +45,16 @@ func Current() int {
 	}
 	return int(cpu)
 }
+
+// Held reports whether the calling thread is still pinned to cpu: its
+// affinity mask is exactly {cpu} and it runs there now. A measured loop
+// checks it afterwards, so that a result says whether the pin it relied
+// on held (something outside the process, such as a cgroup cpuset
+// change, can widen or move a thread's affinity).
+func Held(cpu int) bool {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return false
+	}
+	return set.Count() == 1 && set.IsSet(cpu) && Current() == cpu
+}
