@@ -145,7 +145,7 @@ func TestReportRaceSpuriousAndPrediction(t *testing.T) {
 	md := buildReport(run, t.TempDir())
 	wantAll(t, md,
 		"- **sim, competitor on the holder's CPU (time-sliced)**: modify in place lost 0 of 20000",
-		"0.3 [0.29, 0.31] steals/op over 20000 changes, competitor achieved 1.00M [1 value, no interval] attempts/s, predicted 0.5: outside the interval, **unexplained**",
+		"0.3 [0.29, 0.31] steals/op over 20000 changes, competitor achieved 1.00M [1 value, no interval] attempts/s, predicted 0.5: outside the interval, because holder and competitor share one CPU",
 		"- cas refused 28993 reservations spuriously (a slot was free; the caller retries) over 2 race runs of 40000 operations; worst run: 28993 in 20000 operations",
 	)
 }
