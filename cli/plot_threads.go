@@ -46,7 +46,7 @@ func threadChart(title, ylabel string, yFmt func(float64) string, series []lineS
 }
 
 func plotApplyWrites(d *plotData) (*chart, string) {
-	s := threadSeries(d, "Apply", "writes/op")
+	s := threadSeries(d, "Apply", unitIn(family(d.all, "Apply"), "writes/cycle", "writes/op"))
 	if len(s) == 0 {
 		return nil, "no Apply results with threads= and writes/op"
 	}
@@ -55,7 +55,7 @@ func plotApplyWrites(d *plotData) (*chart, string) {
 }
 
 func plotApplyCost(d *plotData) (*chart, string) {
-	s := threadSeries(d, "Apply", "ns/thread")
+	s := threadSeries(d, "Apply", unitIn(family(d.all, "Apply"), "ns/change-thread", "ns/thread"))
 	if len(s) == 0 {
 		return nil, "no Apply results with threads= and ns/thread"
 	}

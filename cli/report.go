@@ -229,6 +229,9 @@ func resolveNote(a, b Interval) string {
 	if n == 0 {
 		return fmt.Sprintf("not resolved: equal medians at %s", countOf(a, b))
 	}
+	if n > 1000 {
+		return fmt.Sprintf("not resolved at %s: the intervals overlap and the medians differ by %.2g%%, too little for any practical number of runs to resolve", countOf(a, b), 100*math.Abs(a.Median-b.Median)/math.Max(math.Abs(b.Median), 1e-300))
+	}
 	return fmt.Sprintf("not resolved at %s: the intervals overlap; about %d runs would resolve it", countOf(a, b), n)
 }
 
@@ -288,6 +291,7 @@ func (w *reportWriter) sectionNoise() {
 		name       string
 		reps, of   int
 		load, stel float64
+		others     float64
 		wait       time.Duration
 		pinLost    int
 	}
@@ -310,6 +314,7 @@ func (w *reportWriter) sectionNoise() {
 			l.reps++
 			l.load = math.Max(l.load, r.Noise.LoadAvg1)
 			l.stel = math.Max(l.stel, r.Noise.Steal)
+			l.others = math.Max(l.others, r.Noise.Others)
 			l.wait += r.Noise.LockWait
 			l.pinLost += r.Noise.PinLost
 		}
@@ -323,8 +328,8 @@ func (w *reportWriter) sectionNoise() {
 			if l.reps == 0 {
 				continue
 			}
-			s := fmt.Sprintf("- `%s`: %d of %d runs under load (load average up to %s, steal up to %s",
-				l.name, l.reps, l.of, trimFloat(l.load), pct(l.stel, 1))
+			s := fmt.Sprintf("- `%s`: %d of %d runs under load (other processes up to %s of the CPUs, load average up to %s, steal up to %s",
+				l.name, l.reps, l.of, pct(l.others, 1), trimFloat(l.load), pct(l.stel, 1))
 			if l.wait > 0 {
 				s += ", waited " + l.wait.Round(time.Microsecond).String() + " for the debug-register lock"
 			}
@@ -334,9 +339,9 @@ func (w *reportWriter) sectionNoise() {
 			lines = append(lines, s+")")
 		}
 		if len(lines) == 0 {
-			w.p("No case ran under load (more runnable tasks than CPUs, steal above 2%%, or a wait for the debug-register lock).")
+			w.p("No case ran under load (other processes above 10%% of the CPUs, steal above 2%%, a wait for the debug-register lock, or a pinned thread off its CPU).")
 		} else {
-			w.p("Cases measured under load (more runnable tasks than CPUs, steal above 2%%, or a wait for the debug-register lock):\n")
+			w.p("Cases measured under load (other processes above 10%% of the CPUs, steal above 2%%, a wait for the debug-register lock, or a pinned thread off its CPU):\n")
 			w.list(lines, 30)
 		}
 	}

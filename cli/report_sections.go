@@ -648,6 +648,8 @@ func (w *reportWriter) sectionThreads() {
 		"Apply times a set, a modify and a clear of one watchpoint on every thread (three changes); its cost and writes are per change per thread. " +
 		"BlindWindow measures how long the watchpoint is not armed on every thread, and the tracee's writes on threads not yet armed, which no trap reports.\n")
 	if cs := family(w.all, "Apply"); len(cs) > 0 {
+		nsU := unitIn(cs, "ns/change-thread", "ns/thread")
+		wrU := unitIn(cs, "writes/change-thread", "writes/thread")
 		w.p("| Apply threads | eager | lazy |\n|---|---|---|")
 		for _, t := range paramValues(cs, "threads") {
 			var cells [2]string
@@ -658,17 +660,17 @@ func (w *reportWriter) sectionThreads() {
 					continue
 				}
 				var parts []string
-				if _, ok := c.Metric("ns/thread"); ok {
-					parts = append(parts, fmtIv(ivOf(c, "ns/thread"), nsUnit)+" per change per thread")
+				if _, ok := c.Metric(nsU); ok {
+					parts = append(parts, fmtIv(ivOf(c, nsU), nsUnit)+" per change per thread")
 				}
-				if v, ok := c.Metric("writes/thread"); ok {
+				if v, ok := c.Metric(wrU); ok {
 					parts = append(parts, trimFloat(v)+" register writes per change per thread")
 				}
 				cells[i] = strings.Join(parts, ", ")
 			}
 			w.p("| %s | %s | %s |", t, cells[0], cells[1])
 		}
-		w.threadVerdict("Apply", "ns/thread", "per change per thread")
+		w.threadVerdict("Apply", nsU, "per change per thread")
 		w.p("")
 	}
 	if cs := family(w.all, "BlindWindow"); len(cs) > 0 {

@@ -206,13 +206,13 @@ func TestReportNoise(t *testing.T) {
 		r := caseResult("Update/backend=sim/strategy=cas/op=modify", ns, nil)
 		r.Noise = &harness.Noise{LoadAvg1: 1, RunnableMax: 1}
 		if i == 1 {
-			r.Noise = &harness.Noise{LoadAvg1: 5.5, RunnableMax: 64, LockWait: 3 * time.Millisecond}
+			r.Noise = &harness.Noise{LoadAvg1: 5.5, RunnableMax: 64, Others: 0.5, LockWait: 3 * time.Millisecond}
 		}
 		run.Results = append(run.Results, r)
 	}
 	md := buildReport(run, t.TempDir())
 	wantAll(t, md,
-		"- `Update/backend=sim/strategy=cas/op=modify`: 1 of 3 runs under load (load average up to 5.50, steal up to 0%, waited 3ms for the debug-register lock)",
+		"- `Update/backend=sim/strategy=cas/op=modify`: 1 of 3 runs under load (other processes up to 50% of the CPUs, load average up to 5.50, steal up to 0%, waited 3ms for the debug-register lock)",
 		"- `Update/backend=sim/strategy=cas/op=modify`: 110 ns [100–300 of 3 runs, 75%] (width 182% of the median)",
 	)
 }

@@ -485,3 +485,17 @@ func readBenchFile(path string) ([]*benchfmt.Result, error) {
 	}
 	return out, rd.Err()
 }
+
+// unitIn returns the first of units that some case in cs reports, so that
+// readers follow a renamed metric (Apply's ns/thread became
+// ns/change-thread) and still read older result files; "" if none.
+func unitIn(cs []*caseSummary, units ...string) string {
+	for _, u := range units {
+		for _, c := range cs {
+			if _, ok := c.Metrics[u]; ok {
+				return u
+			}
+		}
+	}
+	return ""
+}

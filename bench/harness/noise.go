@@ -2,7 +2,6 @@ package harness
 
 import (
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +23,12 @@ type Noise struct {
 	// RunnableMax is the most runnable tasks seen in /proc/stat
 	// (procs_running, the reader included) at the start and end.
 	RunnableMax int `json:"runnable_max"`
+	// Others is the CPU time of everything but this process over the
+	// case, as a fraction of all CPUs' time: what the case competed with.
+	// Busy and RunnableMax include the case's own threads (a race case
+	// with a competitor is two runnable threads by design); Others does
+	// not.
+	Others float64 `json:"others"`
 	// LockWait is how long the case waited for the machine-wide
 	// debug-register lock held by another process.
 	LockWait time.Duration `json:"lock_wait_ns,omitempty"`
@@ -31,15 +36,18 @@ type Noise struct {
 	PinLost int `json:"pin_lost,omitempty"`
 }
 
-// Loaded reports whether the case ran with more runnable tasks than CPUs,
-// with noticeable steal, or after waiting for the debug-register lock.
+// Loaded reports whether the case shared the machine: other processes
+// took more than a tenth of all CPUs' time, the hypervisor stole more than
+// 2%, the case waited for the debug-register lock, or a pinned thread was
+// found off its CPU.
 func (n Noise) Loaded() bool {
-	return n.RunnableMax > runtime.NumCPU() || n.Steal > 0.02 || n.LockWait > 0
+	return n.Others > 0.10 || n.Steal > 0.02 || n.LockWait > 0 || n.PinLost > 0
 }
 
 // NoiseProbe measures Noise between Start and Stop.
 type NoiseProbe struct {
 	cpu0     cpuTimes
+	self0    uint64
 	runnable int
 	wait0    time.Duration
 }
@@ -47,7 +55,7 @@ type NoiseProbe struct {
 // StartNoise begins recording the machine's noise.
 func StartNoise() *NoiseProbe {
 	c, r := readStat()
-	return &NoiseProbe{cpu0: c, runnable: r, wait0: kernlock.Waited()}
+	return &NoiseProbe{cpu0: c, self0: selfTicks(), runnable: r, wait0: kernlock.Waited()}
 }
 
 // Stop ends the recording and returns what happened since StartNoise.
@@ -57,6 +65,8 @@ func (p *NoiseProbe) Stop() Noise {
 	if total := c.total - p.cpu0.total; total > 0 {
 		n.Busy = float64(c.busy-p.cpu0.busy) / float64(total)
 		n.Steal = float64(c.steal-p.cpu0.steal) / float64(total)
+		others := float64(c.busy-p.cpu0.busy) - float64(selfTicks()-p.self0)
+		n.Others = max(0, others) / float64(total)
 	}
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		if f := strings.Fields(string(b)); len(f) > 0 {
@@ -93,4 +103,25 @@ func readStat() (c cpuTimes, runnable int) {
 		}
 	}
 	return c, runnable
+}
+
+// selfTicks is this process's user and system time in clock ticks
+// (/proc/self/stat fields 14 and 15, the unit of /proc/stat's counters).
+func selfTicks() uint64 {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces: fields count from after its ')'.
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		s = s[i+1:]
+	}
+	f := strings.Fields(s)
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return u + st
 }

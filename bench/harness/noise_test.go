@@ -12,7 +12,7 @@ func TestNoiseReadsProc(t *testing.T) {
 	}
 	_ = x
 	n := p.Stop()
-	if n.RunnableMax < 1 || n.Busy < 0 || n.Busy > 1 || n.Steal < 0 || n.Steal > 1 || n.LoadAvg1 < 0 {
+	if n.RunnableMax < 1 || n.Busy < 0 || n.Busy > 1 || n.Steal < 0 || n.Steal > 1 || n.Others < 0 || n.Others > 1 || n.LoadAvg1 < 0 {
 		t.Errorf("implausible noise %+v", n)
 	}
 }
