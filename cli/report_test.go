@@ -212,7 +212,7 @@ func TestReportNoise(t *testing.T) {
 	}
 	md := buildReport(run, t.TempDir())
 	wantAll(t, md,
-		"- `Update/backend=sim/strategy=cas/op=modify`: 1 of 3 runs under load (other processes up to 50% of the CPUs, load average up to 5.50, steal up to 0%, waited 3ms for the debug-register lock)",
+		"- `Update/backend=sim/strategy=cas/op=modify`: 1 of 3 runs under load (other processes up to 50.0% of the CPUs, load average up to 5.50, steal up to 0%, waited 3ms for the debug-register lock)",
 		"- `Update/backend=sim/strategy=cas/op=modify`: 110 ns [100–300 of 3 runs, 75%] (width 182% of the median)",
 	)
 }
