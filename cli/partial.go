@@ -29,23 +29,30 @@ func partialPattern(base string) string {
 // procStart returns the start time of process pid in clock ticks since
 // boot (/proc/PID/stat field 22), or 0 when it does not exist.
 func procStart(pid int) uint64 {
+	start, _ := procStat(pid)
+	return start
+}
+
+// procStat returns field 22 (start time) and field 3 (state) of
+// /proc/PID/stat; 0 and "" when the process does not exist.
+func procStat(pid int) (start uint64, state string) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return 0, ""
 	}
 	// The command name (field 2) is in parentheses and may hold spaces
 	// or parentheses itself: fields are counted after the last ')'.
 	i := strings.LastIndexByte(string(b), ')')
 	if i < 0 {
-		return 0
+		return 0, ""
 	}
 	f := strings.Fields(string(b[i+1:]))
 	const startField = 22 - 3 // f[0] is field 3 (state)
 	if len(f) <= startField {
-		return 0
+		return 0, ""
 	}
 	v, _ := strconv.ParseUint(f[startField], 10, 64)
-	return v
+	return v, f[0]
 }
 
 // partialOwnerAlive reports whether the run that made the partial
@@ -60,7 +67,9 @@ func partialOwnerAlive(name string) (pid int, alive, ours bool) {
 	if err1 != nil || err2 != nil {
 		return 0, false, false
 	}
-	return pid, procStart(pid) == start && start != 0, true
+	// A killed run that is a zombie (or exiting) is gone all the same.
+	now, state := procStat(pid)
+	return pid, now == start && start != 0 && state != "Z" && state != "X", true
 }
 
 // removeStalePartials removes the partial directories in parent left by
