@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -62,16 +63,23 @@ func applySpecs(o Options) []applySpec {
 }
 
 func applyCases(o Options) ([]Case, error) {
-	if err := checkOptions("apply", o); err != nil {
+	return specCases("apply", "Apply", o, time.Millisecond, 300*time.Millisecond, runApply)
+}
+
+// specCases lists one case per applySpec of experiment exp, named
+// prefix/..., estimated at perThread per tracee thread plus fixed, each
+// running run under the debug-register lock.
+func specCases(exp, prefix string, o Options, perThread, fixed time.Duration, run func(context.Context, applySpec, Options, int64, Timer) (Result, error)) ([]Case, error) {
+	if err := checkOptions(exp, o); err != nil {
 		return nil, err
 	}
 	var cs []Case
 	for _, s := range applySpecs(o) {
 		cs = append(cs, Case{
-			Name:     s.name("Apply"),
-			Estimate: time.Duration(s.threads)*time.Millisecond + 300*time.Millisecond,
+			Name:     s.name(prefix),
+			Estimate: time.Duration(s.threads)*perThread + fixed,
 			Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
-				return underKernlock(func() (Result, error) { return runApply(ctx, s, o, n, t) })
+				return underKernlock(func() (Result, error) { return run(ctx, s, o, n, t) })
 			},
 		})
 	}
@@ -128,11 +136,7 @@ func runApply(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 	if err != nil {
 		return res, err
 	}
-	defer func() {
-		if cerr := p.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
+	defer closeInto(&err, p)
 	attrs := watchAttrs(p.Hello())
 	none := tracee.Command{Op: tracee.OpNone}
 	round := func() error {
@@ -190,24 +194,9 @@ func runApply(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 			r.Reset()
 		}
 		w0 := p.Writes()
-		t.ResetTimer()
-		t.StartTimer()
-		begin := time.Now()
-		prev := harness.Now()
-		for ; done < n; done++ {
-			if ctx.Err() != nil {
-				loopErr = ctx.Err()
-				return
-			}
-			if loopErr = cycle(); loopErr != nil {
-				return
-			}
-			now := harness.Now()
-			batches.Add(now-prev, 1)
-			prev = now
+		if elapsed, loopErr = timedLoop(ctx, t, n, &done, &batches, cycle); loopErr != nil {
+			return
 		}
-		elapsed = time.Since(begin)
-		t.StopTimer()
 		writes = p.Writes() - w0
 		for i := int64(0); i < n; i++ {
 			t0 := harness.Now()
@@ -249,20 +238,7 @@ func runApply(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 
 // blindCases lists the blindwindow cases.
 func blindCases(o Options) ([]Case, error) {
-	if err := checkOptions("blindwindow", o); err != nil {
-		return nil, err
-	}
-	var cs []Case
-	for _, s := range applySpecs(o) {
-		cs = append(cs, Case{
-			Name:     s.name("BlindWindow"),
-			Estimate: time.Duration(s.threads)*2*time.Millisecond + 500*time.Millisecond,
-			Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
-				return underKernlock(func() (Result, error) { return runBlind(ctx, s, o, n, t) })
-			},
-		})
-	}
-	return cs, nil
+	return specCases("blindwindow", "BlindWindow", o, 2*time.Millisecond, 500*time.Millisecond, runBlind)
 }
 
 // The running tracee of blindwindow: each worker writes the shared
@@ -306,11 +282,7 @@ func runBlind(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 	if err != nil {
 		return res, err
 	}
-	defer func() {
-		if cerr := p.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
+	defer closeInto(&err, p)
 	a := watchAttrs(p.Hello())[0]
 	nt := s.threads
 	s0, s1 := make([]uint64, nt), make([]uint64, nt)
@@ -400,24 +372,7 @@ func runBlind(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 		if loopErr = serveFor(5 * time.Millisecond); loopErr != nil {
 			return
 		}
-		t.ResetTimer()
-		t.StartTimer()
-		begin := time.Now()
-		prev := harness.Now()
-		for ; done < n; done++ {
-			if ctx.Err() != nil {
-				loopErr = ctx.Err()
-				break
-			}
-			if loopErr = rep(); loopErr != nil {
-				break
-			}
-			now := harness.Now()
-			batches.Add(now-prev, 1)
-			prev = now
-		}
-		elapsed = time.Since(begin)
-		t.StopTimer()
+		elapsed, loopErr = timedLoop(ctx, t, n, &done, &batches, rep)
 	})
 	herr := p.Halt()
 	_, werr := p.Wait()
@@ -436,4 +391,39 @@ func runBlind(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 	m["missed/thread"] = float64(missed) / float64(done) / float64(nt)
 	m["traps/op"] = float64(traps) / float64(done)
 	return res, nil
+}
+
+// timedLoop runs step until *done reaches n, counting each completed step
+// in *done and logging its time in batches, with t running only around the
+// loop. It stops at the first error or when ctx ends, and returns the
+// loop's wall time and that error.
+func timedLoop(ctx context.Context, t Timer, n int64, done *int64, batches *harness.BatchLog, step func() error) (time.Duration, error) {
+	var err error
+	t.ResetTimer()
+	t.StartTimer()
+	begin := time.Now()
+	prev := harness.Now()
+	for ; *done < n; *done++ {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+			break
+		}
+		if err = step(); err != nil {
+			break
+		}
+		now := harness.Now()
+		batches.Add(now-prev, 1)
+		prev = now
+	}
+	elapsed := time.Since(begin)
+	t.StopTimer()
+	return elapsed, err
+}
+
+// closeInto closes c and, when *err is still nil, keeps its error there;
+// deferred by functions with a named error result.
+func closeInto(err *error, c io.Closer) {
+	if cerr := c.Close(); cerr != nil && *err == nil {
+		*err = cerr
+	}
 }

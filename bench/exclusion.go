@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"bpbench/alloc"
-	"bpbench/internal/cpupin"
 )
 
 func init() {
@@ -66,19 +65,12 @@ func exclusionRun(ctx context.Context, o Options, on bool, nt int, n int64, t Ti
 	name := fmt.Sprintf("Exclusion/mode=%s/tasks=%d", mode, nt)
 	cpus := runtime.NumCPU()
 	sc := harness.Scenario{Experiment: "exclusion", Strategy: exclusionStrategy, Backend: "model", CPUs: cpus, Slots: 4, Tasks: nt, Mix: "perf-cpu,ptrace-task", Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
-	res := Result{Experiment: "exclusion", Name: name, Params: commonParams(sc, "mode", mode)}
-	if n <= 0 {
-		res.Params["duration"] = liveBudget(o).String()
-	}
-	unpin, err := cpupin.Pin(o.PinCPU)
+	res := modelResult(sc, name, o, "mode", mode)
+	inner, unpin, err := pinnedAllocator(o, exclusionStrategy, cpus)
 	if err != nil {
 		return res, err
 	}
 	defer unpin()
-	inner, err := alloc.New(exclusionStrategy, alloc.X86(cpus))
-	if err != nil {
-		return res, err
-	}
 	ex := alloc.NewExclusion(inner)
 	reserve := func(req alloc.Request, owner alloc.Owner, addr uint64) (alloc.Slot, error) {
 		if on {

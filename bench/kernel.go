@@ -71,15 +71,30 @@ type ThreadParams struct {
 
 // Validate names the first bad field, wrapping ErrInvalidParam.
 func (p ThreadParams) Validate() error {
-	switch {
-	case p.Breakpoints < 0 || p.Breakpoints > 4:
+	if p.Breakpoints < 0 || p.Breakpoints > 4 {
 		return fmt.Errorf("%w: ThreadParams.Breakpoints = %d, want 0..4 (x86 has four slots per thread)", ErrInvalidParam, p.Breakpoints)
-	case p.Parallelism < 1:
-		return fmt.Errorf("%w: ThreadParams.Parallelism = %d, want >= 1", ErrInvalidParam, p.Parallelism)
-	case p.Threads < 1:
-		return fmt.Errorf("%w: ThreadParams.Threads = %d, want >= 1", ErrInvalidParam, p.Threads)
-	case p.Repeat < 1:
-		return fmt.Errorf("%w: ThreadParams.Repeat = %d, want >= 1", ErrInvalidParam, p.Repeat)
+	}
+	return firstBelow(
+		minParam{"ThreadParams.Parallelism", p.Parallelism, 1},
+		minParam{"ThreadParams.Threads", p.Threads, 1},
+		minParam{"ThreadParams.Repeat", p.Repeat, 1},
+	)
+}
+
+// minParam is an int parameter, its name as errors print it, and the
+// least value it may take.
+type minParam struct {
+	name   string
+	v, min int
+}
+
+// firstBelow names the first of ps below its minimum, wrapping
+// ErrInvalidParam, or returns nil.
+func firstBelow(ps ...minParam) error {
+	for _, p := range ps {
+		if p.v < p.min {
+			return fmt.Errorf("%w: %s = %d, want >= %d", ErrInvalidParam, p.name, p.v, p.min)
+		}
 	}
 	return nil
 }
@@ -94,15 +109,11 @@ type EnableParams struct {
 
 // Validate names the first bad field, wrapping ErrInvalidParam.
 func (p EnableParams) Validate() error {
-	switch {
-	case p.Passive < 0:
-		return fmt.Errorf("%w: EnableParams.Passive = %d, want >= 0", ErrInvalidParam, p.Passive)
-	case p.Active < 0:
-		return fmt.Errorf("%w: EnableParams.Active = %d, want >= 0", ErrInvalidParam, p.Active)
-	case p.Repeat < 1:
-		return fmt.Errorf("%w: EnableParams.Repeat = %d, want >= 1", ErrInvalidParam, p.Repeat)
-	}
-	return nil
+	return firstBelow(
+		minParam{"EnableParams.Passive", p.Passive, 0},
+		minParam{"EnableParams.Active", p.Active, 0},
+		minParam{"EnableParams.Repeat", p.Repeat, 1},
+	)
 }
 
 // ErrInvalidParam is wrapped by errors about bad experiment parameters.

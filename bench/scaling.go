@@ -409,19 +409,12 @@ func tasksRun(ctx context.Context, o Options, s string, cpus, nt int, n int64, t
 	t.StopTimer()
 	name := fmt.Sprintf("Tasks/strategy=%s/cpus=%d/tasks=%d", s, cpus, nt)
 	sc := harness.Scenario{Experiment: "scaling", Strategy: s, Backend: "model", CPUs: cpus, Slots: 4, Tasks: nt, Mix: "cpu,task", Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
-	res := Result{Experiment: "scaling", Name: name, Params: commonParams(sc)}
-	if n <= 0 {
-		res.Params["duration"] = liveBudget(o).String()
-	}
-	unpin, err := cpupin.Pin(o.PinCPU)
+	res := modelResult(sc, name, o)
+	a, unpin, err := pinnedAllocator(o, s, cpus)
 	if err != nil {
 		return res, err
 	}
 	defer unpin()
-	a, err := alloc.New(s, alloc.X86(cpus))
-	if err != nil {
-		return res, err
-	}
 	// A strategy whose task reservations are O(tasks x CPUs) (legacy)
 	// would need minutes to build the largest populations on 256 CPUs:
 	// past tasksSetupBudget the case is skipped and says so.

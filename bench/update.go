@@ -247,15 +247,11 @@ func updateSim(ctx context.Context, o Options, s, op string, n int64, t Timer) (
 	sc := harness.Scenario{Experiment: "update", Strategy: s, Backend: "sim", CPUs: updateSimCPUs, Slots: 4, Mix: op, Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
 	res := Result{Experiment: "update", Name: fmt.Sprintf("Update/backend=sim/strategy=%s/op=%s", s, op),
 		Params: commonParams(sc, "op", op, "policy", hwregs.WriteChanged.String())}
-	unpin, err := cpupin.Pin(o.PinCPU)
+	a, unpin, err := pinnedAllocator(o, s, updateSimCPUs)
 	if err != nil {
 		return res, err
 	}
 	defer unpin()
-	a, err := alloc.New(s, alloc.X86(updateSimCPUs))
-	if err != nil {
-		return res, err
-	}
 	w := hwregs.NewWriter(a, hwregs.NewSim(), hwregs.WriteChanged)
 	st, rec, writes, err := writerLoop(ctx, t, w, op, n)
 	if err != nil {
@@ -268,6 +264,32 @@ func updateSim(ctx context.Context, o Options, s, op string, n int64, t Timer) (
 	res.Metrics["writes/op"] = float64(writes) / float64(st.Done)
 	pinCheck(&res, o.PinCPU)
 	return res, nil
+}
+
+// modelResult starts the Result of a model-backend case: sc's experiment,
+// name, commonParams(sc, kv...), and the live budget as "duration" when
+// the case runs by time (sc.Ops <= 0).
+func modelResult(sc harness.Scenario, name string, o Options, kv ...string) Result {
+	res := Result{Experiment: sc.Experiment, Name: name, Params: commonParams(sc, kv...)}
+	if sc.Ops <= 0 {
+		res.Params["duration"] = liveBudget(o).String()
+	}
+	return res
+}
+
+// pinnedAllocator pins the measuring thread and builds strategy s over
+// cpus x86 CPUs; the returned function unpins.
+func pinnedAllocator(o Options, s string, cpus int) (alloc.Allocator, func(), error) {
+	unpin, err := cpupin.Pin(o.PinCPU)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := alloc.New(s, alloc.X86(cpus))
+	if err != nil {
+		unpin()
+		return nil, nil, err
+	}
+	return a, unpin, nil
 }
 
 // realPrologue pins the measuring thread and takes the machine-wide
