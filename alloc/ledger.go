@@ -164,6 +164,15 @@ func newLedgers(cfg Config, keepCPUHist bool) ledgers {
 	return ls
 }
 
+// forRelease checks s against cfg (checkRelease) and returns the ledger
+// of its pool.
+func (ls *ledgers) forRelease(cfg Config, s Slot) (*ledger, error) {
+	if err := cfg.checkRelease(s); err != nil {
+		return nil, err
+	}
+	return ls[cfg.poolIndex(s.req.Kind)], nil
+}
+
 func (ls *ledgers) used() bool {
 	for _, l := range ls {
 		if l != nil && l.used() {

@@ -103,25 +103,24 @@ func (a *linuxAlloc) Reserve(r Request) (Slot, error) {
 
 // Release implements Allocator.
 func (a *linuxAlloc) Release(s Slot) error {
-	if err := a.cfg.checkRelease(s); err != nil {
+	l, err := a.ls.forRelease(a.cfg, s)
+	if err != nil {
 		return err
 	}
 	r := s.req
-	l := a.ls[a.cfg.poolIndex(r.Kind)]
 	if r.IsCPUBound() {
 		a.sem.lock()
 		err := releaseLocked(l, nil, s)
 		a.sem.unlock()
 		return err
 	}
-	v, ok := a.tasks.Load(r.Task)
-	if !ok {
+	rec := loadedTask(&a.tasks, r.Task)
+	if rec == nil {
 		return l.errs.stale(r)
 	}
-	rec := v.(*taskRec)
 	rec.mu.Lock()
 	rd := a.sem.rLock(r.Task)
-	err := releaseLocked(l, &rec.pools[a.cfg.poolIndex(r.Kind)], s)
+	err = releaseLocked(l, &rec.pools[a.cfg.poolIndex(r.Kind)], s)
 	a.sem.rUnlock(rd)
 	rec.mu.Unlock()
 	return err

@@ -25,34 +25,39 @@ func (a *mutexAlloc) Reserve(r Request) (Slot, error) {
 	l := a.ls[a.cfg.poolIndex(r.Kind)]
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var tp *taskPool
-	if !r.IsCPUBound() {
-		rec := a.tasks[r.Task]
-		if rec == nil {
-			rec = new(taskRec)
-			a.tasks[r.Task] = rec
-		}
-		tp = &rec.pools[a.cfg.poolIndex(r.Kind)]
-	}
+	tp, _ := a.poolOf(r, true)
 	return reserveLocked(a.cfg, l, tp, r)
+}
+
+// poolOf returns r's task pool, nil for a CPU-bound r. A task without a
+// record gets one when create is set; otherwise ok is false. a.mu is held.
+func (a *mutexAlloc) poolOf(r Request, create bool) (tp *taskPool, ok bool) {
+	if r.IsCPUBound() {
+		return nil, true
+	}
+	rec := a.tasks[r.Task]
+	if rec == nil {
+		if !create {
+			return nil, false
+		}
+		rec = new(taskRec)
+		a.tasks[r.Task] = rec
+	}
+	return &rec.pools[a.cfg.poolIndex(r.Kind)], true
 }
 
 // Release implements Allocator.
 func (a *mutexAlloc) Release(s Slot) error {
-	if err := a.cfg.checkRelease(s); err != nil {
+	l, err := a.ls.forRelease(a.cfg, s)
+	if err != nil {
 		return err
 	}
 	r := s.req
-	l := a.ls[a.cfg.poolIndex(r.Kind)]
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var tp *taskPool
-	if !r.IsCPUBound() {
-		rec := a.tasks[r.Task]
-		if rec == nil {
-			return l.errs.stale(r)
-		}
-		tp = &rec.pools[a.cfg.poolIndex(r.Kind)]
+	tp, ok := a.poolOf(r, false)
+	if !ok {
+		return l.errs.stale(r)
 	}
 	return releaseLocked(l, tp, s)
 }

@@ -72,28 +72,27 @@ func (a *perCPUAlloc) Reserve(r Request) (Slot, error) {
 
 // Release implements Allocator.
 func (a *perCPUAlloc) Release(s Slot) error {
-	if err := a.cfg.checkRelease(s); err != nil {
+	l, err := a.ls.forRelease(a.cfg, s)
+	if err != nil {
 		return err
 	}
 	r := s.req
-	l := a.ls[a.cfg.poolIndex(r.Kind)]
 	if r.IsCPUBound() {
 		a.locks[r.CPU].Lock()
 		err := releaseLocked(l, nil, s)
 		a.locks[r.CPU].Unlock()
 		return err
 	}
-	v, ok := a.tasks.Load(r.Task)
-	if !ok {
+	rec := loadedTask(&a.tasks, r.Task)
+	if rec == nil {
 		return l.errs.stale(r)
 	}
-	rec := v.(*taskRec)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	tp := &rec.pools[a.cfg.poolIndex(r.Kind)]
 	all := r.CPU == AnyCPU || tp.onCPU <= 1
 	a.lock(all, r.CPU)
-	err := releaseLocked(l, tp, s)
+	err = releaseLocked(l, tp, s)
 	a.unlock(all, r.CPU)
 	return err
 }
@@ -103,6 +102,13 @@ func (a *perCPUAlloc) InUse() bool {
 	a.lock(true, 0)
 	defer a.unlock(true, 0)
 	return a.ls.used()
+}
+
+// loadedTask returns task's record in m, or nil when it has none.
+func loadedTask(m *sync.Map, task int) *taskRec {
+	v, _ := m.Load(task)
+	rec, _ := v.(*taskRec)
+	return rec
 }
 
 // taskOf finds or creates a task's record; only a task's first
