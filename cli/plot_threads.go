@@ -46,21 +46,25 @@ func threadChart(title, ylabel string, yFmt func(float64) string, series []lineS
 }
 
 func plotApplyWrites(d *plotData) (*chart, string) {
-	s := threadSeries(d, "Apply", unitIn(family(d.all, "Apply"), "writes/cycle", "writes/op"))
-	if len(s) == 0 {
-		return nil, "no Apply results with threads= and writes/op"
-	}
-	return threadChart("Debug-register writes per set+modify+clear (three changes, all threads) vs tracee threads: eager vs lazy",
-		"register writes per set+modify+clear", nil, s), ""
+	return applyThreadChart(d, "writes/cycle", "writes/op",
+		"Debug-register writes per set+modify+clear (three changes, all threads) vs tracee threads: eager vs lazy",
+		"register writes per set+modify+clear", nil)
 }
 
 func plotApplyCost(d *plotData) (*chart, string) {
-	s := threadSeries(d, "Apply", unitIn(family(d.all, "Apply"), "ns/change-thread", "ns/thread"))
+	return applyThreadChart(d, "ns/change-thread", "ns/thread",
+		"Cost per change per thread (a set, a modify or a clear, divided by threads) vs tracee threads: eager vs lazy",
+		"time per change per thread", nsTick)
+}
+
+// applyThreadChart plots the Apply metric unit (older runs' old) against
+// tracee threads; without such results it says why instead.
+func applyThreadChart(d *plotData, unit, old, title, ylabel string, yFmt func(float64) string) (*chart, string) {
+	s := threadSeries(d, "Apply", unitIn(family(d.all, "Apply"), unit, old))
 	if len(s) == 0 {
-		return nil, "no Apply results with threads= and ns/thread"
+		return nil, "no Apply results with threads= and " + old
 	}
-	return threadChart("Cost per change per thread (a set, a modify or a clear, divided by threads) vs tracee threads: eager vs lazy",
-		"time per change per thread", nsTick, s), ""
+	return threadChart(title, ylabel, yFmt, s), ""
 }
 
 // plotBlindWindow draws the blind window from the request to the last

@@ -182,15 +182,25 @@ func ivOf(c *caseSummary, unit string) Interval {
 type unitFmt func(median float64) (scale float64, suffix string)
 
 func nsUnit(med float64) (float64, string) {
-	switch a := math.Abs(med); {
-	case a >= 1e9:
-		return 1e9, " s"
-	case a >= 1e6:
-		return 1e6, " ms"
-	case a >= 1e3:
-		return 1e3, " µs"
+	return scaleOf(med, []unitStep{{1e9, " s"}, {1e6, " ms"}, {1e3, " µs"}}, " ns")
+}
+
+// unitStep is a scale and the suffix of values printed in it.
+type unitStep struct {
+	scale  float64
+	suffix string
+}
+
+// scaleOf picks the first of steps (largest first) that |med| reaches,
+// else scale 1 with suffix base.
+func scaleOf(med float64, steps []unitStep, base string) (float64, string) {
+	a := math.Abs(med)
+	for _, s := range steps {
+		if a >= s.scale {
+			return s.scale, s.suffix
+		}
 	}
-	return 1, " ns"
+	return 1, base
 }
 
 func plainUnit(float64) (float64, string) { return 1, "" }
@@ -198,13 +208,7 @@ func plainUnit(float64) (float64, string) { return 1, "" }
 func suffixUnit(s string) unitFmt { return func(float64) (float64, string) { return 1, s } }
 
 func countUnit(med float64) (float64, string) {
-	switch a := math.Abs(med); {
-	case a >= 1e6:
-		return 1e6, "M"
-	case a >= 1e3:
-		return 1e3, "k"
-	}
-	return 1, ""
+	return scaleOf(med, []unitStep{{1e6, "M"}, {1e3, "k"}}, "")
 }
 
 // fmtIv prints an interval as "1.78 µs [1.74, 1.83]", marking one below
