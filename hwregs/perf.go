@@ -162,10 +162,7 @@ func (e *PerfEvent) open(a Attr) error {
 // commit 44234adcdce3); if the open fails, e stays closed and the error
 // says why (alloc.ErrNoSlot when the slot was taken).
 func (e *PerfEvent) Reregister(a Attr) error {
-	if err := e.live(); err != nil {
-		return err
-	}
-	if err := a.Validate(); err != nil {
+	if err := e.canMove(a); err != nil {
 		return err
 	}
 	if err := e.Close(); err != nil {
@@ -211,16 +208,22 @@ func (e *PerfEvent) live() error {
 	return nil
 }
 
+// canMove checks, before Modify or Reregister, that e is open and a is
+// valid.
+func (e *PerfEvent) canMove(a Attr) error {
+	if err := e.live(); err != nil {
+		return err
+	}
+	return a.Validate()
+}
+
 // Modify moves the breakpoint to a in place with
 // PERF_EVENT_IOC_MODIFY_ATTRIBUTES: the slot stays reserved throughout, so
 // no other breakpoint can take it. The enabled state is kept. On error the
 // old breakpoint is left exactly as it was and still counts (the kernel
 // re-enables it; modify_user_hw_breakpoint_check fails before changing it).
 func (e *PerfEvent) Modify(a Attr) error {
-	if err := e.live(); err != nil {
-		return err
-	}
-	if err := a.Validate(); err != nil {
+	if err := e.canMove(a); err != nil {
 		return err
 	}
 	return e.modify(a)

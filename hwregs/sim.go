@@ -70,6 +70,13 @@ func (s *Sim) shard(t Target) *simShard {
 	return &s.shards[(h>>32)&(simShards-1)]
 }
 
+// lockFile locks sh and returns t's register file in it, nil when t was
+// never written. The caller unlocks sh.mu.
+func (sh *simShard) lockFile(t Target) *simFile {
+	sh.mu.Lock()
+	return sh.files[t]
+}
+
 // InjectFaults makes WriteDR let the next skip writes through and then fail
 // the fail writes after them with ErrInjected, leaving the registers as
 // they were; it replaces any earlier plan. It lets tests break a Writer
@@ -110,9 +117,8 @@ func (s *Sim) WriteDR(t Target, reg int, val uint64) error {
 		return fmt.Errorf("sim: write %v DR%d = %#x: %w", t, reg, val, ErrInjected)
 	}
 	sh := s.shard(t)
-	sh.mu.Lock()
+	f := sh.lockFile(t)
 	defer sh.mu.Unlock()
-	f := sh.files[t]
 	if f == nil {
 		f = &simFile{}
 		sh.files[t] = f
@@ -146,9 +152,8 @@ func (s *Sim) ReadDR(t Target, reg int) (uint64, error) {
 		return 0, fmt.Errorf("sim: read %v: %w", t, err)
 	}
 	sh := s.shard(t)
-	sh.mu.Lock()
+	f := sh.lockFile(t)
 	defer sh.mu.Unlock()
-	f := sh.files[t]
 	if f == nil {
 		return 0, nil
 	}
@@ -170,9 +175,8 @@ func (s *Sim) ReadDR(t Target, reg int) (uint64, error) {
 // kernel's virtual DR6 would be) and whether any did.
 func (s *Sim) Access(t Target, addr uint64, size int, write, exec bool) (dr6 DR6, hit bool) {
 	sh := s.shard(t)
-	sh.mu.Lock()
+	f := sh.lockFile(t)
 	defer sh.mu.Unlock()
-	f := sh.files[t]
 	if f == nil {
 		return 0, false
 	}

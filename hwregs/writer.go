@@ -272,6 +272,16 @@ func (w *Writer) checkModify(bp *Breakpoint, a Attr) error {
 	return nil
 }
 
+// heldForModify checks that bp may change to a (checkModify) and then
+// takes bp's mirror as held does; op names the call in errors. The caller
+// unlocks m.mu.
+func (w *Writer) heldForModify(op string, bp *Breakpoint, a Attr) (*mirror, error) {
+	if err := w.checkModify(bp, a); err != nil {
+		return nil, fmt.Errorf("hwregs: %s %v: %w", op, bp.Attr, err)
+	}
+	return w.held(op, bp)
+}
+
 // Modify changes bp to a in place: the same slot and register, no call to
 // the allocator, so no other breakpoint can take the slot meanwhile (Linux's
 // modify_user_hw_breakpoint). It writes DR[Index] and then DR7 as the
@@ -279,10 +289,7 @@ func (w *Writer) checkModify(bp *Breakpoint, a Attr) error {
 // stay exactly as they were and the breakpoint keeps trapping. bp must not
 // be used by another goroutine at the same time.
 func (w *Writer) Modify(bp *Breakpoint, a Attr) error {
-	if err := w.checkModify(bp, a); err != nil {
-		return fmt.Errorf("hwregs: modify %v: %w", bp.Attr, err)
-	}
-	m, err := w.held("modify", bp)
+	m, err := w.heldForModify("modify", bp, a)
 	if err != nil {
 		return err
 	}
@@ -300,10 +307,7 @@ func (w *Writer) Modify(bp *Breakpoint, a Attr) error {
 // DR7 with the slot on; under WriteAll each of the three states is written
 // whole. Failure leaves bp as it was, as Modify does.
 func (w *Writer) DisableModifyEnable(bp *Breakpoint, a Attr) error {
-	if err := w.checkModify(bp, a); err != nil {
-		return fmt.Errorf("hwregs: disable-modify-enable %v: %w", bp.Attr, err)
-	}
-	m, err := w.held("disable-modify-enable", bp)
+	m, err := w.heldForModify("disable-modify-enable", bp, a)
 	if err != nil {
 		return err
 	}
