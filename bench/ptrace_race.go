@@ -34,19 +34,14 @@ func ptraceRaceCases(o Options) ([]Case, error) {
 		return nil, err
 	}
 	var cs []Case
-	for _, st := range strategiesOf(o) {
-		for _, mode := range []string{raceModify, raceReregister} {
-			for _, r := range raceSweep(o.Full) {
-				s := raceSpec{backend: "ptrace", strategy: st, mode: mode, raceRate: r}
-				cs = append(cs, Case{
-					Name:     s.name(),
-					Estimate: 300 * time.Millisecond,
-					Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
-						return underKernlock(func() (Result, error) { return runRacePtrace(ctx, s, o, n, t, raceHooks{}) })
-					},
-				})
-			}
-		}
+	for _, s := range raceSpecs("ptrace", strategiesOf(o), o.Full) {
+		cs = append(cs, Case{
+			Name:     s.name(),
+			Estimate: 300 * time.Millisecond,
+			Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
+				return underKernlock(func() (Result, error) { return runRacePtrace(ctx, s, o, n, t, raceHooks{}) })
+			},
+		})
 	}
 	return cs, nil
 }

@@ -206,33 +206,39 @@ func raceCases(opts Options) ([]Case, error) {
 		strategies = alloc.Strategies()
 	}
 	var cases []Case
+	for _, s := range raceSpecs("sim", strategies, opts.Full) {
+		cases = append(cases, Case{
+			Name:     s.name(),
+			Estimate: 200 * time.Millisecond,
+			Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
+				return runRaceSim(ctx, s, opts, n, t, raceHooks{})
+			},
+		})
+	}
+	for _, s := range raceSpecs("perf", []string{"kernel"}, opts.Full) {
+		cases = append(cases, Case{
+			Name:     s.name(),
+			Estimate: time.Second,
+			Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
+				return underKernlock(func() (Result, error) { return runRacePerf(ctx, s, opts, n, t, raceHooks{}) })
+			},
+		})
+	}
+	return cases, nil
+}
+
+// raceSpecs lists the race specs of backend for each of strategies: every
+// mode, each at every rate of the sweep.
+func raceSpecs(backend string, strategies []string, full bool) []raceSpec {
+	var ss []raceSpec
 	for _, st := range strategies {
 		for _, mode := range []string{raceModify, raceReregister} {
-			for _, r := range raceSweep(opts.Full) {
-				s := raceSpec{backend: "sim", strategy: st, mode: mode, raceRate: r}
-				cases = append(cases, Case{
-					Name:     s.name(),
-					Estimate: 200 * time.Millisecond,
-					Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
-						return runRaceSim(ctx, s, opts, n, t, raceHooks{})
-					},
-				})
+			for _, r := range raceSweep(full) {
+				ss = append(ss, raceSpec{backend: backend, strategy: st, mode: mode, raceRate: r})
 			}
 		}
 	}
-	for _, mode := range []string{raceModify, raceReregister} {
-		for _, r := range raceSweep(opts.Full) {
-			s := raceSpec{backend: "perf", strategy: "kernel", mode: mode, raceRate: r}
-			cases = append(cases, Case{
-				Name:     s.name(),
-				Estimate: time.Second,
-				Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
-					return underKernlock(func() (Result, error) { return runRacePerf(ctx, s, opts, n, t, raceHooks{}) })
-				},
-			})
-		}
-	}
-	return cases, nil
+	return ss
 }
 
 // raceStats is what one race run counted; both backends fill it and
