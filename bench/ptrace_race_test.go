@@ -36,12 +36,7 @@ func TestPtraceRaceModifyNeverSteals(t *testing.T) {
 	for _, st := range strategies(t) {
 		s := raceSpec{backend: "ptrace", strategy: st, mode: raceModify, raceRate: raceRate{competitors: 1, place: testPlaces()[len(testPlaces())-1]}}
 		res := ptraceRaceRun(t, s, 500, raceHooks{})
-		if res.Metrics["steals/op"] != 0 || res.Metrics["competitor-wins/op"] != 0 {
-			t.Errorf("%s: steals/op = %g, competitor-wins/op = %g, want 0 and 0", res.Name, res.Metrics["steals/op"], res.Metrics["competitor-wins/op"])
-		}
-		if res.Metrics["competitor-attempts/s"] <= 0 {
-			t.Errorf("%s: the competitor never ran: %v", res.Name, res.Metrics)
-		}
+		checkModifyKept(t, res, "competitor", t.Errorf)
 	}
 }
 

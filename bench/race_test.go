@@ -160,14 +160,22 @@ func TestRaceModelModifyNeverSteals(t *testing.T) {
 			for _, place := range testPlaces() {
 				s := raceSpec{backend: "sim", strategy: st, mode: raceModify, raceRate: raceRate{competitors: 2, place: place}}
 				res := raceRun(t, s, 20000, raceHooks{})
-				if res.Metrics["steals/op"] != 0 || res.Metrics["competitor-wins/op"] != 0 {
-					t.Fatalf("%s: steals/op = %g, competitor-wins/op = %g, want 0 and 0", res.Name, res.Metrics["steals/op"], res.Metrics["competitor-wins/op"])
-				}
-				if res.Metrics["competitor-attempts/s"] <= 0 {
-					t.Fatalf("%s: the competitors never ran: %v", res.Name, res.Metrics)
-				}
+				checkModifyKept(t, res, "competitors", t.Fatalf)
 			}
 		})
+	}
+}
+
+// checkModifyKept reports through report (t.Errorf or t.Fatalf) a modify
+// race run in which the slot was stolen or a competitor admitted, or whose
+// competitor (named as who) never ran.
+func checkModifyKept(t testing.TB, res Result, who string, report func(format string, args ...any)) {
+	t.Helper()
+	if res.Metrics["steals/op"] != 0 || res.Metrics["competitor-wins/op"] != 0 {
+		report("%s: steals/op = %g, competitor-wins/op = %g, want 0 and 0", res.Name, res.Metrics["steals/op"], res.Metrics["competitor-wins/op"])
+	}
+	if res.Metrics["competitor-attempts/s"] <= 0 {
+		report("%s: the %s never ran: %v", res.Name, who, res.Metrics)
 	}
 }
 
