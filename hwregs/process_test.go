@@ -203,23 +203,7 @@ func TestProcessRollback(t *testing.T) {
 		t.Run("policy="+pol.String(), func(t *testing.T) {
 			p, w := pwStart(t, n, 0, pol)
 			h := p.Hello()
-			var fds []int
-			defer func() {
-				for _, fd := range fds {
-					unix.Close(fd)
-				}
-			}()
-			for i := 0; i < NumSlots; i++ {
-				fd, err := ptPerfBreakpoint(p.Tids()[victim], h.VarAddr(victim, i))
-				if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) {
-					t.Skipf("no breakpoint PMU: %v", err)
-				}
-				ptSkipIfUnsupported(t, err)
-				if err != nil {
-					t.Fatal(err)
-				}
-				fds = append(fds, fd)
-			}
+			fds := ptFillSlots(t, p.Tids()[victim], func(i int) uint64 { return h.VarAddr(victim, i) })
 			a := Attr{Addr: h.SharedVarAddr(0), Len: 8, Type: Write}
 			w0 := p.Writes()
 			bp, err := w.Set(a)
@@ -250,10 +234,10 @@ func TestProcessRollback(t *testing.T) {
 				}
 			}
 			// Free the slots: now every thread takes the watchpoint.
-			for _, fd := range fds {
+			for _, fd := range *fds {
 				unix.Close(fd)
 			}
-			fds = nil
+			*fds = nil
 			if pol == Eager {
 				if _, err := w.Set(a); err != nil {
 					t.Fatal(err)

@@ -318,36 +318,45 @@ func ptPerfBreakpoint(tid int, addr uint64) (int, error) {
 	return unix.PerfEventOpen(&attr, tid, -1, -1, unix.PERF_FLAG_FD_CLOEXEC)
 }
 
+// ptFillSlots fills tid's four slots with perf breakpoints at addr(0..3),
+// skipping the test without a breakpoint PMU or the permission. The fds
+// left in the returned slice are closed at cleanup.
+func ptFillSlots(t *testing.T, tid int, addr func(i int) uint64) *[]int {
+	t.Helper()
+	fds := new([]int)
+	t.Cleanup(func() {
+		for _, fd := range *fds {
+			unix.Close(fd)
+		}
+	})
+	for i := 0; i < NumSlots; i++ {
+		fd, err := ptPerfBreakpoint(tid, addr(i))
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) {
+			t.Skipf("no breakpoint PMU: %v", err)
+		}
+		ptSkipIfUnsupported(t, err)
+		if err != nil {
+			t.Fatalf("perf breakpoint %d on tid %d: %v", i, tid, err)
+		}
+		*fds = append(*fds, fd)
+	}
+	return fds
+}
+
 // TestPtraceNoSlotFromPerf fills a tracee thread's four slots with perf
 // breakpoints; a ptrace DR0 write, which reserves a slot in the kernel,
 // then fails with ENOSPC mapped to alloc.ErrNoSlot.
 func TestPtraceNoSlotFromPerf(t *testing.T) {
 	p := ptStart(t, 1)
 	h := p.Hello()
-	var fds []int
-	defer func() {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-	}()
-	for i := 0; i < NumSlots; i++ {
-		fd, err := ptPerfBreakpoint(p.Tids()[0], h.VarAddr(0, i))
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) {
-			t.Skipf("no breakpoint PMU: %v", err)
-		}
-		ptSkipIfUnsupported(t, err)
-		if err != nil {
-			t.Fatalf("perf breakpoint %d on tid %d: %v", i, p.Tids()[0], err)
-		}
-		fds = append(fds, fd)
-	}
+	fds := ptFillSlots(t, p.Tids()[0], func(i int) uint64 { return h.VarAddr(0, i) })
 	var err error
 	ptDo(t, p, func() error { err = p.WriteDR(Target{Task: 0}, RegDR0, h.VarAddr(0, 0)); return nil })
 	if !errors.Is(err, alloc.ErrNoSlot) || !errors.Is(err, unix.ENOSPC) {
 		t.Fatalf("DR0 write with four perf breakpoints on the thread = %v, want ErrNoSlot (ENOSPC)", err)
 	}
-	unix.Close(fds[0])
-	fds = fds[1:]
+	unix.Close((*fds)[0])
+	*fds = (*fds)[1:]
 	ptDo(t, p, func() error { return ptArm(p, 0, 0, Attr{Addr: h.VarAddr(0, 0), Len: 8, Type: Write}) })
 	r := ptRun(t, p, tracee.Command{Op: tracee.OpWrite, Var: 0, Count: 10})
 	ptWantTraps(t, r, 0, [NumSlots]uint64{10})
