@@ -111,7 +111,7 @@ func loadSides(oldDir, newDir string) ([2]*side, error) {
 	var runs [2]*bench.Run
 	haveJSON := true
 	for i, dir := range dirs {
-		if _, err := os.Stat(filepath.Join(dir, resultsFile)); err != nil {
+		if !haveResults(dir) {
 			haveJSON = false
 			continue
 		}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -23,9 +24,13 @@ import (
 // File names inside a results directory.
 const (
 	resultsFile = "results.json"
-	benchFile   = "bench.txt"
-	reportFile  = "report.md"
-	plotsDir    = "plots"
+	// resultsGz is results.json gzipped, written instead of it when the
+	// JSON passes gzipThreshold (a full run), so that a reference run
+	// stays a few megabytes; every command reads either.
+	resultsGz  = resultsFile + ".gz"
+	benchFile  = "bench.txt"
+	reportFile = "report.md"
+	plotsDir   = "plots"
 )
 
 // parseFlags parses args with fs, allowing flags after positional
@@ -125,7 +130,7 @@ func flagNames(fs *flag.FlagSet) string {
 // loadRun reads DIR/results.json. A missing or malformed file is a usage
 // error: the user named the wrong directory.
 func loadRun(dir string) (*bench.Run, error) {
-	b, err := os.ReadFile(filepath.Join(dir, resultsFile))
+	b, err := readResultsFile(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		if st, serr := os.Stat(dir); serr == nil && st.IsDir() {
 			return nil, usagef("%s holds no %s (want a directory written by `bpbench run`)", dir, resultsFile)
@@ -259,14 +264,16 @@ func writeBench(w io.Writer, r *bench.Run) error {
 			Config: cfg,
 			Name:   benchfmt.Name(benchName(res.Name) + suffix),
 			Iters:  int(iters),
-			Values: []benchfmt.Value{{Value: res.NsPerOp, Unit: "ns/op"}},
+			// Six significant digits are far below any run's noise and
+			// keep a full run's bench.txt small.
+			Values: []benchfmt.Value{{Value: roundSig(res.NsPerOp, benchDigits), Unit: "ns/op"}},
 		}
 		for _, unit := range sortedKeys(res.Metrics) {
 			v := res.Metrics[unit]
 			if math.IsNaN(v) || math.IsInf(v, 0) || strings.ContainsAny(unit, " \t") {
 				continue
 			}
-			rec.Values = append(rec.Values, benchfmt.Value{Value: v, Unit: unit})
+			rec.Values = append(rec.Values, benchfmt.Value{Value: roundSig(v, benchDigits), Unit: unit})
 		}
 		if err := bw.Write(rec); err != nil {
 			return fmt.Errorf("writing %s: %w", benchFile, err)
@@ -498,4 +505,64 @@ func unitIn(cs []*caseSummary, units ...string) string {
 		}
 	}
 	return ""
+}
+
+// benchDigits is the number of significant digits bench.txt keeps.
+const benchDigits = 6
+
+// gzipThreshold is the size above which results.json is written gzipped.
+var gzipThreshold = 2 << 20
+
+// haveResults reports whether dir holds results.json or results.json.gz.
+func haveResults(dir string) bool {
+	for _, n := range []string{resultsFile, resultsGz} {
+		if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// readResultsFile reads DIR/results.json, or DIR/results.json.gz
+// decompressed when only that exists.
+func readResultsFile(dir string) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(dir, resultsFile))
+	if !errors.Is(err, os.ErrNotExist) {
+		return b, err
+	}
+	f, gerr := os.Open(filepath.Join(dir, resultsGz))
+	if gerr != nil {
+		return nil, err // say results.json is missing
+	}
+	defer f.Close()
+	zr, gerr := gzip.NewReader(f)
+	if gerr != nil {
+		return nil, fmt.Errorf("%s: %w", resultsGz, gerr)
+	}
+	defer zr.Close()
+	b, gerr = io.ReadAll(zr)
+	if gerr != nil {
+		return nil, fmt.Errorf("%s: %w", resultsGz, gerr)
+	}
+	return b, nil
+}
+
+// encodeResultsFile returns the name and bytes results.json is stored
+// as: the JSON itself, or gzipped past gzipThreshold.
+func encodeResultsFile(js []byte) (string, []byte, error) {
+	if len(js) <= gzipThreshold {
+		return resultsFile, js, nil
+	}
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := zw.Write(js); err != nil {
+		return "", nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return "", nil, err
+	}
+	return resultsGz, buf.Bytes(), nil
 }

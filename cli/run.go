@@ -469,7 +469,11 @@ func writeResults(dir string, run *bench.Run, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, resultsFile), js); err != nil {
+	name, data, err := encodeResultsFile(js)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, name), data); err != nil {
 		return err
 	}
 	var bt strings.Builder

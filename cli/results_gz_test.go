@@ -1,0 +1,40 @@
+package cli
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestResultsGzipped: a run whose results.json passes the threshold is
+// stored as results.json.gz, and every reader takes it like the plain file.
+func TestResultsGzipped(t *testing.T) {
+	run, err := loadRun(filepath.Join("testdata", "new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := gzipThreshold
+	gzipThreshold = 0
+	defer func() { gzipThreshold = old }()
+	dir := t.TempDir()
+	if err := writeResults(dir, run, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, resultsFile)); !os.IsNotExist(err) {
+		t.Errorf("results.json written beside the gzipped one: %v", err)
+	}
+	if !haveResults(dir) {
+		t.Fatal("no results.json.gz written")
+	}
+	back, err := loadRun(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Results) != len(run.Results) || back.Machine.Host != run.Machine.Host {
+		t.Errorf("read back %d results of host %q, wrote %d of %q", len(back.Results), back.Machine.Host, len(run.Results), run.Machine.Host)
+	}
+	if _, err := loadRun(t.TempDir()); err == nil {
+		t.Error("an empty directory loaded")
+	}
+}
