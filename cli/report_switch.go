@@ -184,7 +184,7 @@ func (w *reportWriter) switchModel(cases []*caseSummary) {
 		lost := mustMetric(lp, "lost/op") + mustMetric(lp, "misdelivered/op")
 		switch {
 		case separated(li, ei) && li.Median < ei.Median && lost == 0:
-			w.p("\nDoes lazy switching pay? In writes, yes: per-CPU lazy switching saves %s register writes per switch at %s CPUs without losing a breakpoint; what a write costs on a real switch is the first half's +µs per breakpoint.", trimFloat(ei.Median-li.Median), top)
+			w.p("\nDoes lazy switching pay? In writes, yes: per-CPU lazy switching saves %s register writes per switch at %s CPUs without losing a breakpoint. In time it pays only where a debug exception (it takes more false alarms) costs less than the writes it saves: the real-kernel figures above give what breakpoints add per switch, and nothing here measures one exception.", trimFloat(ei.Median-li.Median), top)
 		case lost > 0:
 			w.p("\nDoes lazy switching pay? Not safely: per-CPU lazy switching loses or misdelivers breakpoints in this run (**unexplained**).")
 		default:
