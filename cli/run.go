@@ -28,7 +28,7 @@ import (
 // when the experiments' own estimates exceed them.
 const (
 	quickBudget = 60 * time.Second
-	fullBudget  = 12 * time.Minute
+	fullBudget  = 30 * time.Minute
 )
 
 // fullCount is --full's default --count: Mann-Whitney U needs at least 4
@@ -70,7 +70,7 @@ func (rc *runConfig) budget() time.Duration {
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "run the quick suite (the default when neither --quick nor --full is given; about a minute)")
-	full := fs.Bool("full", false, "run the full suite (about 12 minutes)")
+	full := fs.Bool("full", false, "run the full suite (about 25 minutes on a 2-vCPU VM at the default --count 5)")
 	expList := fs.String("experiments", "", "comma-separated `LIST` of experiments to run (default: all; accepted: "+experimentNames()+")")
 	stratList := fs.String("strategies", "", "comma-separated `LIST` of alloc strategies the model experiments use (default: all; accepted: "+strategyNames()+")")
 	count := fs.Int("count", 0, "repetitions `N` of each case (default: 1 for --quick, "+fmt.Sprint(fullCount)+" for --full)")
