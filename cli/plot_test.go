@@ -142,11 +142,7 @@ func TestPlotFixture(t *testing.T) {
 // TestPlotReferenceRun draws every chart of the reference run (the
 // current full suite on a VM) without error.
 func TestPlotReferenceRun(t *testing.T) {
-	run, err := loadRun(filepath.Join("..", "results", "vm-2026-11-22"))
-	if err != nil {
-		t.Skipf("reference run not available: %v", err)
-	}
-	d := data(run)
+	d := data(referenceRun(t))
 	for _, cs := range charts {
 		chs, why := cs.build(d)
 		if len(chs) == 0 {
