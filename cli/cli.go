@@ -209,7 +209,7 @@ func exitCode(ctx context.Context, err error) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, errNotResults):
 		return 2
 	case errors.Is(err, errInterrupted):
 		var sc signalCause

@@ -3,11 +3,9 @@ package cli
 import (
 	"encoding/csv"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -24,57 +22,6 @@ import (
 // minSignificant is the smallest sample size per side at which the
 // two-sided Mann-Whitney U test can reach p < 0.05 (4+4 gives p = 0.029).
 const minSignificant = 4
-
-func cmdCompare(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
-	format := fs.String("format", "text", "output `FORMAT`: text (benchstat-like tables), csv (one row per benchmark and unit: name,unit,old_median,new_median,delta_pct,p_value,significant) or json")
-	pos, help, err := parseCommand(fs, args, stdout)
-	if help || err != nil {
-		return err
-	}
-	switch *format {
-	case "text", "csv", "json":
-	default:
-		return usagef("compare: --format %q: want text, csv or json", *format)
-	}
-	if len(pos) != 2 {
-		return usagef("compare: want two results directories, got %d arguments (usage: %s)", len(pos), lookupCommand("compare").synopsis())
-	}
-	sides, err := loadSides(pos[0], pos[1])
-	if err != nil {
-		return err
-	}
-	if sameDir(pos[0], pos[1]) {
-		fmt.Fprintf(stderr, "warning: comparing %s with itself: every difference is zero\n", pos[0])
-	}
-	cmp := compareSides(sides)
-	switch *format {
-	case "csv":
-		err = writeCompareCSV(stdout, cmp)
-	case "json":
-		err = writeCompareJSON(stdout, pos[0], pos[1], cmp)
-	default:
-		err = writeCompareText(stdout, pos[0], pos[1], sides, cmp)
-	}
-	if err != nil {
-		return err
-	}
-	if *format != "text" && cmp.small > 0 {
-		fmt.Fprintf(stderr, "warning: %d of %d rows have fewer than %d values on a side, where no difference can be significant; run both with --count %d or more\n",
-			cmp.small, len(cmp.rows), minSignificant, fullCount)
-	}
-	return nil
-}
-
-// sameDir reports whether a and b name one directory.
-func sameDir(a, b string) bool {
-	sa, err1 := os.Stat(a)
-	sb, err2 := os.Stat(b)
-	if err1 == nil && err2 == nil {
-		return os.SameFile(sa, sb)
-	}
-	return filepath.Clean(a) == filepath.Clean(b)
-}
 
 // side is one run's values to compare: per benchmark and unit (units as
 // written: "ns/op", "steals/op", ...), the values of its repetitions and,
@@ -129,7 +76,7 @@ func loadSides(oldDir, newDir string) ([2]*side, error) {
 			return out, err
 		}
 		if len(out[i].names) == 0 {
-			return out, usagef("compare: %s holds no benchmark results", dir)
+			return out, notResultsf("compare: %s holds no benchmark results", dir)
 		}
 	}
 	return out, nil
@@ -156,7 +103,7 @@ func sideFromBench(dir string) (*side, error) {
 	path := filepath.Join(dir, benchFile)
 	res, err := readBenchFile(path)
 	if err != nil {
-		return nil, usagef("compare: cannot read %s: %v (want a directory written by `bpbench run`)", path, unwrapPath(err))
+		return nil, notResultsf("compare: cannot read %s: %v (want a directory written by `bpbench run`)", path, unwrapPath(err))
 	}
 	s := newSide(dir)
 	for _, r := range res {

@@ -265,13 +265,6 @@ func hasMetric(c *caseSummary, unit string) bool {
 	return ok
 }
 
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return strconv.Itoa(n) + " " + what + "s"
-}
-
 // plotRaceWindow draws one race-window CDF per backend: of its re-register
 // cases under the heaviest competition, the strategy with the median p50,
 // so that the chart compares backends rather than dozens of near-equal

@@ -27,18 +27,6 @@ func tasksStem(cpus string) string {
 	return "tasks-cost-cpus" + cpus
 }
 
-// subset returns the cases whose name parameter key is v ("" also
-// matching cases without it).
-func subset(cases []*caseSummary, key, v string) []*caseSummary {
-	var out []*caseSummary
-	for _, c := range cases {
-		if nameParams(c.Name)[key] == v {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 // vline is a vertical dashed line at x, the vCPU count on scaling charts.
 type vline struct {
 	x     float64

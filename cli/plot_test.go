@@ -2,12 +2,8 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"image/png"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,25 +12,6 @@ import (
 
 	"bpbench/bench"
 )
-
-// caseResult is a result for the plot tests: name, ns/op and metrics.
-func caseResult(name string, ns float64, metrics map[string]float64) bench.Result {
-	return bench.Result{Name: name, Iterations: 100, NsPerOp: ns, Metrics: metrics}
-}
-
-// reps returns one result per value of ns, the case run len(ns) times;
-// metric, when set, gives each run's metrics.
-func reps(name string, ns []float64, metric func(i int) map[string]float64) []bench.Result {
-	var out []bench.Result
-	for i, v := range ns {
-		var m map[string]float64
-		if metric != nil {
-			m = metric(i)
-		}
-		out = append(out, caseResult(name, v, m))
-	}
-	return out
-}
 
 func barsOf(t *testing.T, ch *chart) []*bars {
 	t.Helper()
@@ -92,52 +69,6 @@ func data(run *bench.Run) *plotData { return newPlotData(run) }
 // optionalStems are the charts the old fixture has no data for: CPU
 // counts and context switches came later.
 var optionalStems = []string{"tasks-cpus", "switch-cost", "switch-model-writes", "switch-model-lost"}
-
-func TestPlotFixture(t *testing.T) {
-	dir := fixtureDir(t, "old")
-	out := filepath.Join(t.TempDir(), "plots")
-	code, stdout, stderr := invoke(t, context.Background(), "plot", dir, "--out", out)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	// The fixture's Race cases run on the sim and perf backends: one steal
-	// chart each, and none under the old single name.
-	var stems []string
-	for _, c := range charts {
-		if slices.Contains(optionalStems, c.stem) {
-			if !strings.Contains(stdout, "plot "+c.stem+": omitted: ") {
-				t.Errorf("%s: not drawn, yet no reason given: %s", c.stem, stdout)
-			}
-			continue
-		}
-		if strings.Contains(stdout, "plot "+c.stem+": omitted") {
-			t.Errorf("the fixture has data for %s, yet: %s", c.stem, stdout)
-		}
-		if c.stem != "race-steals" {
-			stems = append(stems, c.stem)
-		}
-	}
-	stems = append(stems, raceStealsStem("sim", ""), raceStealsStem("perf", ""))
-	for _, stem := range stems {
-		for _, ext := range []string{"png", "svg"} {
-			path := filepath.Join(out, stem+"."+ext)
-			b, err := os.ReadFile(path)
-			if err != nil || len(b) < 1000 {
-				t.Errorf("%s: %d bytes, %v", path, len(b), err)
-				continue
-			}
-			if ext == "png" {
-				cfg, err := png.DecodeConfig(bytes.NewReader(b))
-				if err != nil || cfg.Width < 600 {
-					t.Errorf("%s: not a readable PNG (%v, %dx%d)", path, err, cfg.Width, cfg.Height)
-				}
-			}
-		}
-	}
-	if names := dirEntries(t, out); len(names) != 2*len(stems) {
-		t.Errorf("plots dir holds %v, want exactly the PNG and SVG of %v", names, stems)
-	}
-}
 
 // TestPlotReferenceRun draws every chart of the reference run (the
 // current full suite on a VM) without error.
@@ -436,40 +367,6 @@ func TestPlotTasksPerCPUCount(t *testing.T) {
 	if len(ch.lines) != 2 || !slices.Equal(ch.lines[0].xs, []float64{2, 256}) {
 		t.Errorf("cost-vs-CPUs lines %d, xs %v", len(ch.lines), ch.lines[0].xs)
 	}
-}
-
-// switchRun is a synthetic run of both halves of the switch experiments.
-func switchRun() *bench.Run {
-	run := &bench.Run{Machine: bench.Machine{NumCPU: 2}}
-	run.Results = append(run.Results, reps("Switch/backend=perfbench/breakpoints=0/threads-with=0", []float64{1, 1, 1, 1, 1, 1}, func(i int) map[string]float64 {
-		return map[string]float64{"usecs/op": 4.5 + 0.01*float64(i)}
-	})...)
-	for _, be := range []string{"perf", "ptrace"} {
-		for _, b := range []int{0, 1, 2, 4} {
-			name := fmt.Sprintf("Switch/backend=%s/breakpoints=%d/threads-with=2", be, b)
-			run.Results = append(run.Results, reps(name, []float64{1, 1, 1, 1, 1, 1}, func(i int) map[string]float64 {
-				us := 4.7 + 1.3*float64(b) + 0.01*float64(i)
-				if be == "ptrace" {
-					us += 2
-				}
-				return map[string]float64{"usecs/op": us, "slowdown": us / 4.7}
-			})...)
-		}
-	}
-	for _, pol := range []string{"eager", "changed", "lazy-percpu", "lazy-global"} {
-		for _, cpus := range []int{2, 8, 64} {
-			w := map[string]float64{"eager": 4, "changed": 2, "lazy-percpu": 0.5, "lazy-global": 0.4}[pol]
-			lost := 0.0
-			if pol == "lazy-global" {
-				lost = 0.001 * float64(cpus)
-			}
-			name := fmt.Sprintf("SwitchModel/policy=%s/cpus=%d/tasks=64/debugged=8", pol, cpus)
-			run.Results = append(run.Results, reps(name, []float64{10, 10, 10, 10, 10, 10}, func(i int) map[string]float64 {
-				return map[string]float64{"writes/switch": w + 0.001*float64(i), "exceptions/switch": 0, "lost/op": lost, "misdelivered/op": 0}
-			})...)
-		}
-	}
-	return run
 }
 
 func TestPlotSwitch(t *testing.T) {

@@ -17,10 +17,6 @@ var updateOps = []struct{ op, label string }{
 	{"reregister", "re-register (release + reserve)"},
 }
 
-// backendOrder is the presentation order of backends: model, then the two
-// real kernel interfaces.
-var backendOrder = []string{"sim", "ptrace", "perf"}
-
 // backendTitle names a backend in chart titles.
 func backendTitle(be string) string {
 	switch be {
@@ -32,23 +28,6 @@ func backendTitle(be string) string {
 		return "perf_event breakpoints (backend=perf)"
 	}
 	return "backend=" + be
-}
-
-// orderedBackends returns the keys of m in backendOrder, then any others
-// sorted.
-func orderedBackends[V any](m map[string]V) []string {
-	var out []string
-	for _, be := range backendOrder {
-		if _, ok := m[be]; ok {
-			out = append(out, be)
-		}
-	}
-	for _, be := range sortedKeys(m) {
-		if !slices.Contains(backendOrder, be) {
-			out = append(out, be)
-		}
-	}
-	return out
 }
 
 // plotUpdate draws every backend's (and simulated strategy's) update cost

@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"flag"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,24 +12,6 @@ import (
 
 	"bpbench/bench"
 )
-
-func cmdReport(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	pos, help, err := parseCommand(fs, args, stdout)
-	if help || err != nil {
-		return err
-	}
-	run, err := loadRunArg(pos, "report", "bpbench report DIR")
-	if err != nil {
-		return err
-	}
-	md := buildReport(run, pos[0])
-	if err := writeFileAtomic(filepath.Join(pos[0], reportFile), []byte(md)); err != nil {
-		return err
-	}
-	fmt.Fprint(stdout, md)
-	return nil
-}
 
 // reportWriter accumulates the Markdown report. Every number it prints
 // comes from the run; a section whose data is absent says so.
@@ -163,19 +143,6 @@ func (w *reportWriter) sectionConformance() {
 }
 
 // --- intervals and verdicts ---
-
-// ivOf returns c's interval for unit ("ns/op" or a metric unit); a
-// figure without one is a single value.
-func ivOf(c *caseSummary, unit string) Interval {
-	if iv, ok := c.CI[unit]; ok && iv.N > 0 {
-		return iv
-	}
-	v := c.NsPerOp
-	if unit != "ns/op" {
-		v = c.Metrics[unit]
-	}
-	return Interval{Median: v, Lo: v, Hi: v, N: 1, From: "runs"}
-}
 
 // unitFmt picks, from a median, the scale and suffix its interval is
 // printed in, so that the bounds share the median's unit.
@@ -396,31 +363,6 @@ func (w *reportWriter) find(fam string, want map[string]string) *caseSummary {
 		}
 	}
 	return nil
-}
-
-func hasParams(c *caseSummary, want map[string]string) bool {
-	p := nameParams(c.Name)
-	for k, v := range want {
-		if p[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
-// paramValues returns the values a name parameter takes over cases, in
-// sortedCategories order ("" for cases without it).
-func paramValues(cases []*caseSummary, key string) []string {
-	set := map[string]bool{}
-	for _, c := range cases {
-		set[nameParams(c.Name)[key]] = true
-	}
-	return sortedCategories(set)
-}
-
-func mustMetric(c *caseSummary, unit string) float64 {
-	v, _ := c.Metric(unit)
-	return v
 }
 
 func pct(a, b float64) string {

@@ -140,19 +140,6 @@ func mergeParams(m map[string]string, kv ...string) map[string]string {
 	return out
 }
 
-// placeLabel says what a race's place parameter means.
-func placeLabel(place string) string {
-	switch place {
-	case "same":
-		return "competitor on the holder's CPU (time-sliced)"
-	case "other":
-		return "competitor on the other CPU (parallel)"
-	case "":
-		return ""
-	}
-	return "place=" + place
-}
-
 // achievedRate is a race case's competitor attempt rate as achieved
 // (rate-achieved/s, or competitor-attempts/s in older results).
 func achievedRate(c *caseSummary) (Interval, bool) {
@@ -162,22 +149,6 @@ func achievedRate(c *caseSummary) (Interval, bool) {
 		}
 	}
 	return Interval{}, false
-}
-
-// stealsIv is a race case's steals per update with its interval: over
-// runs when it ran several times, else the case's Wilson interval
-// (steals-lo/op, steals-hi/op), else Wilson's from the pooled count.
-func stealsIv(c *caseSummary) Interval {
-	iv := ivOf(c, "steals/op")
-	if iv.N > 1 {
-		return iv
-	}
-	lo, lok := c.Metric("steals-lo/op")
-	hi, hok := c.Metric("steals-hi/op")
-	if !lok || !hok {
-		lo, hi = Wilson(iv.Median*float64(c.Iterations), float64(c.Iterations))
-	}
-	return Interval{Median: iv.Median, Lo: lo, Hi: hi, N: int(c.Iterations), From: "updates (Wilson)", Coverage: Confidence}
 }
 
 func (w *reportWriter) sectionRace() {
@@ -354,23 +325,6 @@ func (w *reportWriter) sectionScaling() {
 		w.plotLink(scalingStem(mix), "throughput vs goroutines"+strings.TrimSuffix(" mix="+mix, " mix="))
 	}
 	w.p("")
-}
-
-// tputIv is a scaling case's throughput with its interval, from ops/s or
-// else from the inverse of ns/op.
-func tputIv(c *caseSummary) Interval {
-	if _, ok := c.Metric("ops/s"); ok {
-		return ivOf(c, "ops/s")
-	}
-	iv := ivOf(c, "ns/op")
-	inv := func(v float64) float64 {
-		if v <= 0 {
-			return 0
-		}
-		return 1e9 / v
-	}
-	iv.Median, iv.Lo, iv.Hi = inv(iv.Median), inv(iv.Hi), inv(iv.Lo)
-	return iv
 }
 
 // goroutinesLabel names a goroutine count, marking counts above the

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -18,7 +17,7 @@ func TestResultsGzipped(t *testing.T) {
 	gzipThreshold = 0
 	defer func() { gzipThreshold = old }()
 	dir := t.TempDir()
-	if err := writeResults(dir, run, io.Discard); err != nil {
+	if err := writeRunFiles(dir, run); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, resultsFile)); !os.IsNotExist(err) {

@@ -31,11 +31,6 @@ const (
 	fullBudget  = 30 * time.Minute
 )
 
-// fullCount is --full's default --count: Mann-Whitney U needs at least 4
-// values a side before any difference can reach p < 0.05, and 5 gives
-// the median's order-statistic interval 94% coverage.
-const fullCount = 5
-
 // runConfig is a validated `bpbench run` command line.
 type runConfig struct {
 	exps  []bench.Experiment
@@ -465,22 +460,7 @@ func creep(bar *progressbar.ProgressBar, base, est int64) (stop func()) {
 // writeResults writes results.json, bench.txt, the plots and the report
 // into dir.
 func writeResults(dir string, run *bench.Run, log io.Writer) error {
-	js, err := marshalRun(run)
-	if err != nil {
-		return err
-	}
-	name, data, err := encodeResultsFile(js)
-	if err != nil {
-		return err
-	}
-	if err := writeFileAtomic(filepath.Join(dir, name), data); err != nil {
-		return err
-	}
-	var bt strings.Builder
-	if err := writeBench(&bt, run); err != nil {
-		return err
-	}
-	if err := writeFileAtomic(filepath.Join(dir, benchFile), []byte(bt.String())); err != nil {
+	if err := writeRunFiles(dir, run); err != nil {
 		return err
 	}
 	if _, err := plotAll(run, filepath.Join(dir, plotsDir), log); err != nil {

@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"bpbench/bench"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// parseFlags parses args with fs, allowing flags after positional
+// arguments ("plot DIR --out x"), and returns the positional ones. Errors
+// are usage errors that name the bad flag and list the accepted ones.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, flag.ErrHelp
+			}
+			return nil, usagef("%s: %v (accepted flags: %s)", fs.Name(), err, flagNames(fs))
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// parseCommand parses a subcommand's arguments as parseFlags does; on -h
+// or --help it prints the usage to stdout and returns help = true, which
+// the subcommand answers by returning err (nil) at once.
+func parseCommand(fs *flag.FlagSet, args []string, stdout io.Writer) (pos []string, help bool, err error) {
+	pos, err = parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, commandUsage(fs))
+		return nil, true, nil
+	}
+	return pos, false, err
+}
+
+// commandUsage is a command's --help: its synopsis, what it does, and
+// every flag with its default.
+func commandUsage(fs *flag.FlagSet) string {
+	var b strings.Builder
+	c := lookupCommand(fs.Name())
+	if c == nil {
+		c = &command{name: fs.Name()}
+	}
+	fmt.Fprintf(&b, "Usage: %s\n", c.synopsis())
+	if c.summary != "" {
+		fmt.Fprintf(&b, "\n%s\n", c.summary)
+	}
+	if c.more != "" {
+		fmt.Fprintf(&b, "%s\n", c.more)
+	}
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		b.WriteString("\nNo flags.\n")
+		return b.String()
+	}
+	b.WriteString("\nFlags:\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, text := flag.UnquoteUsage(f)
+		if arg != "" {
+			arg = " " + arg
+		}
+		fmt.Fprintf(&b, "  --%s%s\n        %s", f.Name, arg, text)
+		bf, isBool := f.Value.(interface{ IsBoolFlag() bool })
+		switch {
+		case strings.Contains(text, "default"):
+		case isBool && bf.IsBoolFlag() && f.DefValue == "false":
+			b.WriteString(" (default off)")
+		default:
+			fmt.Fprintf(&b, " (default %s)", f.DefValue)
+		}
+		b.WriteString("\n")
+	})
+	return b.String()
+}
+
+// loadRunArg loads the run of the one results directory a subcommand
+// takes; cmd and synopsis name the subcommand in the usage error.
+func loadRunArg(pos []string, cmd, synopsis string) (*bench.Run, error) {
+	if len(pos) != 1 {
+		return nil, usagef("%s: want exactly one results directory, got %d arguments (usage: %s)", cmd, len(pos), synopsis)
+	}
+	return loadRun(pos[0])
+}
+
+func flagNames(fs *flag.FlagSet) string {
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, "--"+f.Name) })
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
