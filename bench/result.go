@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"bpbench/bench/harness"
-	"bpbench/conform"
 )
 
 // ErrSkip is wrapped by a case that cannot run on this machine; the message
@@ -69,36 +68,6 @@ type Result struct {
 	// Noise is what the machine did while the case ran (the CLI fills it
 	// in around each run of a case).
 	Noise *harness.Noise `json:"noise,omitempty"`
-}
-
-// Skip records a case that could not run and why.
-type Skip struct {
-	Experiment string `json:"experiment"`
-	Name       string `json:"name"`
-	Reason     string `json:"reason"`
-}
-
-// Run is everything one `bpbench run` produced; it is results.json.
-type Run struct {
-	Machine  Machine       `json:"machine"`
-	Mode     string        `json:"mode"` // "quick" or "full"
-	Started  time.Time     `json:"started"`
-	Duration time.Duration `json:"duration_ns"`
-	Results  []Result      `json:"results"`
-	Skipped  []Skip        `json:"skipped,omitempty"`
-	// Failed lists cases that returned an error other than a skip.
-	Failed []Failure `json:"failed,omitempty"`
-	// Conformance is the model checked in lockstep against the live
-	// kernel at the start of the run (conform.Run, quick form), with the
-	// kernel facts the model assumes; Note says why when it could not run.
-	Conformance *conform.Report `json:"conformance,omitempty"`
-}
-
-// Failure records a case that failed and its error.
-type Failure struct {
-	Experiment string `json:"experiment"`
-	Name       string `json:"name"`
-	Error      string `json:"error"`
 }
 
 // Options select the size of an experiment run.

@@ -1,6 +1,7 @@
-// Package cli is the bpbench command line as a library: it runs the
-// experiments, keeps their results, draws the plots and writes a report that
-// answers each design question with the measured numbers. cmd/bpbench only
+// Package cli is the bpbench command line as a library: command handling
+// only. It runs the experiments (package bench) and hands their results to
+// runfile (results.json and bench.txt), charts (the plots) and report
+// (report.md and compare). cmd/bpbench only
 // calls Main; a user's own main can import a strategy package for its
 // alloc.Register side effect and call Main, and every subcommand then works
 // on that strategy too.
@@ -23,7 +24,7 @@
 // repetition, the commit and whether the tree was dirty among its
 // configuration lines), results.json with every figure, compact
 // histograms, the machine's noise during each case and every case's
-// median with its 95% interval (bench.Run plus "summaries"), the plots
+// median with its 95% interval (runfile.Run plus "summaries"), the plots
 // under DIR/plots and report.md. Cases that cannot run here are skipped with their reason; a
 // case that fails is recorded in results.json and makes run exit 1 after
 // everything else is written. Ctrl-C stops the run, leaves nothing behind
@@ -53,6 +54,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"bpbench/runfile"
 )
 
 // command is one subcommand: the table below drives dispatch, the global
@@ -209,7 +212,7 @@ func exitCode(ctx context.Context, err error) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, &ue), errors.Is(err, errNotResults):
+	case errors.As(err, &ue), errors.Is(err, runfile.ErrNotResults):
 		return 2
 	case errors.Is(err, errInterrupted):
 		var sc signalCause

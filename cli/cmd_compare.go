@@ -6,6 +6,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"bpbench/report"
+	"bpbench/runfile"
+	"bpbench/stats"
 )
 
 func cmdCompare(args []string, stdout, stderr io.Writer) error {
@@ -23,28 +27,28 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 2 {
 		return usagef("compare: want two results directories, got %d arguments (usage: %s)", len(pos), lookupCommand("compare").synopsis())
 	}
-	sides, err := loadSides(pos[0], pos[1])
+	sides, err := report.LoadSides(pos[0], pos[1])
 	if err != nil {
 		return err
 	}
 	if sameDir(pos[0], pos[1]) {
 		fmt.Fprintf(stderr, "warning: comparing %s with itself: every difference is zero\n", pos[0])
 	}
-	cmp := compareSides(sides)
+	cmp := report.CompareSides(sides)
 	switch *format {
 	case "csv":
-		err = writeCompareCSV(stdout, cmp)
+		err = report.WriteCompareCSV(stdout, cmp)
 	case "json":
-		err = writeCompareJSON(stdout, pos[0], pos[1], cmp)
+		err = report.WriteCompareJSON(stdout, pos[0], pos[1], cmp)
 	default:
-		err = writeCompareText(stdout, pos[0], pos[1], sides, cmp)
+		err = report.WriteCompareText(stdout, pos[0], pos[1], sides, cmp)
 	}
 	if err != nil {
 		return err
 	}
-	if *format != "text" && cmp.small > 0 {
+	if *format != "text" && cmp.Small > 0 {
 		fmt.Fprintf(stderr, "warning: %d of %d rows have fewer than %d values on a side, where no difference can be significant; run both with --count %d or more\n",
-			cmp.small, len(cmp.rows), minSignificant, fullCount)
+			cmp.Small, len(cmp.Rows), stats.MinSignificant, runfile.FullCount)
 	}
 	return nil
 }

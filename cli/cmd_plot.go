@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+
+	"bpbench/charts"
+	"bpbench/runfile"
 )
 
 func cmdPlot(args []string, stdout, stderr io.Writer) error {
@@ -20,9 +23,9 @@ func cmdPlot(args []string, stdout, stderr io.Writer) error {
 	}
 	dir := *out
 	if dir == "" {
-		dir = filepath.Join(pos[0], plotsDir)
+		dir = filepath.Join(pos[0], runfile.PlotsDir)
 	}
-	files, err := plotAll(run, dir, stdout)
+	files, err := charts.PlotAll(run, dir, stdout)
 	if err != nil {
 		return err
 	}

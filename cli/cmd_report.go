@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+
+	"bpbench/report"
+	"bpbench/runfile"
 )
 
 func cmdReport(args []string, stdout, stderr io.Writer) error {
@@ -17,8 +20,8 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	md := buildReport(run, pos[0])
-	if err := writeFileAtomic(filepath.Join(pos[0], reportFile), []byte(md)); err != nil {
+	md := report.Build(run, pos[0])
+	if err := runfile.WriteFileAtomic(filepath.Join(pos[0], runfile.ReportFile), []byte(md)); err != nil {
 		return err
 	}
 	fmt.Fprint(stdout, md)

@@ -5,6 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"bpbench/internal/fixtures"
+	"bpbench/runfile"
 )
 
 func TestReportFixture(t *testing.T) {
@@ -16,13 +19,13 @@ func TestReportFixture(t *testing.T) {
 	if code != 0 {
 		t.Fatal(stderr)
 	}
-	written, err := os.ReadFile(filepath.Join(dir, reportFile))
+	written, err := os.ReadFile(filepath.Join(dir, runfile.ReportFile))
 	if err != nil || string(written) != stdout {
 		t.Fatalf("report.md differs from the printed report (%v)", err)
 	}
 	// Every figure below is the median over the fixture's five
 	// repetitions, with [min–max] (94% coverage for 5 runs).
-	wantAll(t, stdout,
+	fixtures.WantAll(t, stdout,
 		"| kernel | 6.18.0-fixture |",
 		"| breakpoint slots per thread | 4 |",
 		"(clean tree)",

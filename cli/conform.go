@@ -9,8 +9,8 @@ import (
 	"io"
 	"strings"
 
-	"bpbench/bench"
 	"bpbench/conform"
+	"bpbench/runfile"
 )
 
 // Sequence lengths of the lockstep check: the quick form runs at the start
@@ -24,7 +24,7 @@ const (
 // (while nothing of ours holds a breakpoint) and records it in run: a
 // machine that cannot run it gets a report whose Note says why, another
 // error is a failed case.
-func checkConformance(ctx context.Context, rc *runConfig, run *bench.Run, log io.Writer) {
+func checkConformance(ctx context.Context, rc *runConfig, run *runfile.Run, log io.Writer) {
 	ops := conformQuickOps
 	if rc.opts.Full {
 		ops = conformFullOps
@@ -38,7 +38,7 @@ func checkConformance(ctx context.Context, rc *runConfig, run *bench.Run, log io
 	case errors.Is(err, conform.ErrUnavailable):
 		run.Conformance = &conform.Report{Note: err.Error()}
 	case err != nil:
-		run.Failed = append(run.Failed, bench.Failure{Experiment: "conform", Name: "Conform", Error: err.Error()})
+		run.Failed = append(run.Failed, runfile.Failure{Experiment: "conform", Name: "Conform", Error: err.Error()})
 		fmt.Fprintf(log, "FAIL conform: %v\n", err)
 		return
 	default:

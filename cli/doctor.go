@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,6 +24,7 @@ import (
 	"bpbench/conform"
 	"bpbench/hwregs"
 	"bpbench/internal/kernlock"
+	"bpbench/runfile"
 )
 
 // Capability bits of include/uapi/linux/capability.h.
@@ -115,7 +118,7 @@ func examine() *facilities {
 
 	const pmu = "/sys/bus/event_source/devices/breakpoint"
 	_, pmuErr := os.Stat(pmu)
-	add("breakpoint PMU", pmu, unwrapPath(pmuErr))
+	add("breakpoint PMU", pmu, runfile.UnwrapPath(pmuErr))
 
 	f.perf = hwregs.PerfSupported()
 	add("perf_event_open breakpoint", "opened and closed one on this thread", f.perf)
@@ -284,7 +287,7 @@ func judgeExperiment(e bench.Experiment, f *facilities) string {
 		}
 	}
 	s := fmt.Sprintf("%d of %d cases run", run, len(cases))
-	for _, why := range sortedKeys(reasons) {
+	for _, why := range slices.Sorted(maps.Keys(reasons)) {
 		s += fmt.Sprintf("; %d skip: %s", reasons[why], why)
 	}
 	return s
@@ -292,7 +295,7 @@ func judgeExperiment(e bench.Experiment, f *facilities) string {
 
 // caseNeeds returns why a case named name cannot run here, or "".
 func caseNeeds(name string, f *facilities) string {
-	p := nameParams(name)
+	p := runfile.NameParams(name)
 	fam, _, _ := strings.Cut(name, "/")
 	needPerf := p["backend"] == "perf" || strings.HasPrefix(fam, "Kernel")
 	needPtrace := p["backend"] == "ptrace" || fam == "Apply" || fam == "BlindWindow"

@@ -1,12 +1,13 @@
 package cli
 
 import (
-	"bpbench/bench"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
+
+	"bpbench/runfile"
 )
 
 // parseFlags parses args with fs, allowing flags after positional
@@ -87,11 +88,11 @@ func commandUsage(fs *flag.FlagSet) string {
 
 // loadRunArg loads the run of the one results directory a subcommand
 // takes; cmd and synopsis name the subcommand in the usage error.
-func loadRunArg(pos []string, cmd, synopsis string) (*bench.Run, error) {
+func loadRunArg(pos []string, cmd, synopsis string) (*runfile.Run, error) {
 	if len(pos) != 1 {
 		return nil, usagef("%s: want exactly one results directory, got %d arguments (usage: %s)", cmd, len(pos), synopsis)
 	}
-	return loadRun(pos[0])
+	return runfile.Load(pos[0])
 }
 
 func flagNames(fs *flag.FlagSet) string {

@@ -26,7 +26,11 @@ import (
 	"bpbench/bench"
 	"bpbench/bench/harness"
 	"bpbench/hwregs"
+	"bpbench/internal/fixtures"
 	"bpbench/internal/kernlock"
+	"bpbench/report"
+	"bpbench/runfile"
+	"bpbench/stats"
 )
 
 // invoke runs one command in-process and returns its exit status and output.
@@ -55,7 +59,7 @@ func dirEntries(t *testing.T, dir string) []string {
 // adds the bench.txt that run would have written with it.
 func fixtureDir(t *testing.T, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name, resultsFile))
+	b, err := os.ReadFile(filepath.Join(fixtures.Dir(name), runfile.ResultsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,18 +67,18 @@ func fixtureDir(t *testing.T, name string) string {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, resultsFile), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, runfile.ResultsFile), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run, err := loadRun(dir)
+	run, err := runfile.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var bt bytes.Buffer
-	if err := writeBench(&bt, run); err != nil {
+	if err := runfile.WriteBench(&bt, run); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, benchFile), bt.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, runfile.BenchFile), bt.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -83,10 +87,10 @@ func fixtureDir(t *testing.T, name string) string {
 func TestUsageErrors(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "no-such-dir")
 	notResults := t.TempDir()
-	os.WriteFile(filepath.Join(notResults, resultsFile), []byte("{not json"), 0o644)
+	os.WriteFile(filepath.Join(notResults, runfile.ResultsFile), []byte("{not json"), 0o644)
 	emptyDir := t.TempDir()
 	emptyRun := t.TempDir()
-	os.WriteFile(filepath.Join(emptyRun, resultsFile), []byte("{}"), 0o644)
+	os.WriteFile(filepath.Join(emptyRun, runfile.ResultsFile), []byte("{}"), 0o644)
 	fixture := fixtureDir(t, "old")
 	tests := []struct {
 		args []string
@@ -238,25 +242,25 @@ func TestRunRealExperiment(t *testing.T) {
 		t.Errorf("parent holds %v, want only the results dir (no temporary left)", names)
 	}
 
-	js, err := os.ReadFile(filepath.Join(out, resultsFile))
+	js, err := os.ReadFile(filepath.Join(out, runfile.ResultsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var run bench.Run
+	var run runfile.Run
 	if err := json.Unmarshal(js, &run); err != nil {
 		t.Fatal(err)
 	}
-	again, err := marshalRun(&run)
+	again, err := runfile.Marshal(&run)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(js, again) {
-		t.Error("results.json does not round-trip through bench.Run")
+		t.Error("results.json does not round-trip through runfile.Run")
 	}
 	if len(run.Results) == 0 || run.Mode != "quick" || run.Machine.GOOS == "" {
 		t.Fatalf("results.json: %d results, mode %q, machine %+v", len(run.Results), run.Mode, run.Machine)
 	}
-	var file runFile
+	var file runfile.RunFile
 	if err := json.Unmarshal(js, &file); err != nil {
 		t.Fatal(err)
 	}
@@ -284,11 +288,11 @@ func TestRunRealExperiment(t *testing.T) {
 		}
 	}
 
-	bt, err := os.ReadFile(filepath.Join(out, benchFile))
+	bt, err := os.ReadFile(filepath.Join(out, runfile.BenchFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rd := benchfmt.NewReader(bytes.NewReader(bt), benchFile)
+	rd := benchfmt.NewReader(bytes.NewReader(bt), runfile.BenchFile)
 	lines := 0
 	for rd.Scan() {
 		switch rec := rd.Result().(type) {
@@ -309,7 +313,7 @@ func TestRunRealExperiment(t *testing.T) {
 	if lines != len(run.Results) {
 		t.Errorf("bench.txt has %d results, results.json %d", lines, len(run.Results))
 	}
-	for _, f := range []string{reportFile, filepath.Join(plotsDir, "exclusion-cost.png"), filepath.Join(plotsDir, "exclusion-cost.svg")} {
+	for _, f := range []string{runfile.ReportFile, filepath.Join(runfile.PlotsDir, "exclusion-cost.png"), filepath.Join(runfile.PlotsDir, "exclusion-cost.svg")} {
 		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s missing or empty: %v", f, err)
 		}
@@ -369,7 +373,7 @@ func TestRunRecordsSkipsAndFailures(t *testing.T) {
 	if exitCode(context.Background(), err) != 1 {
 		t.Fatalf("err %v (exit %d), want a failure (exit 1)", err, exitCode(context.Background(), err))
 	}
-	run, lerr := loadRun(out)
+	run, lerr := runfile.Load(out)
 	if lerr != nil {
 		t.Fatal(lerr)
 	}
@@ -427,12 +431,12 @@ func TestCompareFixtures(t *testing.T) {
 func TestCompareTooFewSamples(t *testing.T) {
 	mk := func(ns float64) string {
 		dir := t.TempDir()
-		run := &bench.Run{Machine: bench.Machine{GOOS: "linux", GOMAXPROCS: 2}, Results: []bench.Result{{Name: "Update/backend=sim/op=modify", Iterations: 100, NsPerOp: ns}}}
+		run := &runfile.Run{Machine: bench.Machine{GOOS: "linux", GOMAXPROCS: 2}, Results: []bench.Result{{Name: "Update/backend=sim/op=modify", Iterations: 100, NsPerOp: ns}}}
 		var b bytes.Buffer
-		if err := writeBench(&b, run); err != nil {
+		if err := runfile.WriteBench(&b, run); err != nil {
 			t.Fatal(err)
 		}
-		os.WriteFile(filepath.Join(dir, benchFile), b.Bytes(), 0o644)
+		os.WriteFile(filepath.Join(dir, runfile.BenchFile), b.Bytes(), 0o644)
 		return dir
 	}
 	code, stdout, stderr := invoke(t, context.Background(), "compare", mk(100), mk(50))
@@ -499,21 +503,21 @@ func TestProbeSlots(t *testing.T) {
 
 // writeRunDir writes run as `bpbench run` would (results.json and
 // bench.txt) into a new directory.
-func writeRunDir(t *testing.T, run *bench.Run) string {
+func writeRunDir(t *testing.T, run *runfile.Run) string {
 	t.Helper()
 	dir := t.TempDir()
-	js, err := marshalRun(run)
+	js, err := runfile.Marshal(run)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var bt bytes.Buffer
-	if err := writeBench(&bt, run); err != nil {
+	if err := runfile.WriteBench(&bt, run); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, resultsFile), js, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, runfile.ResultsFile), js, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, benchFile), bt.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, runfile.BenchFile), bt.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -550,7 +554,7 @@ func compareCSV(t *testing.T, old, new string) map[string][]string {
 // copy shows no significant change at all.
 func TestCompareDetectsShift(t *testing.T) {
 	base := fixtureDir(t, "old")
-	run, err := loadRun(base)
+	run, err := runfile.Load(base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -592,8 +596,8 @@ func TestCompareDetectsShift(t *testing.T) {
 func TestCompareBatches(t *testing.T) {
 	// Deterministic noise: 12 batches at fixed normal quantiles, shuffled.
 	z := []float64{-1.73, -1.15, -0.81, -0.55, -0.32, -0.1, 0.1, 0.32, 0.55, 0.81, 1.15, 1.73}
-	mk := func(scale float64) *bench.Run {
-		run := &bench.Run{Machine: bench.Machine{GOOS: "linux", GOARCH: "amd64", GOMAXPROCS: 2}, Mode: "quick", Started: time.Unix(1e9, 0).UTC()}
+	mk := func(scale float64) *runfile.Run {
+		run := &runfile.Run{Machine: bench.Machine{GOOS: "linux", GOARCH: "amd64", GOMAXPROCS: 2}, Mode: "quick", Started: time.Unix(1e9, 0).UTC()}
 		for c, ns := range []float64{50, 1600, 4400} {
 			var b []float64
 			for i := range z {
@@ -601,7 +605,7 @@ func TestCompareBatches(t *testing.T) {
 			}
 			run.Results = append(run.Results, bench.Result{
 				Experiment: "update", Name: fmt.Sprintf("Update/case=%d", c), Iterations: 1000,
-				NsPerOp: median(b), Batches: map[string][]float64{"ns/op": b},
+				NsPerOp: stats.Median(b), Batches: map[string][]float64{"ns/op": b},
 			})
 		}
 		return run
@@ -635,13 +639,13 @@ func TestCompareFormatsAndGeomean(t *testing.T) {
 	}
 	var out struct {
 		Rows []struct {
-			Name        string   `json:"name"`
-			Unit        string   `json:"unit"`
-			P           *float64 `json:"p_value"`
-			Significant bool     `json:"significant"`
-			OldCI       Interval `json:"old_ci"`
+			Name        string         `json:"name"`
+			Unit        string         `json:"unit"`
+			P           *float64       `json:"p_value"`
+			Significant bool           `json:"significant"`
+			OldCI       stats.Interval `json:"old_ci"`
 		} `json:"rows"`
-		Geomeans []geomean `json:"geomeans"`
+		Geomeans []report.Geomean `json:"geomeans"`
 	}
 	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
 		t.Fatalf("%v\n%s", err, stdout)
@@ -649,7 +653,7 @@ func TestCompareFormatsAndGeomean(t *testing.T) {
 	if len(out.Rows) == 0 || out.Rows[0].Unit != "ns/op" || out.Rows[0].P == nil || out.Rows[0].OldCI.N != 5 {
 		t.Errorf("json rows: %+v", out.Rows[:min(1, len(out.Rows))])
 	}
-	var g *geomean
+	var g *report.Geomean
 	for i := range out.Geomeans {
 		if out.Geomeans[i].Unit == "ns/op" {
 			g = &out.Geomeans[i]
@@ -738,7 +742,7 @@ func TestRunRecordsNoiseAndLockWait(t *testing.T) {
 	if !strings.Contains(log.String(), "waiting for the debug-register lock held by PID ") {
 		t.Errorf("log does not name the holder: %q", log)
 	}
-	run, err := loadRun(out)
+	run, err := runfile.Load(out)
 	if err != nil {
 		t.Fatal(err)
 	}

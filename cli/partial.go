@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"bpbench/runfile"
 )
 
 // A run writes into a hidden partial directory and renames it into place
@@ -91,7 +93,7 @@ func removeStalePartials(parent string, log io.Writer) {
 		}
 		path := filepath.Join(parent, e.Name())
 		if err := os.RemoveAll(path); err != nil {
-			fmt.Fprintf(log, "warning: cannot remove stale partial directory %s: %v\n", path, unwrapPath(err))
+			fmt.Fprintf(log, "warning: cannot remove stale partial directory %s: %v\n", path, runfile.UnwrapPath(err))
 			continue
 		}
 		fmt.Fprintf(log, "removed stale partial directory %s (its run, PID %d, is no longer running)\n", path, pid)

@@ -20,8 +20,11 @@ import (
 	"bpbench/alloc"
 	"bpbench/bench"
 	"bpbench/bench/harness"
+	"bpbench/charts"
 	"bpbench/conform"
 	"bpbench/internal/kernlock"
+	"bpbench/report"
+	"bpbench/runfile"
 )
 
 // Time budgets of the two suites on the reference 2-core machine; run warns
@@ -68,7 +71,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	full := fs.Bool("full", false, "run the full suite (about 25 minutes on a 2-vCPU VM at the default --count 5)")
 	expList := fs.String("experiments", "", "comma-separated `LIST` of experiments to run (default: all; accepted: "+experimentNames()+")")
 	stratList := fs.String("strategies", "", "comma-separated `LIST` of alloc strategies the model experiments use (default: all; accepted: "+strategyNames()+")")
-	count := fs.Int("count", 0, "repetitions `N` of each case (default: 1 for --quick, "+fmt.Sprint(fullCount)+" for --full)")
+	count := fs.Int("count", 0, "repetitions `N` of each case (default: 1 for --quick, "+fmt.Sprint(runfile.FullCount)+" for --full)")
 	out := fs.String("out", "", "new results directory `DIR` (default: results/<host>-<date>, with -2, -3... when taken)")
 	pin := fs.Int("pin-cpu", 0, "`CPU` that tracer threads and tracees pin to, in [0, NumCPU)")
 	seed := fs.Int64("seed", 1, "seed `N` of every random choice (workloads, address picks)")
@@ -87,7 +90,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	rc := &runConfig{opts: bench.Options{Full: *full, PinCPU: *pin, Seed: *seed}, out: *out}
 	switch {
 	case !set["count"] && *full:
-		rc.count = fullCount
+		rc.count = runfile.FullCount
 	case !set["count"]:
 		rc.count = 1
 	case *count < 1:
@@ -202,7 +205,7 @@ type plannedCase struct {
 
 // runExperiments runs rc and writes its results directory atomically.
 func runExperiments(ctx context.Context, rc *runConfig, stdout, stderr io.Writer) (err error) {
-	run := &bench.Run{Mode: rc.mode(), Started: time.Now().UTC()}
+	run := &runfile.Run{Mode: rc.mode(), Started: time.Now().UTC()}
 	var plan []plannedCase
 	perExp := map[string]time.Duration{}
 	var total time.Duration
@@ -210,11 +213,11 @@ func runExperiments(ctx context.Context, rc *runConfig, stdout, stderr io.Writer
 		cases, cerr := e.Cases(rc.opts)
 		switch {
 		case errors.Is(cerr, bench.ErrSkip):
-			run.Skipped = append(run.Skipped, bench.Skip{Experiment: e.Name, Name: e.Name, Reason: cerr.Error()})
+			run.Skipped = append(run.Skipped, runfile.Skip{Experiment: e.Name, Name: e.Name, Reason: cerr.Error()})
 			fmt.Fprintf(stderr, "skip %s: %v\n", e.Name, cerr)
 			continue
 		case cerr != nil:
-			run.Failed = append(run.Failed, bench.Failure{Experiment: e.Name, Name: e.Name, Error: cerr.Error()})
+			run.Failed = append(run.Failed, runfile.Failure{Experiment: e.Name, Name: e.Name, Error: cerr.Error()})
 			fmt.Fprintf(stderr, "FAIL %s: listing cases: %v\n", e.Name, cerr)
 			continue
 		}
@@ -294,7 +297,7 @@ func runExperiments(ctx context.Context, rc *runConfig, stdout, stderr io.Writer
 		for _, f := range run.Failed {
 			fmt.Fprintf(stderr, "FAIL %s: %s\n", f.Name, f.Error)
 		}
-		return fmt.Errorf("run: %d case(s) failed; recorded in %s", len(run.Failed), filepath.Join(out, resultsFile))
+		return fmt.Errorf("run: %d case(s) failed; recorded in %s", len(run.Failed), filepath.Join(out, runfile.ResultsFile))
 	}
 	return nil
 }
@@ -304,7 +307,7 @@ func runExperiments(ctx context.Context, rc *runConfig, stdout, stderr io.Writer
 // left follows the experiments' own estimates corrected by the observed
 // pace; elsewhere (CI, pipes, tests) the bar's carriage-return redraws
 // would flood the log, so it prints one line per finished case instead.
-func runPlan(ctx context.Context, plan []plannedCase, count int, run *bench.Run, stderr io.Writer) error {
+func runPlan(ctx context.Context, plan []plannedCase, count int, run *runfile.Run, stderr io.Writer) error {
 	var totalMs int64
 	for _, p := range plan {
 		totalMs += estMs(p.c.Estimate) * int64(count)
@@ -369,14 +372,14 @@ func runPlan(ctx context.Context, plan []plannedCase, count int, run *bench.Run,
 				return interrupted(ctx)
 			}
 			if errors.Is(err, bench.ErrSkip) {
-				run.Skipped = append(run.Skipped, bench.Skip{Experiment: p.exp, Name: p.c.Name, Reason: err.Error()})
+				run.Skipped = append(run.Skipped, runfile.Skip{Experiment: p.exp, Name: p.c.Name, Reason: err.Error()})
 				say("skip %s: %v", p.c.Name, err)
 				done += est * int64(count-rep-1)
 				ok = false
 				break
 			}
 			if err != nil {
-				run.Failed = append(run.Failed, bench.Failure{Experiment: p.exp, Name: p.c.Name, Error: err.Error()})
+				run.Failed = append(run.Failed, runfile.Failure{Experiment: p.exp, Name: p.c.Name, Error: err.Error()})
 				say("FAIL %s: %v", p.c.Name, err)
 				done += est * int64(count-rep-1)
 				ok = false
@@ -459,15 +462,15 @@ func creep(bar *progressbar.ProgressBar, base, est int64) (stop func()) {
 
 // writeResults writes results.json, bench.txt, the plots and the report
 // into dir.
-func writeResults(dir string, run *bench.Run, log io.Writer) error {
-	if err := writeRunFiles(dir, run); err != nil {
+func writeResults(dir string, run *runfile.Run, log io.Writer) error {
+	if err := runfile.Write(dir, run); err != nil {
 		return err
 	}
-	if _, err := plotAll(run, filepath.Join(dir, plotsDir), log); err != nil {
+	if _, err := charts.PlotAll(run, filepath.Join(dir, runfile.PlotsDir), log); err != nil {
 		return err
 	}
-	rep := buildReport(run, dir)
-	return writeFileAtomic(filepath.Join(dir, reportFile), []byte(rep))
+	rep := report.Build(run, dir)
+	return runfile.WriteFileAtomic(filepath.Join(dir, runfile.ReportFile), []byte(rep))
 }
 
 // commitDir renames the finished temporary directory to out. A default

@@ -1,0 +1,180 @@
+package charts
+
+import (
+	"fmt"
+	"image/color"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+
+	"bpbench/runfile"
+	"bpbench/stats"
+)
+
+// ScalingStem is the file stem of one mix's scaling chart.
+func ScalingStem(mix string) string {
+	if mix == "" {
+		return "scaling-throughput"
+	}
+	return "scaling-throughput-" + mix
+}
+
+// TasksStem is the file stem of one CPU count's tasks chart.
+func TasksStem(cpus string) string {
+	if cpus == "" {
+		return "tasks-cost"
+	}
+	return "tasks-cost-cpus" + cpus
+}
+
+// plotScaling draws throughput against goroutines, one chart per mix,
+// marking the vCPU count: goroutines beyond it are time-sliced.
+func plotScaling(d *plotData) ([]*chart, string) {
+	cases := runfile.Family(d.all, "Scaling")
+	var out []*chart
+	for _, mix := range runfile.ParamValues(cases, "mix") {
+		series, cats := seriesBy(runfile.Subset(cases, "mix", mix), "goroutines", tputOf, true)
+		if len(series) == 0 {
+			continue
+		}
+		labels := make([]string, len(cats))
+		vx := -1.0
+		for i, g := range cats {
+			labels[i] = g
+			n, err := strconv.Atoi(g)
+			if err == nil && d.ncpu > 0 && n > d.ncpu {
+				labels[i] = g + "\ntime-sliced"
+			}
+			if err == nil && n == d.ncpu {
+				vx = float64(i)
+			}
+		}
+		title := "Reserve+release throughput vs goroutines, per alloc strategy (all goroutines together)"
+		if mix != "" {
+			title += ", mix=" + mix
+		}
+		ch := lineChart(lineOpts{
+			title:  title,
+			xlabel: "goroutines reserving and releasing",
+			ylabel: "operations per second, all goroutines",
+			xTicks: labels,
+			yFmt:   siTick,
+		}, series)
+		if vx >= 0 {
+			v := vline{vx, draw.LineStyle{Color: color.Gray{Y: 60}, Width: vg.Points(1.5), Dashes: []vg.Length{vg.Points(4), vg.Points(3)}}}
+			ch.Add(v)
+			ch.addLegend(fmt.Sprintf("%d vCPUs: more goroutines are time-sliced", d.ncpu), v)
+		}
+		ch.stem = ScalingStem(mix)
+		out = append(out, ch)
+	}
+	if len(out) == 0 {
+		return nil, "no Scaling results with goroutines="
+	}
+	return out, ""
+}
+
+// tputOf is a scaling case's throughput interval.
+func tputOf(c *runfile.Case) (stats.Interval, bool) {
+	iv := runfile.TputIv(c)
+	return iv, iv.Median > 0
+}
+
+// cpusTitle names a CPU count in a chart title.
+func cpusTitle(cpus string, host int) string {
+	switch {
+	case cpus == "":
+		return ""
+	case cpus == strconv.Itoa(host):
+		return ", " + cpus + " CPUs (the host's count)"
+	}
+	return ", " + cpus + " simulated CPUs"
+}
+
+// plotTasks draws reservation cost against live tasks, one chart per CPU
+// count the run has.
+func plotTasks(d *plotData) ([]*chart, string) {
+	cases := runfile.Family(d.all, "Tasks")
+	var out []*chart
+	for _, cpus := range runfile.ParamValues(cases, "cpus") {
+		series, _ := seriesBy(runfile.Subset(cases, "cpus", cpus), "tasks", metricIv("ns/op"), false)
+		if len(series) == 0 {
+			continue
+		}
+		for i := range series {
+			if strings.Contains(series[i].label, "legacy") {
+				st := autoStyle(i)
+				st.width, st.dashes = vg.Points(3), nil
+				series[i].style = st
+			}
+		}
+		ch := lineChart(lineOpts{
+			title:  "Per-reservation cost vs live tasks: legacy (global list walk) against the rest" + cpusTitle(cpus, d.ncpu),
+			xlabel: "live tasks holding breakpoints",
+			ylabel: "time per reserve+release",
+			logX:   true, logY: true,
+			yFmt: nsTick,
+		}, series)
+		ch.stem = TasksStem(cpus)
+		out = append(out, ch)
+	}
+	if len(out) == 0 {
+		return nil, "no Tasks results with tasks="
+	}
+	return out, ""
+}
+
+// plotTasksCPUs draws reservation cost against the CPU count at the most
+// live tasks, when the run measured several CPU counts.
+func plotTasksCPUs(d *plotData) (*chart, string) {
+	cases := runfile.Family(d.all, "Tasks")
+	cpus := runfile.ParamValues(cases, "cpus")
+	if len(cpus) < 2 || cpus[0] == "" {
+		return nil, "Tasks ran at one CPU count (no cpus= parameter with several values)"
+	}
+	tasks := runfile.ParamValues(cases, "tasks")
+	top := tasks[len(tasks)-1]
+	series, _ := seriesBy(runfile.Subset(cases, "tasks", top), "cpus", metricIv("ns/op"), false)
+	if len(series) == 0 {
+		return nil, "no Tasks results with cpus= at tasks=" + top
+	}
+	return lineChart(lineOpts{
+		title:  fmt.Sprintf("Per-reservation cost vs CPUs at %s live tasks, per strategy", top),
+		xlabel: fmt.Sprintf("CPUs (the host has %d; larger counts are simulated)", d.ncpu),
+		ylabel: "time per reserve+release",
+		logX:   true,
+		logY:   spansDecades(series, true, 30),
+		yFmt:   nsTick,
+	}, series), ""
+}
+
+// exclusionMode says what an Exclusion mode means, for the legend.
+func exclusionMode(label string) string {
+	switch label {
+	case "mode=on":
+		return "exclusion on: every reservation checks a global list under one lock"
+	case "mode=off":
+		return "exclusion off: the same allocator without the check"
+	}
+	return label
+}
+
+func plotExclusion(d *plotData) (*chart, string) {
+	series, _ := seriesBy(runfile.Family(d.all, "Exclusion"), "tasks", metricIv("ns/op"), false)
+	if len(series) == 0 {
+		return nil, "no Exclusion results with tasks="
+	}
+	for i := range series {
+		series[i].label = exclusionMode(series[i].label)
+	}
+	return lineChart(lineOpts{
+		title:  "Reservation cost with exclusive breakpoints on vs off, vs live tasks",
+		xlabel: "live tasks",
+		ylabel: "time per reservation",
+		logX:   spansDecades(series, false, 10),
+		logY:   spansDecades(series, true, 30),
+		yFmt:   nsTick,
+	}, series), ""
+}

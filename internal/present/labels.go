@@ -1,0 +1,55 @@
+package present
+
+import (
+	"maps"
+	"slices"
+	"strconv"
+)
+
+// PlaceLabel says what a race's place parameter means.
+func PlaceLabel(place string) string {
+	switch place {
+	case "same":
+		return "competitor on the holder's CPU (time-sliced)"
+	case "other":
+		return "competitor on the other CPU (parallel)"
+	case "":
+		return ""
+	}
+	return "place=" + place
+}
+
+func Plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}
+
+// backendOrder is the presentation order of backends: model, then the two
+// real kernel interfaces.
+var backendOrder = []string{"sim", "ptrace", "perf"}
+
+// OrderedBackends returns the keys of m in backendOrder, then any others
+// sorted.
+func OrderedBackends[V any](m map[string]V) []string {
+	var out []string
+	for _, be := range backendOrder {
+		if _, ok := m[be]; ok {
+			out = append(out, be)
+		}
+	}
+	for _, be := range slices.Sorted(maps.Keys(m)) {
+		if !slices.Contains(backendOrder, be) {
+			out = append(out, be)
+		}
+	}
+	return out
+}
+
+func OrRuns(from string) string {
+	if from == "" {
+		return "runs"
+	}
+	return from
+}

@@ -1,0 +1,55 @@
+package present
+
+import (
+	"math"
+	"strconv"
+)
+
+// FmtNs formats a duration in nanoseconds with a readable unit.
+func FmtNs(ns float64) string {
+	switch {
+	case ns >= 1e9:
+		return TrimFloat(ns/1e9) + " s"
+	case ns >= 1e6:
+		return TrimFloat(ns/1e6) + " ms"
+	case ns >= 1e3:
+		return TrimFloat(ns/1e3) + " µs"
+	}
+	return TrimFloat(ns) + " ns"
+}
+
+// TrimFloat prints 3 significant digits without exponent.
+func TrimFloat(v float64) string {
+	switch a := math.Abs(v); {
+	case a == 0:
+		return "0"
+	case a >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case a >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	case a >= 1:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 3, 64)
+}
+
+// Cheaper says how much cheaper the cost ours is than theirs ("2.03×
+// cheaper"), or, when it is not, how much dearer ("1.07× more expensive"),
+// so a report never calls a 0.93 ratio "cheaper".
+func Cheaper(theirs, ours float64) string {
+	if ours == 0 || theirs == 0 || math.IsNaN(theirs/ours) {
+		return "n/a cheaper"
+	}
+	if theirs >= ours {
+		return TrimFloat(theirs/ours) + "× cheaper"
+	}
+	return TrimFloat(ours/theirs) + "× more expensive"
+}
+
+// Ratio formats a/b as "3.4×", or "n/a" when b is zero.
+func Ratio(a, b float64) string {
+	if b == 0 || math.IsNaN(a/b) {
+		return "n/a"
+	}
+	return TrimFloat(a/b) + "×"
+}

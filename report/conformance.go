@@ -1,0 +1,49 @@
+package report
+
+import "fmt"
+
+// sectionConformance prints the allocation model checked in lockstep
+// against the live kernel at the start of the run (Run.Conformance), and
+// the kernel facts the model assumes.
+func (w *reportWriter) sectionConformance() {
+	w.p("## Does the model admit and refuse exactly what the kernel does?\n")
+	r := w.run.Conformance
+	if r == nil {
+		w.absent("conformance")
+		w.p("")
+		return
+	}
+	w.p("**%s.**", r.Summary())
+	if r.CPUs > 0 {
+		w.p("\nOne random sequence of perf_event_open breakpoints (CPU-bound on each CPU, a thread on every CPU, a thread on one CPU; %d of the opens instruction breakpoints) on %d live threads, %d CPUs, %d slots a thread, seed %d, replayed op by op on every strategy (`bpbench conform` runs a longer one).\n", r.Inst, r.Threads, r.CPUs, r.Slots, r.Seed)
+	}
+	if len(r.Strategies) > 0 {
+		w.p("| strategy | agreed | diverged | first divergence |\n|---|---|---|---|")
+		for _, a := range r.Strategies {
+			first := ""
+			if len(a.Divergences) > 0 {
+				d := a.Divergences[0]
+				first = fmt.Sprintf("op %d `%s`: kernel %s, model %s", d.Op, d.Request, d.Kernel, d.Model)
+			}
+			w.p("| %s | %d | %d | %s |", a.Strategy, a.Agreed, a.Diverged, first)
+		}
+	}
+	if len(r.Facts) > 0 {
+		w.p("\nKernel facts the model assumes, probed on this kernel:\n")
+		w.p("| fact | answer | holds | how |\n|---|---|---|---|")
+		for _, f := range r.Facts {
+			v, holds := f.Value, "yes"
+			if f.Error != "" {
+				v = "not probed: " + f.Error
+			}
+			if !f.Holds() {
+				holds = "**no**"
+			}
+			if f.Assumed == "" {
+				holds = "(read)"
+			}
+			w.p("| %s: %s | %s | %s | %s |", f.Name, f.Question, v, holds, f.Detail)
+		}
+	}
+	w.p("")
+}

@@ -1,0 +1,100 @@
+package report
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"bpbench/charts"
+	"bpbench/internal/present"
+	"bpbench/runfile"
+	"bpbench/stats"
+)
+
+func (w *reportWriter) sectionScaling() {
+	w.p("## Which allocation strategy scales with concurrent reservers?\n")
+	cases := runfile.Family(w.all, "Scaling")
+	if len(cases) == 0 {
+		w.absent("Scaling")
+		return
+	}
+	ncpu := w.run.Machine.NumCPU
+	for _, mix := range runfile.ParamValues(cases, "mix") {
+		if mix != "" {
+			w.p("### mix=%s\n", mix)
+		}
+		w.scalingTable(runfile.Subset(cases, "mix", mix), ncpu)
+	}
+	w.spurious("Scaling", "scaling")
+	for _, mix := range runfile.ParamValues(cases, "mix") {
+		w.plotLink(charts.ScalingStem(mix), "throughput vs goroutines"+strings.TrimSuffix(" mix="+mix, " mix="))
+	}
+	w.p("")
+}
+
+// goroutinesLabel names a goroutine count, marking counts above the
+// machine's CPUs as time-sliced.
+func goroutinesLabel(g, ncpu int) string {
+	s := present.Plural(g, "goroutine")
+	if ncpu > 0 && g > ncpu {
+		s += fmt.Sprintf(" (time-sliced on %d vCPUs)", ncpu)
+	}
+	return s
+}
+
+func (w *reportWriter) scalingTable(cases []*runfile.Case, ncpu int) {
+	maxG := 0
+	for _, c := range cases {
+		g, _ := strconv.Atoi(runfile.NameParams(c.Name)["goroutines"])
+		maxG = max(maxG, g)
+	}
+	type row struct {
+		strategy string
+		one, top stats.Interval
+	}
+	var rows []row
+	for _, st := range runfile.ParamValues(cases, "strategy") {
+		r := row{strategy: st}
+		for _, c := range cases {
+			p := runfile.NameParams(c.Name)
+			if p["strategy"] != st {
+				continue
+			}
+			switch p["goroutines"] {
+			case "1":
+				r.one = runfile.TputIv(c)
+			case strconv.Itoa(maxG):
+				r.top = runfile.TputIv(c)
+			}
+		}
+		rows = append(rows, r)
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].top.Median > rows[j].top.Median })
+	w.p("| strategy | ops/s at 1 goroutine | ops/s at %s | scaling |\n|---|---|---|---|", goroutinesLabel(maxG, ncpu))
+	for _, r := range rows {
+		w.p("| %s | %s | %s | %s |", r.strategy, fmtIv(r.one, countUnit), fmtIv(r.top, countUnit), present.Ratio(r.top.Median, r.one.Median))
+	}
+	falls := false
+	for _, r := range rows {
+		falls = falls || (separated(r.top, r.one) && r.top.Median < r.one.Median)
+	}
+	if falls && ncpu > 0 && maxG > ncpu {
+		w.p("\nScaling below 1×: no gain is possible beyond %d goroutines, where the %d vCPUs are time-sliced; that throughput falls rather than stays flat is contention on the allocator's shared state and preemption inside its critical sections, which this run does not measure apart.", ncpu, ncpu)
+	} else if falls {
+		w.p("\nScaling below 1× with no more goroutines than vCPUs: **unexplained**.")
+	}
+	if len(rows) > 1 && rows[len(rows)-1].top.Median > 0 {
+		a, b, z := rows[0], rows[1], rows[len(rows)-1]
+		at := "At " + goroutinesLabel(maxG, ncpu)
+		if separated(a.top, b.top) {
+			w.p("\n%s %s is fastest, %s the throughput of the next, %s, and %s that of %s.", at, a.strategy, present.Ratio(a.top.Median, b.top.Median), b.strategy, present.Ratio(a.top.Median, z.top.Median), z.strategy)
+		} else {
+			w.p("\n%s %s has the highest median, but its lead over %s is %s.", at, a.strategy, b.strategy, resolveNote(a.top, b.top))
+			if separated(a.top, z.top) {
+				w.p("It is %s the throughput of %s, the slowest.", present.Ratio(a.top.Median, z.top.Median), z.strategy)
+			}
+		}
+	}
+	w.p("")
+}
