@@ -34,7 +34,7 @@ func (w *reportWriter) sectionKernel() {
 		r := "n/a"
 		if g.N > 0 && pf.N > 0 {
 			r = ratioVerdict(g, pf)
-			if !separated(g, pf) {
+			if !g.Separated(pf) {
 				r = "~ (" + r + ")"
 			}
 		}

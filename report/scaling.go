@@ -77,7 +77,7 @@ func (w *reportWriter) scalingTable(cases []*runfile.Case, ncpu int) {
 	}
 	falls := false
 	for _, r := range rows {
-		falls = falls || (separated(r.top, r.one) && r.top.Median < r.one.Median)
+		falls = falls || (r.top.Separated(r.one) && r.top.Median < r.one.Median)
 	}
 	if falls && ncpu > 0 && maxG > ncpu {
 		w.p("\nScaling below 1×: no gain is possible beyond %d goroutines, where the %d vCPUs are time-sliced; that throughput falls rather than stays flat is contention on the allocator's shared state and preemption inside its critical sections, which this run does not measure apart.", ncpu, ncpu)
@@ -87,11 +87,11 @@ func (w *reportWriter) scalingTable(cases []*runfile.Case, ncpu int) {
 	if len(rows) > 1 && rows[len(rows)-1].top.Median > 0 {
 		a, b, z := rows[0], rows[1], rows[len(rows)-1]
 		at := "At " + goroutinesLabel(maxG, ncpu)
-		if separated(a.top, b.top) {
+		if a.top.Separated(b.top) {
 			w.p("\n%s %s is fastest, %s the throughput of the next, %s, and %s that of %s.", at, a.strategy, present.Ratio(a.top.Median, b.top.Median), b.strategy, present.Ratio(a.top.Median, z.top.Median), z.strategy)
 		} else {
 			w.p("\n%s %s has the highest median, but its lead over %s is %s.", at, a.strategy, b.strategy, resolveNote(a.top, b.top))
-			if separated(a.top, z.top) {
+			if a.top.Separated(z.top) {
 				w.p("It is %s the throughput of %s, the slowest.", present.Ratio(a.top.Median, z.top.Median), z.strategy)
 			}
 		}

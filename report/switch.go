@@ -75,7 +75,7 @@ func (w *reportWriter) switchReal(cases []*runfile.Case) {
 			if zero != nil && top != nil && top != zero {
 				zi, ti := runfile.IvOf(zero, "usecs/op"), runfile.IvOf(top, "usecs/op")
 				v := resolveNote(ti, zi)
-				if separated(ti, zi) {
+				if ti.Separated(zi) {
 					v = fmt.Sprintf("%s breakpoints make a round trip %s as expensive, +%s µs", strconv.Itoa(topB), present.Ratio(ti.Median, zi.Median), present.TrimFloat(ti.Median-zi.Median))
 				}
 				w.p("  - %d vs 0 breakpoints: %s.", topB, v)
@@ -165,7 +165,7 @@ func (w *reportWriter) switchModel(cases []*runfile.Case) {
 		if eager != nil && c != eager {
 			ei, ci := runfile.IvOf(eager, "writes/switch"), runfile.IvOf(c, "writes/switch")
 			v := resolveNote(ci, ei)
-			if separated(ci, ei) {
+			if ci.Separated(ei) {
 				v = fmt.Sprintf("%s eager's writes (%s against %s per switch)", present.Ratio(ci.Median, ei.Median), present.TrimFloat(ci.Median), present.TrimFloat(ei.Median))
 			}
 			w.p("- at %s CPUs, %s: %s.", top, pol, v)
@@ -186,7 +186,7 @@ func (w *reportWriter) switchModel(cases []*runfile.Case) {
 		li, ei := runfile.IvOf(lp, "writes/switch"), runfile.IvOf(eager, "writes/switch")
 		lost := runfile.MustMetric(lp, "lost/op") + runfile.MustMetric(lp, "misdelivered/op")
 		switch {
-		case separated(li, ei) && li.Median < ei.Median && lost == 0:
+		case li.Separated(ei) && li.Median < ei.Median && lost == 0:
 			w.p("\nDoes lazy switching pay? In writes, yes: per-CPU lazy switching saves %s register writes per switch at %s CPUs without losing a breakpoint. In time it pays only where a debug exception (it takes more false alarms) costs less than the writes it saves: the real-kernel figures above give what breakpoints add per switch, and nothing here measures one exception.", present.TrimFloat(ei.Median-li.Median), top)
 		case lost > 0:
 			w.p("\nDoes lazy switching pay? Not safely: per-CPU lazy switching loses or misdelivers breakpoints in this run (**unexplained**).")

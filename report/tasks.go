@@ -68,7 +68,7 @@ func (w *reportWriter) sectionTasks() {
 				}
 				oi := runfile.IvOf(byTasks[n][st], "ns/op")
 				v := resolveNote(li, oi)
-				if separated(li, oi) {
+				if li.Separated(oi) {
 					v = present.Ratio(li.Median, oi.Median) + " slower"
 				}
 				w.p("- %s, at %d tasks legacy costs %s per reservation against %s for %s: %s.", where, n, fmtIv(li, nsUnit), fmtIv(oi, nsUnit), st, v)
@@ -88,7 +88,7 @@ func (w *reportWriter) sectionTasks() {
 				}
 				ai, bi := runfile.IvOf(a, "ns/op"), runfile.IvOf(b, "ns/op")
 				v := resolveNote(bi, ai)
-				if separated(ai, bi) {
+				if ai.Separated(bi) {
 					v = present.Ratio(bi.Median, ai.Median)
 					if bi.Median < ai.Median {
 						v += "; cheaper with more live tasks: **unexplained**"

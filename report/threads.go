@@ -124,7 +124,7 @@ func (w *reportWriter) threadVerdict(fam, unit, what string) {
 		}
 		ei, li := runfile.IvOf(e, unit), runfile.IvOf(l, unit)
 		v := resolveNote(li, ei)
-		if separated(ei, li) {
+		if ei.Separated(li) {
 			v = "lazy/eager = " + present.Ratio(li.Median, ei.Median)
 		}
 		w.p("\nAt %s threads, %s: eager %s, lazy %s: %s.", ts[i], what, fmtIv(ei, nsUnit), fmtIv(li, nsUnit), v)

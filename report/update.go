@@ -72,7 +72,7 @@ func (w *reportWriter) sectionUpdate() {
 			line := fmt.Sprintf("- **%s**: modify in place costs %s per update", label, fmtIv(mi, nsUnit))
 			against := func(c *runfile.Case, what string) string {
 				iv := runfile.IvOf(c, "ns/op")
-				if separated(iv, mi) {
+				if iv.Separated(mi) {
 					return fmt.Sprintf("it is %s than %s (%s)", present.Cheaper(iv.Median, mi.Median), what, fmtIv(iv, nsUnit))
 				}
 				return fmt.Sprintf("against %s (%s) it is %s", what, fmtIv(iv, nsUnit), resolveNote(iv, mi))
@@ -96,7 +96,7 @@ func (w *reportWriter) sectionUpdate() {
 			if de != nil && rr != nil {
 				di, ri := runfile.IvOf(de, "ns/op"), runfile.IvOf(rr, "ns/op")
 				switch {
-				case separated(di, ri) && di.Median > ri.Median:
+				case di.Separated(ri) && di.Median > ri.Median:
 					w.p("  - Anomaly, **unexplained**: disable-modify-enable (%s) costs more than re-register (%s), though it reserves nothing.", fmtIv(di, nsUnit), fmtIv(ri, nsUnit))
 				case di.Median > ri.Median:
 					w.p("  - disable-modify-enable's median is above re-register's, but the difference is noise: %s.", resolveNote(di, ri))

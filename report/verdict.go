@@ -28,14 +28,10 @@ func countOf(a, b stats.Interval) string {
 	return fmt.Sprintf("%d and %d values", a.N, b.N)
 }
 
-// separated reports whether a and b rest on more than one value each and
-// do not overlap: only then does the report state a verdict.
-func separated(a, b stats.Interval) bool { return a.N > 1 && b.N > 1 && a.Separated(b) }
-
 // costVerdict compares the cost ours against theirs: "3.04× cheaper" (or
 // "more expensive") when the intervals separate, else why not.
 func costVerdict(theirs, ours stats.Interval) string {
-	if separated(theirs, ours) {
+	if theirs.Separated(ours) {
 		return present.Cheaper(theirs.Median, ours.Median)
 	}
 	return resolveNote(theirs, ours)
@@ -43,7 +39,7 @@ func costVerdict(theirs, ours stats.Interval) string {
 
 // ratioVerdict compares a to b as "a/b = R×" when they separate.
 func ratioVerdict(a, b stats.Interval) string {
-	if separated(a, b) {
+	if a.Separated(b) {
 		return present.Ratio(a.Median, b.Median)
 	}
 	return resolveNote(a, b)
