@@ -6,15 +6,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 
 	"bpbench/report"
-	"bpbench/runfile"
-	"bpbench/stats"
 )
 
 func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
-	format := fs.String("format", "text", "output `FORMAT`: text (benchstat-like tables), csv (one row per benchmark and unit: name,unit,old_median,new_median,delta_pct,p_value,significant) or json")
+	format := fs.String("format", "text", "output `FORMAT`: text (benchstat-like tables), csv (one row per benchmark and unit: name,unit,old_median,new_median,delta_pct,p_value,significant,note) or json")
+	filter := fs.String("filter", "", "compare only benchmarks whose name (without the Benchmark prefix) matches the Go regular expression `REGEX`")
 	pos, help, err := parseCommand(fs, args, stdout)
 	if help || err != nil {
 		return err
@@ -27,6 +27,12 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 2 {
 		return usagef("compare: want two results directories, got %d arguments (usage: %s)", len(pos), lookupCommand("compare").synopsis())
 	}
+	var re *regexp.Regexp
+	if *filter != "" {
+		if re, err = regexp.Compile(*filter); err != nil {
+			return usagef("compare: --filter %q: %v", *filter, err)
+		}
+	}
 	sides, err := report.LoadSides(pos[0], pos[1])
 	if err != nil {
 		return err
@@ -34,7 +40,10 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	if sameDir(pos[0], pos[1]) {
 		fmt.Fprintf(stderr, "warning: comparing %s with itself: every difference is zero\n", pos[0])
 	}
-	cmp := report.CompareSides(sides)
+	cmp := report.CompareSides(sides, re)
+	if len(cmp.Rows) == 0 && re != nil {
+		return usagef("compare: --filter %q matches no benchmark both runs have", *filter)
+	}
 	switch *format {
 	case "csv":
 		err = report.WriteCompareCSV(stdout, cmp)
@@ -46,9 +55,10 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *format != "text" && cmp.Small > 0 {
-		fmt.Fprintf(stderr, "warning: %d of %d rows have fewer than %d values on a side, where no difference can be significant; run both with --count %d or more\n",
-			cmp.Small, len(cmp.Rows), stats.MinSignificant, runfile.FullCount)
+	if *format != "text" {
+		for _, line := range cmp.Summary() {
+			fmt.Fprintln(stderr, "note: "+line)
+		}
 	}
 	return nil
 }

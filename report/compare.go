@@ -1,23 +1,17 @@
 package report
 
 import (
-	"encoding/csv"
-	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"path/filepath"
+	"regexp"
 	"slices"
-	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"golang.org/x/perf/benchfmt"
 	"golang.org/x/perf/benchmath"
-	"golang.org/x/perf/benchunit"
 
-	"bpbench/internal/present"
 	"bpbench/runfile"
 	"bpbench/stats"
 )
@@ -129,29 +123,37 @@ func sideFromBench(dir string) (*side, error) {
 	return s, nil
 }
 
-// compareRow is one benchmark and unit of a comparison.
+// compareRow is one benchmark and unit that both runs measured.
 type compareRow struct {
 	Name string `json:"name"`
 	Unit string `json:"unit"`
-	// From says what the values are: "runs", or "batches" (within-run
-	// batches, used when a side has fewer than minSignificant runs).
-	From      string  `json:"from,omitempty"`
+	// OldN and NewN are the runs of the case on each side: the samples
+	// of the test.
 	OldN      int     `json:"old_n"`
 	NewN      int     `json:"new_n"`
 	OldMedian float64 `json:"old_median"`
 	NewMedian float64 `json:"new_median"`
-	// OldCI and NewCI are the medians' intervals.
-	OldCI       stats.Interval `json:"old_ci"`
-	NewCI       stats.Interval `json:"new_ci"`
-	DeltaPct    float64        `json:"delta_pct"`
-	P           float64        `json:"p_value"`
-	Significant bool           `json:"significant"`
-	// Missing says the benchmark ran on one side only.
-	Missing bool `json:"missing,omitempty"`
-	// TooFew says a side has fewer than minSignificant values.
-	TooFew bool `json:"too_few,omitempty"`
+	// OldCI and NewCI are the medians' intervals: over the runs, or, for a
+	// side run once, over its within-run batches (From "batches"), shown
+	// for what they are but never tested.
+	OldCI    stats.Interval `json:"old_ci"`
+	NewCI    stats.Interval `json:"new_ci"`
+	DeltaPct float64        `json:"delta_pct"`
+	// Tested says the runs were enough to test (stats.MinSignificant a
+	// side); P and Significant are meaningful only then.
+	Tested      bool    `json:"tested"`
+	P           float64 `json:"p_value"`
+	Significant bool    `json:"significant"`
 
 	cmp benchmath.Comparison
+}
+
+// note says why a row was not tested, or "".
+func (r *compareRow) note() string {
+	if r.Tested {
+		return ""
+	}
+	return fmt.Sprintf("not tested: %d vs %d runs, need %d a side", r.OldN, r.NewN, stats.MinSignificant)
 }
 
 // Geomean is the geometric mean of a unit's medians over the rows both
@@ -164,10 +166,30 @@ type Geomean struct {
 	DeltaPct float64 `json:"delta_pct"`
 }
 
-type comparison struct {
+// Comparison is two runs side by side: the rows both measured, tested
+// where both ran often enough, and the benchmarks only one side has.
+type Comparison struct {
 	Rows     []*compareRow
 	geomeans []Geomean
-	Small    int
+	// Untested counts the rows with too few runs to test.
+	Untested int
+	// OnlyOld and OnlyNew are the benchmarks (name and unit) one side
+	// lacks, summarised rather than listed row by row.
+	OnlyOld, OnlyNew []string
+}
+
+// Tested counts the rows that were tested.
+func (c *Comparison) Tested() int { return len(c.Rows) - c.Untested }
+
+// Flagged counts the rows whose difference is significant.
+func (c *Comparison) Flagged() int {
+	n := 0
+	for _, r := range c.Rows {
+		if r.Significant {
+			n++
+		}
+	}
+	return n
 }
 
 // unitOrder puts ns/op first, then the other units sorted, as bench.txt
@@ -188,7 +210,15 @@ func unitOrder(units []string) []string {
 	return slices.Compact(u)
 }
 
-func CompareSides(sides [2]*side) *comparison {
+// CompareSides compares every benchmark and unit whose name filter
+// matches (nil: all). The samples of the test are the runs of each case
+// and nothing else: the batches within one run are not independent draws
+// of the run-to-run distribution, and a test over them flags differences
+// between two identical runs (an A/A pair of count 3 once had 55 of 108
+// rows flagged). With fewer than stats.MinSignificant runs a side no
+// Mann-Whitney U test can reach significance, so such rows are not
+// tested and say so.
+func CompareSides(sides [2]*side, filter *regexp.Regexp) *Comparison {
 	old, new := sides[0], sides[1]
 	names := slices.Clone(old.names)
 	for _, n := range new.names {
@@ -196,59 +226,47 @@ func CompareSides(sides [2]*side) *comparison {
 			names = append(names, n)
 		}
 	}
+	if filter != nil {
+		names = slices.DeleteFunc(names, func(n string) bool { return !filter.MatchString(n) })
+	}
 	var units []string
 	for _, n := range names {
 		units = append(units, old.units[n]...)
 		units = append(units, new.units[n]...)
 	}
 	thr := benchmath.DefaultThresholds
-	c := &comparison{}
+	c := &Comparison{}
 	for _, u := range unitOrder(units) {
 		var lo, ln []float64
 		for _, n := range names {
 			k := [2]string{n, u}
 			ov, nv := old.runs[k], new.runs[k]
-			if ov == nil && nv == nil {
+			switch {
+			case ov == nil && nv == nil:
+				continue
+			case nv == nil:
+				c.OnlyOld = append(c.OnlyOld, n+" "+u)
+				continue
+			case ov == nil:
+				c.OnlyNew = append(c.OnlyNew, n+" "+u)
 				continue
 			}
-			row := &compareRow{Name: n, Unit: u, From: "runs", P: math.NaN()}
-			// Batches stand in for runs when runs are too few, on both
-			// sides alike so that like is compared with like.
-			if (len(ov) < stats.MinSignificant || len(nv) < stats.MinSignificant) &&
-				len(old.batch[k]) >= stats.MinSignificant && len(new.batch[k]) >= stats.MinSignificant {
-				ov, nv, row.From = old.batch[k], new.batch[k], "batches"
+			row := &compareRow{Name: n, Unit: u, OldN: len(ov), NewN: len(nv), P: math.NaN()}
+			row.OldCI, row.NewCI = sideInterval(ov, old.batch[k]), sideInterval(nv, new.batch[k])
+			row.OldMedian, row.NewMedian = row.OldCI.Median, row.NewCI.Median
+			if row.OldMedian != 0 {
+				row.DeltaPct = (row.NewMedian - row.OldMedian) / row.OldMedian * 100
 			}
-			row.OldN, row.NewN = len(ov), len(nv)
-			if ov == nil || nv == nil {
-				row.Missing = true
-			}
-			var samples [2]*benchmath.Sample
-			for i, vs := range [2][]float64{ov, nv} {
-				if len(vs) == 0 {
-					continue
-				}
-				samples[i] = benchmath.NewSample(vs, &thr)
-				iv := stats.MedianInterval(vs, row.From)
-				if i == 0 {
-					row.OldCI, row.OldMedian = iv, iv.Median
-				} else {
-					row.NewCI, row.NewMedian = iv, iv.Median
-				}
-			}
-			if !row.Missing {
-				row.cmp = benchmath.AssumeNothing.Compare(samples[0], samples[1])
+			if row.OldN >= stats.MinSignificant && row.NewN >= stats.MinSignificant {
+				row.Tested = true
+				row.cmp = benchmath.AssumeNothing.Compare(benchmath.NewSample(ov, &thr), benchmath.NewSample(nv, &thr))
 				row.P = row.cmp.P
 				row.Significant = row.cmp.P < row.cmp.Alpha
-				if row.OldMedian != 0 {
-					row.DeltaPct = (row.NewMedian - row.OldMedian) / row.OldMedian * 100
-				}
-				if row.OldN < stats.MinSignificant || row.NewN < stats.MinSignificant {
-					row.TooFew = true
-					c.Small++
-				}
-				if row.OldMedian > 0 && row.NewMedian > 0 {
-					lo, ln = append(lo, row.OldMedian), append(ln, row.NewMedian)
-				}
+			} else {
+				c.Untested++
+			}
+			if row.OldMedian > 0 && row.NewMedian > 0 {
+				lo, ln = append(lo, row.OldMedian), append(ln, row.NewMedian)
 			}
 			c.Rows = append(c.Rows, row)
 		}
@@ -261,178 +279,22 @@ func CompareSides(sides [2]*side) *comparison {
 	return c
 }
 
+// sideInterval is one side's median and interval: over its runs, or,
+// for a case run once that recorded within-run batches, over those, so
+// that a single run still shows its spread.
+func sideInterval(runs, batches []float64) stats.Interval {
+	if len(runs) == 1 && len(batches) > 1 {
+		iv := stats.MedianInterval(batches, "batches")
+		iv.Median = runs[0]
+		return iv
+	}
+	return stats.MedianInterval(runs, "runs")
+}
+
 func geoMean(vs []float64) float64 {
 	var s float64
 	for _, v := range vs {
 		s += math.Log(v)
 	}
 	return math.Exp(s / float64(len(vs)))
-}
-
-// fmtValue scales v of unit as benchstat does ("1.234µ" sec/op), and
-// returns the tidied unit for the table header.
-func fmtValue(v float64, unit string) (string, string) {
-	tv, tu := benchunit.Tidy(v, unit)
-	return benchunit.Scale(tv, benchunit.ClassOf(tu)), tu
-}
-
-// WriteCompareText prints, per unit, old and new medians with their 95%
-// intervals, the delta and the Mann-Whitney p-value, as benchstat does,
-// and the geomean of the unit's medians.
-func WriteCompareText(w io.Writer, oldName, newName string, sides [2]*side, c *comparison) error {
-	oldCol, newCol := filepath.Base(filepath.Clean(oldName)), filepath.Base(filepath.Clean(newName))
-	if oldCol == newCol {
-		oldCol, newCol = "old", "new"
-	}
-	printConfigDiff(w, oldName, newName, sides[0].config, sides[1].config)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	unit, batches, partial := "", false, false
-	geo := map[string]Geomean{}
-	for _, g := range c.geomeans {
-		geo[g.Unit] = g
-	}
-	flushGeo := func(u string) {
-		if g, ok := geo[u]; ok && g.Rows > 1 {
-			o, _ := fmtValue(g.Old, u)
-			n, _ := fmtValue(g.New, u)
-			fmt.Fprintf(tw, "geomean\t%s\t%s\t%+.2f%%\t\n", o, n, g.DeltaPct)
-		}
-	}
-	for _, r := range c.Rows {
-		if r.Unit != unit {
-			flushGeo(unit)
-			unit = r.Unit
-			_, tu := fmtValue(1, r.Unit)
-			fmt.Fprintf(tw, "\n%s\t%s\t%s\tdelta\tp-value\n", tu, oldCol, newCol)
-		}
-		col := [2]string{"missing", "missing"}
-		for i, n := range [2]int{r.OldN, r.NewN} {
-			if n == 0 {
-				continue
-			}
-			iv := r.OldCI
-			if i == 1 {
-				iv = r.NewCI
-			}
-			col[i], _ = fmtValue(iv.Median, r.Unit)
-			switch {
-			case n == 1:
-				col[i] += " (n=1)"
-			case iv.Median == 0:
-				col[i] += fmt.Sprintf(" [%s, %s]", present.TrimFloat(iv.Lo), present.TrimFloat(iv.Hi))
-			default:
-				col[i] += fmt.Sprintf(" ± %.0f%%", 100*max(iv.Hi-iv.Median, iv.Median-iv.Lo)/math.Abs(iv.Median))
-				if !iv.Resolved() {
-					col[i] += fmt.Sprintf(" @%.0f%%", 100*iv.Coverage)
-					partial = true
-				}
-			}
-		}
-		delta, note := "~", "n/a (missing on one side)"
-		if !r.Missing {
-			delta = r.cmp.FormatDelta(r.OldMedian, r.NewMedian)
-			note = r.cmp.String()
-			if r.From == "batches" {
-				note += " batches"
-				batches = true
-			}
-			if r.TooFew {
-				note += " (n too small)"
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, col[0], col[1], delta, note)
-	}
-	flushGeo(unit)
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "\n±: 95%% confidence interval of the median (order statistics).\n~: no significant difference (Mann-Whitney U, alpha %.2f).\n", benchmath.DefaultThresholds.CompareAlpha)
-	if partial {
-		fmt.Fprintf(w, "@N%%: the interval [min, max] covers the median only N%% of the time: fewer than 6 values, too few for 95%%.\n")
-	}
-	if batches {
-		fmt.Fprintf(w, "\"batches\": a side ran fewer than %d times, so its within-run batches are the samples; they miss run-to-run variation, so a difference there may not repeat.\n", stats.MinSignificant)
-	}
-	if c.Small > 0 {
-		fmt.Fprintf(w, "Rows marked \"n too small\" have fewer than %d samples on a side, where no difference can be significant; run both with --count %d or more.\n", stats.MinSignificant, runfile.FullCount)
-	}
-	return nil
-}
-
-// csvFloat formats a figure for csv and json readers: full precision, and
-// empty when there is none.
-func csvFloat(v float64) string {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return ""
-	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
-}
-
-func WriteCompareCSV(w io.Writer, c *comparison) error {
-	cw := csv.NewWriter(w)
-	cw.Write([]string{"name", "unit", "old_median", "new_median", "delta_pct", "p_value", "significant"})
-	for _, r := range c.Rows {
-		oldM, newM, delta := csvFloat(r.OldMedian), csvFloat(r.NewMedian), csvFloat(r.DeltaPct)
-		if r.OldN == 0 {
-			oldM, delta = "", ""
-		}
-		if r.NewN == 0 {
-			newM, delta = "", ""
-		}
-		cw.Write([]string{r.Name, r.Unit, oldM, newM, delta, csvFloat(r.P), strconv.FormatBool(r.Significant)})
-	}
-	cw.Flush()
-	return cw.Error()
-}
-
-// jsonRow is compareRow with NaN p-values as null.
-type jsonRow struct {
-	*compareRow
-	P *float64 `json:"p_value"`
-}
-
-func WriteCompareJSON(w io.Writer, oldName, newName string, c *comparison) error {
-	out := struct {
-		Old      string    `json:"old"`
-		New      string    `json:"new"`
-		Alpha    float64   `json:"alpha"`
-		Rows     []jsonRow `json:"rows"`
-		Geomeans []Geomean `json:"geomeans"`
-	}{Old: oldName, New: newName, Alpha: benchmath.DefaultThresholds.CompareAlpha, Rows: []jsonRow{}, Geomeans: c.geomeans}
-	for _, r := range c.Rows {
-		jr := jsonRow{compareRow: r}
-		if !math.IsNaN(r.P) {
-			p := r.P
-			jr.P = &p
-		}
-		out.Rows = append(out.Rows, jr)
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(out); err != nil {
-		return fmt.Errorf("compare: encoding json: %w", err)
-	}
-	return nil
-}
-
-// printConfigDiff prints the configuration of both runs, with the old
-// and new value where they differ.
-func printConfigDiff(w io.Writer, oldName, newName string, old, new []benchfmt.Config) {
-	fmt.Fprintf(w, "old: %s\nnew: %s\n", oldName, newName)
-	for _, c := range old {
-		if !c.File {
-			continue
-		}
-		nv := "unknown"
-		for _, n := range new {
-			if n.Key == c.Key {
-				nv = string(n.Value)
-			}
-		}
-		if nv != string(c.Value) {
-			fmt.Fprintf(w, "%s: %s -> %s\n", c.Key, c.Value, nv)
-		} else {
-			fmt.Fprintf(w, "%s: %s\n", c.Key, c.Value)
-		}
-	}
 }

@@ -1,6 +1,7 @@
 package runfile
 
 import (
+	"bpbench/internal/present"
 	"bytes"
 	"fmt"
 	"io"
@@ -70,14 +71,14 @@ func WriteBench(w io.Writer, r *Run) error {
 			Iters:  int(iters),
 			// Six significant digits are far below any run's noise and
 			// keep a full run's bench.txt small.
-			Values: []benchfmt.Value{{Value: roundSig(res.NsPerOp, benchDigits), Unit: "ns/op"}},
+			Values: []benchfmt.Value{{Value: present.RoundSig(res.NsPerOp, benchDigits), Unit: "ns/op"}},
 		}
 		for _, unit := range slices.Sorted(maps.Keys(res.Metrics)) {
 			v := res.Metrics[unit]
 			if math.IsNaN(v) || math.IsInf(v, 0) || strings.ContainsAny(unit, " \t") {
 				continue
 			}
-			rec.Values = append(rec.Values, benchfmt.Value{Value: roundSig(v, benchDigits), Unit: unit})
+			rec.Values = append(rec.Values, benchfmt.Value{Value: present.RoundSig(v, benchDigits), Unit: unit})
 		}
 		if err := bw.Write(rec); err != nil {
 			return fmt.Errorf("writing %s: %w", BenchFile, err)

@@ -3,9 +3,9 @@ package runfile
 import (
 	"math"
 	"slices"
-	"strconv"
 
 	"bpbench/bench"
+	"bpbench/internal/present"
 	"bpbench/stats"
 )
 
@@ -49,8 +49,8 @@ func fileSummaries(r *Run) []fileSummary {
 	for _, cs := range Summarize(r) {
 		ci := make(map[string]stats.Interval, len(cs.CI))
 		for u, iv := range cs.CI {
-			iv.Median, iv.Lo, iv.Hi = roundSig(iv.Median, ciDigits), roundSig(iv.Lo, ciDigits), roundSig(iv.Hi, ciDigits)
-			iv.Coverage = roundSig(iv.Coverage, 4)
+			iv.Median, iv.Lo, iv.Hi = present.RoundSig(iv.Median, ciDigits), present.RoundSig(iv.Lo, ciDigits), present.RoundSig(iv.Hi, ciDigits)
+			iv.Coverage = present.RoundSig(iv.Coverage, 4)
 			ci[u] = iv
 		}
 		out = append(out, fileSummary{Experiment: cs.Experiment, Name: cs.Name, Reps: cs.Reps, CI: ci})
@@ -78,7 +78,7 @@ func compactRun(r *Run) *Run {
 		res.Window = compactHist(res.Window, keepWin[res.Name] == i)
 		if n := res.Noise; n != nil {
 			rn := *n
-			rn.LoadAvg1, rn.Busy, rn.Steal = roundSig(n.LoadAvg1, noiseDigits), roundSig(n.Busy, noiseDigits), roundSig(n.Steal, noiseDigits)
+			rn.LoadAvg1, rn.Busy, rn.Steal = present.RoundSig(n.LoadAvg1, noiseDigits), present.RoundSig(n.Busy, noiseDigits), present.RoundSig(n.Steal, noiseDigits)
 			res.Noise = &rn
 		}
 		// With enough runs, the runs are the samples (of the summaries'
@@ -155,7 +155,7 @@ func thinCDF(cdf []bench.CDFPoint, k int) []bench.CDFPoint {
 	slices.Sort(idx)
 	out := make([]bench.CDFPoint, 0, len(idx))
 	for _, i := range idx {
-		out = append(out, bench.CDFPoint{NS: roundSig(cdf[i].NS, cdfDigits), Fraction: roundSig(cdf[i].Fraction, cdfDigits+2)})
+		out = append(out, bench.CDFPoint{NS: present.RoundSig(cdf[i].NS, cdfDigits), Fraction: present.RoundSig(cdf[i].Fraction, cdfDigits+2)})
 	}
 	return out
 }
@@ -173,21 +173,7 @@ func cmpFloat(a, b float64) int {
 func roundAll(vs []float64, digits int) []float64 {
 	out := make([]float64, len(vs))
 	for i, v := range vs {
-		out[i] = roundSig(v, digits)
+		out[i] = present.RoundSig(v, digits)
 	}
 	return out
-}
-
-// roundSig rounds v to digits significant digits (the shortest decimal
-// that parses back to the rounded value, so rounding twice changes
-// nothing).
-func roundSig(v float64, digits int) float64 {
-	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
-		return v
-	}
-	r, err := strconv.ParseFloat(strconv.FormatFloat(v, 'g', digits, 64), 64)
-	if err != nil {
-		return v
-	}
-	return r
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"bpbench/bench"
+	"bpbench/internal/present"
 )
 
 // TestResultsFileCompact: results.json keeps a bounded number of rounded
@@ -53,7 +54,7 @@ func TestResultsFileCompact(t *testing.T) {
 		}
 	}
 	c := back.Results[1].Latency.CDF
-	if c[0].NS != 10.1 || c[len(c)-1].Fraction != roundSig(cdf[len(cdf)-1].Fraction, cdfDigits+2) {
+	if c[0].NS != 10.1 || c[len(c)-1].Fraction != present.RoundSig(cdf[len(cdf)-1].Fraction, cdfDigits+2) {
 		t.Errorf("thinned CDF lost its ends: %v ... %v", c[0], c[len(c)-1])
 	}
 	var p99 bool

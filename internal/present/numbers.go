@@ -53,3 +53,17 @@ func Ratio(a, b float64) string {
 	}
 	return TrimFloat(a/b) + "×"
 }
+
+// RoundSig rounds v to digits significant digits (the shortest decimal
+// that parses back to the rounded value, so rounding twice changes
+// nothing).
+func RoundSig(v float64, digits int) float64 {
+	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return v
+	}
+	r, err := strconv.ParseFloat(strconv.FormatFloat(v, 'g', digits, 64), 64)
+	if err != nil {
+		return v
+	}
+	return r
+}
