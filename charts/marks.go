@@ -65,7 +65,7 @@ func whiskerNote(ivs []stats.Interval) string {
 	}
 	var parts []string
 	for _, s := range low {
-		parts = append(parts, fmt.Sprintf("min–max of %d %s covers %.0f%%", s.n, s.from, s.cov))
+		parts = append(parts, fmt.Sprintf("min–max of %s covers %.0f%%", present.Values(s.n, s.from), s.cov))
 	}
 	if len(low) == 1 && len(ivs) > 0 && allLow(ivs) {
 		return "whiskers: " + parts[0] + " (fewer than 6 values cannot reach 95%)"

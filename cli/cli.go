@@ -55,6 +55,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"bpbench/internal/present"
 	"bpbench/runfile"
 )
 
@@ -160,7 +161,7 @@ func cmdHelp(_ context.Context, args []string, stdout, _ io.Writer) error {
 		fmt.Fprint(stdout, globalUsage())
 		return nil
 	case len(args) > 1:
-		return usagef("help: want at most one command, got %d arguments", len(args))
+		return usagef("help: want at most one command, got %s", present.Plural(len(args), "argument"))
 	}
 	c := lookupCommand(args[0])
 	if c == nil || c.name == "help" {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 
+	"bpbench/internal/present"
 	"bpbench/report"
 )
 
@@ -25,7 +26,7 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 		return usagef("compare: --format %q: want text, csv or json", *format)
 	}
 	if len(pos) != 2 {
-		return usagef("compare: want two results directories, got %d arguments (usage: %s)", len(pos), lookupCommand("compare").synopsis())
+		return usagef("compare: want two results directories, got %s (usage: %s)", present.Plural(len(pos), "argument"), lookupCommand("compare").synopsis())
 	}
 	var re *regexp.Regexp
 	if *filter != "" {

@@ -45,6 +45,34 @@ func checkConformance(ctx context.Context, rc *runConfig, run *runfile.Run, log 
 		run.Conformance = r
 	}
 	fmt.Fprintln(log, run.Conformance.Summary())
+	for _, f := range divergenceFailures(run.Conformance) {
+		run.Failed = append(run.Failed, f)
+		fmt.Fprintf(log, "FAIL %s: %s\n", f.Name, f.Error)
+	}
+}
+
+// divergenceFailures turns each strategy that disagreed with the kernel
+// into a failed case: a strategy that admits what the kernel refuses (or
+// the reverse) breaks the rules, and its figures are not comparable with
+// the others'. The error says where the first divergence happened.
+func divergenceFailures(r *conform.Report) []runfile.Failure {
+	if r == nil || !r.Clean {
+		return nil
+	}
+	var out []runfile.Failure
+	for _, a := range r.Strategies {
+		if a.Diverged == 0 {
+			continue
+		}
+		msg := fmt.Sprintf("strategy %s disagreed with the kernel on %d of %d opens", a.Strategy, a.Diverged, a.Agreed+a.Diverged)
+		if len(a.Divergences) > 0 {
+			d := a.Divergences[0]
+			msg += fmt.Sprintf("; first at op %d, %s: kernel %s, %s %s", d.Op, d.Request, d.Kernel, a.Strategy, d.Model)
+		}
+		msg += "; its figures below are from a strategy that broke the admission rules"
+		out = append(out, runfile.Failure{Experiment: "conform", Name: "Conform/strategy=" + a.Strategy, Error: msg})
+	}
+	return out
 }
 
 func cmdConform(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"bpbench/internal/present"
 	"bpbench/runfile"
 )
 
@@ -90,7 +91,7 @@ func commandUsage(fs *flag.FlagSet) string {
 // takes; cmd and synopsis name the subcommand in the usage error.
 func loadRunArg(pos []string, cmd, synopsis string) (*runfile.Run, error) {
 	if len(pos) != 1 {
-		return nil, usagef("%s: want exactly one results directory, got %d arguments (usage: %s)", cmd, len(pos), synopsis)
+		return nil, usagef("%s: want exactly one results directory, got %s (usage: %s)", cmd, present.Plural(len(pos), "argument"), synopsis)
 	}
 	return runfile.Load(pos[0])
 }

@@ -23,6 +23,7 @@ import (
 	"bpbench/charts"
 	"bpbench/conform"
 	"bpbench/internal/kernlock"
+	"bpbench/internal/present"
 	"bpbench/report"
 	"bpbench/runfile"
 )
@@ -228,8 +229,8 @@ func runExperiments(ctx context.Context, rc *runConfig, stdout, stderr io.Writer
 			total += est
 		}
 	}
-	fmt.Fprintf(stdout, "bpbench run: %s suite, %d experiments, %d cases x %d, estimated %v (budget %v)\n",
-		rc.mode(), len(rc.exps), len(plan), rc.count, total.Round(time.Second), rc.budget())
+	fmt.Fprintf(stdout, "bpbench run: %s suite, %s, %s × %d, estimated %v (budget %v)\n",
+		rc.mode(), present.Plural(len(rc.exps), "experiment"), present.Plural(len(plan), "case"), rc.count, total.Round(time.Second), rc.budget())
 	if total > rc.budget() {
 		var over []string
 		for _, e := range rc.exps {
@@ -288,8 +289,8 @@ func runExperiments(ctx context.Context, rc *runConfig, stdout, stderr io.Writer
 		return err
 	}
 	committed = true
-	fmt.Fprintf(stdout, "wrote %s: %d results, %d skipped, %d failed, in %v\n",
-		out, len(run.Results), len(run.Skipped), len(run.Failed), run.Duration.Round(time.Millisecond))
+	fmt.Fprintf(stdout, "wrote %s: %s, %d skipped, %d failed, in %v\n",
+		out, present.Plural(len(run.Results), "result"), len(run.Skipped), len(run.Failed), run.Duration.Round(time.Millisecond))
 	for _, s := range run.Skipped {
 		fmt.Fprintf(stdout, "  skipped %s: %s\n", s.Name, s.Reason)
 	}
@@ -297,8 +298,10 @@ func runExperiments(ctx context.Context, rc *runConfig, stdout, stderr io.Writer
 		for _, f := range run.Failed {
 			fmt.Fprintf(stderr, "FAIL %s: %s\n", f.Name, f.Error)
 		}
-		return fmt.Errorf("run: %d case(s) failed; recorded in %s", len(run.Failed), filepath.Join(out, runfile.ResultsFile))
+		fmt.Fprintf(stdout, "report: %s\n", filepath.Join(out, runfile.ReportFile))
+		return fmt.Errorf("run: %s failed; recorded in %s", present.Plural(len(run.Failed), "case"), filepath.Join(out, runfile.ResultsFile))
 	}
+	fmt.Fprintf(stdout, "report: %s\n", filepath.Join(out, runfile.ReportFile))
 	return nil
 }
 
@@ -331,32 +334,39 @@ func runPlan(ctx context.Context, plan []plannedCase, count int, run *runfile.Ru
 		prev := kernlock.Notify.Swap(&logw)
 		defer kernlock.Notify.Store(prev)
 	}
+	// With count > 1 the repetitions go round the whole plan, one of
+	// each case per round, so that a case's runs are spread over the
+	// run's whole time and sample the machine's drift the way a second
+	// run would: back to back, they share one moment of it, and two
+	// runs of identical code then differ by more than their runs say.
 	var done int64
-	for i, p := range plan {
-		counter := fmt.Sprintf("[%d/%d]", i+1, len(plan))
-		// say prints a line that stays: above the bar, or after the
-		// case's counter in a plain log.
-		say := func(format string, args ...any) {
-			if bar != nil {
-				bar.Clear()
-				fmt.Fprintf(stderr, format+"\n", args...)
-				return
+	dropped := make([]bool, len(plan))
+	for rep := 0; rep < count; rep++ {
+		for i, p := range plan {
+			if dropped[i] {
+				continue
 			}
-			fmt.Fprintf(stderr, counter+" "+format+"\n", args...)
-		}
-		est := estMs(p.c.Estimate)
-		start := time.Now()
-		ok := true
-		for rep := 0; rep < count; rep++ {
+			counter := fmt.Sprintf("[%d/%d]", i+1, len(plan))
+			if count > 1 {
+				counter = fmt.Sprintf("[round %d/%d, %d/%d]", rep+1, count, i+1, len(plan))
+			}
+			// say prints a line that stays: above the bar, or after the
+			// case's counter in a plain log.
+			say := func(format string, args ...any) {
+				if bar != nil {
+					bar.Clear()
+					fmt.Fprintf(stderr, format+"\n", args...)
+					return
+				}
+				fmt.Fprintf(stderr, counter+" "+format+"\n", args...)
+			}
+			est := estMs(p.c.Estimate)
 			stop := func() {}
 			if bar != nil {
-				desc := counter + " " + p.c.Name
-				if count > 1 {
-					desc += fmt.Sprintf(" #%d", rep+1)
-				}
-				bar.Describe(desc)
+				bar.Describe(counter + " " + p.c.Name)
 				stop = creep(bar, done, est)
 			}
+			caseStart := time.Now()
 			probe := harness.StartNoise()
 			res, err := p.c.Run(ctx, 0, bench.NopTimer)
 			noise := probe.Stop()
@@ -375,15 +385,15 @@ func runPlan(ctx context.Context, plan []plannedCase, count int, run *runfile.Ru
 				run.Skipped = append(run.Skipped, runfile.Skip{Experiment: p.exp, Name: p.c.Name, Reason: err.Error()})
 				say("skip %s: %v", p.c.Name, err)
 				done += est * int64(count-rep-1)
-				ok = false
-				break
+				dropped[i] = true
+				continue
 			}
 			if err != nil {
 				run.Failed = append(run.Failed, runfile.Failure{Experiment: p.exp, Name: p.c.Name, Error: err.Error()})
 				say("FAIL %s: %v", p.c.Name, err)
 				done += est * int64(count-rep-1)
-				ok = false
-				break
+				dropped[i] = true
+				continue
 			}
 			if res.Experiment == "" {
 				res.Experiment = p.exp
@@ -398,9 +408,9 @@ func runPlan(ctx context.Context, plan []plannedCase, count int, run *runfile.Ru
 			}
 			res.Noise = &noise
 			run.Results = append(run.Results, res)
-		}
-		if ok && bar == nil {
-			say("%s %v", p.c.Name, roundDuration(time.Since(start)))
+			if bar == nil {
+				say("%s %v", p.c.Name, roundDuration(time.Since(caseStart)))
+			}
 		}
 	}
 	return nil

@@ -54,7 +54,7 @@ func fmtIv(iv stats.Interval, u unitFmt) string {
 	case iv.Resolved():
 		return fmt.Sprintf("%s [%s, %s]", s, f(iv.Lo), f(iv.Hi))
 	}
-	return fmt.Sprintf("%s [%s–%s of %d %s, %.0f%%]", s, f(iv.Lo), f(iv.Hi), iv.N, iv.From, 100*iv.Coverage)
+	return fmt.Sprintf("%s [%s–%s of %s, %.0f%%]", s, f(iv.Lo), f(iv.Hi), present.Values(iv.N, iv.From), 100*iv.Coverage)
 }
 
 func pct(a, b float64) string {

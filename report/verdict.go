@@ -23,7 +23,7 @@ func resolveNote(a, b stats.Interval) string {
 
 func countOf(a, b stats.Interval) string {
 	if a.N == b.N && a.From == b.From {
-		return fmt.Sprintf("%d %s each", a.N, present.OrRuns(a.From))
+		return present.Values(a.N, a.From) + " each"
 	}
 	return fmt.Sprintf("%d and %d values", a.N, b.N)
 }

@@ -53,3 +53,15 @@ func OrRuns(from string) string {
 	}
 	return from
 }
+
+// Values counts n values of an interval's source with the right noun:
+// "1 run", "5 runs", "1 batch", "12 batches".
+func Values(n int, from string) string {
+	switch from = OrRuns(from); {
+	case n == 1 && from == "runs":
+		return "1 run"
+	case n == 1 && from == "batches":
+		return "1 batch"
+	}
+	return strconv.Itoa(n) + " " + from
+}
