@@ -231,7 +231,7 @@ func TestRunRealExperiment(t *testing.T) {
 	}
 	parent := t.TempDir()
 	out := filepath.Join(parent, "res")
-	code, stdout, stderr := invoke(t, context.Background(), "run", "--experiments", "exclusion", "--count", "2", "--out", out)
+	code, stdout, stderr := invoke(t, context.Background(), "run", "--experiments", "exclusion", "--count", "2", "--out", out, "--strategies", builtinStrategies())
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
@@ -753,4 +753,62 @@ func TestRunRecordsNoiseAndLockWait(t *testing.T) {
 	if kernlock.Notify.Load() != nil {
 		t.Error("run left kernlock.Notify pointing at its log")
 	}
+}
+
+// cli-test-over-admit is the mutex strategy with a deliberate bug: it
+// believes every CPU has one register more than it has, so it admits a
+// breakpoint the kernel refuses. A test that runs the real conformance
+// check on every strategy passes builtinStrategies instead.
+func init() {
+	if err := alloc.Register("cli-test-over-admit", func(c alloc.Config) (alloc.Allocator, error) {
+		c.Slots++
+		return alloc.New("mutex", c)
+	}); err != nil {
+		panic(err)
+	}
+}
+
+// TestRunFailsOnDivergence: a strategy that disagrees with the kernel is a
+// failed case of the run (exit 1) named with its strategy and first
+// divergence, on the terminal and in results.json; the run's figures are
+// still written.
+func TestRunFailsOnDivergence(t *testing.T) {
+	requireBreakpoints(t)
+	exp := bench.Experiment{Name: "fixture", Cases: func(bench.Options) ([]bench.Case, error) {
+		return []bench.Case{{Name: "Fixture/case=ok", Estimate: time.Millisecond, Run: func(context.Context, int64, bench.Timer) (bench.Result, error) {
+			return bench.Result{Iterations: 10, NsPerOp: 5}, nil
+		}}}, nil
+	}}
+	out := filepath.Join(t.TempDir(), "res")
+	var o, e bytes.Buffer
+	rc := &runConfig{exps: []bench.Experiment{exp}, count: 1, out: out, slots: fixedSlots,
+		opts: bench.Options{Strategies: []string{"mutex", "cli-test-over-admit"}, Seed: 3}}
+	err := runExperiments(context.Background(), rc, &o, &e)
+	if code := exitCode(context.Background(), err); code != 1 {
+		t.Fatalf("exit %d (%v), want 1; stderr:\n%s", code, err, e.String())
+	}
+	if !strings.Contains(e.String(), "FAIL Conform/strategy=cli-test-over-admit: strategy cli-test-over-admit disagreed with the kernel on ") ||
+		!strings.Contains(e.String(), "; first at op ") || !strings.Contains(e.String(), "kernel ENOSPC, cli-test-over-admit admitted") ||
+		strings.Contains(e.String(), "Conform/strategy=mutex") {
+		t.Errorf("stderr does not name the diverging strategy and where:\n%s", e.String())
+	}
+	run, lerr := runfile.Load(out)
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	if len(run.Results) != 1 || len(run.Failed) != 1 || run.Failed[0].Name != "Conform/strategy=cli-test-over-admit" {
+		t.Errorf("results %d, failed %+v: want the figures and one failure", len(run.Results), run.Failed)
+	}
+}
+
+// builtinStrategies lists every registered strategy but the deliberately
+// wrong one, as --strategies takes them.
+func builtinStrategies() string {
+	var out []string
+	for _, s := range alloc.Strategies() {
+		if s != "cli-test-over-admit" {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, ",")
 }
