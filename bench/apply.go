@@ -19,17 +19,16 @@ import (
 // thread of a real multi-threaded tracee with hwregs.ProcessWriter, under
 // the eager policy (stop every thread, write, resume) and the lazy one
 // (write each thread just before it next resumes, as rr and GDB do).
-func init() {
-	register(Experiment{
-		Name:     "apply",
-		Question: "What does setting, modifying and clearing one watchpoint on every thread of an N-thread process cost, eager or lazy, per thread and in register writes?",
-		Cases:    applyCases,
-	})
-	register(Experiment{
-		Name:     "blindwindow",
-		Question: "While a debugger arms a watchpoint thread by thread, how long are some threads unwatched, and how many of the tracee's writes does it miss, eager or lazy?",
-		Cases:    blindCases,
-	})
+var applyExperiment = Experiment{
+	Name:     "apply",
+	Question: "What does setting, modifying and clearing one watchpoint on every thread of an N-thread process cost, eager or lazy, per thread and in register writes?",
+	Cases:    applyCases,
+}
+
+var blindWindowExperiment = Experiment{
+	Name:     "blindwindow",
+	Question: "While a debugger arms a watchpoint thread by thread, how long are some threads unwatched, and how many of the tracee's writes does it miss, eager or lazy?",
+	Cases:    blindCases,
 }
 
 // applyThreads is the thread-count sweep. The quick form stops at 256

@@ -10,12 +10,10 @@ import (
 	"bpbench/alloc"
 )
 
-func init() {
-	register(Experiment{
-		Name:     "exclusion",
-		Question: "What did powerpc's ptrace/perf exclusion (a global list of breakpoints checked under one lock, removed in 2023) cost per reservation as live tasks grow?",
-		Cases:    exclusionCases,
-	})
+var exclusionExperiment = Experiment{
+	Name:     "exclusion",
+	Question: "What did powerpc's ptrace/perf exclusion (a global list of breakpoints checked under one lock, removed in 2023) cost per reservation as live tasks grow?",
+	Cases:    exclusionCases,
 }
 
 // exclusionStrategy is the allocator under the Exclusion decorator, and the

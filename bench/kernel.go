@@ -53,11 +53,12 @@ func init() {
 	if mode := os.Getenv(kernelChildEnv); mode != "" {
 		os.Exit(kernelChildMain(mode, os.Getenv(kernelArgsEnv)))
 	}
-	register(Experiment{
-		Name:     "kernel",
-		Question: "How much do inherited hardware breakpoints slow down thread creation and how much does toggling one cost, measured from Go and by perf bench breakpoint on the same kernel?",
-		Cases:    kernelCases,
-	})
+}
+
+var kernelExperiment = Experiment{
+	Name:     "kernel",
+	Question: "How much do inherited hardware breakpoints slow down thread creation and how much does toggling one cost, measured from Go and by perf bench breakpoint on the same kernel?",
+	Cases:    kernelCases,
 }
 
 // ThreadParams are the parameters of `perf bench -r Repeat breakpoint

@@ -21,12 +21,10 @@ import (
 // allocator, holding each for raceSimHold. The holder's changes take the
 // real ptrace time, so competitors run many more attempts per change than
 // in the model-only race.
-func init() {
-	register(Experiment{
-		Name:     "ptrace-race",
-		Question: "With every register write going to a real tracee through ptrace, does re-registering still lose the slot to competitors, and does modify-in-place never lose it?",
-		Cases:    ptraceRaceCases,
-	})
+var ptraceRaceExperiment = Experiment{
+	Name:     "ptrace-race",
+	Question: "With every register write going to a real tracee through ptrace, does re-registering still lose the slot to competitors, and does modify-in-place never lose it?",
+	Cases:    ptraceRaceCases,
 }
 
 func ptraceRaceCases(o Options) ([]Case, error) {

@@ -57,12 +57,10 @@ import (
 // until its steal interval is narrow or its time budget ends
 // (raceBudget), and reports how many (changes); under `go test -bench`
 // b.N fixes them.
-func init() {
-	register(Experiment{
-		Name:     "race",
-		Question: "How often does re-registering a breakpoint lose its slot to a CPU-bound competitor, how long is the window, and does modify-in-place ever lose it?",
-		Cases:    raceCases,
-	})
+var raceExperiment = Experiment{
+	Name:     "race",
+	Question: "How often does re-registering a breakpoint lose its slot to a CPU-bound competitor, how long is the window, and does modify-in-place ever lose it?",
+	Cases:    raceCases,
 }
 
 // Race modes: how the holder changes its breakpoint.

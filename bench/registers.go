@@ -21,12 +21,10 @@ import (
 // changes one of them over and over through a Writer of each policy, on
 // the simulated registers and on a real tracee through ptrace, where every
 // write is a PTRACE_POKEUSER.
-func init() {
-	register(Experiment{
-		Name:     "registers",
-		Question: "How many debug-register writes, and how much time, does writing only the changed registers save over writing all six per change?",
-		Cases:    registersCases,
-	})
+var registersExperiment = Experiment{
+	Name:     "registers",
+	Question: "How many debug-register writes, and how much time, does writing only the changed registers save over writing all six per change?",
+	Cases:    registersCases,
 }
 
 // registersMix documents the change mix: what a debugger does to a watch

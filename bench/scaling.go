@@ -15,12 +15,10 @@ import (
 	"bpbench/internal/cpupin"
 )
 
-func init() {
-	register(Experiment{
-		Name:     "scaling",
-		Question: "How does each allocation strategy's throughput scale with concurrent goroutines, and its per-reservation cost with the number of live task breakpoints?",
-		Cases:    scalingCases,
-	})
+var scalingExperiment = Experiment{
+	Name:     "scaling",
+	Question: "How does each allocation strategy's throughput scale with concurrent goroutines, and its per-reservation cost with the number of live task breakpoints?",
+	Cases:    scalingCases,
 }
 
 // scalingGoroutines returns the worker counts of the Scaling cases: powers

@@ -118,12 +118,10 @@ func (p SwitchParams) Name() string {
 	return fmt.Sprintf("Switch/backend=%s/breakpoints=%d/threads-with=%d", p.Backend, p.Breakpoints, p.ThreadsWith)
 }
 
-func init() {
-	register(Experiment{
-		Name:     "switch",
-		Question: "What do task breakpoints cost at a context switch on the running kernel, set through perf_event_open or ptrace on one or both threads of a ping-pong pinned to one CPU?",
-		Cases:    switchCases,
-	})
+var switchExperiment = Experiment{
+	Name:     "switch",
+	Question: "What do task breakpoints cost at a context switch on the running kernel, set through perf_event_open or ptrace on one or both threads of a ping-pong pinned to one CPU?",
+	Cases:    switchCases,
 }
 
 // pingPong is a two-thread tracee whose threads are pinned to one CPU,

@@ -18,12 +18,10 @@ import (
 // reports debug-register writes and debug exceptions (false alarms
 // included) per context switch, and traps lost or delivered to the wrong
 // task per op, where an op is an access the oracle says must trap.
-func init() {
-	register(Experiment{
-		Name:     "switch-model",
-		Question: "Does lazy debug-register switching pay at a context switch, and is it correct on SMP: writes and exceptions per switch, lost and misdelivered traps, for eager, changed-only, lazy with a per-CPU and with a global last_debugged_task?",
-		Cases:    switchModelCases,
-	})
+var switchModelExperiment = Experiment{
+	Name:     "switch-model",
+	Question: "Does lazy debug-register switching pay at a context switch, and is it correct on SMP: writes and exceptions per switch, lost and misdelivered traps, for eager, changed-only, lazy with a per-CPU and with a global last_debugged_task?",
+	Cases:    switchModelCases,
 }
 
 const (

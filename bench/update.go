@@ -18,12 +18,10 @@ import (
 	"bpbench/internal/kernlock"
 )
 
-func init() {
-	register(Experiment{
-		Name:     "update",
-		Question: "How much does changing a held breakpoint in place (modify) save over disable-modify-enable and over unregister-then-register, on the model and on the real kernel?",
-		Cases:    updateCases,
-	})
+var updateExperiment = Experiment{
+	Name:     "update",
+	Question: "How much does changing a held breakpoint in place (modify) save over disable-modify-enable and over unregister-then-register, on the model and on the real kernel?",
+	Cases:    updateCases,
 }
 
 // updateOps are the ways of changing a held breakpoint, in the order the
