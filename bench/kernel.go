@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -689,17 +688,6 @@ func roundBatches(usecs []float64) map[string][]float64 {
 // kernelRounds is how many times each case alternates its Go and perf
 // bench runs; results are medians.
 const kernelRounds = 3
-
-// median returns the median of xs (the mean of the middle two for even
-// lengths); xs is reordered.
-func median(xs []float64) float64 {
-	sort.Float64s(xs)
-	n := len(xs)
-	if n%2 == 1 {
-		return xs[n/2]
-	}
-	return (xs[n/2-1] + xs[n/2]) / 2
-}
 
 // enableCase measures p from Go and from perf bench when installed.
 // n > 0 sets Repeat.

@@ -196,8 +196,8 @@ func (s raceSpec) scenario(opts Options, cpus int, n int64) harness.Scenario {
 }
 
 func raceCases(opts Options) ([]Case, error) {
-	if opts.PinCPU < 0 || opts.PinCPU >= runtime.NumCPU() {
-		return nil, fmt.Errorf("bench: race: Options.PinCPU = %d out of range [0, %d)", opts.PinCPU, runtime.NumCPU())
+	if err := checkOptions("race", opts); err != nil {
+		return nil, err
 	}
 	strategies := opts.Strategies
 	if strategies == nil {

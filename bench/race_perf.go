@@ -12,7 +12,6 @@ import (
 
 	"bpbench/hwregs"
 	"bpbench/internal/cpupin"
-	"bpbench/internal/kernlock"
 )
 
 // raceVars are the variables the real-kernel holder watches: four
@@ -32,19 +31,6 @@ func perfOpenRaw(attr *unix.PerfEventAttr, pid, cpu int) (int, unix.Errno) {
 	fd, _, errno := unix.Syscall6(unix.SYS_PERF_EVENT_OPEN, uintptr(unsafe.Pointer(attr)),
 		uintptr(pid), uintptr(cpu), ^uintptr(0), unix.PERF_FLAG_FD_CLOEXEC, 0)
 	return int(fd), errno
-}
-
-// underKernlock runs f holding the machine-wide debug-register lock, so
-// that other bpbench processes neither steal nor lend slots meanwhile.
-// Tests take the lock themselves (kernlock.For) and call the unlocked
-// function: flock does not nest within a process.
-func underKernlock(f func() (Result, error)) (Result, error) {
-	lock, err := kernlock.Acquire()
-	if err != nil {
-		return Result{}, err
-	}
-	defer lock.Unlock()
-	return f()
 }
 
 // runRacePerf runs one real-kernel case: the holder is the calling

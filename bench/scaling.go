@@ -304,17 +304,6 @@ func scalingRun(ctx context.Context, o Options, s string, mx scalingMix, g, cpus
 	return res, nil
 }
 
-// liveBudget bounds a live-tasks case's measured loop when the case picks
-// its own op count, so legacy's O(n) reservations at 65536 tasks stay
-// affordable. The full form's 500 ms (1 s before the Tasks cases ran at
-// two machine sizes) keeps the full suite near its budget.
-func liveBudget(o Options) time.Duration {
-	if o.Full {
-		return 500 * time.Millisecond
-	}
-	return 150 * time.Millisecond
-}
-
 // tasksSetupBudget bounds the untimed setup of a Tasks case (holding its
 // population), so that the full suite stays near its budget.
 func tasksSetupBudget(o Options) time.Duration {
