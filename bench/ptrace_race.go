@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bpbench/alloc"
+	"bpbench/bench/harness"
 	"bpbench/hwregs"
 )
 
@@ -97,7 +98,7 @@ func runRacePtrace(ctx context.Context, s raceSpec, o Options, n int64, t Timer,
 	setup, halt := hooks.competitors(wa, inner, compReq, st)
 	defer halt()
 	defer raceProcs(s.competitors)()
-	var comp *competitors
+	var comp *harness.Competitors
 	var loopErr, compErr error
 	derr := p.Do(func() {
 		for i := range bps {
@@ -109,7 +110,7 @@ func runRacePtrace(ctx context.Context, s raceSpec, o Options, n int64, t Timer,
 		comp = startCompetitors(ctx, s, s.competitorCPU(o.PinCPU), setup)
 		loopErr = runChanges(ctx, t, n, budget, 64, st, writerChange(ctx, s, w, &bps[3], holder, &attrs, st))
 		halt()
-		compErr = comp.stop(st)
+		compErr = stopCompetitors(comp, st)
 		if err := unregisterAll(w, bps[:]); loopErr == nil {
 			loopErr = err
 		}

@@ -9,10 +9,8 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"bpbench/alloc"
@@ -485,7 +483,7 @@ func runRaceSim(ctx context.Context, s raceSpec, opts Options, n int64, t Timer,
 	comp := startCompetitors(ctx, s, s.competitorCPU(opts.PinCPU), setup)
 	loopErr := runChanges(ctx, t, n, budget, 1024, st, writerChange(ctx, s, w, &bps[3], holder, &attrs, st))
 	halt()
-	compErr := comp.stop(st)
+	compErr := stopCompetitors(comp, st)
 	spurious(st)
 	if err := unregisterAll(w, bps[:]); loopErr == nil {
 		loopErr = err
@@ -512,12 +510,6 @@ func raceProcs(k int) func() {
 	return func() {}
 }
 
-// competitorSetup runs on each competitor's goroutine and returns its
-// attempt function (which reports whether the reservation was admitted;
-// it releases it before returning) and a teardown run when the competitor
-// stops.
-type competitorSetup = func() (attempt func() (bool, error), teardown func(), err error)
-
 // raceHooks are the tests' ways of putting a competitor into the window
 // deterministically; the zero value adds none.
 type raceHooks struct {
@@ -532,7 +524,7 @@ type raceHooks struct {
 // competitors returns the setup of a model case's competitors, after
 // installing the hooks in wa, and a function to call once the holder is
 // done, before the competitors stop (it may be called again).
-func (h raceHooks) competitors(wa *windowAlloc, inner alloc.Allocator, req alloc.Request, st *raceStats) (competitorSetup, func()) {
+func (h raceHooks) competitors(wa *windowAlloc, inner alloc.Allocator, req alloc.Request, st *raceStats) (harness.CompetitorSetup, func()) {
 	switch {
 	case h.gated:
 		g := newRaceGate(wa, inner, req)
@@ -557,7 +549,7 @@ type raceGate struct {
 	refused  chan struct{} // the holder's reservation was decided; capacity 1: the holder never blocks on it
 	stopped  chan struct{}
 	stopOnce sync.Once
-	setup    competitorSetup
+	setup    harness.CompetitorSetup
 }
 
 func newRaceGate(wa *windowAlloc, inner alloc.Allocator, req alloc.Request) *raceGate {
@@ -637,7 +629,7 @@ func spuriousSince(a alloc.Allocator) func(st *raceStats) {
 // allocator: each attempt reserves req on inner and, when admitted, holds
 // the slot for raceSimHold before releasing it, as a real CPU-bound
 // breakpoint holds its slot from open to close.
-func modelCompetitor(inner alloc.Allocator, req alloc.Request) competitorSetup {
+func modelCompetitor(inner alloc.Allocator, req alloc.Request) harness.CompetitorSetup {
 	holdTicks := harness.Ticks(float64(raceSimHold) / harness.NsPerTick())
 	return func() (func() (bool, error), func(), error) {
 		attempt := func() (bool, error) {
@@ -751,129 +743,26 @@ func reregisterSim(ctx context.Context, w *hwregs.Writer, bp *hwregs.Breakpoint,
 // that starves the holder fails the case instead of hanging the run.
 const maxRecover = 10 * time.Second
 
-// competitors runs K goroutines that each try a CPU-bound reservation at
-// the spec's rate until stopped.
-type competitors struct {
-	g        *errgroup.Group
-	halt     atomic.Bool
-	begin    time.Time
-	cpu      int
-	attempts []atomic.Uint64 // per competitor, written once at the end
-	wins     []atomic.Uint64
-	held     []atomic.Int64 // ticks spent in admitted attempts (holding the slot)
-	onCPU    []atomic.Int64 // ns each competitor's thread ran (threadRunTime)
-	// noRunTime is set when a thread's run time could not be read.
-	noRunTime atomic.Bool
+// startCompetitors starts s's competitors, pinned to cpu (-1: unpinned),
+// each attempting at s's rate with what setup gives it; the caller has
+// given them Ps of their own (raceProcs). It returns once each has made
+// one attempt.
+func startCompetitors(ctx context.Context, s raceSpec, cpu int, setup harness.CompetitorSetup) *harness.Competitors {
+	return harness.StartCompetitors(ctx, harness.CompetitorSpec{Count: s.competitors, Rate: s.rate, CPU: cpu, Setup: setup})
 }
 
-// startCompetitors starts s.competitors goroutines, each locked to its
-// thread and pinned to cpu (-1: left unpinned), paced by a thread Pacer
-// (the caller gives them Ps of their own: raceProcs). setup runs on each
-// competitor's goroutine once it is pinned. It returns once each
-// competitor has made one attempt (or failed).
-func startCompetitors(ctx context.Context, s raceSpec, cpu int, setup competitorSetup) *competitors {
-	c := &competitors{
-		cpu:      cpu,
-		attempts: make([]atomic.Uint64, s.competitors),
-		wins:     make([]atomic.Uint64, s.competitors),
-		held:     make([]atomic.Int64, s.competitors),
-		onCPU:    make([]atomic.Int64, s.competitors),
+// stopCompetitors halts c, waits for its competitors and adds what they
+// did to st.
+func stopCompetitors(c *harness.Competitors, st *raceStats) error {
+	cs, err := c.Stop()
+	if cs.CPU >= 0 {
+		st.compCPU = cs.CPU
 	}
-	c.g, ctx = errgroup.WithContext(ctx)
-	c.begin = time.Now()
-	// The holder starts once every competitor has made its first attempt:
-	// a quick case would otherwise be over before the scheduler ran them.
-	var ready sync.WaitGroup
-	ready.Add(s.competitors)
-	for k := 0; k < s.competitors; k++ {
-		c.g.Go(func() error {
-			first := true
-			defer func() {
-				if first {
-					ready.Done()
-				}
-			}()
-			if cpu >= 0 {
-				unpin, err := cpupin.Pin(cpu)
-				if err != nil {
-					return fmt.Errorf("competitor %d: %w", k, err)
-				}
-				defer unpin()
-			}
-			attempt, teardown, err := setup()
-			if err != nil {
-				return fmt.Errorf("competitor %d: %w", k, err)
-			}
-			defer teardown()
-			if run0, ok := threadRunTime(); ok {
-				defer func() {
-					if run1, ok := threadRunTime(); ok {
-						c.onCPU[k].Store(int64(run1 - run0))
-					}
-				}()
-			} else {
-				c.noRunTime.Store(true)
-			}
-			pace, err := harness.NewThreadPacer(s.rate)
-			if err != nil {
-				return err
-			}
-			var tried, won uint64
-			var held harness.Ticks
-			defer func() { c.attempts[k].Store(tried); c.wins[k].Store(won); c.held[k].Store(int64(held)) }()
-			for !c.halt.Load() {
-				if tried == 1 && first {
-					first = false
-					ready.Done()
-				}
-				if tried&255 == 0 && ctx.Err() != nil {
-					return nil
-				}
-				pace.Wait()
-				t0 := harness.Now()
-				ok, err := attempt()
-				if err != nil {
-					return fmt.Errorf("competitor %d: %w", k, err)
-				}
-				tried++
-				if ok {
-					won++
-					held += harness.Now() - t0
-				}
-			}
-			return nil
-		})
-	}
-	ready.Wait()
-	return c
-}
-
-// stop halts the competitors, waits for them and adds their counts to st.
-func (c *competitors) stop(st *raceStats) error {
-	c.halt.Store(true)
-	if len(c.attempts) > 0 {
-		st.compCPU = c.cpu
-	}
-	err := c.g.Wait()
-	st.compElapsed += time.Since(c.begin)
-	for k := range c.attempts {
-		st.compAttempts += c.attempts[k].Load()
-		st.compWins += c.wins[k].Load()
-		st.compHeld += time.Duration(harness.TicksToNs(harness.Ticks(c.held[k].Load())))
-		st.compOnCPU += time.Duration(c.onCPU[k].Load())
-	}
-	st.hasOnCPU = len(c.attempts) > 0 && !c.noRunTime.Load()
+	st.compElapsed += cs.Elapsed
+	st.compAttempts += cs.Attempts
+	st.compWins += cs.Wins
+	st.compHeld += cs.Held
+	st.compOnCPU += cs.OnCPU
+	st.hasOnCPU = cs.HasOnCPU
 	return err
-}
-
-// threadRunTime returns how long the calling thread has run on a CPU
-// (CLOCK_THREAD_CPUTIME_ID, which the kernel brings up to date when read,
-// unlike /proc's schedstat), and whether it could be read. The caller is
-// locked to its thread.
-func threadRunTime() (time.Duration, bool) {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		return 0, false
-	}
-	return time.Duration(ts.Nano()), true
 }

@@ -148,7 +148,7 @@ func runRacePerf(ctx context.Context, s raceSpec, opts Options, n int64, t Timer
 		}
 		return nil
 	})
-	compErr := comp.stop(st)
+	compErr := stopCompetitors(comp, st)
 	if err := errors.Join(loopErr, compErr); err != nil {
 		return Result{}, err
 	}
