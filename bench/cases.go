@@ -183,3 +183,6 @@ func median(xs []float64) float64 {
 	}
 	return (xs[n/2-1] + xs[n/2]) / 2
 }
+
+// ErrInvalidParam is wrapped by errors about bad experiment parameters.
+var ErrInvalidParam = errors.New("invalid experiment parameter")
