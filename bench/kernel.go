@@ -44,10 +44,10 @@ func kernelCases(o Options) ([]Case, error) {
 	}
 	var cs []Case
 	for _, b := range bps {
-		cs = append(cs, threadCase(ThreadParams{Breakpoints: b, Parallelism: 2, Threads: 10, Repeat: repeat}))
+		cs = append(cs, threadCase(threadParams{Breakpoints: b, Parallelism: 2, Threads: 10, Repeat: repeat}))
 	}
 	for _, pa := range enables {
-		cs = append(cs, enableCase(EnableParams{Passive: pa[0], Active: pa[1], Repeat: enableRepeat}))
+		cs = append(cs, enableCase(enableParams{Passive: pa[0], Active: pa[1], Repeat: enableRepeat}))
 	}
 	return cs, nil
 }
@@ -66,7 +66,7 @@ func kernelParams(kv ...string) map[string]string {
 // threadCase measures p with breakpoints and, for Breakpoints > 0, with
 // none in the same case, from Go and from perf bench when installed.
 // n > 0 sets the number of threads created (Repeat = n / Threads).
-func threadCase(p ThreadParams) Case {
+func threadCase(p threadParams) Case {
 	name := fmt.Sprintf("KernelThread/breakpoints=%d/parallelism=%d/threads=%d", p.Breakpoints, p.Parallelism, p.Threads)
 	return Case{
 		Name:     name,
@@ -91,7 +91,7 @@ func threadCase(p ThreadParams) Case {
 				if r == 0 { // go test's ns/op: one Go run, child start included
 					t.StartTimer()
 				}
-				run, err := RunThread(ctx, p, false)
+				run, err := runThread(ctx, p, false)
 				t.StopTimer()
 				if err != nil {
 					return Result{}, err
@@ -101,7 +101,7 @@ func threadCase(p ThreadParams) Case {
 				}
 				goB = append(goB, run.UsecsPerOp)
 				if p.Breakpoints > 0 {
-					b0, err := RunThread(ctx, base, false)
+					b0, err := runThread(ctx, base, false)
 					if err != nil {
 						return Result{}, err
 					}
@@ -176,7 +176,7 @@ const kernelRounds = 3
 
 // enableCase measures p from Go and from perf bench when installed.
 // n > 0 sets Repeat.
-func enableCase(p EnableParams) Case {
+func enableCase(p enableParams) Case {
 	name := fmt.Sprintf("KernelEnable/passive=%d/active=%d", p.Passive, p.Active)
 	return Case{
 		Name:     name,
@@ -193,7 +193,7 @@ func enableCase(p EnableParams) Case {
 				if r == 0 {
 					t.StartTimer()
 				}
-				u, err := RunEnable(ctx, p)
+				u, err := runEnable(ctx, p)
 				t.StopTimer()
 				if err != nil {
 					return Result{}, err

@@ -10,24 +10,24 @@ import (
 // block before timing starts.
 const kernelSettle = 10 * time.Millisecond
 
-// ThreadParams are the parameters of `perf bench -r Repeat breakpoint
+// threadParams are the parameters of `perf bench -r Repeat breakpoint
 // thread -b Breakpoints -p Parallelism -t Threads`.
-type ThreadParams struct {
+type threadParams struct {
 	Breakpoints int // inheritable breakpoints, 0-4
 	Parallelism int // threads that create and join batches
 	Threads     int // threads per batch
 	Repeat      int // batches in all, shared by the parallel threads
 }
 
-// Validate names the first bad field, wrapping ErrInvalidParam.
-func (p ThreadParams) Validate() error {
+// validate names the first bad field, wrapping ErrInvalidParam.
+func (p threadParams) validate() error {
 	if p.Breakpoints < 0 || p.Breakpoints > 4 {
-		return fmt.Errorf("%w: ThreadParams.Breakpoints = %d, want 0..4 (x86 has four slots per thread)", ErrInvalidParam, p.Breakpoints)
+		return fmt.Errorf("%w: threadParams.Breakpoints = %d, want 0..4 (x86 has four slots per thread)", ErrInvalidParam, p.Breakpoints)
 	}
 	return firstBelow(
-		minParam{"ThreadParams.Parallelism", p.Parallelism, 1},
-		minParam{"ThreadParams.Threads", p.Threads, 1},
-		minParam{"ThreadParams.Repeat", p.Repeat, 1},
+		minParam{"threadParams.Parallelism", p.Parallelism, 1},
+		minParam{"threadParams.Threads", p.Threads, 1},
+		minParam{"threadParams.Repeat", p.Repeat, 1},
 	)
 }
 
@@ -49,25 +49,25 @@ func firstBelow(ps ...minParam) error {
 	return nil
 }
 
-// EnableParams are the parameters of `perf bench -r Repeat breakpoint
+// enableParams are the parameters of `perf bench -r Repeat breakpoint
 // enable -p Passive -a Active`.
-type EnableParams struct {
+type enableParams struct {
 	Passive int // threads blocked in the kernel
 	Active  int // threads spinning in user space
 	Repeat  int // IOC_DISABLE + IOC_ENABLE pairs
 }
 
-// Validate names the first bad field, wrapping ErrInvalidParam.
-func (p EnableParams) Validate() error {
+// validate names the first bad field, wrapping ErrInvalidParam.
+func (p enableParams) validate() error {
 	return firstBelow(
-		minParam{"EnableParams.Passive", p.Passive, 0},
-		minParam{"EnableParams.Active", p.Active, 0},
-		minParam{"EnableParams.Repeat", p.Repeat, 1},
+		minParam{"enableParams.Passive", p.Passive, 0},
+		minParam{"enableParams.Active", p.Active, 0},
+		minParam{"enableParams.Repeat", p.Repeat, 1},
 	)
 }
 
-// ThreadRun is one Go run of the thread benchmark.
-type ThreadRun struct {
+// threadRun is one Go run of the thread benchmark.
+type threadRun struct {
 	UsecsPerOp float64 // total µs / Repeat / Threads, as perf bench prints
 	Workers    int     // worker goroutines run (Repeat * Threads)
 	// DistinctOS is how many workers ran on a thread id that none of the
@@ -83,13 +83,13 @@ type ThreadRun struct {
 	Counts     []uint64
 }
 
-// RunThread runs the Go version of `perf bench breakpoint thread` once. With
+// runThread runs the Go version of `perf bench breakpoint thread` once. With
 // touch set, every worker writes each watched byte once, so Counts (one per
 // breakpoint, summed over every thread that inherited it) must equal
 // Workers; perf bench never touches them, so benchmarks leave it false.
-func RunThread(ctx context.Context, p ThreadParams, touch bool) (ThreadRun, error) {
-	if err := p.Validate(); err != nil {
-		return ThreadRun{}, err
+func runThread(ctx context.Context, p threadParams, touch bool) (threadRun, error) {
+	if err := p.validate(); err != nil {
+		return threadRun{}, err
 	}
 	t := 0
 	if touch {
@@ -97,36 +97,36 @@ func RunThread(ctx context.Context, p ThreadParams, touch bool) (ThreadRun, erro
 	}
 	c, err := startKernelChild(ctx, "thread", []int{p.Repeat, p.Parallelism, p.Threads, p.Breakpoints, t, int(kernelWatchAddr())}, p.Breakpoints)
 	if err != nil {
-		return ThreadRun{}, err
+		return threadRun{}, err
 	}
 	defer c.kill()
 	line, err := c.readLine()
 	if err != nil {
-		return ThreadRun{}, err
+		return threadRun{}, err
 	}
 	var usec float64
 	var workers, distinct, window int
 	if _, err := fmt.Sscanf(line, "usec=%g workers=%d distinct=%d window=%d", &usec, &workers, &distinct, &window); err != nil {
-		return ThreadRun{}, fmt.Errorf("bench: kernel thread child said %q: %w", line, err)
+		return threadRun{}, fmt.Errorf("bench: kernel thread child said %q: %w", line, err)
 	}
 	if err := c.wait(); err != nil {
-		return ThreadRun{}, err
+		return threadRun{}, err
 	}
-	r := ThreadRun{UsecsPerOp: usec / float64(p.Repeat) / float64(p.Threads), Workers: workers, DistinctOS: distinct, Window: window}
+	r := threadRun{UsecsPerOp: usec / float64(p.Repeat) / float64(p.Threads), Workers: workers, DistinctOS: distinct, Window: window}
 	for _, e := range c.events {
 		n, err := e.Count()
 		if err != nil {
-			return ThreadRun{}, err
+			return threadRun{}, err
 		}
 		r.Counts = append(r.Counts, n)
 	}
 	return r, nil
 }
 
-// RunEnable runs the Go version of `perf bench breakpoint enable` once and
+// runEnable runs the Go version of `perf bench breakpoint enable` once and
 // returns µs per IOC_DISABLE + IOC_ENABLE pair.
-func RunEnable(ctx context.Context, p EnableParams) (float64, error) {
-	if err := p.Validate(); err != nil {
+func runEnable(ctx context.Context, p enableParams) (float64, error) {
+	if err := p.validate(); err != nil {
 		return 0, err
 	}
 	c, err := startKernelChild(ctx, "enable", []int{p.Passive, p.Active}, 1)

@@ -55,8 +55,8 @@ func BenchmarkKernelEnable(b *testing.B) {
 // events count every write, summed over the threads that inherited them.
 func TestKernelThreadInherits(t *testing.T) {
 	kernlock.For(t)
-	p := ThreadParams{Breakpoints: 4, Parallelism: 2, Threads: 5, Repeat: 6}
-	run, err := RunThread(context.Background(), p, true)
+	p := threadParams{Breakpoints: 4, Parallelism: 2, Threads: 5, Repeat: 6}
+	run, err := runThread(context.Background(), p, true)
 	kernelOrSkip(t, err)
 	if want := p.Repeat * p.Threads; run.Workers != want || run.DistinctOS != want {
 		t.Fatalf("workers = %d on %d distinct OS threads, want %d on %d", run.Workers, run.DistinctOS, want, want)
@@ -80,8 +80,8 @@ func TestKernelCases(t *testing.T) {
 	kernlock.For(t)
 	_, perfErr := exec.LookPath("perf")
 	cases := []Case{
-		threadCase(ThreadParams{Breakpoints: 2, Parallelism: 2, Threads: 4, Repeat: 5}),
-		enableCase(EnableParams{Passive: 2, Active: 1, Repeat: 200}),
+		threadCase(threadParams{Breakpoints: 2, Parallelism: 2, Threads: 4, Repeat: 5}),
+		enableCase(enableParams{Passive: 2, Active: 1, Repeat: 200}),
 	}
 	for _, c := range cases {
 		res, err := c.Run(context.Background(), 0, NopTimer)
@@ -133,13 +133,13 @@ func TestParsePerfUsecs(t *testing.T) {
 
 func TestKernelParamsValidate(t *testing.T) {
 	bad := []error{
-		ThreadParams{Breakpoints: 5, Parallelism: 1, Threads: 1, Repeat: 1}.Validate(),
-		ThreadParams{Breakpoints: 0, Parallelism: 0, Threads: 1, Repeat: 1}.Validate(),
-		ThreadParams{Breakpoints: 0, Parallelism: 1, Threads: 0, Repeat: 1}.Validate(),
-		ThreadParams{Breakpoints: 0, Parallelism: 1, Threads: 1, Repeat: 0}.Validate(),
-		EnableParams{Passive: -1, Repeat: 1}.Validate(),
-		EnableParams{Active: -1, Repeat: 1}.Validate(),
-		EnableParams{Repeat: 0}.Validate(),
+		threadParams{Breakpoints: 5, Parallelism: 1, Threads: 1, Repeat: 1}.validate(),
+		threadParams{Breakpoints: 0, Parallelism: 0, Threads: 1, Repeat: 1}.validate(),
+		threadParams{Breakpoints: 0, Parallelism: 1, Threads: 0, Repeat: 1}.validate(),
+		threadParams{Breakpoints: 0, Parallelism: 1, Threads: 1, Repeat: 0}.validate(),
+		enableParams{Passive: -1, Repeat: 1}.validate(),
+		enableParams{Active: -1, Repeat: 1}.validate(),
+		enableParams{Repeat: 0}.validate(),
 	}
 	for i, err := range bad {
 		if !errors.Is(err, ErrInvalidParam) {
