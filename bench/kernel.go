@@ -77,102 +77,40 @@ func threadCase(p threadParams) Case {
 			if n > 0 {
 				p.Repeat = max(1, int(n)/p.Threads)
 			}
-			base := p
-			base.Breakpoints = 0
 			args := func(b int) []string {
 				return []string{"thread", "-b", strconv.Itoa(b), "-p", strconv.Itoa(p.Parallelism), "-t", strconv.Itoa(p.Threads)}
 			}
-			// The machine is shared and noisy: alternate the four runs for
-			// kernelRounds rounds and report medians, so the ratios compare
-			// runs made at nearly the same time.
-			var goB, go0, perfB, perf0 []float64
-			havePerf := true
-			for r := 0; r < kernelRounds; r++ {
-				if r == 0 { // go test's ns/op: one Go run, child start included
-					t.StartTimer()
-				}
-				run, err := runThread(ctx, p, false)
-				t.StopTimer()
-				if err != nil {
-					return Result{}, err
-				}
-				if run.DistinctOS != run.Workers {
-					return Result{}, fmt.Errorf("bench: %s: %d of %d workers ran on a thread id already used within the previous %d workers; threads were reused, not created", name, run.Workers-run.DistinctOS, run.Workers, run.Window)
-				}
-				goB = append(goB, run.UsecsPerOp)
-				if p.Breakpoints > 0 {
-					b0, err := runThread(ctx, base, false)
+			goRun := func(p threadParams) func(context.Context) (float64, error) {
+				return func(ctx context.Context) (float64, error) {
+					run, err := runThread(ctx, p, false)
 					if err != nil {
-						return Result{}, err
+						return 0, err
 					}
-					go0 = append(go0, b0.UsecsPerOp)
-				}
-				if !havePerf {
-					continue
-				}
-				pu, ok, err := runPerfBench(ctx, p.Repeat, args(p.Breakpoints)...)
-				if err != nil || !ok {
-					if err = ignoreSkip(err); err != nil {
-						return Result{}, err
+					if run.DistinctOS != run.Workers {
+						return 0, fmt.Errorf("bench: %s: %d of %d workers ran on a thread id already used within the previous %d workers; threads were reused, not created", name, run.Workers-run.DistinctOS, run.Workers, run.Window)
 					}
-					havePerf = false
-					continue
-				}
-				perfB = append(perfB, pu)
-				if p.Breakpoints > 0 {
-					pb0, _, err := runPerfBench(ctx, p.Repeat, args(0)...)
-					if err != nil {
-						return Result{}, err
-					}
-					perf0 = append(perf0, pb0)
+					return run.UsecsPerOp, nil
 				}
 			}
-			batches := roundBatches(goB)
-			u := median(goB)
-			res := Result{
-				Experiment: "kernel",
-				Name:       name,
-				Params: kernelParams("breakpoints", strconv.Itoa(p.Breakpoints), "parallelism", strconv.Itoa(p.Parallelism),
-					"threads", strconv.Itoa(p.Threads), "repeat", strconv.Itoa(p.Repeat), "rounds", strconv.Itoa(kernelRounds)),
-				Iterations: int64(p.Repeat * p.Threads),
-				NsPerOp:    u * 1e3,
-				Metrics:    map[string]float64{"usecs/op": u},
-				Batches:    batches,
-			}
-			if len(go0) > 0 {
-				res.Metrics["b0-usecs/op"] = median(go0)
-				res.Metrics["slowdown"] = u / median(go0)
-			}
-			if havePerf && len(perfB) > 0 {
-				res.Metrics["perf-usecs/op"] = median(perfB)
-				res.Metrics["go/perf"] = u / median(perfB)
-				if len(perf0) > 0 {
-					res.Metrics["perf-b0-usecs/op"] = median(perf0)
-					res.Metrics["perf-slowdown"] = median(perfB) / median(perf0)
+			r := kernelRuns{goRun: goRun(p), perfArgs: args(p.Breakpoints)}
+			if p.Breakpoints > 0 {
+				base := p
+				base.Breakpoints = 0
+				r.goBase = func(ctx context.Context) (float64, error) {
+					run, err := runThread(ctx, base, false)
+					return run.UsecsPerOp, err
 				}
+				r.perfBaseArgs = args(0)
 			}
-			return res, nil
+			f, err := r.alternate(ctx, t, p.Repeat)
+			if err != nil {
+				return Result{}, err
+			}
+			return f.result(name, int64(p.Repeat*p.Threads), kernelParams("breakpoints", strconv.Itoa(p.Breakpoints), "parallelism", strconv.Itoa(p.Parallelism),
+				"threads", strconv.Itoa(p.Threads), "repeat", strconv.Itoa(p.Repeat), "rounds", strconv.Itoa(kernelRounds))), nil
 		},
 	}
 }
-
-// roundBatches returns the Go runs' usecs/op, one per round, as the case's
-// batches: each round is a separate child process, as independent as
-// runs of the case get.
-func roundBatches(usecs []float64) map[string][]float64 {
-	if len(usecs) < 2 {
-		return nil
-	}
-	ns := make([]float64, len(usecs))
-	for i, u := range usecs {
-		ns[i] = u * 1e3
-	}
-	return map[string][]float64{"usecs/op": append([]float64(nil), usecs...), "ns/op": ns}
-}
-
-// kernelRounds is how many times each case alternates its Go and perf
-// bench runs; results are medians.
-const kernelRounds = 3
 
 // enableCase measures p from Go and from perf bench when installed.
 // n > 0 sets Repeat.
@@ -187,49 +125,131 @@ func enableCase(p enableParams) Case {
 			if n > 0 {
 				p.Repeat = int(n)
 			}
-			var goU, perfU []float64
-			havePerf := true
-			for r := 0; r < kernelRounds; r++ {
-				if r == 0 {
-					t.StartTimer()
-				}
-				u, err := runEnable(ctx, p)
-				t.StopTimer()
-				if err != nil {
-					return Result{}, err
-				}
-				goU = append(goU, u)
-				if !havePerf {
-					continue
-				}
-				pu, ok, err := runPerfBench(ctx, p.Repeat, "enable", "-p", strconv.Itoa(p.Passive), "-a", strconv.Itoa(p.Active))
-				if err != nil || !ok {
-					if err = ignoreSkip(err); err != nil {
-						return Result{}, err
-					}
-					havePerf = false
-					continue
-				}
-				perfU = append(perfU, pu)
+			r := kernelRuns{
+				goRun:    func(ctx context.Context) (float64, error) { return runEnable(ctx, p) },
+				perfArgs: []string{"enable", "-p", strconv.Itoa(p.Passive), "-a", strconv.Itoa(p.Active)},
 			}
-			batches := roundBatches(goU)
-			u := median(goU)
-			res := Result{
-				Experiment: "kernel",
-				Name:       name,
-				Params:     kernelParams("passive", strconv.Itoa(p.Passive), "active", strconv.Itoa(p.Active), "repeat", strconv.Itoa(p.Repeat), "rounds", strconv.Itoa(kernelRounds)),
-				Iterations: int64(p.Repeat),
-				NsPerOp:    u * 1e3,
-				Metrics:    map[string]float64{"usecs/op": u},
-				Batches:    batches,
+			f, err := r.alternate(ctx, t, p.Repeat)
+			if err != nil {
+				return Result{}, err
 			}
-			if havePerf && len(perfU) > 0 {
-				res.Metrics["perf-usecs/op"] = median(perfU)
-				res.Metrics["go/perf"] = u / median(perfU)
-			}
-			return res, nil
+			return f.result(name, int64(p.Repeat), kernelParams("passive", strconv.Itoa(p.Passive), "active", strconv.Itoa(p.Active), "repeat", strconv.Itoa(p.Repeat), "rounds", strconv.Itoa(kernelRounds))), nil
 		},
 	}
+}
+
+// kernelRounds is how many times each case alternates its Go and perf
+// bench runs; results are medians.
+const kernelRounds = 3
+
+// kernelRuns are the runs a kernel case alternates, each giving usecs/op:
+// its Go run and perf bench's (perfArgs after `perf bench -r N
+// breakpoint`) of the same workload and, for a thread case with
+// breakpoints, the same two without them (goBase and perfBaseArgs, nil
+// otherwise).
+type kernelRuns struct {
+	goRun, goBase          func(context.Context) (float64, error)
+	perfArgs, perfBaseArgs []string
+}
+
+// kernelFigures are the usecs/op of each of a case's runs, one per round.
+type kernelFigures struct {
+	goU, goBase, perfU, perfBase []float64
+	havePerf                     bool // perf bench ran every round
+}
+
+// alternate runs r for kernelRounds rounds, in the same order each round:
+// the machine is shared and noisy, so the ratios compare runs made at
+// nearly the same time. perf bench runs with -r repeat; once it is missing
+// or skips (no hardware support), the rounds go on without it. t runs
+// around the first Go run only: go test's ns/op is one Go run, child start
+// included.
+func (r kernelRuns) alternate(ctx context.Context, t Timer, repeat int) (kernelFigures, error) {
+	f := kernelFigures{havePerf: true}
+	for round := 0; round < kernelRounds; round++ {
+		if round == 0 {
+			t.StartTimer()
+		}
+		u, err := r.goRun(ctx)
+		t.StopTimer()
+		if err != nil {
+			return f, err
+		}
+		f.goU = append(f.goU, u)
+		if r.goBase != nil {
+			b0, err := r.goBase(ctx)
+			if err != nil {
+				return f, err
+			}
+			f.goBase = append(f.goBase, b0)
+		}
+		if !f.havePerf {
+			continue
+		}
+		pu, ok, err := runPerfBench(ctx, repeat, r.perfArgs...)
+		if err != nil || !ok {
+			if err = ignoreSkip(err); err != nil {
+				return f, err
+			}
+			f.havePerf = false
+			continue
+		}
+		f.perfU = append(f.perfU, pu)
+		if r.perfBaseArgs != nil {
+			pb0, _, err := runPerfBench(ctx, repeat, r.perfBaseArgs...)
+			if err != nil {
+				return f, err
+			}
+			f.perfBase = append(f.perfBase, pb0)
+		}
+	}
+	return f, nil
+}
+
+// result is the case's Result: the median Go usecs/op as the headline,
+// each round's Go run as a batch, and, where they ran, the baseline's
+// median and the slowdown against it ("b0-usecs/op", "slowdown") and perf
+// bench's figures ("perf-usecs/op", "go/perf", "perf-b0-usecs/op",
+// "perf-slowdown").
+func (f kernelFigures) result(name string, iterations int64, params map[string]string) Result {
+	batches := roundBatches(f.goU)
+	u := median(f.goU)
+	res := Result{
+		Experiment: "kernel",
+		Name:       name,
+		Params:     params,
+		Iterations: iterations,
+		NsPerOp:    u * 1e3,
+		Metrics:    map[string]float64{"usecs/op": u},
+		Batches:    batches,
+	}
+	if len(f.goBase) > 0 {
+		res.Metrics["b0-usecs/op"] = median(f.goBase)
+		res.Metrics["slowdown"] = u / median(f.goBase)
+	}
+	if f.havePerf && len(f.perfU) > 0 {
+		res.Metrics["perf-usecs/op"] = median(f.perfU)
+		res.Metrics["go/perf"] = u / median(f.perfU)
+		if len(f.perfBase) > 0 {
+			res.Metrics["perf-b0-usecs/op"] = median(f.perfBase)
+			res.Metrics["perf-slowdown"] = median(f.perfU) / median(f.perfBase)
+		}
+	}
+	return res
+}
+
+// roundBatches returns the Go runs' usecs/op, one per round, as the case's
+// batches: each round is a separate child process, as independent as
+// runs of the case get.
+func roundBatches(usecs []float64) map[string][]float64 {
+	if len(usecs) < 2 {
+		return nil
+	}
+	ns := make([]float64, len(usecs))
+	for i, u := range usecs {
+		ns[i] = u * 1e3
+	}
+	return map[string][]float64{"usecs/op": append([]float64(nil), usecs...), "ns/op": ns}
 }
 
 // ignoreSkip drops a perf bench skip (no hardware support): the Go figures
