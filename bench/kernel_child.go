@@ -20,16 +20,20 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bpbench/hwregs"
+	"bpbench/internal/child"
 )
 
-const (
-	kernelChildEnv = "BPBENCH_KERNEL_CHILD" // child mode: "thread" or "enable"
-	kernelArgsEnv  = "BPBENCH_KERNEL_ARGS"  // the mode's integer arguments, space separated
-)
+// The kernel experiment's workloads run in a copy of this binary, in the
+// child modes "kernel-thread" and "kernel-enable" (package internal/child),
+// with their integer arguments, space separated, in kernelArgsEnv.
+const kernelArgsEnv = "BPBENCH_KERNEL_ARGS"
+
+// kernelModes are the workloads' names, as startKernelChild takes them.
+var kernelModes = []string{"thread", "enable"}
 
 func init() {
-	if mode := os.Getenv(kernelChildEnv); mode != "" {
-		os.Exit(kernelChildMain(mode, os.Getenv(kernelArgsEnv)))
+	for _, mode := range kernelModes {
+		child.Add("kernel-"+mode, func() int { return kernelChildMain(mode, os.Getenv(kernelArgsEnv)) })
 	}
 }
 
@@ -59,7 +63,7 @@ func startKernelChild(ctx context.Context, mode string, args []int, nbp int) (c 
 	if err := hwregs.PerfSupported(); err != nil {
 		return nil, Skipf("perf breakpoints: %v", err)
 	}
-	exe, err := os.Executable()
+	exe, argv, err := child.Self("kernel-" + mode)
 	if err != nil {
 		return nil, fmt.Errorf("bench: kernel child: %w", err)
 	}
@@ -67,8 +71,8 @@ func startKernelChild(ctx context.Context, mode string, args []int, nbp int) (c 
 	for i, a := range args {
 		sargs[i] = strconv.Itoa(a)
 	}
-	c = &kernelChild{cmd: exec.CommandContext(ctx, exe)}
-	c.cmd.Env = append(os.Environ(), kernelChildEnv+"="+mode, kernelArgsEnv+"="+strings.Join(sargs, " "))
+	c = &kernelChild{cmd: exec.CommandContext(ctx, exe, argv[1:]...)}
+	c.cmd.Env = append(os.Environ(), child.Env("kernel-"+mode), kernelArgsEnv+"="+strings.Join(sargs, " "))
 	c.cmd.Stderr = &c.stderr
 	// The tracer is the thread that forks, and only it may detach.
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Ptrace: true, Pdeathsig: syscall.SIGKILL}

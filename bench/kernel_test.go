@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"bpbench/internal/child"
 	"bpbench/internal/kernlock"
 )
 
@@ -170,20 +171,17 @@ func TestDistinctWithin(t *testing.T) {
 	}
 }
 
-// deathParentEnv makes the test binary a parent that starts the children
-// this package starts (a kernel child with a breakpoint, and a command
-// through startChild, as perf bench is), prints their pids and waits to
-// be killed.
-const deathParentEnv = "BPBENCH_TEST_DEATH_PARENT"
+// deathParentMode is the child mode TestChildrenDieWithParent runs its
+// parent in: it starts the children this package starts (a kernel child
+// with a breakpoint, and a command through startChild, as perf bench is),
+// prints their pids and waits to be killed.
+const deathParentMode = "bench-test-death-parent"
 
-func init() {
-	if os.Getenv(deathParentEnv) == "" {
-		return
-	}
+func deathParentMain() int {
 	sleep := exec.Command("sleep", "1000")
 	if err := startChild(sleep); err != nil {
 		fmt.Println("error", err)
-		os.Exit(1)
+		return 1
 	}
 	kpid := 0
 	c, err := startKernelChild(context.Background(), "enable", []int{0, 0}, 1)
@@ -191,7 +189,7 @@ func init() {
 		kpid = c.cmd.Process.Pid
 	} else if !errors.Is(err, ErrSkip) {
 		fmt.Println("error", err)
-		os.Exit(1)
+		return 1
 	}
 	fmt.Println("pids", sleep.Process.Pid, kpid)
 	select {}
@@ -204,12 +202,12 @@ func init() {
 // new parent to reap it). The timeout only bounds a failure.
 func TestChildrenDieWithParent(t *testing.T) {
 	kernlock.For(t) // the kernel child opens a breakpoint
-	exe, err := os.Executable()
+	exe, argv, err := child.Self(deathParentMode)
 	if err != nil {
 		t.Fatal(err)
 	}
-	parent := exec.Command(exe, "-test.run=^$")
-	parent.Env = append(os.Environ(), deathParentEnv+"=1")
+	parent := exec.Command(exe, argv[1:]...)
+	parent.Env = append(os.Environ(), child.Env(deathParentMode))
 	out, err := parent.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

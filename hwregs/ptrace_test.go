@@ -18,6 +18,7 @@ import (
 
 	"bpbench/alloc"
 	"bpbench/hwregs/tracee"
+	"bpbench/internal/child"
 	"bpbench/internal/kernlock"
 )
 
@@ -538,26 +539,23 @@ func TestPtraceGoexitInDoKillsTracee(t *testing.T) {
 	ptWantGone(t, pid, tids)
 }
 
-const ptHelperEnv = "BPBENCH_PTRACE_TEST_HELPER"
+// ptHelperMode is the child mode TestPtraceSignalKillsTracee runs its
+// tracer in: it starts a tracee, prints its pid and thread ids and waits
+// to be killed by a signal.
+const ptHelperMode = "hwregs-test-ptrace-helper"
 
-// TestPtraceHelperProcess is not a test: TestPtraceSignalKillsTracee runs it
-// in a child process that starts a tracee, prints its pid and waits to be
-// killed by a signal.
-func TestPtraceHelperProcess(t *testing.T) {
-	if os.Getenv(ptHelperEnv) == "" {
-		t.Skip("helper process for TestPtraceSignalKillsTracee")
-	}
+func ptHelperMain() int {
 	// The parent test holds the debug-register lock for us.
 	p, err := StartPtrace(PtraceOptions{Threads: 3})
 	if err != nil {
 		fmt.Println("error", err)
-		os.Exit(1)
+		return 1
 	}
 	fmt.Println("tracee", p.Pid(), strings.Trim(fmt.Sprint(p.Tids()), "[]"))
 	// Leave the workers running, the hardest case to clean up.
 	if err := p.Start(tracee.Command{Op: tracee.OpWrite, Count: 0}); err != nil {
 		fmt.Println("error", err)
-		os.Exit(1)
+		return 1
 	}
 	select {}
 }
@@ -574,8 +572,11 @@ func TestPtraceSignalKillsTracee(t *testing.T) {
 	probe.Close()
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGKILL} {
 		t.Run("signal="+unix.SignalName(sig), func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestPtraceHelperProcess$", "-test.count=1")
-			cmd.Env = append(os.Environ(), ptHelperEnv+"=1")
+			path, argv, err := child.Self(ptHelperMode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := &exec.Cmd{Path: path, Args: argv, Env: append(os.Environ(), child.Env(ptHelperMode))}
 			cmd.Stderr = os.Stderr
 			out, err := cmd.StdoutPipe()
 			if err != nil {

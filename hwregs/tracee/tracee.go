@@ -1,10 +1,11 @@
 // Package tracee is bpbench's own target program for real debug registers.
 //
-// Any binary that links this package (every hwregs test binary, the bpbench
-// CLI) becomes the target when it is started with EnvVar set: init starts
-// the requested number of worker threads, reports their thread ids and the
-// addresses of the watched variables to the tracer, and then serves
-// commands. No C toolchain is needed at run time.
+// The tracee is a child mode (package internal/child) of any binary that
+// links this package and calls child.Main at its start (every hwregs test
+// binary, the bpbench CLI): started with the environment from Env, a copy
+// of the binary starts the requested number of worker threads, reports
+// their thread ids and the addresses of the watched variables to the
+// tracer, and then serves commands. No C toolchain is needed at run time.
 //
 // Protocol. The tracer starts the binary with the environment from Env and
 // two pipes: fd 3 (ReadyFD) is read by the tracee, fd 4 (HelloFD) is
@@ -39,11 +40,15 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"bpbench/internal/child"
 )
 
-// EnvVar, when set to the number of worker threads, turns the process into
-// the tracee.
-const EnvVar = "BPBENCH_TRACEE"
+// Mode is the tracee's child mode (see Env).
+const Mode = "tracee"
+
+// ThreadsEnvVar is the number of worker threads the tracee starts.
+const ThreadsEnvVar = "BPBENCH_TRACEE"
 
 // File descriptors the tracer passes to the tracee (os/exec ExtraFiles order).
 const (
@@ -278,14 +283,16 @@ func writeHello(w io.Writer, h *Hello) error {
 }
 
 // Env returns the environment additions that start a tracee with the given
-// number of worker threads. GOMAXPROCS leaves room for every worker to run
-// at once, as threads of a real multi-threaded target would.
+// number of worker threads: the child mode and its parameters. GOMAXPROCS
+// leaves room for every worker to run at once, as threads of a real
+// multi-threaded target would.
 func Env(threads int) []string { return EnvSpare(threads, 0) }
 
 // EnvSpare is Env for a tracee that can start spare more workers later.
 func EnvSpare(threads, spare int) []string {
 	return []string{
-		EnvVar + "=" + strconv.Itoa(threads),
+		child.Env(Mode),
+		ThreadsEnvVar + "=" + strconv.Itoa(threads),
 		SpareEnvVar + "=" + strconv.Itoa(spare),
 		"GODEBUG=asyncpreemptoff=1",
 		"GOGC=off",
@@ -341,29 +348,30 @@ type turn struct {
 //go:norace
 func ExecTarget(p *uint64) { *p++ }
 
-func init() {
-	v, ok := os.LookupEnv(EnvVar)
-	if !ok {
-		return
-	}
+func init() { child.Add(Mode, runMode) }
+
+// runMode is the tracee's child mode: it reads its parameters from the
+// environment, serves the tracer and returns the exit status.
+func runMode() int {
+	v := os.Getenv(ThreadsEnvVar)
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > MaxThreads {
-		fmt.Fprintf(os.Stderr, "tracee: %s=%q: want a thread count in [1,%d]\n", EnvVar, v, MaxThreads)
-		os.Exit(2)
+		fmt.Fprintf(os.Stderr, "tracee: %s=%q: want a thread count in [1,%d]\n", ThreadsEnvVar, v, MaxThreads)
+		return 2
 	}
 	spare := 0
 	if v, ok := os.LookupEnv(SpareEnvVar); ok {
 		spare, err = strconv.Atoi(v)
 		if err != nil || spare < 0 || spare > MaxThreads-n {
 			fmt.Fprintf(os.Stderr, "tracee: %s=%q: want a spare thread count in [0,%d]\n", SpareEnvVar, v, MaxThreads-n)
-			os.Exit(2)
+			return 2
 		}
 	}
 	if err := serve(n, spare); err != nil {
 		fmt.Fprintln(os.Stderr, "tracee:", err)
-		os.Exit(1)
+		return 1
 	}
-	os.Exit(0)
+	return 0
 }
 
 // serve runs the tracee; it returns when the tracer goes away.

@@ -1,0 +1,17 @@
+package bench
+
+import (
+	"os"
+	"testing"
+
+	"bpbench/internal/child"
+)
+
+// TestMain serves the child modes this package's tests start copies of the
+// test binary in: the tracee (package tracee), the kernel experiment's
+// workloads, and the parent of TestChildrenDieWithParent.
+func TestMain(m *testing.M) {
+	child.Add(deathParentMode, deathParentMain)
+	child.Main()
+	os.Exit(m.Run())
+}
