@@ -353,6 +353,12 @@ func init() { child.Add(Mode, runMode) }
 // runMode is the tracee's child mode: it reads its parameters from the
 // environment, serves the tracer and returns the exit status.
 func runMode() int {
+	// The workers must not run on the thread-group leader; child.Main,
+	// called first thing in main, keeps this goroutine on it.
+	if unix.Gettid() != os.Getpid() {
+		fmt.Fprintln(os.Stderr, "tracee: not on the main thread (child.Main must be called first thing in main or TestMain)")
+		return 2
+	}
 	v := os.Getenv(ThreadsEnvVar)
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > MaxThreads {

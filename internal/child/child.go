@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -42,6 +43,13 @@ const EnvVar = "BPBENCH_CHILD"
 // ErrNoHook is wrapped by Self's error when this process never called
 // Main: a copy of it would not run the mode.
 var ErrNoHook = errors.New("the binary does not call child.Main at its start (main or TestMain)")
+
+// init keeps the main goroutine on the main thread until Main decides:
+// called first thing in main, Main then runs a mode on the process's main
+// thread, where it would have run from an init function (the tracee keeps
+// its worker threads off the thread-group leader that way), and in a
+// process that is not a child it lets the goroutine go.
+func init() { runtime.LockOSThread() }
 
 var (
 	mu     sync.Mutex
@@ -67,7 +75,8 @@ func Add(name string, run func() int) {
 }
 
 // Main runs the child mode EnvVar names and exits with its status; in a
-// process started without EnvVar it returns at once. It unsets EnvVar
+// process started without EnvVar it returns at once. Called first thing in
+// main, it runs the mode on the process's main thread. It unsets EnvVar
 // before the mode runs, so that the processes a mode starts are not copies
 // of it. An unknown mode exits with status 2 and a message naming the
 // known ones.
@@ -75,6 +84,7 @@ func Main() {
 	hooked.Store(true)
 	name, ok := os.LookupEnv(EnvVar)
 	if !ok {
+		runtime.UnlockOSThread() // init's lock, if this is the main goroutine
 		return
 	}
 	os.Unsetenv(EnvVar)

@@ -3,19 +3,23 @@ package child
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestMain adds the modes the tests start and hooks them, as every test
 // package that starts copies of its binary does.
 func TestMain(m *testing.M) {
 	Add("child-test-echo", func() int {
-		// The mode sees its own environment but no longer EnvVar.
-		os.Stdout.WriteString("echo " + os.Getenv("CHILD_TEST_WORD") + " " + os.Getenv(EnvVar) + "|\n")
+		// The mode sees its own environment but no longer EnvVar, and runs
+		// on the main thread.
+		fmt.Printf("echo %s %s|main=%v\n", os.Getenv("CHILD_TEST_WORD"), os.Getenv(EnvVar), unix.Gettid() == os.Getpid())
 		return 3
 	})
 	Main()
@@ -46,8 +50,8 @@ func TestModeRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, errOut, code := run(t, path, argv, Env("child-test-echo"), "CHILD_TEST_WORD=hello")
-	if code != 3 || out != "echo hello |\n" {
-		t.Errorf("child: exit %d, stdout %q, stderr %q; want exit 3 and %q", code, out, errOut, "echo hello |\n")
+	if want := "echo hello |main=true\n"; code != 3 || out != want {
+		t.Errorf("child: exit %d, stdout %q, stderr %q; want exit 3 and %q", code, out, errOut, want)
 	}
 }
 
