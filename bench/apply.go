@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bpbench/bench/harness"
 	"context"
 	"errors"
 	"fmt"
@@ -9,8 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"bpbench/bench/harness"
 	"bpbench/hwregs"
 	"bpbench/hwregs/tracee"
 )
@@ -89,12 +87,9 @@ func specCases(exp, prefix string, o Options, perThread, fixed time.Duration, ru
 // o.PinCPU and a ProcessWriter over it. The caller closes the Ptrace,
 // which kills and reaps every tracee thread.
 func startProcess(s applySpec, o Options) (*hwregs.Ptrace, *hwregs.ProcessWriter, error) {
-	p, err := hwregs.StartPtrace(hwregs.PtraceOptions{Threads: s.threads, CPU: o.PinCPU})
-	if errors.Is(err, unix.EPERM) {
-		return nil, nil, Skipf("cannot trace a child process: %v", err)
-	}
+	p, err := startPtrace(hwregs.PtraceOptions{Threads: s.threads, CPU: o.PinCPU})
 	if err != nil {
-		return nil, nil, skipIfUnsupported(err)
+		return nil, nil, err
 	}
 	w, err := hwregs.NewProcessWriter(p, s.policy)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"bpbench/hwregs"
 	"bpbench/internal/cpupin"
 	"bpbench/internal/kernlock"
+	"bpbench/internal/support"
 )
 
 // checkOptions reports Options an experiment cannot run with, naming the
@@ -75,7 +76,7 @@ func pinnedAllocator(o Options, s string, cpus int) (alloc.Allocator, func(), er
 
 // underKernlock runs f holding the machine-wide debug-register lock, so
 // that other bpbench processes neither steal nor lend slots meanwhile.
-// Tests take the lock themselves (kernlock.For) and call the unlocked
+// Tests take the lock themselves (testenv.LockDebugRegs) and call the unlocked
 // function: flock does not nest within a process.
 func underKernlock(f func() (Result, error)) (Result, error) {
 	lock, err := kernlock.Acquire()
@@ -86,11 +87,34 @@ func underKernlock(f func() (Result, error)) (Result, error) {
 	return f()
 }
 
-// skipIfUnsupported turns a permission or missing-feature error into a
-// skip with its reason; other errors pass through.
+// skipIfUnsupported turns an error that says this machine lacks a
+// permission or support (support.Missing, the classification the tests
+// skip by too) into a skip with the error as its reason; other errors,
+// and skips already, pass through.
 func skipIfUnsupported(err error) error {
-	if errors.Is(err, hwregs.ErrPermission) || errors.Is(err, hwregs.ErrUnsupported) {
+	if support.Missing(err) && !errors.Is(err, ErrSkip) {
 		return Skipf("%v", err)
+	}
+	return err
+}
+
+// startPtrace is hwregs.StartPtrace for a case: where this process may
+// not trace a child, or ptrace has no debug registers, the case is skipped
+// and says so.
+func startPtrace(opts hwregs.PtraceOptions) (*hwregs.Ptrace, error) {
+	p, err := hwregs.StartPtrace(opts)
+	if support.Missing(err) {
+		return nil, Skipf("cannot trace a child process: %v", err)
+	}
+	return p, err
+}
+
+// perfSupported is hwregs.PerfSupported for a case: where this process
+// cannot open perf breakpoints, the case is skipped and says why.
+func perfSupported() error {
+	err := hwregs.PerfSupported()
+	if support.Missing(err) {
+		return Skipf("perf breakpoints: %v", err)
 	}
 	return err
 }

@@ -60,8 +60,8 @@ type kernelChild struct {
 // read/write breakpoints on its only thread (one byte each of
 // kernelWatched, as perf bench's breakpoint_setup), and lets it run.
 func startKernelChild(ctx context.Context, mode string, args []int, nbp int) (c *kernelChild, err error) {
-	if err := hwregs.PerfSupported(); err != nil {
-		return nil, Skipf("perf breakpoints: %v", err)
+	if err := perfSupported(); err != nil {
+		return nil, err
 	}
 	exe, argv, err := child.Self("kernel-" + mode)
 	if err != nil {

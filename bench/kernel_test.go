@@ -13,23 +13,11 @@ import (
 	"time"
 
 	"bpbench/internal/child"
-	"bpbench/internal/kernlock"
+	"bpbench/internal/testenv"
 )
 
-// kernelOrSkip takes the debug-register lock and skips with the reason
-// when the case cannot run on this machine.
-func kernelOrSkip(tb testing.TB, err error) {
-	tb.Helper()
-	if errors.Is(err, ErrSkip) {
-		tb.Skip(err)
-	}
-	if err != nil {
-		tb.Fatal(err)
-	}
-}
-
 func BenchmarkKernelThread(b *testing.B) {
-	kernlock.For(b)
+	testenv.LockDebugRegs(b)
 	var cs []Case
 	for _, c := range casesOf(b, "kernel", Options{}) {
 		if len(c.Name) > len("KernelThread") && c.Name[:len("KernelThread")] == "KernelThread" {
@@ -40,7 +28,7 @@ func BenchmarkKernelThread(b *testing.B) {
 }
 
 func BenchmarkKernelEnable(b *testing.B) {
-	kernlock.For(b)
+	testenv.LockDebugRegs(b)
 	var cs []Case
 	for _, c := range casesOf(b, "kernel", Options{}) {
 		if len(c.Name) > len("KernelEnable") && c.Name[:len("KernelEnable")] == "KernelEnable" {
@@ -55,10 +43,13 @@ func BenchmarkKernelEnable(b *testing.B) {
 // breakpoints: each worker writes each watched byte once, and the parent's
 // events count every write, summed over the threads that inherited them.
 func TestKernelThreadInherits(t *testing.T) {
-	kernlock.For(t)
+	testenv.LockDebugRegs(t)
 	p := threadParams{Breakpoints: 4, Parallelism: 2, Threads: 5, Repeat: 6}
 	run, err := runThread(context.Background(), p, true)
-	kernelOrSkip(t, err)
+	testenv.SkipIfUnsupported(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if want := p.Repeat * p.Threads; run.Workers != want || run.DistinctOS != want {
 		t.Fatalf("workers = %d on %d distinct OS threads, want %d on %d", run.Workers, run.DistinctOS, want, want)
 	}
@@ -78,7 +69,7 @@ func TestKernelThreadInherits(t *testing.T) {
 // TestKernelCases runs a tiny case of each kind and checks the results are
 // sane and, where perf is installed, that its output was parsed.
 func TestKernelCases(t *testing.T) {
-	kernlock.For(t)
+	testenv.LockDebugRegs(t)
 	_, perfErr := exec.LookPath("perf")
 	cases := []Case{
 		threadCase(threadParams{Breakpoints: 2, Parallelism: 2, Threads: 4, Repeat: 5}),
@@ -86,7 +77,10 @@ func TestKernelCases(t *testing.T) {
 	}
 	for _, c := range cases {
 		res, err := c.Run(context.Background(), 0, NopTimer)
-		kernelOrSkip(t, err)
+		testenv.SkipIfUnsupported(t, err)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if res.Name != c.Name || res.Experiment != "kernel" {
 			t.Errorf("result %q/%q, want kernel/%q", res.Experiment, res.Name, c.Name)
 		}
@@ -201,7 +195,7 @@ func deathParentMain() int {
 // waits for each child's pid to vanish (or turn zombie, waiting for its
 // new parent to reap it). The timeout only bounds a failure.
 func TestChildrenDieWithParent(t *testing.T) {
-	kernlock.For(t) // the kernel child opens a breakpoint
+	testenv.LockDebugRegs(t) // the kernel child opens a breakpoint
 	exe, argv, err := child.Self(deathParentMode)
 	if err != nil {
 		t.Fatal(err)

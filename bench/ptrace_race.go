@@ -7,8 +7,6 @@ import (
 	"runtime"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"bpbench/alloc"
 	"bpbench/bench/harness"
 	"bpbench/hwregs"
@@ -64,12 +62,9 @@ func runRacePtrace(ctx context.Context, s raceSpec, o Options, n int64, t Timer,
 		return Result{}, err
 	}
 	budget := pickBudget(o, raceBudgetRealQuick, raceBudgetRealFull)
-	p, err := hwregs.StartPtrace(hwregs.PtraceOptions{Threads: 1, CPU: o.PinCPU})
-	if errors.Is(err, unix.EPERM) {
-		return Result{}, Skipf("cannot trace a child process: %v", err)
-	}
+	p, err := startPtrace(hwregs.PtraceOptions{Threads: 1, CPU: o.PinCPU})
 	if err != nil {
-		return Result{}, skipIfUnsupported(err)
+		return Result{}, err
 	}
 	defer func() {
 		if cerr := p.Close(); cerr != nil && err == nil {

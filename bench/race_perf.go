@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bpbench/bench/harness"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"bpbench/bench/harness"
 	"bpbench/hwregs"
 	"bpbench/internal/cpupin"
 )
@@ -52,8 +52,8 @@ func runRacePerf(ctx context.Context, s raceSpec, opts Options, n int64, t Timer
 		return Result{}, err
 	}
 	budget := pickBudget(opts, raceBudgetRealQuick, raceBudgetRealFull)
-	if err := hwregs.PerfSupported(); err != nil {
-		return Result{}, skipIfUnsupported(err)
+	if err := perfSupported(); err != nil {
+		return Result{}, err
 	}
 	unpin, err := cpupin.Pin(opts.PinCPU)
 	if err != nil {

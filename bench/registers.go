@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bpbench/bench/harness"
 	"context"
 	"errors"
 	"fmt"
@@ -9,9 +8,8 @@ import (
 	"runtime"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"bpbench/alloc"
+	"bpbench/bench/harness"
 	"bpbench/hwregs"
 )
 
@@ -153,12 +151,9 @@ func registersPtrace(ctx context.Context, opts Options, pol hwregs.Policy, n int
 	t.StopTimer()
 	n = defaultOps(n, opts, registersPtraceQuick, registersPtraceFull)
 	res := registersResult(opts, "ptrace", pol, n)
-	p, err := hwregs.StartPtrace(hwregs.PtraceOptions{Threads: 1, CPU: opts.PinCPU})
-	if errors.Is(err, unix.EPERM) {
-		return res, Skipf("cannot trace a child process: %v", err)
-	}
+	p, err := startPtrace(hwregs.PtraceOptions{Threads: 1, CPU: opts.PinCPU})
 	if err != nil {
-		return res, skipIfUnsupported(err)
+		return res, err
 	}
 	h := p.Hello()
 	var addrs []uint64

@@ -2,13 +2,12 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
 	"bpbench/bench/harness"
 	"bpbench/hwregs"
-	"bpbench/internal/kernlock"
+	"bpbench/internal/testenv"
 )
 
 // BenchmarkRegisters compares write-changed with write-all per change.
@@ -76,9 +75,7 @@ func registersCheck(t *testing.T, backend string, n int64, run func(hwregs.Polic
 	got := map[hwregs.Policy]Result{}
 	for _, pol := range hwregs.Policies {
 		res, err := run(pol)
-		if errors.Is(err, ErrSkip) {
-			t.Skip(err)
-		}
+		testenv.SkipIfUnsupported(t, err)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,7 +131,7 @@ func TestRegistersSim(t *testing.T) {
 // TestRegistersPtrace runs the real tracee: every write is a
 // PTRACE_POKEUSER the kernel accepted (a refused one fails the case).
 func TestRegistersPtrace(t *testing.T) {
-	kernlock.For(t)
+	testenv.LockDebugRegs(t)
 	const n = 1000
 	registersCheck(t, "ptrace", n, func(p hwregs.Policy) (Result, error) {
 		return registersPtrace(context.Background(), Options{}, p, n, NopTimer)

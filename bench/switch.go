@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os/exec"
 	"runtime"
@@ -134,12 +133,9 @@ type pingPong struct {
 // startPingPong starts a two-thread tracee, its tracer thread pinned to
 // tracerCPU (or hwregs.NoPin) and both workers to cpu.
 func startPingPong(cpu, tracerCPU int) (*pingPong, error) {
-	p, err := hwregs.StartPtrace(hwregs.PtraceOptions{Threads: 2, CPU: tracerCPU})
-	if errors.Is(err, unix.EPERM) {
-		return nil, Skipf("cannot trace a child process: %v", err)
-	}
+	p, err := startPtrace(hwregs.PtraceOptions{Threads: 2, CPU: tracerCPU})
 	if err != nil {
-		return nil, skipIfUnsupported(err)
+		return nil, err
 	}
 	var set unix.CPUSet
 	set.Set(cpu)
@@ -251,8 +247,8 @@ func RunSwitch(ctx context.Context, p SwitchParams, t Timer) (SwitchRun, error) 
 		return SwitchRun{}, err
 	}
 	if p.Backend == SwitchPerf {
-		if err := hwregs.PerfSupported(); err != nil {
-			return SwitchRun{}, Skipf("perf breakpoints: %v", err)
+		if err := perfSupported(); err != nil {
+			return SwitchRun{}, err
 		}
 	}
 	tc := switchTracerCPU(p.CPU)

@@ -1,9 +1,7 @@
 package bench
 
 import (
-	"bpbench/bench/harness"
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"time"
@@ -12,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bpbench/alloc"
+	"bpbench/bench/harness"
 	"bpbench/hwregs"
 	"bpbench/internal/cpupin"
 	"bpbench/internal/kernlock"
@@ -193,8 +192,8 @@ func updatePerf(ctx context.Context, o Options, op string, n int64, t Timer) (Re
 	sc := harness.Scenario{Experiment: "update", Backend: "perf", Slots: 4, Mix: op, Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
 	res := Result{Experiment: "update", Name: "Update/backend=perf/op=" + op,
 		Params: commonParams(sc, "op", op, "admission", "kernel")}
-	if err := hwregs.PerfSupported(); err != nil {
-		return res, skipIfUnsupported(err)
+	if err := perfSupported(); err != nil {
+		return res, err
 	}
 	done, err := realPrologue(o)
 	if err != nil {
@@ -366,12 +365,9 @@ func ptraceUpdate(ctx context.Context, o Options, op string, n int64, t Timer, r
 		return res, err
 	}
 	defer l.Unlock()
-	p, err := hwregs.StartPtrace(hwregs.PtraceOptions{Threads: 1, CPU: o.PinCPU})
-	if errors.Is(err, unix.EPERM) {
-		return res, Skipf("cannot trace a child process: %v", err)
-	}
+	p, err := startPtrace(hwregs.PtraceOptions{Threads: 1, CPU: o.PinCPU})
 	if err != nil {
-		return res, skipIfUnsupported(err)
+		return res, err
 	}
 	defer p.Close()
 	a, err := alloc.New(updatePtraceStrategy, alloc.X86(runtime.NumCPU()))

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bpbench/alloc"
+	"bpbench/internal/support"
 )
 
 // Breakpoint types and lengths of perf_event_attr.bp_type and bp_len
@@ -31,7 +32,7 @@ const (
 // ErrPermission is wrapped by errors of operations the kernel refused for
 // lack of privilege (EACCES, EPERM): perf_event_paranoid, a missing
 // CAP_PERFMON, or a ptrace access check on another process.
-var ErrPermission = errors.New("permission denied")
+var ErrPermission = support.New("permission denied")
 
 // PerfOption configures OpenPerf.
 type PerfOption func(*perfConfig)

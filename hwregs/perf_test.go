@@ -11,16 +11,18 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bpbench/alloc"
-	"bpbench/internal/kernlock"
+	"bpbench/internal/testenv"
 )
 
 // skipUnlessPerf takes the machine-wide debug-register lock and skips the
 // test, saying why, where this process cannot open perf breakpoints.
 func skipUnlessPerf(tb testing.TB) {
 	tb.Helper()
-	kernlock.For(tb)
-	if err := PerfSupported(); err != nil {
-		tb.Skipf("perf breakpoints unavailable: %v", err)
+	testenv.LockDebugRegs(tb)
+	err := PerfSupported()
+	testenv.SkipIfUnsupported(tb, err)
+	if err != nil {
+		tb.Fatal(err)
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 
 	"github.com/loov/hrtime"
 
-	"bpbench/internal/kernlock"
+	"bpbench/internal/testenv"
 )
 
 // BenchmarkProcessModify changes one process-wide watchpoint between two
@@ -25,9 +25,9 @@ func BenchmarkProcessModify(b *testing.B) {
 
 func benchProcessModify(b *testing.B, pol ApplyPolicy, threads int) {
 	b.ReportAllocs()
-	kernlock.For(b)
+	testenv.LockDebugRegs(b)
 	p, err := StartPtrace(PtraceOptions{Threads: threads})
-	ptSkipIfUnsupported(b, err)
+	testenv.SkipIfUnsupported(b, err)
 	if err != nil {
 		b.Fatal(err)
 	}

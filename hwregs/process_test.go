@@ -12,7 +12,7 @@ import (
 
 	"bpbench/alloc"
 	"bpbench/hwregs/tracee"
-	"bpbench/internal/kernlock"
+	"bpbench/internal/testenv"
 )
 
 // pwStart starts a tracee with threads workers (and spare ones) and a
@@ -20,9 +20,9 @@ import (
 // tracee must then be gone.
 func pwStart(t *testing.T, threads, spare int, pol ApplyPolicy) (*Ptrace, *ProcessWriter) {
 	t.Helper()
-	kernlock.For(t)
+	testenv.LockDebugRegs(t)
 	p, err := StartPtrace(PtraceOptions{Threads: threads, Spare: spare})
-	ptSkipIfUnsupported(t, err)
+	testenv.SkipIfUnsupported(t, err)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,30 +19,16 @@ import (
 	"bpbench/alloc"
 	"bpbench/hwregs/tracee"
 	"bpbench/internal/child"
-	"bpbench/internal/kernlock"
+	"bpbench/internal/testenv"
 )
-
-// ptSkipIfUnsupported skips tb when err says this machine cannot trace
-// (no CAP_SYS_PTRACE, Yama) or has no ptrace debug registers; it is the one
-// place real-kernel ptrace tests decide to skip.
-func ptSkipIfUnsupported(tb testing.TB, err error) {
-	tb.Helper()
-	switch {
-	case err == nil:
-	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
-		tb.Skipf("ptrace not permitted here (needs CAP_SYS_PTRACE): %v", err)
-	case errors.Is(err, unix.ENOSYS), errors.Is(err, ErrUnsupported):
-		tb.Skipf("ptrace debug registers unavailable: %v", err)
-	}
-}
 
 // ptStart takes the machine-wide debug-register lock and starts a traced
 // tracee with the given number of threads, closed at the end of the test.
 func ptStart(tb testing.TB, threads int) *Ptrace {
 	tb.Helper()
-	kernlock.For(tb)
+	testenv.LockDebugRegs(tb)
 	p, err := StartPtrace(PtraceOptions{Threads: threads})
-	ptSkipIfUnsupported(tb, err)
+	testenv.SkipIfUnsupported(tb, err)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -332,10 +318,7 @@ func ptFillSlots(t *testing.T, tid int, addr func(i int) uint64) *[]int {
 	})
 	for i := 0; i < NumSlots; i++ {
 		fd, err := ptPerfBreakpoint(tid, addr(i))
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) {
-			t.Skipf("no breakpoint PMU: %v", err)
-		}
-		ptSkipIfUnsupported(t, err)
+		testenv.SkipIfUnsupported(t, perfErr(err))
 		if err != nil {
 			t.Fatalf("perf breakpoint %d on tid %d: %v", i, tid, err)
 		}
@@ -483,10 +466,10 @@ func ptWantGone(tb testing.TB, pid int, tids []int) {
 }
 
 func TestPtraceCloseLeavesNothing(t *testing.T) {
-	kernlock.For(t)
+	testenv.LockDebugRegs(t)
 	before := ptOpenFDs(t)
 	p, err := StartPtrace(PtraceOptions{Threads: 4})
-	ptSkipIfUnsupported(t, err)
+	testenv.SkipIfUnsupported(t, err)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -563,9 +546,9 @@ func ptHelperMain() int {
 // TestPtraceSignalKillsTracee kills a tracer process with SIGTERM and
 // SIGINT and checks that its tracee dies too.
 func TestPtraceSignalKillsTracee(t *testing.T) {
-	kernlock.For(t)
+	testenv.LockDebugRegs(t)
 	probe, err := StartPtrace(PtraceOptions{})
-	ptSkipIfUnsupported(t, err)
+	testenv.SkipIfUnsupported(t, err)
 	if err != nil {
 		t.Fatal(err)
 	}
