@@ -34,6 +34,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 )
 
 // EnvVar is the environment variable whose value names the child mode a
@@ -41,7 +43,7 @@ import (
 const EnvVar = "BPBENCH_CHILD"
 
 // ErrNoHook is wrapped by Self's error when this process never called
-// Main: a copy of it would not run the mode.
+// Main from main or TestMain: a copy of it would not run the mode.
 var ErrNoHook = errors.New("the binary does not call child.Main at its start (main or TestMain)")
 
 // init keeps the main goroutine on the main thread until Main decides:
@@ -81,7 +83,13 @@ func Add(name string, run func() int) {
 // of it. An unknown mode exits with status 2 and a message naming the
 // known ones.
 func Main() {
-	hooked.Store(true)
+	// Only a call on the main thread, which init reserves for the main
+	// goroutine, is a call from main or TestMain: a copy of the binary
+	// makes it too. A call from elsewhere (a test that calls cli.Main)
+	// does not count.
+	if unix.Gettid() == os.Getpid() {
+		hooked.Store(true)
+	}
 	name, ok := os.LookupEnv(EnvVar)
 	if !ok {
 		runtime.UnlockOSThread() // init's lock, if this is the main goroutine
@@ -116,15 +124,15 @@ func Env(mode string) string { return EnvVar + "=" + mode }
 
 // Self returns the path of this binary and the argument list to start a
 // copy of it with in mode (with Env(mode) in its environment). It fails,
-// wrapping ErrNoHook, when this process never called Main, since a copy
-// would run the program instead of the mode (in a test binary, every
-// test), and when no mode of that name was added.
+// wrapping ErrNoHook, when this process never called Main from main or
+// TestMain (a call from a test's goroutine, through cli.Main say, does not
+// count), since a copy would run the program instead of the mode (in a
+// test binary, every test); and when no mode of that name was added.
 //
 // The argument list is the path and -test.run=^$: a program that calls
-// Main never reads it, because the mode runs first, and a test binary
-// whose TestMain does not call Main (a test that called Main from
-// elsewhere misleads the check above) runs no test and exits, instead of
-// running every test again in the child.
+// Main never reads it, because the mode runs first, and a test binary that
+// slips past the check above runs no test and exits, instead of running
+// every test again in the child.
 func Self(mode string) (path string, argv []string, err error) {
 	if !hooked.Load() {
 		return "", nil, fmt.Errorf("child: cannot start mode %s: %w", mode, ErrNoHook)

@@ -91,6 +91,12 @@ func TestSelfRefuses(t *testing.T) {
 	if _, _, err := Self("child-test-echo"); !errors.Is(err, ErrNoHook) {
 		t.Errorf("Self before Main = %v, want ErrNoHook", err)
 	}
+	// A call from a test's goroutine (as cli.Main in a test makes it) is
+	// not a call from TestMain.
+	Main()
+	if _, _, err := Self("child-test-echo"); !errors.Is(err, ErrNoHook) {
+		t.Errorf("Self after Main off the main thread = %v, want ErrNoHook", err)
+	}
 }
 
 // TestAddRefuses: empty names, nil functions and taken names panic.
