@@ -297,9 +297,9 @@ func ptPerfBreakpoint(tid int, addr uint64) (int, error) {
 		Type:        unix.PERF_TYPE_BREAKPOINT,
 		Size:        uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
 		Bits:        unix.PerfBitDisabled,
-		Bp_type:     2, // HW_BREAKPOINT_W
+		Bp_type:     hwBreakpointW,
 		Ext1:        addr,
-		Ext2:        8, // HW_BREAKPOINT_LEN_8
+		Ext2:        hwBreakpointLen8,
 		Sample_type: 0,
 	}
 	return unix.PerfEventOpen(&attr, tid, -1, -1, unix.PERF_FLAG_FD_CLOEXEC)
