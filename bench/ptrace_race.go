@@ -118,7 +118,7 @@ func runRacePtrace(ctx context.Context, s raceSpec, o Options, n int64, t Timer,
 	}
 	spurious(st)
 	res = st.result(s, o, cpus, map[string]string{
-		"policy": hwregs.WriteChanged.String(), "competitor_hold": raceSimHold.String(), "admission": "model", "registers": "ptrace"})
+		"policy": hwregs.PolicyName(hwregs.WriteChanged), "competitor_hold": raceSimHold.String(), "admission": "model", "registers": "ptrace"})
 	res.Experiment = "ptrace-race"
 	return res, nil
 }

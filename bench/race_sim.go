@@ -66,5 +66,5 @@ func runRaceSim(ctx context.Context, s raceSpec, opts Options, n int64, t Timer,
 	if err := errors.Join(loopErr, compErr); err != nil {
 		return Result{}, fmt.Errorf("bench: race %s: %w", s.name(), err)
 	}
-	return st.result(s, opts, cpus, map[string]string{"policy": hwregs.WriteChanged.String(), "competitor_hold": raceSimHold.String()}), nil
+	return st.result(s, opts, cpus, map[string]string{"policy": hwregs.PolicyName(hwregs.WriteChanged), "competitor_hold": raceSimHold.String()}), nil
 }

@@ -147,7 +147,7 @@ func updateSim(ctx context.Context, o Options, s, op string, n int64, t Timer) (
 	n = defaultOps(n, o, 200_000, 2_000_000)
 	sc := harness.Scenario{Experiment: "update", Strategy: s, Backend: "sim", CPUs: updateSimCPUs, Slots: 4, Mix: op, Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
 	res := Result{Experiment: "update", Name: fmt.Sprintf("Update/backend=sim/strategy=%s/op=%s", s, op),
-		Params: commonParams(sc, "op", op, "policy", hwregs.WriteChanged.String())}
+		Params: commonParams(sc, "op", op, "policy", hwregs.PolicyName(hwregs.WriteChanged))}
 	a, unpin, err := pinnedAllocator(o, s, updateSimCPUs)
 	if err != nil {
 		return res, err
@@ -344,7 +344,7 @@ func updatePtrace(ctx context.Context, o Options, op string, n int64, t Timer) (
 	n = defaultOps(n, o, 20_000, 200_000)
 	sc := harness.Scenario{Experiment: "update", Strategy: updatePtraceStrategy, Backend: "ptrace", CPUs: runtime.NumCPU(), Slots: 4, Mix: op, Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
 	res := Result{Experiment: "update", Name: "Update/backend=ptrace/op=" + op,
-		Params: commonParams(sc, "op", op, "policy", hwregs.WriteChanged.String(), "admission", "model+kernel")}
+		Params: commonParams(sc, "op", op, "policy", hwregs.PolicyName(hwregs.WriteChanged), "admission", "model+kernel")}
 	return ptraceUpdate(ctx, o, op, n, t, res)
 }
 

@@ -609,7 +609,7 @@ func TestPtraceWriter(t *testing.T) {
 	h := p.Hello()
 	const n = 30
 	for _, pol := range Policies {
-		t.Run("policy="+pol.String(), func(t *testing.T) {
+		t.Run("policy="+PolicyName(pol), func(t *testing.T) {
 			a, err := alloc.New("mutex", alloc.X86(1))
 			if err != nil {
 				t.Fatal(err)
