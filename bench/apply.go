@@ -41,7 +41,7 @@ func applyThreads(full bool) []int {
 
 // applySpec is one apply or blindwindow case.
 type applySpec struct {
-	policy  hwregs.ApplyPolicy
+	policy  hwregs.ApplyMode
 	threads int
 }
 
@@ -52,7 +52,7 @@ func (s applySpec) name(prefix string) string {
 func applySpecs(o Options) []applySpec {
 	var ss []applySpec
 	for _, n := range applyThreads(o.Full) {
-		for _, pol := range hwregs.ApplyPolicies {
+		for _, pol := range hwregs.ApplyModes {
 			ss = append(ss, applySpec{policy: pol, threads: n})
 		}
 	}

@@ -52,7 +52,7 @@ func checkNamed(t *testing.T, res Result, exp, name string, metrics []string) {
 func TestApplyCounts(t *testing.T) {
 	testenv.LockDebugRegs(t)
 	const threads, n = 6, 4
-	for _, pol := range hwregs.ApplyPolicies {
+	for _, pol := range hwregs.ApplyModes {
 		s := applySpec{policy: pol, threads: threads}
 		res, err := runApply(context.Background(), s, Options{}, n, NopTimer)
 		testenv.SkipIfUnsupported(t, err)
@@ -85,7 +85,7 @@ func TestApplyCounts(t *testing.T) {
 func TestBlindWindowCounts(t *testing.T) {
 	testenv.LockDebugRegs(t)
 	const threads, n = 4, 3
-	for _, pol := range hwregs.ApplyPolicies {
+	for _, pol := range hwregs.ApplyModes {
 		s := applySpec{policy: pol, threads: threads}
 		res, err := runBlind(context.Background(), s, Options{}, n, NopTimer)
 		testenv.SkipIfUnsupported(t, err)

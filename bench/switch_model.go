@@ -32,7 +32,7 @@ const (
 
 // SwitchModelSpec is one switch-model case.
 type SwitchModelSpec struct {
-	Policy   schedsim.Policy
+	Policy   schedsim.InstallPolicy
 	CPUs     int
 	Tasks    int
 	Debugged int // tasks holding breakpoints
@@ -47,7 +47,7 @@ func (s SwitchModelSpec) Name() string {
 // and 256, with 64 and 1024 tasks of which 1/8 or 1/2 are debugged.
 func switchModelSpecs() []SwitchModelSpec {
 	var ss []SwitchModelSpec
-	for _, pol := range schedsim.Policies {
+	for _, pol := range schedsim.InstallPolicies {
 		for _, c := range []int{1, 2, 16, 256} {
 			for _, t := range []int{64, 1024} {
 				for _, d := range []int{t / 8, t / 2} {

@@ -16,14 +16,14 @@ import (
 // after a change; eager writes during Modify, lazy while resuming. The
 // loop runs on the pinned tracer thread and does not allocate.
 func BenchmarkProcessModify(b *testing.B) {
-	for _, pol := range ApplyPolicies {
+	for _, pol := range ApplyModes {
 		for _, n := range []int{1, 16, 256} {
 			b.Run(fmt.Sprintf("policy=%s/threads=%d", pol, n), func(b *testing.B) { benchProcessModify(b, pol, n) })
 		}
 	}
 }
 
-func benchProcessModify(b *testing.B, pol ApplyPolicy, threads int) {
+func benchProcessModify(b *testing.B, pol ApplyMode, threads int) {
 	b.ReportAllocs()
 	testenv.LockDebugRegs(b)
 	p, err := StartPtrace(PtraceOptions{Threads: threads})
