@@ -17,17 +17,6 @@ import (
 // thread of a real multi-threaded tracee with hwregs.ProcessWriter, under
 // the eager policy (stop every thread, write, resume) and the lazy one
 // (write each thread just before it next resumes, as rr and GDB do).
-var applyExperiment = Experiment{
-	Name:     "apply",
-	Question: "What does setting, modifying and clearing one watchpoint on every thread of an N-thread process cost, eager or lazy, per thread and in register writes?",
-	Cases:    applyCases,
-}
-
-var blindWindowExperiment = Experiment{
-	Name:     "blindwindow",
-	Question: "While a debugger arms a watchpoint thread by thread, how long are some threads unwatched, and how many of the tracee's writes does it miss, eager or lazy?",
-	Cases:    blindCases,
-}
 
 // applyThreads is the thread-count sweep. The quick form stops at 256
 // threads: starting a 1024-thread tracee and its runs take seconds, and
@@ -62,6 +51,9 @@ func applySpecs(o Options) []applySpec {
 func applyCases(o Options) ([]Case, error) {
 	return specCases("apply", "Apply", o, time.Millisecond, 300*time.Millisecond, runApply)
 }
+
+var applyExperiment = Experiment{Name: "apply", Cases: applyCases,
+	Question: "What does setting, modifying and clearing one watchpoint on every thread of an N-thread process cost, eager or lazy, per thread and in register writes?"}
 
 // specCases lists one case per applySpec of experiment exp, named
 // prefix/..., estimated at perThread per tracee thread plus fixed, each
@@ -234,6 +226,9 @@ func runApply(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 func blindCases(o Options) ([]Case, error) {
 	return specCases("blindwindow", "BlindWindow", o, 2*time.Millisecond, 500*time.Millisecond, runBlind)
 }
+
+var blindWindowExperiment = Experiment{Name: "blindwindow", Cases: blindCases,
+	Question: "While a debugger arms a watchpoint thread by thread, how long are some threads unwatched, and how many of the tracee's writes does it miss, eager or lazy?"}
 
 // The running tracee of blindwindow: each worker writes the shared
 // watched variable in bursts, stops at a checkpoint after each burst (the

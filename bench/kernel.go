@@ -25,12 +25,6 @@ import (
 // creates inherits them, and the parent's fds are the parents of all the
 // inherited events, as in perf bench.
 
-var kernelExperiment = Experiment{
-	Name:     "kernel",
-	Question: "How much do inherited hardware breakpoints slow down thread creation and how much does toggling one cost, measured from Go and by perf bench breakpoint on the same kernel?",
-	Cases:    kernelCases,
-}
-
 // kernelCases lists the quick or full cases. Full matches the reference
 // `perf bench -r 200 breakpoint thread -p 2 -t 10` with -b 0 and 4.
 func kernelCases(o Options) ([]Case, error) {
@@ -51,6 +45,9 @@ func kernelCases(o Options) ([]Case, error) {
 	}
 	return cs, nil
 }
+
+var kernelExperiment = Experiment{Name: "kernel", Cases: kernelCases,
+	Question: "How much do inherited hardware breakpoints slow down thread creation and how much does toggling one cost, measured from Go and by perf bench breakpoint on the same kernel?"}
 
 func kernelParams(kv ...string) map[string]string {
 	m := map[string]string{"backend": "perf", "kernel": harness.KernelRelease(), "gomaxprocs": strconv.Itoa(runtime.GOMAXPROCS(0))}

@@ -1,25 +1,19 @@
 package bench
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
-	"bpbench/hwregs"
 	"bpbench/internal/child"
 )
 
@@ -44,117 +38,6 @@ func init() {
 var kernelWatched [4]byte
 
 func kernelWatchAddr() uint64 { return uint64(uintptr(unsafe.Pointer(&kernelWatched[0]))) }
-
-// kernelChild is a re-executed copy of this binary running a workload with
-// inherited breakpoints that this process holds.
-type kernelChild struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	out    *bufio.Reader
-	stderr bytes.Buffer
-	events []*hwregs.PerfEvent
-	done   bool
-}
-
-// startKernelChild starts the child stopped at exec, opens nbp inheritable
-// read/write breakpoints on its only thread (one byte each of
-// kernelWatched, as perf bench's breakpoint_setup), and lets it run.
-func startKernelChild(ctx context.Context, mode string, args []int, nbp int) (c *kernelChild, err error) {
-	if err := perfSupported(); err != nil {
-		return nil, err
-	}
-	exe, argv, err := child.Self("kernel-" + mode)
-	if err != nil {
-		return nil, fmt.Errorf("bench: kernel child: %w", err)
-	}
-	sargs := make([]string, len(args))
-	for i, a := range args {
-		sargs[i] = strconv.Itoa(a)
-	}
-	c = &kernelChild{cmd: exec.CommandContext(ctx, exe, argv[1:]...)}
-	c.cmd.Env = append(os.Environ(), child.Env("kernel-"+mode), kernelArgsEnv+"="+strings.Join(sargs, " "))
-	c.cmd.Stderr = &c.stderr
-	// The tracer is the thread that forks, and only it may detach.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Ptrace: true, Pdeathsig: syscall.SIGKILL}
-	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
-		return nil, fmt.Errorf("bench: kernel child: %w", err)
-	}
-	stdout, err := c.cmd.StdoutPipe()
-	if err != nil {
-		return nil, fmt.Errorf("bench: kernel child: %w", err)
-	}
-	c.out = bufio.NewReader(stdout)
-	// Pdeathsig fires when the thread that started the child exits, not
-	// the process: this thread stays locked for the whole function (ptrace
-	// needs that too) and is unlocked, not ended, afterwards, so the
-	// signal comes only when this process dies.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if err := c.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("bench: start kernel child: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			c.kill()
-		}
-	}()
-	pid := c.cmd.Process.Pid
-	var ws unix.WaitStatus
-	if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
-		return c, fmt.Errorf("bench: wait for kernel child at exec: %w", err)
-	}
-	if !ws.Stopped() {
-		return c, fmt.Errorf("bench: kernel child not stopped at exec (status %#x)", uint32(ws))
-	}
-	for i := 0; i < nbp; i++ {
-		a := hwregs.Attr{Addr: kernelWatchAddr() + uint64(i), Len: 1, Type: hwregs.ReadWrite}
-		e, err := hwregs.OpenPerf(a, pid, -1, hwregs.PerfInherit())
-		if err != nil {
-			return c, fmt.Errorf("bench: breakpoint %d on kernel child: %w", i, err)
-		}
-		c.events = append(c.events, e)
-	}
-	if err := unix.PtraceDetach(pid); err != nil {
-		return c, fmt.Errorf("bench: detach kernel child: %w", err)
-	}
-	return c, nil
-}
-
-func (c *kernelChild) readLine() (string, error) {
-	line, err := c.out.ReadString('\n')
-	if err != nil {
-		c.kill()
-		return "", fmt.Errorf("bench: kernel child exited early: %w (stderr: %s)", err, strings.TrimSpace(c.stderr.String()))
-	}
-	return strings.TrimSpace(line), nil
-}
-
-// wait tells the child to finish (EOF on its stdin) and reaps it; the
-// breakpoints stay open so their counts can be read.
-func (c *kernelChild) wait() error {
-	c.stdin.Close()
-	io.Copy(io.Discard, c.out)
-	err := c.cmd.Wait()
-	c.done = true
-	if err != nil {
-		return fmt.Errorf("bench: kernel child: %w (stderr: %s)", err, strings.TrimSpace(c.stderr.String()))
-	}
-	return nil
-}
-
-// kill ends and reaps the child if it is still there and closes the
-// breakpoints; it is safe to call more than once.
-func (c *kernelChild) kill() {
-	if !c.done {
-		c.done = true
-		c.cmd.Process.Kill()
-		c.stdin.Close()
-		c.cmd.Wait()
-	}
-	for _, e := range c.events {
-		e.Close()
-	}
-}
 
 // kernelChildMain runs the child side and returns its exit status.
 func kernelChildMain(mode, args string) int {

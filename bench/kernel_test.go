@@ -16,26 +16,21 @@ import (
 	"bpbench/internal/testenv"
 )
 
-func BenchmarkKernelThread(b *testing.B) {
-	testenv.LockDebugRegs(b)
-	var cs []Case
-	for _, c := range casesOf(b, "kernel", Options{}) {
-		if len(c.Name) > len("KernelThread") && c.Name[:len("KernelThread")] == "KernelThread" {
-			cs = append(cs, c)
-		}
-	}
-	runCases(b, "KernelThread", cs)
-}
+func BenchmarkKernelThread(b *testing.B) { benchKernel(b, "KernelThread") }
 
-func BenchmarkKernelEnable(b *testing.B) {
+func BenchmarkKernelEnable(b *testing.B) { benchKernel(b, "KernelEnable") }
+
+// benchKernel runs the kernel experiment's cases named prefix/...,
+// holding the debug-register lock.
+func benchKernel(b *testing.B, prefix string) {
 	testenv.LockDebugRegs(b)
 	var cs []Case
 	for _, c := range casesOf(b, "kernel", Options{}) {
-		if len(c.Name) > len("KernelEnable") && c.Name[:len("KernelEnable")] == "KernelEnable" {
+		if strings.HasPrefix(c.Name, prefix+"/") {
 			cs = append(cs, c)
 		}
 	}
-	runCases(b, "KernelEnable", cs)
+	runCases(b, prefix, cs)
 }
 
 // TestKernelThreadInherits checks that the Go workload really creates a new
@@ -170,6 +165,8 @@ func TestDistinctWithin(t *testing.T) {
 // with a breakpoint, and a command through startChild, as perf bench is),
 // prints their pids and waits to be killed.
 const deathParentMode = "bench-test-death-parent"
+
+func init() { child.Add(deathParentMode, deathParentMain) }
 
 func deathParentMain() int {
 	sleep := exec.Command("sleep", "1000")

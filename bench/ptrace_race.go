@@ -20,11 +20,6 @@ import (
 // allocator, holding each for raceSimHold. The holder's changes take the
 // real ptrace time, so competitors run many more attempts per change than
 // in the model-only race.
-var ptraceRaceExperiment = Experiment{
-	Name:     "ptrace-race",
-	Question: "With every register write going to a real tracee through ptrace, does re-registering still lose the slot to competitors, and does modify-in-place never lose it?",
-	Cases:    ptraceRaceCases,
-}
 
 func ptraceRaceCases(o Options) ([]Case, error) {
 	if err := checkOptions("ptrace-race", o); err != nil {
@@ -42,6 +37,9 @@ func ptraceRaceCases(o Options) ([]Case, error) {
 	}
 	return cs, nil
 }
+
+var ptraceRaceExperiment = Experiment{Name: "ptrace-race", Cases: ptraceRaceCases,
+	Question: "With every register write going to a real tracee through ptrace, does re-registering still lose the slot to competitors, and does modify-in-place never lose it?"}
 
 // runRacePtrace runs one ptrace-race case; the caller holds the kernlock.
 // The holder is tracee thread 0 with four breakpoints on four of its

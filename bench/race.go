@@ -49,11 +49,6 @@ import (
 // until its steal interval is narrow or its time budget ends
 // (raceBudget), and reports how many (changes); under `go test -bench`
 // b.N fixes them.
-var raceExperiment = Experiment{
-	Name:     "race",
-	Question: "How often does re-registering a breakpoint lose its slot to a CPU-bound competitor, how long is the window, and does modify-in-place ever lose it?",
-	Cases:    raceCases,
-}
 
 // Race modes: how the holder changes its breakpoint.
 const (
@@ -216,6 +211,9 @@ func raceCases(opts Options) ([]Case, error) {
 	}
 	return cases, nil
 }
+
+var raceExperiment = Experiment{Name: "race", Cases: raceCases,
+	Question: "How often does re-registering a breakpoint lose its slot to a CPU-bound competitor, how long is the window, and does modify-in-place ever lose it?"}
 
 // raceSpecs lists the race specs of backend for each of strategies: every
 // mode, each at every rate of the sweep.

@@ -19,11 +19,6 @@ import (
 // changes one of them over and over through a Writer of each policy, on
 // the simulated registers and on a real tracee through ptrace, where every
 // write is a PTRACE_POKEUSER.
-var registersExperiment = Experiment{
-	Name:     "registers",
-	Question: "How many debug-register writes, and how much time, does writing only the changed registers save over writing all six per change?",
-	Cases:    registersCases,
-}
 
 // registersMix documents the change mix: what a debugger does to a watch
 // it keeps, drawn per change from the seed.
@@ -118,6 +113,9 @@ func registersCases(opts Options) ([]Case, error) {
 	}
 	return cases, nil
 }
+
+var registersExperiment = Experiment{Name: "registers", Cases: registersCases,
+	Question: "How many debug-register writes, and how much time, does writing only the changed registers save over writing all six per change?"}
 
 // registersResult starts the Result of a case.
 func registersResult(opts Options, backend string, pol hwregs.WritePolicy, n int64) Result {

@@ -7,7 +7,8 @@ import (
 
 // experiments is every experiment, in presentation order (the CLI's run
 // order and the report's section order). Each experiment's file defines
-// its Experiment value; adding an experiment is adding its line here.
+// its Experiment value, with the question it answers, next to its cases;
+// adding an experiment is adding its line here.
 var experiments = []Experiment{
 	updateExperiment,
 	raceExperiment,

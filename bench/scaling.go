@@ -15,12 +15,6 @@ import (
 	"bpbench/internal/cpupin"
 )
 
-var scalingExperiment = Experiment{
-	Name:     "scaling",
-	Question: "How does each allocation strategy's throughput scale with concurrent goroutines, and its per-reservation cost with the number of live task breakpoints?",
-	Cases:    scalingCases,
-}
-
 // scalingGoroutines returns the worker counts of the Scaling cases: powers
 // of two from 1 up to 4x GOMAXPROCS, and 4x GOMAXPROCS itself.
 func scalingGoroutines() []int {
@@ -204,6 +198,9 @@ func scalingCases(o Options) ([]Case, error) {
 	}
 	return cs, nil
 }
+
+var scalingExperiment = Experiment{Name: "scaling", Cases: scalingCases,
+	Question: "How does each allocation strategy's throughput scale with concurrent goroutines, and its per-reservation cost with the number of live task breakpoints?"}
 
 // scalingRequests turns a worker's drawn kinds into its requests: task
 // requests go round its population (or to its one task without one), CPU

@@ -117,12 +117,6 @@ func (p SwitchParams) Name() string {
 	return fmt.Sprintf("Switch/backend=%s/breakpoints=%d/threads-with=%d", p.Backend, p.Breakpoints, p.ThreadsWith)
 }
 
-var switchExperiment = Experiment{
-	Name:     "switch",
-	Question: "What do task breakpoints cost at a context switch on the running kernel, set through perf_event_open or ptrace on one or both threads of a ping-pong pinned to one CPU?",
-	Cases:    switchCases,
-}
-
 // pingPong is a two-thread tracee whose threads are pinned to one CPU,
 // with the breakpoints it was armed with.
 type pingPong struct {
@@ -335,6 +329,9 @@ func switchCases(o Options) ([]Case, error) {
 	}
 	return cs, nil
 }
+
+var switchExperiment = Experiment{Name: "switch", Cases: switchCases,
+	Question: "What do task breakpoints cost at a context switch on the running kernel, set through perf_event_open or ptrace on one or both threads of a ping-pong pinned to one CPU?"}
 
 // switchCase measures p; n > 0 sets the total round trips of the armed
 // tracee (spread over p.Batches batches).

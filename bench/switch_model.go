@@ -18,11 +18,6 @@ import (
 // reports debug-register writes and debug exceptions (false alarms
 // included) per context switch, and traps lost or delivered to the wrong
 // task per op, where an op is an access the oracle says must trap.
-var switchModelExperiment = Experiment{
-	Name:     "switch-model",
-	Question: "Does lazy debug-register switching pay at a context switch, and is it correct on SMP: writes and exceptions per switch, lost and misdelivered traps, for eager, changed-only, lazy with a per-CPU and with a global last_debugged_task?",
-	Cases:    switchModelCases,
-}
 
 const (
 	switchModelQuickEvents = 400_000
@@ -79,6 +74,9 @@ func switchModelCases(o Options) ([]Case, error) {
 	}
 	return cs, nil
 }
+
+var switchModelExperiment = Experiment{Name: "switch-model", Cases: switchModelCases,
+	Question: "Does lazy debug-register switching pay at a context switch, and is it correct on SMP: writes and exceptions per switch, lost and misdelivered traps, for eager, changed-only, lazy with a per-CPU and with a global last_debugged_task?"}
 
 // runSwitchModel runs n scheduler events in switchModelBatches batches;
 // an op of go test's ns/op is one event.

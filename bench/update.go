@@ -16,12 +16,6 @@ import (
 	"bpbench/internal/kernlock"
 )
 
-var updateExperiment = Experiment{
-	Name:     "update",
-	Question: "How much does changing a held breakpoint in place (modify) save over disable-modify-enable and over unregister-then-register, on the model and on the real kernel?",
-	Cases:    updateCases,
-}
-
 // updateOps are the ways of changing a held breakpoint, in the order the
 // cases run; "modify" and "reregister" give the headline ratio.
 var updateOps = []string{"modify", "disable-enable", "reregister"}
@@ -77,6 +71,9 @@ func updateCases(o Options) ([]Case, error) {
 	}
 	return cs, nil
 }
+
+var updateExperiment = Experiment{Name: "update", Cases: updateCases,
+	Question: "How much does changing a held breakpoint in place (modify) save over disable-modify-enable and over unregister-then-register, on the model and on the real kernel?"}
 
 // validUpdateOp reports an op name that is not one of updateOps.
 func validUpdateOp(op string) error {

@@ -1,15 +1,11 @@
 package conform
 
 import (
-	"os"
 	"testing"
 
-	"bpbench/internal/child"
+	"bpbench/internal/testenv"
 )
 
 // TestMain serves the tracee (package tracee) that the kernel facts probe
 // starts as a copy of the test binary.
-func TestMain(m *testing.M) {
-	child.Main()
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testenv.Main(m) }

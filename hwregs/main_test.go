@@ -1,17 +1,12 @@
 package hwregs
 
 import (
-	"os"
 	"testing"
 
-	"bpbench/internal/child"
+	"bpbench/internal/testenv"
 )
 
 // TestMain serves the child modes this package's tests start copies of the
 // test binary in: the tracee (package tracee) and the tracer helper of
 // TestPtraceSignalKillsTracee.
-func TestMain(m *testing.M) {
-	child.Add(ptHelperMode, ptHelperMain)
-	child.Main()
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testenv.Main(m) }

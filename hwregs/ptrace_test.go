@@ -527,6 +527,8 @@ func TestPtraceGoexitInDoKillsTracee(t *testing.T) {
 // to be killed by a signal.
 const ptHelperMode = "hwregs-test-ptrace-helper"
 
+func init() { child.Add(ptHelperMode, ptHelperMain) }
+
 func ptHelperMain() int {
 	// The parent test holds the debug-register lock for us.
 	p, err := StartPtrace(PtraceOptions{Threads: 3})

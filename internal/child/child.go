@@ -11,12 +11,9 @@
 // package takes over a binary by being linked into it. Main is called
 // first thing in main (cli.Main does it, so every binary built on cli.Main
 // does) and in the TestMain of every test package whose tests start copies
-// of their own test binary:
+// of their own test binary (internal/testenv.Main calls it):
 //
-//	func TestMain(m *testing.M) {
-//		child.Main()
-//		os.Exit(m.Run())
-//	}
+//	func TestMain(m *testing.M) { testenv.Main(m) }
 //
 // The environment, not the arguments, selects the mode, so that a mode can
 // also be chosen where the arguments are not ours to pick: a Linux kernel
@@ -28,6 +25,7 @@ package child
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -100,22 +98,17 @@ func Main() {
 	run := modes[name]
 	mu.Unlock()
 	if run == nil {
-		fmt.Fprintf(os.Stderr, "%s=%q: no such child mode in this binary (have %s)\n", EnvVar, name, strings.Join(Modes(), ", "))
+		fmt.Fprintf(os.Stderr, "%s=%q: no such child mode in this binary (have %s)\n", EnvVar, name, known())
 		os.Exit(2)
 	}
 	os.Exit(run())
 }
 
-// Modes returns the names of the modes added, sorted.
-func Modes() []string {
+// known lists the modes added, sorted, for error messages.
+func known() string {
 	mu.Lock()
 	defer mu.Unlock()
-	names := make([]string, 0, len(modes))
-	for n := range modes {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
+	return strings.Join(slices.Sorted(maps.Keys(modes)), ", ")
 }
 
 // Env returns the environment entry that makes a copy of the binary run
@@ -141,7 +134,7 @@ func Self(mode string) (path string, argv []string, err error) {
 	_, ok := modes[mode]
 	mu.Unlock()
 	if !ok {
-		return "", nil, fmt.Errorf("child: no mode %q in this binary (have %s)", mode, strings.Join(Modes(), ", "))
+		return "", nil, fmt.Errorf("child: no mode %q in this binary (have %s)", mode, known())
 	}
 	exe, err := os.Executable()
 	if err != nil {

@@ -3,9 +3,9 @@ package child
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,10 +16,14 @@ import (
 // TestMain adds the modes the tests start and hooks them, as every test
 // package that starts copies of its binary does.
 func TestMain(m *testing.M) {
+	if os.Getenv("CHILD_TEST_NO_HOOK") != "" {
+		// A test binary that forgot the hook: TestNoHook runs in it.
+		os.Exit(m.Run())
+	}
 	Add("child-test-echo", func() int {
 		// The mode sees its own environment but no longer EnvVar, and runs
 		// on the main thread.
-		fmt.Printf("echo %s %s|main=%v\n", os.Getenv("CHILD_TEST_WORD"), os.Getenv(EnvVar), unix.Gettid() == os.Getpid())
+		os.Stdout.WriteString("echo " + os.Getenv("CHILD_TEST_WORD") + " " + os.Getenv(EnvVar) + "|main=" + strconv.FormatBool(unix.Gettid() == os.Getpid()) + "\n")
 		return 3
 	})
 	Main()
@@ -91,11 +95,33 @@ func TestSelfRefuses(t *testing.T) {
 	if _, _, err := Self("child-test-echo"); !errors.Is(err, ErrNoHook) {
 		t.Errorf("Self before Main = %v, want ErrNoHook", err)
 	}
+}
+
+// TestNoHook is TestMainOffMainThread's copy of the test binary, one whose
+// TestMain does not call Main; it skips elsewhere.
+func TestNoHook(t *testing.T) {
+	if os.Getenv("CHILD_TEST_NO_HOOK") == "" {
+		t.Skip("runs in TestMainOffMainThread's child")
+	}
+	Add("child-test-late", func() int { return 0 })
 	// A call from a test's goroutine (as cli.Main in a test makes it) is
-	// not a call from TestMain.
+	// not a call from main or TestMain.
 	Main()
-	if _, _, err := Self("child-test-echo"); !errors.Is(err, ErrNoHook) {
-		t.Errorf("Self after Main off the main thread = %v, want ErrNoHook", err)
+	if _, _, err := Self("child-test-late"); !errors.Is(err, ErrNoHook) {
+		t.Errorf("Self after Main from a test = %v, want ErrNoHook", err)
+	}
+}
+
+// TestMainOffMainThread: in a binary whose TestMain never calls Main, a
+// call from a test does not count as the hook.
+func TestMainOffMainThread(t *testing.T) {
+	path, _, err := Self("child-test-echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := run(t, path, []string{path, "-test.run=^TestNoHook$", "-test.v"}, "CHILD_TEST_NO_HOOK=1")
+	if code != 0 || !strings.Contains(out, "--- PASS: TestNoHook") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want TestNoHook to pass", code, out, errOut)
 	}
 }
 
@@ -114,7 +140,7 @@ func TestAddRefuses(t *testing.T) {
 			Add(c.name, c.run)
 		}()
 	}
-	if got := Modes(); len(got) != 1 || got[0] != "child-test-echo" {
-		t.Errorf("Modes() = %q, want only child-test-echo", got)
+	if got := known(); got != "child-test-echo" {
+		t.Errorf("modes %q, want only child-test-echo", got)
 	}
 }

@@ -1,13 +1,16 @@
 // Package testenv holds what the tests share about the machine they run
-// on: the one helper that skips a test this machine cannot run, and the
-// machine-wide debug-register lock held for the length of a test. Only
-// _test.go files import it: it imports package testing, which no bpbench
-// binary links.
+// on: the one helper that skips a test this machine cannot run, the
+// machine-wide debug-register lock held for the length of a test, and the
+// TestMain of packages whose tests start helper processes. Only _test.go
+// files import it: it imports package testing, which no bpbench binary
+// links.
 package testenv
 
 import (
+	"os"
 	"testing"
 
+	"bpbench/internal/child"
 	"bpbench/internal/kernlock"
 	"bpbench/internal/support"
 )
@@ -41,4 +44,16 @@ func LockDebugRegs(tb testing.TB) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { l.Unlock() })
+}
+
+// Main is the TestMain of a test package whose tests start copies of the
+// test binary (a ptrace tracee, a kernel workload, a helper of the test's
+// own): it serves the child modes (child.Main) before anything else, as
+// cli.Main does in a bpbench binary, then runs the tests. A test file with
+// modes of its own adds them (child.Add) from its init.
+//
+//	func TestMain(m *testing.M) { testenv.Main(m) }
+func Main(m *testing.M) {
+	child.Main()
+	os.Exit(m.Run())
 }

@@ -8,15 +8,13 @@ import (
 
 	"bpbench/cli"
 	"bpbench/internal/child"
+	"bpbench/internal/testenv"
 )
 
 // TestMain serves the helper processes a run starts as copies of this
 // test binary (the kernel check's tracee), as cli.Main does for the
 // binary itself: a test package that calls cli.Main needs it.
-func TestMain(m *testing.M) {
-	child.Main()
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // TestRunOnOwnStrategy runs a short suite through cli.Main on the example
 // strategy alone, as a user's own main would: its results must be named
