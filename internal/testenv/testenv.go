@@ -28,7 +28,7 @@ import (
 func SkipIfUnsupported(tb testing.TB, err error) {
 	tb.Helper()
 	if support.Missing(err) {
-		tb.Skipf("not supported on this machine: %v", err)
+		tb.Skipf("cannot run on this machine: %v", err)
 	}
 }
 
