@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bpbench/bench/harness"
 	"context"
 	"errors"
 	"fmt"
@@ -9,8 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"bpbench/bench/harness"
 	"bpbench/hwregs"
 	"bpbench/hwregs/tracee"
 )
@@ -19,18 +17,6 @@ import (
 // thread of a real multi-threaded tracee with hwregs.ProcessWriter, under
 // the eager policy (stop every thread, write, resume) and the lazy one
 // (write each thread just before it next resumes, as rr and GDB do).
-func init() {
-	register(Experiment{
-		Name:     "apply",
-		Question: "What does setting, modifying and clearing one watchpoint on every thread of an N-thread process cost, eager or lazy, per thread and in register writes?",
-		Cases:    applyCases,
-	})
-	register(Experiment{
-		Name:     "blindwindow",
-		Question: "While a debugger arms a watchpoint thread by thread, how long are some threads unwatched, and how many of the tracee's writes does it miss, eager or lazy?",
-		Cases:    blindCases,
-	})
-}
 
 // applyThreads is the thread-count sweep. The quick form stops at 256
 // threads: starting a 1024-thread tracee and its runs take seconds, and
@@ -44,7 +30,7 @@ func applyThreads(full bool) []int {
 
 // applySpec is one apply or blindwindow case.
 type applySpec struct {
-	policy  hwregs.ApplyPolicy
+	policy  hwregs.ApplyMode
 	threads int
 }
 
@@ -55,7 +41,7 @@ func (s applySpec) name(prefix string) string {
 func applySpecs(o Options) []applySpec {
 	var ss []applySpec
 	for _, n := range applyThreads(o.Full) {
-		for _, pol := range hwregs.ApplyPolicies {
+		for _, pol := range hwregs.ApplyModes {
 			ss = append(ss, applySpec{policy: pol, threads: n})
 		}
 	}
@@ -65,6 +51,9 @@ func applySpecs(o Options) []applySpec {
 func applyCases(o Options) ([]Case, error) {
 	return specCases("apply", "Apply", o, time.Millisecond, 300*time.Millisecond, runApply)
 }
+
+var applyExperiment = Experiment{Name: "apply", Cases: applyCases,
+	Question: "What does setting, modifying and clearing one watchpoint on every thread of an N-thread process cost, eager or lazy, per thread and in register writes?"}
 
 // specCases lists one case per applySpec of experiment exp, named
 // prefix/..., estimated at perThread per tracee thread plus fixed, each
@@ -90,12 +79,9 @@ func specCases(exp, prefix string, o Options, perThread, fixed time.Duration, ru
 // o.PinCPU and a ProcessWriter over it. The caller closes the Ptrace,
 // which kills and reaps every tracee thread.
 func startProcess(s applySpec, o Options) (*hwregs.Ptrace, *hwregs.ProcessWriter, error) {
-	p, err := hwregs.StartPtrace(hwregs.PtraceOptions{Threads: s.threads, CPU: o.PinCPU})
-	if errors.Is(err, unix.EPERM) {
-		return nil, nil, Skipf("cannot trace a child process: %v", err)
-	}
+	p, err := startPtrace(hwregs.PtraceOptions{Threads: s.threads, CPU: o.PinCPU})
 	if err != nil {
-		return nil, nil, skipIfUnsupported(err)
+		return nil, nil, err
 	}
 	w, err := hwregs.NewProcessWriter(p, s.policy)
 	if err != nil {
@@ -240,6 +226,9 @@ func runApply(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 func blindCases(o Options) ([]Case, error) {
 	return specCases("blindwindow", "BlindWindow", o, 2*time.Millisecond, 500*time.Millisecond, runBlind)
 }
+
+var blindWindowExperiment = Experiment{Name: "blindwindow", Cases: blindCases,
+	Question: "While a debugger arms a watchpoint thread by thread, how long are some threads unwatched, and how many of the tracee's writes does it miss, eager or lazy?"}
 
 // The running tracee of blindwindow: each worker writes the shared
 // watched variable in bursts, stops at a checkpoint after each burst (the

@@ -2,12 +2,11 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
 	"bpbench/hwregs"
-	"bpbench/internal/kernlock"
+	"bpbench/internal/testenv"
 )
 
 // BenchmarkApply measures one process-wide watchpoint set, modified and
@@ -20,16 +19,6 @@ func BenchmarkApply(b *testing.B) { runCases(b, "Apply", casesOf(b, "apply", Opt
 // of times the watchpoint is set.
 func BenchmarkBlindWindow(b *testing.B) {
 	runCases(b, "BlindWindow", casesOf(b, "blindwindow", Options{}))
-}
-
-// skipWithoutPtrace skips a test on machines that cannot trace a child
-// (no CAP_SYS_PTRACE, Yama) or have no ptrace debug registers, saying why;
-// it is the one place these tests decide to skip, and never does here.
-func skipWithoutPtrace(tb testing.TB, err error) {
-	tb.Helper()
-	if errors.Is(err, ErrSkip) {
-		tb.Skip(err)
-	}
 }
 
 // checkNamed checks that every key=value of res.Name is a Param and that
@@ -61,12 +50,12 @@ func checkNamed(t *testing.T, res Result, exp, name string, metrics []string) {
 // writes DR0 and DR7 on each thread to set, DR0 to modify, and DR0 and DR7
 // to clear (the address is zeroed too), under either policy.
 func TestApplyCounts(t *testing.T) {
-	kernlock.For(t)
+	testenv.LockDebugRegs(t)
 	const threads, n = 6, 4
-	for _, pol := range hwregs.ApplyPolicies {
+	for _, pol := range hwregs.ApplyModes {
 		s := applySpec{policy: pol, threads: threads}
 		res, err := runApply(context.Background(), s, Options{}, n, NopTimer)
-		skipWithoutPtrace(t, err)
+		testenv.SkipIfUnsupported(t, err)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,12 +83,12 @@ func TestApplyCounts(t *testing.T) {
 // tracee: the watchpoint traps (traps/op > 0), misses are counted, and the
 // lazy blind window is not shorter than its request-to-armed time allows.
 func TestBlindWindowCounts(t *testing.T) {
-	kernlock.For(t)
+	testenv.LockDebugRegs(t)
 	const threads, n = 4, 3
-	for _, pol := range hwregs.ApplyPolicies {
+	for _, pol := range hwregs.ApplyModes {
 		s := applySpec{policy: pol, threads: threads}
 		res, err := runBlind(context.Background(), s, Options{}, n, NopTimer)
-		skipWithoutPtrace(t, err)
+		testenv.SkipIfUnsupported(t, err)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,14 +10,6 @@ import (
 	"bpbench/alloc"
 )
 
-func init() {
-	register(Experiment{
-		Name:     "exclusion",
-		Question: "What did powerpc's ptrace/perf exclusion (a global list of breakpoints checked under one lock, removed in 2023) cost per reservation as live tasks grow?",
-		Cases:    exclusionCases,
-	})
-}
-
 // exclusionStrategy is the allocator under the Exclusion decorator, and the
 // plain allocator of mode=off: the same strategy both ways, so the
 // difference is the exclusion alone.
@@ -50,6 +42,9 @@ func exclusionCases(o Options) ([]Case, error) {
 	}
 	return cs, nil
 }
+
+var exclusionExperiment = Experiment{Name: "exclusion", Cases: exclusionCases,
+	Question: "What did powerpc's ptrace/perf exclusion (a global list of breakpoints checked under one lock, removed in 2023) cost per reservation as live tasks grow?"}
 
 // exclusionRun holds nt task breakpoints, ptrace ones on even tasks and
 // perf ones on odd tasks, then measures alternately the Reserve+Release of

@@ -2,9 +2,10 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
+
+	"bpbench/internal/testenv"
 )
 
 // runCases runs each case as a sub-benchmark named after the part of its
@@ -18,9 +19,7 @@ func runCases(b *testing.B, prefix string, cases []Case) {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			res, err := c.Run(context.Background(), int64(b.N), b)
-			if errors.Is(err, ErrSkip) {
-				b.Skip(err)
-			}
+			testenv.SkipIfUnsupported(b, err)
 			if err != nil {
 				b.Fatal(err)
 			}

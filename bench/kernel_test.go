@@ -12,41 +12,25 @@ import (
 	"testing"
 	"time"
 
-	"bpbench/internal/kernlock"
+	"bpbench/internal/child"
+	"bpbench/internal/testenv"
 )
 
-// kernelOrSkip takes the debug-register lock and skips with the reason
-// when the case cannot run on this machine.
-func kernelOrSkip(tb testing.TB, err error) {
-	tb.Helper()
-	if errors.Is(err, ErrSkip) {
-		tb.Skip(err)
-	}
-	if err != nil {
-		tb.Fatal(err)
-	}
-}
+func BenchmarkKernelThread(b *testing.B) { benchKernel(b, "KernelThread") }
 
-func BenchmarkKernelThread(b *testing.B) {
-	kernlock.For(b)
+func BenchmarkKernelEnable(b *testing.B) { benchKernel(b, "KernelEnable") }
+
+// benchKernel runs the kernel experiment's cases named prefix/...,
+// holding the debug-register lock.
+func benchKernel(b *testing.B, prefix string) {
+	testenv.LockDebugRegs(b)
 	var cs []Case
 	for _, c := range casesOf(b, "kernel", Options{}) {
-		if len(c.Name) > len("KernelThread") && c.Name[:len("KernelThread")] == "KernelThread" {
+		if strings.HasPrefix(c.Name, prefix+"/") {
 			cs = append(cs, c)
 		}
 	}
-	runCases(b, "KernelThread", cs)
-}
-
-func BenchmarkKernelEnable(b *testing.B) {
-	kernlock.For(b)
-	var cs []Case
-	for _, c := range casesOf(b, "kernel", Options{}) {
-		if len(c.Name) > len("KernelEnable") && c.Name[:len("KernelEnable")] == "KernelEnable" {
-			cs = append(cs, c)
-		}
-	}
-	runCases(b, "KernelEnable", cs)
+	runCases(b, prefix, cs)
 }
 
 // TestKernelThreadInherits checks that the Go workload really creates a new
@@ -54,10 +38,13 @@ func BenchmarkKernelEnable(b *testing.B) {
 // breakpoints: each worker writes each watched byte once, and the parent's
 // events count every write, summed over the threads that inherited them.
 func TestKernelThreadInherits(t *testing.T) {
-	kernlock.For(t)
-	p := ThreadParams{Breakpoints: 4, Parallelism: 2, Threads: 5, Repeat: 6}
-	run, err := RunThread(context.Background(), p, true)
-	kernelOrSkip(t, err)
+	testenv.LockDebugRegs(t)
+	p := threadParams{Breakpoints: 4, Parallelism: 2, Threads: 5, Repeat: 6}
+	run, err := runThread(context.Background(), p, true)
+	testenv.SkipIfUnsupported(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if want := p.Repeat * p.Threads; run.Workers != want || run.DistinctOS != want {
 		t.Fatalf("workers = %d on %d distinct OS threads, want %d on %d", run.Workers, run.DistinctOS, want, want)
 	}
@@ -77,15 +64,18 @@ func TestKernelThreadInherits(t *testing.T) {
 // TestKernelCases runs a tiny case of each kind and checks the results are
 // sane and, where perf is installed, that its output was parsed.
 func TestKernelCases(t *testing.T) {
-	kernlock.For(t)
+	testenv.LockDebugRegs(t)
 	_, perfErr := exec.LookPath("perf")
 	cases := []Case{
-		threadCase(ThreadParams{Breakpoints: 2, Parallelism: 2, Threads: 4, Repeat: 5}),
-		enableCase(EnableParams{Passive: 2, Active: 1, Repeat: 200}),
+		threadCase(threadParams{Breakpoints: 2, Parallelism: 2, Threads: 4, Repeat: 5}),
+		enableCase(enableParams{Passive: 2, Active: 1, Repeat: 200}),
 	}
 	for _, c := range cases {
 		res, err := c.Run(context.Background(), 0, NopTimer)
-		kernelOrSkip(t, err)
+		testenv.SkipIfUnsupported(t, err)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if res.Name != c.Name || res.Experiment != "kernel" {
 			t.Errorf("result %q/%q, want kernel/%q", res.Experiment, res.Name, c.Name)
 		}
@@ -133,13 +123,13 @@ func TestParsePerfUsecs(t *testing.T) {
 
 func TestKernelParamsValidate(t *testing.T) {
 	bad := []error{
-		ThreadParams{Breakpoints: 5, Parallelism: 1, Threads: 1, Repeat: 1}.Validate(),
-		ThreadParams{Breakpoints: 0, Parallelism: 0, Threads: 1, Repeat: 1}.Validate(),
-		ThreadParams{Breakpoints: 0, Parallelism: 1, Threads: 0, Repeat: 1}.Validate(),
-		ThreadParams{Breakpoints: 0, Parallelism: 1, Threads: 1, Repeat: 0}.Validate(),
-		EnableParams{Passive: -1, Repeat: 1}.Validate(),
-		EnableParams{Active: -1, Repeat: 1}.Validate(),
-		EnableParams{Repeat: 0}.Validate(),
+		threadParams{Breakpoints: 5, Parallelism: 1, Threads: 1, Repeat: 1}.validate(),
+		threadParams{Breakpoints: 0, Parallelism: 0, Threads: 1, Repeat: 1}.validate(),
+		threadParams{Breakpoints: 0, Parallelism: 1, Threads: 0, Repeat: 1}.validate(),
+		threadParams{Breakpoints: 0, Parallelism: 1, Threads: 1, Repeat: 0}.validate(),
+		enableParams{Passive: -1, Repeat: 1}.validate(),
+		enableParams{Active: -1, Repeat: 1}.validate(),
+		enableParams{Repeat: 0}.validate(),
 	}
 	for i, err := range bad {
 		if !errors.Is(err, ErrInvalidParam) {
@@ -170,20 +160,19 @@ func TestDistinctWithin(t *testing.T) {
 	}
 }
 
-// deathParentEnv makes the test binary a parent that starts the children
-// this package starts (a kernel child with a breakpoint, and a command
-// through startChild, as perf bench is), prints their pids and waits to
-// be killed.
-const deathParentEnv = "BPBENCH_TEST_DEATH_PARENT"
+// deathParentMode is the child mode TestChildrenDieWithParent runs its
+// parent in: it starts the children this package starts (a kernel child
+// with a breakpoint, and a command through startChild, as perf bench is),
+// prints their pids and waits to be killed.
+const deathParentMode = "bench-test-death-parent"
 
-func init() {
-	if os.Getenv(deathParentEnv) == "" {
-		return
-	}
+func init() { child.Add(deathParentMode, deathParentMain) }
+
+func deathParentMain() int {
 	sleep := exec.Command("sleep", "1000")
 	if err := startChild(sleep); err != nil {
 		fmt.Println("error", err)
-		os.Exit(1)
+		return 1
 	}
 	kpid := 0
 	c, err := startKernelChild(context.Background(), "enable", []int{0, 0}, 1)
@@ -191,7 +180,7 @@ func init() {
 		kpid = c.cmd.Process.Pid
 	} else if !errors.Is(err, ErrSkip) {
 		fmt.Println("error", err)
-		os.Exit(1)
+		return 1
 	}
 	fmt.Println("pids", sleep.Process.Pid, kpid)
 	select {}
@@ -203,13 +192,13 @@ func init() {
 // waits for each child's pid to vanish (or turn zombie, waiting for its
 // new parent to reap it). The timeout only bounds a failure.
 func TestChildrenDieWithParent(t *testing.T) {
-	kernlock.For(t) // the kernel child opens a breakpoint
-	exe, err := os.Executable()
+	testenv.LockDebugRegs(t) // the kernel child opens a breakpoint
+	exe, argv, err := child.Self(deathParentMode)
 	if err != nil {
 		t.Fatal(err)
 	}
-	parent := exec.Command(exe, "-test.run=^$")
-	parent.Env = append(os.Environ(), deathParentEnv+"=1")
+	parent := exec.Command(exe, argv[1:]...)
+	parent.Env = append(os.Environ(), child.Env(deathParentMode))
 	out, err := parent.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

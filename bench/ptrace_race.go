@@ -7,9 +7,8 @@ import (
 	"runtime"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"bpbench/alloc"
+	"bpbench/bench/harness"
 	"bpbench/hwregs"
 )
 
@@ -21,13 +20,6 @@ import (
 // allocator, holding each for raceSimHold. The holder's changes take the
 // real ptrace time, so competitors run many more attempts per change than
 // in the model-only race.
-func init() {
-	register(Experiment{
-		Name:     "ptrace-race",
-		Question: "With every register write going to a real tracee through ptrace, does re-registering still lose the slot to competitors, and does modify-in-place never lose it?",
-		Cases:    ptraceRaceCases,
-	})
-}
 
 func ptraceRaceCases(o Options) ([]Case, error) {
 	if err := checkOptions("ptrace-race", o); err != nil {
@@ -45,6 +37,9 @@ func ptraceRaceCases(o Options) ([]Case, error) {
 	}
 	return cs, nil
 }
+
+var ptraceRaceExperiment = Experiment{Name: "ptrace-race", Cases: ptraceRaceCases,
+	Question: "With every register write going to a real tracee through ptrace, does re-registering still lose the slot to competitors, and does modify-in-place never lose it?"}
 
 // runRacePtrace runs one ptrace-race case; the caller holds the kernlock.
 // The holder is tracee thread 0 with four breakpoints on four of its
@@ -65,12 +60,9 @@ func runRacePtrace(ctx context.Context, s raceSpec, o Options, n int64, t Timer,
 		return Result{}, err
 	}
 	budget := pickBudget(o, raceBudgetRealQuick, raceBudgetRealFull)
-	p, err := hwregs.StartPtrace(hwregs.PtraceOptions{Threads: 1, CPU: o.PinCPU})
-	if errors.Is(err, unix.EPERM) {
-		return Result{}, Skipf("cannot trace a child process: %v", err)
-	}
+	p, err := startPtrace(hwregs.PtraceOptions{Threads: 1, CPU: o.PinCPU})
 	if err != nil {
-		return Result{}, skipIfUnsupported(err)
+		return Result{}, err
 	}
 	defer func() {
 		if cerr := p.Close(); cerr != nil && err == nil {
@@ -99,7 +91,7 @@ func runRacePtrace(ctx context.Context, s raceSpec, o Options, n int64, t Timer,
 	setup, halt := hooks.competitors(wa, inner, compReq, st)
 	defer halt()
 	defer raceProcs(s.competitors)()
-	var comp *competitors
+	var comp *harness.Competitors
 	var loopErr, compErr error
 	derr := p.Do(func() {
 		for i := range bps {
@@ -111,7 +103,7 @@ func runRacePtrace(ctx context.Context, s raceSpec, o Options, n int64, t Timer,
 		comp = startCompetitors(ctx, s, s.competitorCPU(o.PinCPU), setup)
 		loopErr = runChanges(ctx, t, n, budget, 64, st, writerChange(ctx, s, w, &bps[3], holder, &attrs, st))
 		halt()
-		compErr = comp.stop(st)
+		compErr = stopCompetitors(comp, st)
 		if err := unregisterAll(w, bps[:]); loopErr == nil {
 			loopErr = err
 		}
@@ -124,7 +116,7 @@ func runRacePtrace(ctx context.Context, s raceSpec, o Options, n int64, t Timer,
 	}
 	spurious(st)
 	res = st.result(s, o, cpus, map[string]string{
-		"policy": hwregs.WriteChanged.String(), "competitor_hold": raceSimHold.String(), "admission": "model", "registers": "ptrace"})
+		"policy": hwregs.PolicyName(hwregs.WriteChanged), "competitor_hold": raceSimHold.String(), "admission": "model", "registers": "ptrace"})
 	res.Experiment = "ptrace-race"
 	return res, nil
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"bpbench/internal/kernlock"
+	"bpbench/internal/testenv"
 )
 
 // ptraceRaceRun runs one ptrace-race case and checks what every race
@@ -12,7 +12,7 @@ import (
 func ptraceRaceRun(t *testing.T, s raceSpec, n int64, hooks raceHooks) Result {
 	t.Helper()
 	res, err := runRacePtrace(context.Background(), s, Options{}, n, NopTimer, hooks)
-	skipWithoutPtrace(t, err)
+	testenv.SkipIfUnsupported(t, err)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func ptraceRaceRun(t *testing.T, s raceSpec, n int64, hooks raceHooks) Result {
 // modify keeps the slot against an unlimited competitor, on every
 // strategy, and the competitor is never admitted (no over-admission).
 func TestPtraceRaceModifyNeverSteals(t *testing.T) {
-	kernlock.For(t)
+	testenv.LockDebugRegs(t)
 	for _, st := range strategies(t) {
 		s := raceSpec{backend: "ptrace", strategy: st, mode: raceModify, raceRate: raceRate{competitors: 1, place: testPlaces()[len(testPlaces())-1]}}
 		res := ptraceRaceRun(t, s, 500, raceHooks{})
@@ -45,7 +45,7 @@ func TestPtraceRaceModifyNeverSteals(t *testing.T) {
 // competitor reserves inside the window (every 10th one here), recovering
 // every time with all four breakpoints kept.
 func TestPtraceRaceReregisterSteals(t *testing.T) {
-	kernlock.For(t)
+	testenv.LockDebugRegs(t)
 	const n, every = 500, 10
 	for _, st := range strategies(t) {
 		quiet := ptraceRaceRun(t, raceSpec{backend: "ptrace", strategy: st, mode: raceReregister, raceRate: raceRate{place: placeNone}}, 300, raceHooks{})
@@ -72,7 +72,7 @@ func TestPtraceRaceReregisterSteals(t *testing.T) {
 // re-registration through ptrace; it logs the measured steal rate (which
 // depends on scheduling, so it is measured, not asserted).
 func TestPtraceRaceCompetitor(t *testing.T) {
-	kernlock.For(t)
+	testenv.LockDebugRegs(t)
 	s := raceSpec{backend: "ptrace", strategy: strategies(t)[0], mode: raceReregister, raceRate: raceRate{competitors: 1, place: testPlaces()[len(testPlaces())-1]}}
 	res := ptraceRaceRun(t, s, 2000, raceHooks{})
 	if res.Metrics["competitor-attempts/s"] <= 0 {

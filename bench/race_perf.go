@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bpbench/bench/harness"
 	"context"
 	"errors"
 	"fmt"
@@ -10,9 +9,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"bpbench/bench/harness"
 	"bpbench/hwregs"
 	"bpbench/internal/cpupin"
-	"bpbench/internal/kernlock"
 )
 
 // raceVars are the variables the real-kernel holder watches: four
@@ -34,19 +33,6 @@ func perfOpenRaw(attr *unix.PerfEventAttr, pid, cpu int) (int, unix.Errno) {
 	return int(fd), errno
 }
 
-// underKernlock runs f holding the machine-wide debug-register lock, so
-// that other bpbench processes neither steal nor lend slots meanwhile.
-// Tests take the lock themselves (kernlock.For) and call the unlocked
-// function: flock does not nest within a process.
-func underKernlock(f func() (Result, error)) (Result, error) {
-	lock, err := kernlock.Acquire()
-	if err != nil {
-		return Result{}, err
-	}
-	defer lock.Unlock()
-	return f()
-}
-
 // runRacePerf runs one real-kernel case: the holder is the calling
 // goroutine, locked to its thread and pinned to opts.PinCPU, with four task
 // breakpoints on that thread (pid 0, cpu -1); competitors are goroutines
@@ -66,8 +52,8 @@ func runRacePerf(ctx context.Context, s raceSpec, opts Options, n int64, t Timer
 		return Result{}, err
 	}
 	budget := pickBudget(opts, raceBudgetRealQuick, raceBudgetRealFull)
-	if err := hwregs.PerfSupported(); err != nil {
-		return Result{}, skipIfUnsupported(err)
+	if err := perfSupported(); err != nil {
+		return Result{}, err
 	}
 	unpin, err := cpupin.Pin(opts.PinCPU)
 	if err != nil {
@@ -162,7 +148,7 @@ func runRacePerf(ctx context.Context, s raceSpec, opts Options, n int64, t Timer
 		}
 		return nil
 	})
-	compErr := comp.stop(st)
+	compErr := stopCompetitors(comp, st)
 	if err := errors.Join(loopErr, compErr); err != nil {
 		return Result{}, err
 	}

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bpbench/bench/harness"
 	"context"
 	"math"
 	"runtime"
@@ -9,8 +8,9 @@ import (
 	"testing"
 
 	"bpbench/alloc"
+	"bpbench/bench/harness"
 	"bpbench/hwregs"
-	"bpbench/internal/kernlock"
+	"bpbench/internal/testenv"
 )
 
 // BenchmarkRace measures the slot-stealing window: each case's b.N is the
@@ -19,15 +19,6 @@ import (
 // run here too, so that go test names match their Results.
 func BenchmarkRace(b *testing.B) {
 	runCases(b, "Race", append(casesOf(b, "race", Options{}), casesOf(b, "ptrace-race", Options{})...))
-}
-
-// skipWithoutPerf skips a test on machines that cannot open perf
-// breakpoints, saying why; on this project's machines it never skips.
-func skipWithoutPerf(tb testing.TB) {
-	tb.Helper()
-	if err := hwregs.PerfSupported(); err != nil {
-		tb.Skipf("perf breakpoints unavailable: %v", err)
-	}
 }
 
 // raceRun runs one case and checks the parts every race Result must have.
@@ -247,8 +238,8 @@ func testPlaces() []string {
 // never without one. An unlimited competitor's steal rate depends on
 // scheduling, so it is logged, not asserted.
 func TestRacePerf(t *testing.T) {
-	skipWithoutPerf(t)
-	kernlock.For(t)
+	testenv.SkipIfUnsupported(t, hwregs.PerfSupported())
+	testenv.LockDebugRegs(t)
 	for _, place := range testPlaces() {
 		mod := raceRun(t, raceSpec{backend: "perf", strategy: "kernel", mode: raceModify, raceRate: raceRate{competitors: 1, place: place}}, 2000, raceHooks{})
 		if mod.Metrics["steals/op"] != 0 || mod.Metrics["competitor-wins/op"] != 0 {

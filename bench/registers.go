@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bpbench/bench/harness"
 	"context"
 	"errors"
 	"fmt"
@@ -9,9 +8,8 @@ import (
 	"runtime"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"bpbench/alloc"
+	"bpbench/bench/harness"
 	"bpbench/hwregs"
 )
 
@@ -21,13 +19,6 @@ import (
 // changes one of them over and over through a Writer of each policy, on
 // the simulated registers and on a real tracee through ptrace, where every
 // write is a PTRACE_POKEUSER.
-func init() {
-	register(Experiment{
-		Name:     "registers",
-		Question: "How many debug-register writes, and how much time, does writing only the changed registers save over writing all six per change?",
-		Cases:    registersCases,
-	})
-}
 
 // registersMix documents the change mix: what a debugger does to a watch
 // it keeps, drawn per change from the seed.
@@ -107,7 +98,7 @@ func registersCases(opts Options) ([]Case, error) {
 	var cases []Case
 	for _, backend := range []string{"sim", "ptrace"} {
 		for _, pol := range hwregs.Policies {
-			name := fmt.Sprintf("Registers/backend=%s/policy=%v", backend, pol)
+			name := fmt.Sprintf("Registers/backend=%s/policy=%s", backend, hwregs.PolicyName(pol))
 			cases = append(cases, Case{
 				Name:     name,
 				Estimate: 300 * time.Millisecond,
@@ -123,20 +114,23 @@ func registersCases(opts Options) ([]Case, error) {
 	return cases, nil
 }
 
+var registersExperiment = Experiment{Name: "registers", Cases: registersCases,
+	Question: "How many debug-register writes, and how much time, does writing only the changed registers save over writing all six per change?"}
+
 // registersResult starts the Result of a case.
-func registersResult(opts Options, backend string, pol hwregs.Policy, n int64) Result {
+func registersResult(opts Options, backend string, pol hwregs.WritePolicy, n int64) Result {
 	sc := harness.Scenario{Experiment: "registers", Strategy: registersStrategy, Backend: backend,
 		CPUs: runtime.NumCPU(), Slots: hwregs.NumSlots, Mix: registersMix, Ops: n, Seed: opts.Seed, PinCPU: opts.PinCPU}
 	return Result{
 		Experiment: "registers",
-		Name:       fmt.Sprintf("Registers/backend=%s/policy=%v", backend, pol),
-		Params:     commonParams(sc, "policy", pol.String(), "change", "modify", "breakpoints", "4"),
+		Name:       fmt.Sprintf("Registers/backend=%s/policy=%s", backend, hwregs.PolicyName(pol)),
+		Params:     commonParams(sc, "policy", hwregs.PolicyName(pol), "change", "modify", "breakpoints", "4"),
 		Metrics:    map[string]float64{},
 	}
 }
 
 // registersSim runs one policy on the simulated registers.
-func registersSim(ctx context.Context, opts Options, pol hwregs.Policy, n int64, t Timer) (Result, error) {
+func registersSim(ctx context.Context, opts Options, pol hwregs.WritePolicy, n int64, t Timer) (Result, error) {
 	t.StopTimer()
 	n = defaultOps(n, opts, registersSimQuick, registersSimFull)
 	res := registersResult(opts, "sim", pol, n)
@@ -151,16 +145,13 @@ func registersSim(ctx context.Context, opts Options, pol hwregs.Policy, n int64,
 // thread is pinned to opts.PinCPU (hwregs pins it) and the whole loop runs
 // inside one Ptrace.Do on it. The caller holds the kernlock. The
 // breakpoints watch the tracee's own variables.
-func registersPtrace(ctx context.Context, opts Options, pol hwregs.Policy, n int64, t Timer) (Result, error) {
+func registersPtrace(ctx context.Context, opts Options, pol hwregs.WritePolicy, n int64, t Timer) (Result, error) {
 	t.StopTimer()
 	n = defaultOps(n, opts, registersPtraceQuick, registersPtraceFull)
 	res := registersResult(opts, "ptrace", pol, n)
-	p, err := hwregs.StartPtrace(hwregs.PtraceOptions{Threads: 1, CPU: opts.PinCPU})
-	if errors.Is(err, unix.EPERM) {
-		return res, Skipf("cannot trace a child process: %v", err)
-	}
+	p, err := startPtrace(hwregs.PtraceOptions{Threads: 1, CPU: opts.PinCPU})
 	if err != nil {
-		return res, skipIfUnsupported(err)
+		return res, err
 	}
 	h := p.Hello()
 	var addrs []uint64
@@ -179,7 +170,7 @@ func registersPtrace(ctx context.Context, opts Options, pol hwregs.Policy, n int
 // from seed, inside do (on the tracer thread for ptrace). It reports the backend's writes per change.
 // pinCPU is the CPU the loop's thread is pinned to, checked afterwards
 // (-1: not pinned).
-func registersRun(ctx context.Context, res Result, seed int64, pol hwregs.Policy, be hwregs.Backend, addrs []uint64, n int64, t Timer, pinCPU int, do func(func()) error) (Result, error) {
+func registersRun(ctx context.Context, res Result, seed int64, pol hwregs.WritePolicy, be hwregs.Backend, addrs []uint64, n int64, t Timer, pinCPU int, do func(func()) error) (Result, error) {
 	a, err := alloc.New(registersStrategy, alloc.X86(runtime.NumCPU()))
 	if err != nil {
 		return res, fmt.Errorf("%s: %w", res.Name, err)

@@ -2,13 +2,12 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
 	"bpbench/bench/harness"
 	"bpbench/hwregs"
-	"bpbench/internal/kernlock"
+	"bpbench/internal/testenv"
 )
 
 // BenchmarkRegisters compares write-changed with write-all per change.
@@ -71,18 +70,16 @@ func TestRegistersSeq(t *testing.T) {
 // registersCheck runs both policies on one backend and checks writes/op:
 // exactly 6 for WriteAll (DR0-DR3, DR6, DR7), exactly the registers that
 // differ for WriteChanged.
-func registersCheck(t *testing.T, backend string, n int64, run func(hwregs.Policy) (Result, error)) {
+func registersCheck(t *testing.T, backend string, n int64, run func(hwregs.WritePolicy) (Result, error)) {
 	t.Helper()
-	got := map[hwregs.Policy]Result{}
+	got := map[hwregs.WritePolicy]Result{}
 	for _, pol := range hwregs.Policies {
 		res, err := run(pol)
-		if errors.Is(err, ErrSkip) {
-			t.Skip(err)
-		}
+		testenv.SkipIfUnsupported(t, err)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := "Registers/backend=" + backend + "/policy=" + pol.String()
+		want := "Registers/backend=" + backend + "/policy=" + hwregs.PolicyName(pol)
 		if res.Experiment != "registers" || res.Name != want || res.Iterations != n {
 			t.Fatalf("got %s/%s with %d changes, want registers/%s with %d", res.Experiment, res.Name, res.Iterations, want, n)
 		}
@@ -126,7 +123,7 @@ var registersTestAddrs = []uint64{0x20000, 0x20008, 0x20010, 0x20018, 0x20020, 0
 
 func TestRegistersSim(t *testing.T) {
 	const n = 3000
-	registersCheck(t, "sim", n, func(p hwregs.Policy) (Result, error) {
+	registersCheck(t, "sim", n, func(p hwregs.WritePolicy) (Result, error) {
 		return registersSim(context.Background(), Options{}, p, n, NopTimer)
 	})
 }
@@ -134,9 +131,9 @@ func TestRegistersSim(t *testing.T) {
 // TestRegistersPtrace runs the real tracee: every write is a
 // PTRACE_POKEUSER the kernel accepted (a refused one fails the case).
 func TestRegistersPtrace(t *testing.T) {
-	kernlock.For(t)
+	testenv.LockDebugRegs(t)
 	const n = 1000
-	registersCheck(t, "ptrace", n, func(p hwregs.Policy) (Result, error) {
+	registersCheck(t, "ptrace", n, func(p hwregs.WritePolicy) (Result, error) {
 		return registersPtrace(context.Background(), Options{}, p, n, NopTimer)
 	})
 }

@@ -6,16 +6,16 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"bpbench/bench/harness"
+	"bpbench/internal/support"
 )
 
 // ErrSkip is wrapped by a case that cannot run on this machine; the message
 // says why (no permission, no breakpoint PMU, perf not installed...).
-var ErrSkip = errors.New("skipped")
+var ErrSkip = support.New("skipped")
 
 // Skipf returns an error wrapping ErrSkip with a reason.
 func Skipf(format string, args ...any) error {

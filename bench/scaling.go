@@ -15,14 +15,6 @@ import (
 	"bpbench/internal/cpupin"
 )
 
-func init() {
-	register(Experiment{
-		Name:     "scaling",
-		Question: "How does each allocation strategy's throughput scale with concurrent goroutines, and its per-reservation cost with the number of live task breakpoints?",
-		Cases:    scalingCases,
-	})
-}
-
 // scalingGoroutines returns the worker counts of the Scaling cases: powers
 // of two from 1 up to 4x GOMAXPROCS, and 4x GOMAXPROCS itself.
 func scalingGoroutines() []int {
@@ -207,6 +199,9 @@ func scalingCases(o Options) ([]Case, error) {
 	return cs, nil
 }
 
+var scalingExperiment = Experiment{Name: "scaling", Cases: scalingCases,
+	Question: "How does each allocation strategy's throughput scale with concurrent goroutines, and its per-reservation cost with the number of live task breakpoints?"}
+
 // scalingRequests turns a worker's drawn kinds into its requests: task
 // requests go round its population (or to its one task without one), CPU
 // requests to its own model CPU.
@@ -304,17 +299,6 @@ func scalingRun(ctx context.Context, o Options, s string, mx scalingMix, g, cpus
 		res.Noise = &harness.Noise{PinLost: int(k)}
 	}
 	return res, nil
-}
-
-// liveBudget bounds a live-tasks case's measured loop when the case picks
-// its own op count, so legacy's O(n) reservations at 65536 tasks stay
-// affordable. The full form's 500 ms (1 s before the Tasks cases ran at
-// two machine sizes) keeps the full suite near its budget.
-func liveBudget(o Options) time.Duration {
-	if o.Full {
-		return 500 * time.Millisecond
-	}
-	return 150 * time.Millisecond
 }
 
 // tasksSetupBudget bounds the untimed setup of a Tasks case (holding its

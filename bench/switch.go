@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os/exec"
 	"runtime"
@@ -118,14 +117,6 @@ func (p SwitchParams) Name() string {
 	return fmt.Sprintf("Switch/backend=%s/breakpoints=%d/threads-with=%d", p.Backend, p.Breakpoints, p.ThreadsWith)
 }
 
-func init() {
-	register(Experiment{
-		Name:     "switch",
-		Question: "What do task breakpoints cost at a context switch on the running kernel, set through perf_event_open or ptrace on one or both threads of a ping-pong pinned to one CPU?",
-		Cases:    switchCases,
-	})
-}
-
 // pingPong is a two-thread tracee whose threads are pinned to one CPU,
 // with the breakpoints it was armed with.
 type pingPong struct {
@@ -136,12 +127,9 @@ type pingPong struct {
 // startPingPong starts a two-thread tracee, its tracer thread pinned to
 // tracerCPU (or hwregs.NoPin) and both workers to cpu.
 func startPingPong(cpu, tracerCPU int) (*pingPong, error) {
-	p, err := hwregs.StartPtrace(hwregs.PtraceOptions{Threads: 2, CPU: tracerCPU})
-	if errors.Is(err, unix.EPERM) {
-		return nil, Skipf("cannot trace a child process: %v", err)
-	}
+	p, err := startPtrace(hwregs.PtraceOptions{Threads: 2, CPU: tracerCPU})
 	if err != nil {
-		return nil, skipIfUnsupported(err)
+		return nil, err
 	}
 	var set unix.CPUSet
 	set.Set(cpu)
@@ -253,8 +241,8 @@ func RunSwitch(ctx context.Context, p SwitchParams, t Timer) (SwitchRun, error) 
 		return SwitchRun{}, err
 	}
 	if p.Backend == SwitchPerf {
-		if err := hwregs.PerfSupported(); err != nil {
-			return SwitchRun{}, Skipf("perf breakpoints: %v", err)
+		if err := perfSupported(); err != nil {
+			return SwitchRun{}, err
 		}
 	}
 	tc := switchTracerCPU(p.CPU)
@@ -341,6 +329,9 @@ func switchCases(o Options) ([]Case, error) {
 	}
 	return cs, nil
 }
+
+var switchExperiment = Experiment{Name: "switch", Cases: switchCases,
+	Question: "What do task breakpoints cost at a context switch on the running kernel, set through perf_event_open or ptrace on one or both threads of a ping-pong pinned to one CPU?"}
 
 // switchCase measures p; n > 0 sets the total round trips of the armed
 // tracee (spread over p.Batches batches).

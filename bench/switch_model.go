@@ -18,13 +18,6 @@ import (
 // reports debug-register writes and debug exceptions (false alarms
 // included) per context switch, and traps lost or delivered to the wrong
 // task per op, where an op is an access the oracle says must trap.
-func init() {
-	register(Experiment{
-		Name:     "switch-model",
-		Question: "Does lazy debug-register switching pay at a context switch, and is it correct on SMP: writes and exceptions per switch, lost and misdelivered traps, for eager, changed-only, lazy with a per-CPU and with a global last_debugged_task?",
-		Cases:    switchModelCases,
-	})
-}
 
 const (
 	switchModelQuickEvents = 400_000
@@ -34,7 +27,7 @@ const (
 
 // SwitchModelSpec is one switch-model case.
 type SwitchModelSpec struct {
-	Policy   schedsim.Policy
+	Policy   schedsim.InstallPolicy
 	CPUs     int
 	Tasks    int
 	Debugged int // tasks holding breakpoints
@@ -49,7 +42,7 @@ func (s SwitchModelSpec) Name() string {
 // and 256, with 64 and 1024 tasks of which 1/8 or 1/2 are debugged.
 func switchModelSpecs() []SwitchModelSpec {
 	var ss []SwitchModelSpec
-	for _, pol := range schedsim.Policies {
+	for _, pol := range schedsim.InstallPolicies {
 		for _, c := range []int{1, 2, 16, 256} {
 			for _, t := range []int{64, 1024} {
 				for _, d := range []int{t / 8, t / 2} {
@@ -81,6 +74,9 @@ func switchModelCases(o Options) ([]Case, error) {
 	}
 	return cs, nil
 }
+
+var switchModelExperiment = Experiment{Name: "switch-model", Cases: switchModelCases,
+	Question: "Does lazy debug-register switching pay at a context switch, and is it correct on SMP: writes and exceptions per switch, lost and misdelivered traps, for eager, changed-only, lazy with a per-CPU and with a global last_debugged_task?"}
 
 // runSwitchModel runs n scheduler events in switchModelBatches batches;
 // an op of go test's ns/op is one event.

@@ -11,7 +11,7 @@ import (
 	"bpbench/bench/schedsim"
 	"bpbench/hwregs"
 	"bpbench/hwregs/tracee"
-	"bpbench/internal/kernlock"
+	"bpbench/internal/testenv"
 )
 
 // BenchmarkSwitch runs the switch cases; each takes the debug-register
@@ -25,9 +25,16 @@ func BenchmarkSwitch(b *testing.B) {
 func startArmed(t *testing.T, backend string, nbp, threads int) *pingPong {
 	t.Helper()
 	pp, err := startPingPong(0, switchTracerCPU(0))
-	kernelOrSkip(t, err)
+	testenv.SkipIfUnsupported(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(pp.close)
-	kernelOrSkip(t, pp.arm(backend, nbp, threads))
+	err = pp.arm(backend, nbp, threads)
+	testenv.SkipIfUnsupported(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return pp
 }
 
@@ -36,7 +43,7 @@ func startArmed(t *testing.T, backend string, nbp, threads int) *pingPong {
 // ping-pong, each worker writes its watched variables, and only the armed
 // threads' writes are counted (perf) or trapped (ptrace).
 func TestSwitchBreakpointsInstalled(t *testing.T) {
-	kernlock.For(t)
+	testenv.LockDebugRegs(t)
 	const writes = 7
 	for _, be := range []string{SwitchPerf, SwitchPtrace} {
 		t.Run("backend="+be, func(t *testing.T) {
@@ -80,7 +87,7 @@ func TestSwitchBreakpointsInstalled(t *testing.T) {
 // the armed thread's slots: the kernel refuses a fifth on it, through
 // either backend, and admits one on the unarmed thread.
 func TestSwitchFifthRefused(t *testing.T) {
-	kernlock.For(t)
+	testenv.LockDebugRegs(t)
 	for _, be := range []string{SwitchPerf, SwitchPtrace} {
 		t.Run("backend="+be, func(t *testing.T) {
 			pp := startArmed(t, be, 4, 1)
@@ -107,7 +114,10 @@ func TestSwitchFifthRefused(t *testing.T) {
 // tracee.
 func TestSwitchReaped(t *testing.T) {
 	pp, err := startPingPong(0, switchTracerCPU(0))
-	kernelOrSkip(t, err)
+	testenv.SkipIfUnsupported(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pid := pp.p.Pid()
 	pp.close()
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
@@ -128,7 +138,10 @@ func TestSwitchCaseResult(t *testing.T) {
 		t.Fatal("no case Switch/backend=ptrace/breakpoints=2/threads-with=2")
 	}
 	res, err := c.Run(context.Background(), 3*200, NopTimer)
-	kernelOrSkip(t, err)
+	testenv.SkipIfUnsupported(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, m := range []string{"usecs/op", "slowdown", "b0-usecs/op"} {
 		if v, ok := res.Metrics[m]; !ok || !(v > 0) {
 			t.Errorf("metric %s = %v (present %v), want > 0", m, v, ok)

@@ -1,30 +1,20 @@
 package bench
 
 import (
-	"bpbench/bench/harness"
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
-	"strconv"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"bpbench/alloc"
+	"bpbench/bench/harness"
 	"bpbench/hwregs"
 	"bpbench/internal/cpupin"
 	"bpbench/internal/kernlock"
 )
-
-func init() {
-	register(Experiment{
-		Name:     "update",
-		Question: "How much does changing a held breakpoint in place (modify) save over disable-modify-enable and over unregister-then-register, on the model and on the real kernel?",
-		Cases:    updateCases,
-	})
-}
 
 // updateOps are the ways of changing a held breakpoint, in the order the
 // cases run; "modify" and "reregister" give the headline ratio.
@@ -40,92 +30,6 @@ const updateSimCPUs = 2
 // Writer needs a model slot to pick the register index.
 const updatePtraceStrategy = "linux"
 
-// strategiesOf returns the strategies Options selects.
-func strategiesOf(o Options) []string {
-	if len(o.Strategies) > 0 {
-		return o.Strategies
-	}
-	return alloc.Strategies()
-}
-
-// defaultOps picks a case's own op count for n <= 0: quick or full.
-func defaultOps(n int64, o Options, quick, full int64) int64 {
-	switch {
-	case n > 0:
-		return n
-	case o.Full:
-		return full
-	}
-	return quick
-}
-
-// commonParams renders s as Result.Params with what every result records
-// beyond the scenario: kernel release, GOMAXPROCS, and kv pairs.
-func commonParams(s harness.Scenario, kv ...string) map[string]string {
-	extra := map[string]string{
-		"kernel":     harness.KernelRelease(),
-		"gomaxprocs": strconv.Itoa(runtime.GOMAXPROCS(0)),
-	}
-	for i := 0; i+1 < len(kv); i += 2 {
-		extra[kv[i]] = kv[i+1]
-	}
-	return s.Params(extra)
-}
-
-// setLatency fills res's latency fields from rec: the histogram and the
-// "p50-ns" and "p99-ns" metrics that benchstat compares.
-func setLatency(res *Result, rec *harness.Recorder) {
-	if res.Metrics == nil {
-		res.Metrics = map[string]float64{}
-	}
-	res.Latency = rec.Summary()
-	if res.Latency != nil {
-		res.Metrics["p50-ns"] = res.Latency.P50
-		res.Metrics["p99-ns"] = res.Latency.P99
-	}
-}
-
-// setLoop fills res from a TimeLoop: iterations, ns/op over the unsampled
-// operations (no sampler cost in it), its per-batch values under "ns/op"
-// in Batches, the latency histogram of the sampled ones (net of the
-// sampler's tare), and the tare itself as "sampler-ns".
-func setLoop(res *Result, s harness.LoopStats, rec *harness.Recorder) {
-	res.Iterations = s.Done
-	res.NsPerOp = s.NsPerOp()
-	setLatency(res, rec)
-	res.Metrics["sampler-ns"] = s.TareNs
-	addBatches(res, "ns/op", s.Batches)
-}
-
-// addBatches records per-batch values of a unit in res.Batches.
-func addBatches(res *Result, unit string, vs []float64) {
-	if len(vs) < 2 {
-		return
-	}
-	if res.Batches == nil {
-		res.Batches = map[string][]float64{}
-	}
-	res.Batches[unit] = vs
-}
-
-// pinCheck records, after a measured loop on a thread pinned to cpu,
-// whether the pin held (cpupin.Held: affinity still {cpu} and running
-// there): a lost pin counts in res.Noise.PinLost, which the CLI merges
-// with what it measures around the case.
-func pinCheck(res *Result, cpu int) {
-	if cpupin.Held(cpu) {
-		return
-	}
-	if res.Noise == nil {
-		res.Noise = &harness.Noise{}
-	}
-	res.Noise.PinLost++
-}
-
-// ctxCheckEvery is how many operations a single-threaded loop runs between
-// checks of its context; a check per op would cost more than a model op.
-const ctxCheckEvery = 1024
-
 // updateAttrs are the two places a held breakpoint alternates between, so
 // every change really changes DR0-DR3 (and, for perf, the kernel's attr).
 var updateVars [2]uint64
@@ -135,15 +39,6 @@ func updateAttrs() [2]hwregs.Attr {
 		{Addr: uint64(uintptr(unsafe.Pointer(&updateVars[0]))), Len: 8, Type: hwregs.Write},
 		{Addr: uint64(uintptr(unsafe.Pointer(&updateVars[1]))), Len: 8, Type: hwregs.Write},
 	}
-}
-
-// checkOptions reports Options an experiment cannot run with, naming the
-// bad field.
-func checkOptions(exp string, o Options) error {
-	if o.PinCPU < 0 || o.PinCPU >= runtime.NumCPU() {
-		return fmt.Errorf("bench: %s: Options.PinCPU = %d out of range [0, %d)", exp, o.PinCPU, runtime.NumCPU())
-	}
-	return nil
 }
 
 func updateCases(o Options) ([]Case, error) {
@@ -176,6 +71,9 @@ func updateCases(o Options) ([]Case, error) {
 	}
 	return cs, nil
 }
+
+var updateExperiment = Experiment{Name: "update", Cases: updateCases,
+	Question: "How much does changing a held breakpoint in place (modify) save over disable-modify-enable and over unregister-then-register, on the model and on the real kernel?"}
 
 // validUpdateOp reports an op name that is not one of updateOps.
 func validUpdateOp(op string) error {
@@ -246,7 +144,7 @@ func updateSim(ctx context.Context, o Options, s, op string, n int64, t Timer) (
 	n = defaultOps(n, o, 200_000, 2_000_000)
 	sc := harness.Scenario{Experiment: "update", Strategy: s, Backend: "sim", CPUs: updateSimCPUs, Slots: 4, Mix: op, Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
 	res := Result{Experiment: "update", Name: fmt.Sprintf("Update/backend=sim/strategy=%s/op=%s", s, op),
-		Params: commonParams(sc, "op", op, "policy", hwregs.WriteChanged.String())}
+		Params: commonParams(sc, "op", op, "policy", hwregs.PolicyName(hwregs.WriteChanged))}
 	a, unpin, err := pinnedAllocator(o, s, updateSimCPUs)
 	if err != nil {
 		return res, err
@@ -266,32 +164,6 @@ func updateSim(ctx context.Context, o Options, s, op string, n int64, t Timer) (
 	return res, nil
 }
 
-// modelResult starts the Result of a model-backend case: sc's experiment,
-// name, commonParams(sc, kv...), and the live budget as "duration" when
-// the case runs by time (sc.Ops <= 0).
-func modelResult(sc harness.Scenario, name string, o Options, kv ...string) Result {
-	res := Result{Experiment: sc.Experiment, Name: name, Params: commonParams(sc, kv...)}
-	if sc.Ops <= 0 {
-		res.Params["duration"] = liveBudget(o).String()
-	}
-	return res
-}
-
-// pinnedAllocator pins the measuring thread and builds strategy s over
-// cpus x86 CPUs; the returned function unpins.
-func pinnedAllocator(o Options, s string, cpus int) (alloc.Allocator, func(), error) {
-	unpin, err := cpupin.Pin(o.PinCPU)
-	if err != nil {
-		return nil, nil, err
-	}
-	a, err := alloc.New(s, alloc.X86(cpus))
-	if err != nil {
-		unpin()
-		return nil, nil, err
-	}
-	return a, unpin, nil
-}
-
 // realPrologue pins the measuring thread and takes the machine-wide
 // debug-register lock; the returned function undoes both.
 func realPrologue(o Options) (func(), error) {
@@ -307,15 +179,6 @@ func realPrologue(o Options) (func(), error) {
 	return func() { l.Unlock(); unpin() }, nil
 }
 
-// skipIfUnsupported turns a permission or missing-feature error into a
-// skip with its reason; other errors pass through.
-func skipIfUnsupported(err error) error {
-	if errors.Is(err, hwregs.ErrPermission) || errors.Is(err, hwregs.ErrUnsupported) {
-		return Skipf("%v", err)
-	}
-	return err
-}
-
 // updatePerf measures op on a perf_event_open breakpoint on the calling
 // (pinned) thread, and, in the same case, the bare syscalls that op makes
 // as the floor: IOC_MODIFY_ATTRIBUTES; IOC_DISABLE + MODIFY + IOC_ENABLE;
@@ -326,8 +189,8 @@ func updatePerf(ctx context.Context, o Options, op string, n int64, t Timer) (Re
 	sc := harness.Scenario{Experiment: "update", Backend: "perf", Slots: 4, Mix: op, Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
 	res := Result{Experiment: "update", Name: "Update/backend=perf/op=" + op,
 		Params: commonParams(sc, "op", op, "admission", "kernel")}
-	if err := hwregs.PerfSupported(); err != nil {
-		return res, skipIfUnsupported(err)
+	if err := perfSupported(); err != nil {
+		return res, err
 	}
 	done, err := realPrologue(o)
 	if err != nil {
@@ -478,7 +341,7 @@ func updatePtrace(ctx context.Context, o Options, op string, n int64, t Timer) (
 	n = defaultOps(n, o, 20_000, 200_000)
 	sc := harness.Scenario{Experiment: "update", Strategy: updatePtraceStrategy, Backend: "ptrace", CPUs: runtime.NumCPU(), Slots: 4, Mix: op, Ops: n, Seed: o.Seed, PinCPU: o.PinCPU}
 	res := Result{Experiment: "update", Name: "Update/backend=ptrace/op=" + op,
-		Params: commonParams(sc, "op", op, "policy", hwregs.WriteChanged.String(), "admission", "model+kernel")}
+		Params: commonParams(sc, "op", op, "policy", hwregs.PolicyName(hwregs.WriteChanged), "admission", "model+kernel")}
 	return ptraceUpdate(ctx, o, op, n, t, res)
 }
 
@@ -499,12 +362,9 @@ func ptraceUpdate(ctx context.Context, o Options, op string, n int64, t Timer, r
 		return res, err
 	}
 	defer l.Unlock()
-	p, err := hwregs.StartPtrace(hwregs.PtraceOptions{Threads: 1, CPU: o.PinCPU})
-	if errors.Is(err, unix.EPERM) {
-		return res, Skipf("cannot trace a child process: %v", err)
-	}
+	p, err := startPtrace(hwregs.PtraceOptions{Threads: 1, CPU: o.PinCPU})
 	if err != nil {
-		return res, skipIfUnsupported(err)
+		return res, err
 	}
 	defer p.Close()
 	a, err := alloc.New(updatePtraceStrategy, alloc.X86(runtime.NumCPU()))

@@ -2,12 +2,12 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
 	"bpbench/alloc"
 	"bpbench/bench/harness"
+	"bpbench/internal/testenv"
 )
 
 func BenchmarkUpdate(b *testing.B) { runCases(b, "Update", casesOf(b, "update", Options{})) }
@@ -19,9 +19,7 @@ func BenchmarkUpdate(b *testing.B) { runCases(b, "Update", casesOf(b, "update", 
 func runCaseOrSkip(t *testing.T, c Case, n int64) Result {
 	t.Helper()
 	res, err := c.Run(context.Background(), n, NopTimer)
-	if errors.Is(err, ErrSkip) {
-		t.Skip(err)
-	}
+	testenv.SkipIfUnsupported(t, err)
 	if err != nil {
 		t.Fatalf("%s: %v", c.Name, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bpbench/bench"
+	"bpbench/internal/child"
 )
 
 // childEnv, when set in the environment, makes the test binary a bpbench
@@ -24,6 +25,7 @@ import (
 const childEnv = "BPBENCH_CLI_TEST_CHILD_OUT"
 
 func TestMain(m *testing.M) {
+	child.Main()
 	if out := os.Getenv(childEnv); out != "" {
 		os.Exit(withSignals(func(ctx context.Context) int {
 			return finish(ctx, runExperiments(ctx, &runConfig{exps: []bench.Experiment{blockingExperiment()}, count: 1, out: out, slots: fixedSlots, conform: noConform}, os.Stdout, os.Stderr), os.Stderr)

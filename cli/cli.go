@@ -55,6 +55,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"bpbench/internal/child"
 	"bpbench/internal/present"
 	"bpbench/runfile"
 )
@@ -230,6 +231,7 @@ func exitCode(ctx context.Context, err error) int {
 // the exit status: 0 on success, 1 when a case or command failed, 2 for a
 // usage error, 130 when interrupted by SIGINT, 143 by SIGTERM.
 func Main(args []string) int {
+	child.Main() // a copy of this binary started as a helper (a tracee, a workload) runs it and exits here
 	return withSignals(func(ctx context.Context) int {
 		return runMain(ctx, args, os.Stdout, os.Stderr)
 	})

@@ -27,12 +27,13 @@ import (
 	"bpbench/alloc"
 	"bpbench/hwregs"
 	"bpbench/internal/kernlock"
+	"bpbench/internal/support"
 )
 
 // ErrUnavailable is wrapped by Run's and Facts' errors when this machine
 // cannot take part: no permission for CPU-bound breakpoints, no breakpoint
 // PMU, or not linux/amd64. The message says which.
-var ErrUnavailable = errors.New("kernel conformance check unavailable")
+var ErrUnavailable = support.New("kernel conformance check unavailable")
 
 // Options size one lockstep sequence.
 type Options struct {
@@ -182,7 +183,7 @@ func classify(err error) (admitted bool, _ error) {
 		return true, nil
 	case errors.Is(err, alloc.ErrNoSlot):
 		return false, nil
-	case errors.Is(err, hwregs.ErrPermission), errors.Is(err, hwregs.ErrUnsupported):
+	case support.Missing(err):
 		return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return false, err

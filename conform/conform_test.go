@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"bpbench/alloc"
+	"bpbench/internal/testenv"
 )
 
 // run runs a lockstep sequence or skips, with the reason, where this
@@ -15,9 +16,7 @@ import (
 func run(t *testing.T, o Options) *Report {
 	t.Helper()
 	r, err := Run(context.Background(), o)
-	if errors.Is(err, ErrUnavailable) {
-		t.Skip(err)
-	}
+	testenv.SkipIfUnsupported(t, err)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"bpbench/alloc"
+	"bpbench/internal/support"
 )
 
 // Type is the access a breakpoint traps on.
@@ -57,7 +58,7 @@ const MaxUserAddr = 1<<47 - 4096
 // also wrap alloc.ErrInvalid.
 var (
 	// ErrUnsupported: the hardware cannot do what was asked (read-only watch).
-	ErrUnsupported = errors.New("not supported by x86 debug registers")
+	ErrUnsupported = support.New("not supported by x86 debug registers")
 	// ErrBadAddr: the address is unaligned or outside user space.
 	ErrBadAddr = errors.New("bad breakpoint address")
 	// ErrBadLen: the length is not 1, 2, 4 or 8 (or not 1 for exec).

@@ -77,9 +77,9 @@ func TestTypeKind(t *testing.T) {
 // TestParsePolicy round-trips the policy names and refuses others.
 func TestParsePolicy(t *testing.T) {
 	for _, p := range Policies {
-		got, err := ParsePolicy(p.String())
+		got, err := ParsePolicy(PolicyName(p))
 		if err != nil || got != p {
-			t.Errorf("ParsePolicy(%q) = %v, %v", p.String(), got, err)
+			t.Errorf("ParsePolicy(%q) = %v, %v", PolicyName(p), got, err)
 		}
 	}
 	if _, err := ParsePolicy("lazy"); !errors.Is(err, alloc.ErrInvalid) || !strings.Contains(err.Error(), "lazy") {

@@ -49,7 +49,7 @@ const sampleEvery = 16
 // benchSimOp alternates one breakpoint between two addresses with op, so
 // every iteration really changes the registers. The task also holds three
 // other breakpoints so the Writer works on a full register file.
-func benchSimOp(b *testing.B, strategy string, p Policy, op string) {
+func benchSimOp(b *testing.B, strategy string, p WritePolicy, op string) {
 	sim := NewSim()
 	w := NewWriter(newAlloc(b, strategy, alloc.X86(2)), sim, p)
 	for i := 0; i < NumSlots-1; i++ {

@@ -11,27 +11,29 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bpbench/alloc"
+	"bpbench/internal/support"
 )
 
 // Breakpoint types and lengths of perf_event_attr.bp_type and bp_len
-// (include/uapi/linux/hw_breakpoint.h); golang.org/x/sys/unix does not
+// (HW_BREAKPOINT_R ... HW_BREAKPOINT_LEN_8 of
+// include/uapi/linux/hw_breakpoint.h); golang.org/x/sys/unix does not
 // define them.
 const (
-	HW_BREAKPOINT_R  = 1
-	HW_BREAKPOINT_W  = 2
-	HW_BREAKPOINT_RW = HW_BREAKPOINT_R | HW_BREAKPOINT_W
-	HW_BREAKPOINT_X  = 4
+	hwBreakpointR  = 1
+	hwBreakpointW  = 2
+	hwBreakpointRW = hwBreakpointR | hwBreakpointW
+	hwBreakpointX  = 4
 
-	HW_BREAKPOINT_LEN_1 = 1
-	HW_BREAKPOINT_LEN_2 = 2
-	HW_BREAKPOINT_LEN_4 = 4
-	HW_BREAKPOINT_LEN_8 = 8
+	hwBreakpointLen1 = 1
+	hwBreakpointLen2 = 2
+	hwBreakpointLen4 = 4
+	hwBreakpointLen8 = 8
 )
 
 // ErrPermission is wrapped by errors of operations the kernel refused for
 // lack of privilege (EACCES, EPERM): perf_event_paranoid, a missing
 // CAP_PERFMON, or a ptrace access check on another process.
-var ErrPermission = errors.New("permission denied")
+var ErrPermission = support.New("permission denied")
 
 // PerfOption configures OpenPerf.
 type PerfOption func(*perfConfig)
@@ -97,12 +99,12 @@ func setBreakpoint(attr *unix.PerfEventAttr, a Attr) {
 	attr.Ext2 = uint64(a.Len)
 	switch a.Type {
 	case Exec:
-		attr.Bp_type = HW_BREAKPOINT_X
-		attr.Ext2 = HW_BREAKPOINT_LEN_8
+		attr.Bp_type = hwBreakpointX
+		attr.Ext2 = hwBreakpointLen8
 	case Write:
-		attr.Bp_type = HW_BREAKPOINT_W
+		attr.Bp_type = hwBreakpointW
 	case ReadWrite:
-		attr.Bp_type = HW_BREAKPOINT_RW
+		attr.Bp_type = hwBreakpointRW
 	}
 }
 

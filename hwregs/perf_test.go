@@ -11,16 +11,18 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bpbench/alloc"
-	"bpbench/internal/kernlock"
+	"bpbench/internal/testenv"
 )
 
 // skipUnlessPerf takes the machine-wide debug-register lock and skips the
 // test, saying why, where this process cannot open perf breakpoints.
 func skipUnlessPerf(tb testing.TB) {
 	tb.Helper()
-	kernlock.For(tb)
-	if err := PerfSupported(); err != nil {
-		tb.Skipf("perf breakpoints unavailable: %v", err)
+	testenv.LockDebugRegs(tb)
+	err := PerfSupported()
+	testenv.SkipIfUnsupported(tb, err)
+	if err != nil {
+		tb.Fatal(err)
 	}
 }
 
@@ -370,8 +372,8 @@ func TestPerfBadInput(t *testing.T) {
 
 func TestPerfExecAttrUsesLongLength(t *testing.T) {
 	attr := PerfAttr(Attr{Addr: 0x401000, Len: 1, Type: Exec})
-	if attr.Bp_type != HW_BREAKPOINT_X || attr.Ext2 != HW_BREAKPOINT_LEN_8 {
-		t.Fatalf("exec attr: bp_type = %d, bp_len = %d; want %d, %d", attr.Bp_type, attr.Ext2, HW_BREAKPOINT_X, HW_BREAKPOINT_LEN_8)
+	if attr.Bp_type != hwBreakpointX || attr.Ext2 != hwBreakpointLen8 {
+		t.Fatalf("exec attr: bp_type = %d, bp_len = %d; want %d, %d", attr.Bp_type, attr.Ext2, hwBreakpointX, hwBreakpointLen8)
 	}
 	if attr.Bits&(unix.PerfBitExcludeKernel|unix.PerfBitExcludeHv) == 0 {
 		t.Fatal("default attr counts kernel accesses; want exclude_kernel and exclude_hv")

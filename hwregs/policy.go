@@ -3,33 +3,12 @@ package hwregs
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 
 	"bpbench/alloc"
 )
-
-// Policy names a register-writing policy: which debug registers the Writer
-// writes when a breakpoint changes, and in what order. The built-ins are
-// WriteChanged and WriteAll; RegisterPolicy adds others, which ParsePolicy
-// then finds by name. A Policy is an index into the registry, so it is
-// only meaningful in the process that registered it.
-type Policy uint8
-
-const (
-	// WriteChanged writes only the DR0-DR3 and DR7 values that differ from
-	// the Writer's mirror of the target's registers, as GDB does
-	// (gdb/nat/x86-dregs.c).
-	WriteChanged Policy = iota
-	// WriteAll writes DR0-DR3, DR6 and DR7 on every change, as Delve does
-	// (pkg/proc/amd64util/debugregs.go): six writes per state. Unregister
-	// under WriteAll also zeroes the breakpoint's address register.
-	WriteAll
-)
-
-// Policies lists the built-in policies, for benchmarks and tests that sweep
-// them; PolicyNames lists registered ones too.
-var Policies = []Policy{WriteChanged, WriteAll}
 
 // Regs is the part of one target's register file a policy plans over:
 // the four address registers and DR7 (DR6 is not mirrored; a plan may
@@ -73,6 +52,22 @@ var ErrPlan = errors.New("register-writing policy's plan does not reach the want
 // writes, room for a custom plan that writes some registers twice.
 const planCap = 12
 
+// The built-in policies, registered as "changed" and "all".
+var (
+	// WriteChanged writes only the DR0-DR3 and DR7 values that differ from
+	// the Writer's mirror of the target's registers, as GDB does
+	// (gdb/nat/x86-dregs.c).
+	WriteChanged WritePolicy = changedPolicy{}
+	// WriteAll writes DR0-DR3, DR6 and DR7 on every change, as Delve does
+	// (pkg/proc/amd64util/debugregs.go): six writes per state. Unregister
+	// under WriteAll also zeroes the breakpoint's address register.
+	WriteAll WritePolicy = allPolicy{}
+)
+
+// Policies lists the built-in policies, for benchmarks and tests that sweep
+// them; PolicyNames lists registered ones too.
+var Policies = []WritePolicy{WriteChanged, WriteAll}
+
 // changedPolicy is WriteChanged.
 type changedPolicy struct{}
 
@@ -80,12 +75,18 @@ func (changedPolicy) Plan(dst []RegWrite, cur, next *Regs) []RegWrite {
 	return planWrites(dst, cur, next, false)
 }
 
+// String returns "changed", so that the policy prints as its name.
+func (changedPolicy) String() string { return "changed" }
+
 // allPolicy is WriteAll.
 type allPolicy struct{}
 
 func (allPolicy) Plan(dst []RegWrite, cur, next *Regs) []RegWrite {
 	return planWrites(dst, cur, next, true)
 }
+
+// String returns "all", so that the policy prints as its name.
+func (allPolicy) String() string { return "all" }
 
 // PlanOrder reports whether DR7 must be written before the address
 // registers to move from cur to next: true when some new address would be
@@ -148,29 +149,28 @@ type namedPolicy struct {
 
 var (
 	policyMu sync.RWMutex
-	// policyReg is indexed by Policy; entries are never removed.
-	policyReg = []namedPolicy{WriteChanged: {"changed", changedPolicy{}}, WriteAll: {"all", allPolicy{}}}
+	// policyReg holds the registered policies in registration order;
+	// entries are never removed.
+	policyReg = []namedPolicy{{"changed", WriteChanged}, {"all", WriteAll}}
 )
 
-// RegisterPolicy makes wp available as the policy name, for ParsePolicy
-// and NewWriter, and returns it. An empty or taken name, a nil wp or a
-// full registry (256 policies) is an error wrapping alloc.ErrInvalid.
-func RegisterPolicy(name string, wp WritePolicy) (Policy, error) {
+// RegisterPolicy makes wp available as the policy name, for ParsePolicy,
+// PolicyNames and PolicyName (NewWriter takes any WritePolicy, registered
+// or not). An empty or taken name or a nil wp is an error wrapping
+// alloc.ErrInvalid.
+func RegisterPolicy(name string, wp WritePolicy) error {
 	if name == "" || wp == nil {
-		return 0, fmt.Errorf("%w: RegisterPolicy(%q, %v): want a name and a non-nil policy", alloc.ErrInvalid, name, wp)
+		return fmt.Errorf("%w: RegisterPolicy(%q, %v): want a name and a non-nil policy", alloc.ErrInvalid, name, wp)
 	}
 	policyMu.Lock()
 	defer policyMu.Unlock()
 	for _, np := range policyReg {
 		if np.name == name {
-			return 0, fmt.Errorf("%w: RegisterPolicy: policy %q already registered", alloc.ErrInvalid, name)
+			return fmt.Errorf("%w: RegisterPolicy: policy %q already registered", alloc.ErrInvalid, name)
 		}
 	}
-	if len(policyReg) > 255 {
-		return 0, fmt.Errorf("%w: RegisterPolicy(%q): registry full (256 policies)", alloc.ErrInvalid, name)
-	}
 	policyReg = append(policyReg, namedPolicy{name, wp})
-	return Policy(len(policyReg) - 1), nil
+	return nil
 }
 
 // PolicyNames returns the names of every registered policy, built-ins
@@ -185,50 +185,35 @@ func PolicyNames() []string {
 	return names
 }
 
-// lookupPolicy returns p's registry entry.
-func lookupPolicy(p Policy) (namedPolicy, bool) {
-	policyMu.RLock()
-	defer policyMu.RUnlock()
-	if int(p) >= len(policyReg) {
-		return namedPolicy{}, false
-	}
-	return policyReg[p], true
-}
-
-// String returns the policy's registered name ("changed", "all", ...), the
-// name ParsePolicy accepts.
-func (p Policy) String() string {
-	if np, ok := lookupPolicy(p); ok {
-		return np.name
-	}
-	return fmt.Sprintf("Policy(%d)", uint8(p))
-}
-
-// WritePolicy returns the plan behind p, or nil if p was never registered.
-func (p Policy) WritePolicy() WritePolicy {
-	np, _ := lookupPolicy(p)
-	return np.wp
-}
-
 // ParsePolicy returns the policy named s ("changed", "all" or a registered
 // name); any other name is an error wrapping alloc.ErrInvalid.
-func ParsePolicy(s string) (Policy, error) {
+func ParsePolicy(s string) (WritePolicy, error) {
 	policyMu.RLock()
 	defer policyMu.RUnlock()
-	for i, np := range policyReg {
-		if np.name == s {
-			return Policy(i), nil
-		}
-	}
 	names := make([]string, len(policyReg))
 	for i, np := range policyReg {
+		if np.name == s {
+			return np.wp, nil
+		}
 		names[i] = fmt.Sprintf("%q", np.name)
 	}
-	return 0, fmt.Errorf("%w: policy %q: unknown (want %s)", alloc.ErrInvalid, s, strings.Join(names, " or "))
+	return nil, fmt.Errorf("%w: policy %q: unknown (want %s)", alloc.ErrInvalid, s, strings.Join(names, " or "))
 }
 
-// valid reports whether p is a registered policy.
-func (p Policy) valid() bool {
-	_, ok := lookupPolicy(p)
-	return ok
+// PolicyName returns the name wp is registered under ("changed" for
+// WriteChanged, "all" for WriteAll), the name results and benchmarks give
+// it, or its Go type for a policy never registered.
+func PolicyName(wp WritePolicy) string {
+	// Only a comparable policy can be found by value: comparing two
+	// interfaces holding the same uncomparable type would panic.
+	if wp != nil && reflect.TypeOf(wp).Comparable() {
+		policyMu.RLock()
+		defer policyMu.RUnlock()
+		for _, np := range policyReg {
+			if np.wp == wp {
+				return np.name
+			}
+		}
+	}
+	return fmt.Sprintf("%T", wp)
 }

@@ -2,6 +2,7 @@ package hwregs
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -38,34 +39,39 @@ func (shortPolicy) Plan(dst []RegWrite, cur, next *Regs) []RegWrite {
 }
 
 var (
-	testPolicyOnce           sync.Once
-	testDR7Last, testShort   Policy
-	testPolicyErr1, testErr2 error
+	testPolicyOnce sync.Once
+	testPolicyErr  error
 )
 
 // testPolicies registers the test policies once per test binary (the
-// registry is process-wide and refuses a name twice).
-func testPolicies(t *testing.T) (dr7Last, short Policy) {
+// registry is process-wide and refuses a name twice) and returns them.
+func testPolicies(t *testing.T) (dr7Last, short WritePolicy) {
 	t.Helper()
 	testPolicyOnce.Do(func() {
-		testDR7Last, testPolicyErr1 = RegisterPolicy("test-dr7-last", dr7LastPolicy{})
-		testShort, testErr2 = RegisterPolicy("test-short", shortPolicy{})
+		testPolicyErr = errors.Join(RegisterPolicy("test-dr7-last", dr7LastPolicy{}), RegisterPolicy("test-short", shortPolicy{}),
+			RegisterPolicy("test-func", funcPolicy(shortPolicy{}.Plan)))
 	})
-	if testPolicyErr1 != nil || testErr2 != nil {
-		t.Fatal(testPolicyErr1, testErr2)
+	if testPolicyErr != nil {
+		t.Fatal(testPolicyErr)
 	}
-	return testDR7Last, testShort
+	return dr7LastPolicy{}, shortPolicy{}
 }
 
+// funcPolicy is a policy of a type that cannot be compared.
+type funcPolicy func(dst []RegWrite, cur, next *Regs) []RegWrite
+
+func (f funcPolicy) Plan(dst []RegWrite, cur, next *Regs) []RegWrite { return f(dst, cur, next) }
+
 // TestRegisterPolicy checks the registry: names round-trip, built-ins keep
-// their values, bad registrations are refused.
+// their names, bad registrations are refused, and a policy never
+// registered (even one that cannot be compared) is named by its type.
 func TestRegisterPolicy(t *testing.T) {
 	dr7Last, _ := testPolicies(t)
 	if got, err := ParsePolicy("test-dr7-last"); err != nil || got != dr7Last {
 		t.Fatalf("ParsePolicy(test-dr7-last) = %v, %v; want %v", got, err, dr7Last)
 	}
-	if dr7Last.String() != "test-dr7-last" || dr7Last.WritePolicy() != (dr7LastPolicy{}) {
-		t.Errorf("registered policy: String %q, WritePolicy %v", dr7Last.String(), dr7Last.WritePolicy())
+	if got := PolicyName(dr7Last); got != "test-dr7-last" {
+		t.Errorf("PolicyName(dr7LastPolicy{}) = %q, want test-dr7-last", got)
 	}
 	names := PolicyNames()
 	if len(names) < 4 || names[0] != "changed" || names[1] != "all" || !slices.Contains(names, "test-dr7-last") {
@@ -75,15 +81,21 @@ func TestRegisterPolicy(t *testing.T) {
 		name string
 		wp   WritePolicy
 	}{{"changed", dr7LastPolicy{}}, {"test-dr7-last", dr7LastPolicy{}}, {"", dr7LastPolicy{}}, {"test-nil", nil}} {
-		if _, err := RegisterPolicy(c.name, c.wp); !errors.Is(err, alloc.ErrInvalid) {
+		if err := RegisterPolicy(c.name, c.wp); !errors.Is(err, alloc.ErrInvalid) {
 			t.Errorf("RegisterPolicy(%q, %v) = %v, want ErrInvalid", c.name, c.wp, err)
 		}
 	}
 	if _, err := ParsePolicy("test-unknown"); !errors.Is(err, alloc.ErrInvalid) {
 		t.Errorf("ParsePolicy(test-unknown) = %v, want ErrInvalid", err)
 	}
-	if WriteChanged.String() != "changed" || WriteAll.String() != "all" {
-		t.Errorf("built-ins renamed: %v, %v", WriteChanged, WriteAll)
+	if PolicyName(WriteChanged) != "changed" || PolicyName(WriteAll) != "all" || fmt.Sprint(WriteChanged, WriteAll) != "changed all" {
+		t.Errorf("built-ins renamed: %v, %v", PolicyName(WriteChanged), PolicyName(WriteAll))
+	}
+	// A registered funcPolicy is there to compare against: looking up
+	// another by value would panic.
+	unnamed := funcPolicy(func(dst []RegWrite, cur, next *Regs) []RegWrite { return dst })
+	if got := PolicyName(unnamed); got != "hwregs.funcPolicy" {
+		t.Errorf("PolicyName(unregistered funcPolicy) = %q, want its type", got)
 	}
 }
 
@@ -102,11 +114,11 @@ func TestBuiltinPlans(t *testing.T) {
 		next Regs
 		want []RegWrite
 	}{
-		{"changed/move", WriteChanged.WritePolicy(), move, []RegWrite{{RegDR0, 0x2000}}},
-		{"changed/same", WriteChanged.WritePolicy(), cur, nil},
-		{"changed/shrink", WriteChanged.WritePolicy(), shrink, []RegWrite{{RegDR7, uint64(shrink.DR7)}, {RegDR0, 0x1003}}},
-		{"all/move", WriteAll.WritePolicy(), move, []RegWrite{{RegDR0, 0x2000}, {RegDR1, 0}, {RegDR2, 0}, {RegDR3, 0}, {RegDR6, 0}, {RegDR7, uint64(on8)}}},
-		{"all/shrink", WriteAll.WritePolicy(), shrink, []RegWrite{{RegDR7, uint64(shrink.DR7)}, {RegDR0, 0x1003}, {RegDR1, 0}, {RegDR2, 0}, {RegDR3, 0}, {RegDR6, 0}}},
+		{"changed/move", WriteChanged, move, []RegWrite{{RegDR0, 0x2000}}},
+		{"changed/same", WriteChanged, cur, nil},
+		{"changed/shrink", WriteChanged, shrink, []RegWrite{{RegDR7, uint64(shrink.DR7)}, {RegDR0, 0x1003}}},
+		{"all/move", WriteAll, move, []RegWrite{{RegDR0, 0x2000}, {RegDR1, 0}, {RegDR2, 0}, {RegDR3, 0}, {RegDR6, 0}, {RegDR7, uint64(on8)}}},
+		{"all/shrink", WriteAll, shrink, []RegWrite{{RegDR7, uint64(shrink.DR7)}, {RegDR0, 0x1003}, {RegDR1, 0}, {RegDR2, 0}, {RegDR3, 0}, {RegDR6, 0}}},
 	} {
 		if got := c.wp.Plan(nil, &cur, &c.next); !slices.Equal(got, c.want) {
 			t.Errorf("%s: plan %v, want %v", c.name, got, c.want)

@@ -7,48 +7,48 @@ import (
 	"bpbench/alloc"
 )
 
-// ApplyPolicy says when a ProcessWriter writes a process-wide change into
+// ApplyMode says when a ProcessWriter writes a process-wide change into
 // the registers of each thread.
-type ApplyPolicy uint8
+type ApplyMode uint8
 
 const (
-	// Eager stops every running thread (PTRACE_INTERRUPT), writes every
+	// ApplyEager stops every running thread (PTRACE_INTERRUPT), writes every
 	// thread's registers, and resumes the threads it stopped, before the
 	// change returns; a failure on any thread rolls back the others.
-	Eager ApplyPolicy = iota
-	// Lazy records the change and writes a thread's registers just before
+	ApplyEager ApplyMode = iota
+	// ApplyLazy records the change and writes a thread's registers just before
 	// that thread next resumes from a ptrace stop (a trap, a checkpoint, a
 	// resume of parked threads), skipping threads whose registers already
 	// match (rr's fix for rr#3463, GDB's x86 low_prepare_to_resume). A
 	// running thread cannot be written, so until its next stop it runs
 	// unwatched: the blind window is as long as the gap between its stops.
-	Lazy
-	numApplyPolicies
+	ApplyLazy
+	numApplyModes
 )
 
-// ApplyPolicies lists both policies, for benchmarks that sweep them.
-var ApplyPolicies = []ApplyPolicy{Eager, Lazy}
+// ApplyModes lists both modes, for benchmarks that sweep them.
+var ApplyModes = []ApplyMode{ApplyEager, ApplyLazy}
 
-// String returns "eager" or "lazy", the names ParseApplyPolicy accepts.
-func (p ApplyPolicy) String() string {
+// String returns "eager" or "lazy", the names ParseApplyMode accepts.
+func (p ApplyMode) String() string {
 	switch p {
-	case Eager:
+	case ApplyEager:
 		return "eager"
-	case Lazy:
+	case ApplyLazy:
 		return "lazy"
 	}
-	return fmt.Sprintf("ApplyPolicy(%d)", uint8(p))
+	return fmt.Sprintf("ApplyMode(%d)", uint8(p))
 }
 
-// ParseApplyPolicy returns the policy named s; any other name is an error
+// ParseApplyMode returns the mode named s; any other name is an error
 // wrapping alloc.ErrInvalid.
-func ParseApplyPolicy(s string) (ApplyPolicy, error) {
-	for _, p := range ApplyPolicies {
+func ParseApplyMode(s string) (ApplyMode, error) {
+	for _, p := range ApplyModes {
 		if p.String() == s {
 			return p, nil
 		}
 	}
-	return 0, fmt.Errorf("%w: apply policy %q: unknown (want \"eager\" or \"lazy\")", alloc.ErrInvalid, s)
+	return 0, fmt.Errorf("%w: apply mode %q: unknown (want \"eager\" or \"lazy\")", alloc.ErrInvalid, s)
 }
 
 // ErrWriterBusy: the Ptrace already has a ProcessWriter.
@@ -65,7 +65,7 @@ type ProcessBreakpoint struct {
 // ProcessWriter applies breakpoints to a whole traced process, as a
 // debugger's "watch" does: every thread gets the same slot index and
 // registers, threads started later (Ptrace.Spawn) get them before they
-// first run, and, under Eager, a kernel refusal on any thread (ENOSPC when
+// first run, and, under ApplyEager, a kernel refusal on any thread (ENOSPC when
 // perf events hold its slots) rolls back the threads already written, so
 // the change happens on all threads or on none (GDB's insert on a copy).
 //
@@ -79,9 +79,9 @@ type ProcessBreakpoint struct {
 // All state lives on the tracer thread: every method moves there (or runs
 // at once inside Ptrace.Do), and the resume hook runs there too.
 type ProcessWriter struct {
-	p      *Ptrace
-	policy ApplyPolicy
-	regs   *Writer // only its register-writing half (writeState) is used
+	p    *Ptrace
+	mode ApplyMode
+	regs *Writer // only its register-writing half (writeState) is used
 
 	want    regState
 	used    [NumSlots]bool
@@ -89,7 +89,7 @@ type ProcessWriter struct {
 	threads []*mirror
 	failed  []bool
 	orig    []regState // scratch for rollback, one per thread
-	stopped []int      // scratch for Eager: the threads a change stopped
+	stopped []int      // scratch for ApplyEager: the threads a change stopped
 	pending int
 	lazyErr error
 
@@ -103,14 +103,14 @@ type ProcessWriter struct {
 // NewProcessWriter returns a ProcessWriter over every current and future
 // worker thread of p, reading each thread's registers into its mirror.
 // Only one ProcessWriter may use a Ptrace at a time; Close detaches it.
-func NewProcessWriter(p *Ptrace, pol ApplyPolicy) (*ProcessWriter, error) {
+func NewProcessWriter(p *Ptrace, mode ApplyMode) (*ProcessWriter, error) {
 	if p == nil {
 		return nil, fmt.Errorf("%w: NewProcessWriter: nil Ptrace", alloc.ErrInvalid)
 	}
-	if pol >= numApplyPolicies {
-		return nil, fmt.Errorf("%w: NewProcessWriter: undefined %v", alloc.ErrInvalid, pol)
+	if mode >= numApplyModes {
+		return nil, fmt.Errorf("%w: NewProcessWriter: undefined %v", alloc.ErrInvalid, mode)
 	}
-	w := &ProcessWriter{p: p, policy: pol, regs: &Writer{be: p}}
+	w := &ProcessWriter{p: p, mode: mode, regs: &Writer{be: p}}
 	err := p.on(func() error {
 		if p.resumeHook != nil {
 			return fmt.Errorf("hwregs: NewProcessWriter: %w", ErrWriterBusy)
@@ -135,8 +135,8 @@ func (w *ProcessWriter) Close() error {
 	})
 }
 
-// Policy returns the writer's apply policy.
-func (w *ProcessWriter) Policy() ApplyPolicy { return w.policy }
+// Mode returns the writer's apply mode.
+func (w *ProcessWriter) Mode() ApplyMode { return w.mode }
 
 // track adds mirrors for threads the Ptrace gained since the last call,
 // reading their registers: a new thread starts with its debug registers
@@ -171,8 +171,8 @@ func (w *ProcessWriter) track() error {
 }
 
 // beforeResume is the Ptrace resume hook: it brings thread i up to the
-// wanted registers. Under Eager this only happens for new threads (and
-// threads an earlier rollback could not restore); under Lazy it is where
+// wanted registers. Under ApplyEager this only happens for new threads (and
+// threads an earlier rollback could not restore); under ApplyLazy it is where
 // every change is written.
 func (w *ProcessWriter) beforeResume(i int) {
 	if i >= len(w.threads) {
@@ -205,7 +205,7 @@ func (w *ProcessWriter) noteLazy(err error) {
 	}
 }
 
-// Err returns the first failure of a deferred write (Lazy, or a new
+// Err returns the first failure of a deferred write (ApplyLazy, or a new
 // thread's first resume): that thread runs without the change. A later
 // change that succeeds on every thread clears the failure marks but not
 // the error.
@@ -216,7 +216,7 @@ func (w *ProcessWriter) Err() error {
 }
 
 // Pending returns how many threads' registers still differ from the
-// process's wanted state and may still be written (Lazy: not yet resumed
+// process's wanted state and may still be written (ApplyLazy: not yet resumed
 // since the change); threads whose write failed are not counted (see Err).
 func (w *ProcessWriter) Pending() int {
 	var n int
@@ -230,7 +230,7 @@ func (w *ProcessWriter) PendingNow() int { return w.pending }
 
 // Set applies a to every thread in the lowest slot free process-wide.
 // Errors: alloc.ErrNoSlot when the process already uses all four
-// registers, or (Eager) when the kernel refuses a thread's write, after
+// registers, or (ApplyEager) when the kernel refuses a thread's write, after
 // every thread was rolled back; alloc.ErrInvalid for a bad a.
 func (w *ProcessWriter) Set(a Attr) (ProcessBreakpoint, error) {
 	if err := a.Validate(); err != nil {
@@ -333,11 +333,11 @@ func (w *ProcessWriter) change(next regState) error {
 	if err := w.track(); err != nil {
 		return err
 	}
-	if w.policy == Lazy {
+	if w.mode == ApplyLazy {
 		w.setWant(next)
 		return nil
 	}
-	// Eager: every thread must be stopped to be written. Threads already
+	// ApplyEager: every thread must be stopped to be written. Threads already
 	// stopped (parked, or stopped by the caller) stay stopped afterwards.
 	stopped := w.stopped[:0]
 	for i, s := range w.p.state {

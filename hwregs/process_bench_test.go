@@ -7,7 +7,7 @@ import (
 
 	"github.com/loov/hrtime"
 
-	"bpbench/internal/kernlock"
+	"bpbench/internal/testenv"
 )
 
 // BenchmarkProcessModify changes one process-wide watchpoint between two
@@ -16,18 +16,18 @@ import (
 // after a change; eager writes during Modify, lazy while resuming. The
 // loop runs on the pinned tracer thread and does not allocate.
 func BenchmarkProcessModify(b *testing.B) {
-	for _, pol := range ApplyPolicies {
+	for _, pol := range ApplyModes {
 		for _, n := range []int{1, 16, 256} {
 			b.Run(fmt.Sprintf("policy=%s/threads=%d", pol, n), func(b *testing.B) { benchProcessModify(b, pol, n) })
 		}
 	}
 }
 
-func benchProcessModify(b *testing.B, pol ApplyPolicy, threads int) {
+func benchProcessModify(b *testing.B, pol ApplyMode, threads int) {
 	b.ReportAllocs()
-	kernlock.For(b)
+	testenv.LockDebugRegs(b)
 	p, err := StartPtrace(PtraceOptions{Threads: threads})
-	ptSkipIfUnsupported(b, err)
+	testenv.SkipIfUnsupported(b, err)
 	if err != nil {
 		b.Fatal(err)
 	}

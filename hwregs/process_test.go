@@ -12,17 +12,17 @@ import (
 
 	"bpbench/alloc"
 	"bpbench/hwregs/tracee"
-	"bpbench/internal/kernlock"
+	"bpbench/internal/testenv"
 )
 
 // pwStart starts a tracee with threads workers (and spare ones) and a
 // ProcessWriter over it; both are closed at the end of the test, and the
 // tracee must then be gone.
-func pwStart(t *testing.T, threads, spare int, pol ApplyPolicy) (*Ptrace, *ProcessWriter) {
+func pwStart(t *testing.T, threads, spare int, pol ApplyMode) (*Ptrace, *ProcessWriter) {
 	t.Helper()
-	kernlock.For(t)
+	testenv.LockDebugRegs(t)
 	p, err := StartPtrace(PtraceOptions{Threads: threads, Spare: spare})
-	ptSkipIfUnsupported(t, err)
+	testenv.SkipIfUnsupported(t, err)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func pwSharedWrites(t *testing.T, p *Ptrace, v int, count uint64, idx int, armed
 
 func TestProcessSetModifyClear(t *testing.T) {
 	const n = 8
-	for _, pol := range ApplyPolicies {
+	for _, pol := range ApplyModes {
 		t.Run("policy="+pol.String(), func(t *testing.T) {
 			p, w := pwStart(t, n, 0, pol)
 			h := p.Hello()
@@ -104,7 +104,7 @@ func TestProcessSetModifyClear(t *testing.T) {
 				t.Fatalf("first breakpoint in DR%d, want DR0", bp.Index)
 			}
 			on0 := DR7(0).WithSlot(0, a0)
-			if pol == Lazy {
+			if pol == ApplyLazy {
 				// Nothing is written until the threads resume.
 				if got := p.Writes() - w0; got != 0 || w.Pending() != n {
 					t.Fatalf("lazy set wrote %d registers with %d pending, want 0 and %d", got, w.Pending(), n)
@@ -155,7 +155,7 @@ func TestProcessSetModifyClear(t *testing.T) {
 }
 
 func TestProcessSlotsAndBadInput(t *testing.T) {
-	p, w := pwStart(t, 2, 0, Eager)
+	p, w := pwStart(t, 2, 0, ApplyEager)
 	h := p.Hello()
 	var bps []ProcessBreakpoint
 	for i := 0; i < NumSlots; i++ {
@@ -184,22 +184,22 @@ func TestProcessSlotsAndBadInput(t *testing.T) {
 	if _, err := w.Set(Attr{Addr: h.SharedVarAddr(0) + 1, Len: 8, Type: Write}); !errors.Is(err, alloc.ErrInvalid) || !strings.Contains(err.Error(), "Attr.Addr") {
 		t.Errorf("unaligned Set = %v, want ErrInvalid naming Attr.Addr", err)
 	}
-	if _, err := NewProcessWriter(p, Lazy); !errors.Is(err, ErrWriterBusy) {
+	if _, err := NewProcessWriter(p, ApplyLazy); !errors.Is(err, ErrWriterBusy) {
 		t.Errorf("second ProcessWriter = %v, want ErrWriterBusy", err)
 	}
-	if _, err := ParseApplyPolicy("sometimes"); !errors.Is(err, alloc.ErrInvalid) {
-		t.Errorf("ParseApplyPolicy(sometimes) = %v, want ErrInvalid", err)
+	if _, err := ParseApplyMode("sometimes"); !errors.Is(err, alloc.ErrInvalid) {
+		t.Errorf("ParseApplyMode(sometimes) = %v, want ErrInvalid", err)
 	}
 }
 
 // TestProcessRollback fills one thread's four slots with perf breakpoints,
 // so that the kernel refuses its DR0 write (ENOSPC): an eager Set must fail
 // and leave every thread, those written before the refusal included, with
-// its old registers. Lazy cannot roll back threads that already ran with
+// its old registers. ApplyLazy cannot roll back threads that already ran with
 // the change; it leaves the refused thread unarmed and reports it in Err.
 func TestProcessRollback(t *testing.T) {
 	const n, victim = 4, 2
-	for _, pol := range ApplyPolicies {
+	for _, pol := range ApplyModes {
 		t.Run("policy="+pol.String(), func(t *testing.T) {
 			p, w := pwStart(t, n, 0, pol)
 			h := p.Hello()
@@ -207,7 +207,7 @@ func TestProcessRollback(t *testing.T) {
 			a := Attr{Addr: h.SharedVarAddr(0), Len: 8, Type: Write}
 			w0 := p.Writes()
 			bp, err := w.Set(a)
-			if pol == Eager {
+			if pol == ApplyEager {
 				if !errors.Is(err, alloc.ErrNoSlot) || !strings.Contains(err.Error(), fmt.Sprintf("thread %d", victim)) {
 					t.Fatalf("Set with thread %d full = %v, want ErrNoSlot naming the thread", victim, err)
 				}
@@ -238,7 +238,7 @@ func TestProcessRollback(t *testing.T) {
 				unix.Close(fd)
 			}
 			*fds = nil
-			if pol == Eager {
+			if pol == ApplyEager {
 				if _, err := w.Set(a); err != nil {
 					t.Fatal(err)
 				}
@@ -256,7 +256,7 @@ func TestProcessRollback(t *testing.T) {
 // TestProcessSpawnInherits: threads started after the watchpoint was set
 // get it before they first run, and trap like the others.
 func TestProcessSpawnInherits(t *testing.T) {
-	for _, pol := range ApplyPolicies {
+	for _, pol := range ApplyModes {
 		t.Run("policy="+pol.String(), func(t *testing.T) {
 			p, w := pwStart(t, 3, 4, pol)
 			h := p.Hello()
@@ -295,13 +295,13 @@ func TestProcessSpawnInherits(t *testing.T) {
 
 // TestProcessRunning sets a watchpoint on threads that are running bursts
 // and stopping at checkpoints: every write after a thread was armed traps.
-// Under Lazy a thread is armed at a checkpoint stop, between two
-// operations, so the count is exact; under Eager it is armed wherever
+// Under ApplyLazy a thread is armed at a checkpoint stop, between two
+// operations, so the count is exact; under ApplyEager it is armed wherever
 // PTRACE_INTERRUPT stopped it, possibly between its counter update and its
 // store, so one trapped write may have been counted before it was armed.
 func TestProcessRunning(t *testing.T) {
 	const n = 8
-	for _, pol := range ApplyPolicies {
+	for _, pol := range ApplyModes {
 		t.Run("policy="+pol.String(), func(t *testing.T) {
 			p, w := pwStart(t, n, 0, pol)
 			h := p.Hello()
@@ -340,7 +340,7 @@ func TestProcessRunning(t *testing.T) {
 			}
 			for i := 0; i < n; i++ {
 				after, traps := end[i]-armedAt[i], r.Traps[i][bp.Index]
-				ok := traps == after || (pol == Eager && traps == after+1)
+				ok := traps == after || (pol == ApplyEager && traps == after+1)
 				if !ok || after == 0 {
 					t.Errorf("thread %d: %d writes after it was armed, %d traps", i, after, traps)
 				}
@@ -373,7 +373,7 @@ func TestProcessBadOptions(t *testing.T) {
 // thread (at the change or at the resume) and the last one is in place.
 func TestProcessModifyResumeNoAllocs(t *testing.T) {
 	const n = 2
-	for _, pol := range ApplyPolicies {
+	for _, pol := range ApplyModes {
 		t.Run("policy="+pol.String(), func(t *testing.T) {
 			p, w := pwStart(t, n, 0, pol)
 			h := p.Hello()

@@ -15,6 +15,7 @@ import (
 
 	"bpbench/alloc"
 	"bpbench/hwregs/tracee"
+	"bpbench/internal/child"
 	"bpbench/internal/cpupin"
 )
 
@@ -43,8 +44,9 @@ type PtraceOptions struct {
 	// CPU is the CPU the tracer thread is pinned to (default 0), or NoPin.
 	// Unpinned, a debug-register poke varies by 20x between runs on small VMs.
 	CPU int
-	// Executable is the binary started as the tracee; "" means this one
-	// (os.Executable), which links package tracee through hwregs.
+	// Executable is the binary started as the tracee; "" means this one,
+	// which links package tracee through hwregs and must call child.Main
+	// at its start (cli.Main does; a test package's TestMain must).
 	Executable string
 	// StartTimeout bounds the tracee's start-up; 0 means 30 seconds.
 	StartTimeout time.Duration
@@ -158,11 +160,11 @@ func (p *Ptrace) setup(opts PtraceOptions) error {
 			return fmt.Errorf("hwregs: pinning the tracer thread: %w", err)
 		}
 	}
-	exe := opts.Executable
+	exe, argv := opts.Executable, []string{opts.Executable}
 	if exe == "" {
 		var err error
-		if exe, err = os.Executable(); err != nil {
-			return fmt.Errorf("hwregs: finding the tracee binary: %w", err)
+		if exe, argv, err = child.Self(tracee.Mode); err != nil {
+			return fmt.Errorf("hwregs: starting the tracee: %w", err)
 		}
 	}
 	readyR, readyW, err := os.Pipe()
@@ -182,7 +184,7 @@ func (p *Ptrace) setup(opts PtraceOptions) error {
 		helloW.Close()
 		return fmt.Errorf("hwregs: %w", err)
 	}
-	pid, err := syscall.ForkExec(exe, []string{exe}, &syscall.ProcAttr{
+	pid, err := syscall.ForkExec(exe, argv, &syscall.ProcAttr{
 		Env:   ptTraceeEnv(opts.Threads, opts.Spare),
 		Files: []uintptr{null.Fd(), os.Stderr.Fd(), os.Stderr.Fd(), readyR.Fd(), helloW.Fd()},
 		// Own process group: a terminal's SIGINT reaches the tracer, not the

@@ -168,7 +168,7 @@ func ptRawDisableEnable(p *Ptrace, attrs [2]Attr, lat []hrtime.Count) error {
 
 // ptRawWrites replays n ops of what the Writer writes per op under a
 // policy, as bare pokes: the floor its ratio is taken against.
-func ptRawWrites(p *Ptrace, pol Policy, op string, attrs [2]Attr, lat []hrtime.Count) error {
+func ptRawWrites(p *Ptrace, pol WritePolicy, op string, attrs [2]Attr, lat []hrtime.Count) error {
 	tid := p.tids[0]
 	on := uint64(DR7(0).WithSlot(0, attrs[0]))
 	// The registers each op writes, in order; -1 stands for "the new address".
@@ -223,7 +223,7 @@ func ptRawWrites(p *Ptrace, pol Policy, op string, attrs [2]Attr, lat []hrtime.C
 
 // ptBenchWriter measures one Writer op under a policy, then the raw pokes
 // of the same registers, and reports their median ratio.
-func ptBenchWriter(b *testing.B, p *Ptrace, pol Policy, op string, attrs [2]Attr) {
+func ptBenchWriter(b *testing.B, p *Ptrace, pol WritePolicy, op string, attrs [2]Attr) {
 	a, err := alloc.New(ptBenchStrategy, alloc.X86(1))
 	if err != nil {
 		b.Fatal(err)

@@ -18,30 +18,17 @@ import (
 
 	"bpbench/alloc"
 	"bpbench/hwregs/tracee"
-	"bpbench/internal/kernlock"
+	"bpbench/internal/child"
+	"bpbench/internal/testenv"
 )
-
-// ptSkipIfUnsupported skips tb when err says this machine cannot trace
-// (no CAP_SYS_PTRACE, Yama) or has no ptrace debug registers; it is the one
-// place real-kernel ptrace tests decide to skip.
-func ptSkipIfUnsupported(tb testing.TB, err error) {
-	tb.Helper()
-	switch {
-	case err == nil:
-	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
-		tb.Skipf("ptrace not permitted here (needs CAP_SYS_PTRACE): %v", err)
-	case errors.Is(err, unix.ENOSYS), errors.Is(err, ErrUnsupported):
-		tb.Skipf("ptrace debug registers unavailable: %v", err)
-	}
-}
 
 // ptStart takes the machine-wide debug-register lock and starts a traced
 // tracee with the given number of threads, closed at the end of the test.
 func ptStart(tb testing.TB, threads int) *Ptrace {
 	tb.Helper()
-	kernlock.For(tb)
+	testenv.LockDebugRegs(tb)
 	p, err := StartPtrace(PtraceOptions{Threads: threads})
-	ptSkipIfUnsupported(tb, err)
+	testenv.SkipIfUnsupported(tb, err)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -310,9 +297,9 @@ func ptPerfBreakpoint(tid int, addr uint64) (int, error) {
 		Type:        unix.PERF_TYPE_BREAKPOINT,
 		Size:        uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
 		Bits:        unix.PerfBitDisabled,
-		Bp_type:     2, // HW_BREAKPOINT_W
+		Bp_type:     hwBreakpointW,
 		Ext1:        addr,
-		Ext2:        8, // HW_BREAKPOINT_LEN_8
+		Ext2:        hwBreakpointLen8,
 		Sample_type: 0,
 	}
 	return unix.PerfEventOpen(&attr, tid, -1, -1, unix.PERF_FLAG_FD_CLOEXEC)
@@ -331,10 +318,7 @@ func ptFillSlots(t *testing.T, tid int, addr func(i int) uint64) *[]int {
 	})
 	for i := 0; i < NumSlots; i++ {
 		fd, err := ptPerfBreakpoint(tid, addr(i))
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) {
-			t.Skipf("no breakpoint PMU: %v", err)
-		}
-		ptSkipIfUnsupported(t, err)
+		testenv.SkipIfUnsupported(t, perfErr(err))
 		if err != nil {
 			t.Fatalf("perf breakpoint %d on tid %d: %v", i, tid, err)
 		}
@@ -482,10 +466,10 @@ func ptWantGone(tb testing.TB, pid int, tids []int) {
 }
 
 func TestPtraceCloseLeavesNothing(t *testing.T) {
-	kernlock.For(t)
+	testenv.LockDebugRegs(t)
 	before := ptOpenFDs(t)
 	p, err := StartPtrace(PtraceOptions{Threads: 4})
-	ptSkipIfUnsupported(t, err)
+	testenv.SkipIfUnsupported(t, err)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -538,26 +522,25 @@ func TestPtraceGoexitInDoKillsTracee(t *testing.T) {
 	ptWantGone(t, pid, tids)
 }
 
-const ptHelperEnv = "BPBENCH_PTRACE_TEST_HELPER"
+// ptHelperMode is the child mode TestPtraceSignalKillsTracee runs its
+// tracer in: it starts a tracee, prints its pid and thread ids and waits
+// to be killed by a signal.
+const ptHelperMode = "hwregs-test-ptrace-helper"
 
-// TestPtraceHelperProcess is not a test: TestPtraceSignalKillsTracee runs it
-// in a child process that starts a tracee, prints its pid and waits to be
-// killed by a signal.
-func TestPtraceHelperProcess(t *testing.T) {
-	if os.Getenv(ptHelperEnv) == "" {
-		t.Skip("helper process for TestPtraceSignalKillsTracee")
-	}
+func init() { child.Add(ptHelperMode, ptHelperMain) }
+
+func ptHelperMain() int {
 	// The parent test holds the debug-register lock for us.
 	p, err := StartPtrace(PtraceOptions{Threads: 3})
 	if err != nil {
 		fmt.Println("error", err)
-		os.Exit(1)
+		return 1
 	}
 	fmt.Println("tracee", p.Pid(), strings.Trim(fmt.Sprint(p.Tids()), "[]"))
 	// Leave the workers running, the hardest case to clean up.
 	if err := p.Start(tracee.Command{Op: tracee.OpWrite, Count: 0}); err != nil {
 		fmt.Println("error", err)
-		os.Exit(1)
+		return 1
 	}
 	select {}
 }
@@ -565,17 +548,20 @@ func TestPtraceHelperProcess(t *testing.T) {
 // TestPtraceSignalKillsTracee kills a tracer process with SIGTERM and
 // SIGINT and checks that its tracee dies too.
 func TestPtraceSignalKillsTracee(t *testing.T) {
-	kernlock.For(t)
+	testenv.LockDebugRegs(t)
 	probe, err := StartPtrace(PtraceOptions{})
-	ptSkipIfUnsupported(t, err)
+	testenv.SkipIfUnsupported(t, err)
 	if err != nil {
 		t.Fatal(err)
 	}
 	probe.Close()
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGKILL} {
 		t.Run("signal="+unix.SignalName(sig), func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestPtraceHelperProcess$", "-test.count=1")
-			cmd.Env = append(os.Environ(), ptHelperEnv+"=1")
+			path, argv, err := child.Self(ptHelperMode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := &exec.Cmd{Path: path, Args: argv, Env: append(os.Environ(), child.Env(ptHelperMode))}
 			cmd.Stderr = os.Stderr
 			out, err := cmd.StdoutPipe()
 			if err != nil {
@@ -625,7 +611,7 @@ func TestPtraceWriter(t *testing.T) {
 	h := p.Hello()
 	const n = 30
 	for _, pol := range Policies {
-		t.Run("policy="+pol.String(), func(t *testing.T) {
+		t.Run("policy="+PolicyName(pol), func(t *testing.T) {
 			a, err := alloc.New("mutex", alloc.X86(1))
 			if err != nil {
 				t.Fatal(err)

@@ -57,8 +57,8 @@ const writerShards = 64
 type Writer struct {
 	alloc  alloc.Allocator
 	be     Backend
-	policy Policy
-	wp     WritePolicy // policy's plan, looked up once
+	wp     WritePolicy
+	zero   bool // Unregister zeroes the address register too (WriteAll)
 	cfg    alloc.Config
 	hasCfg bool
 	shards [writerShards]writerShard
@@ -89,18 +89,15 @@ type mirror struct {
 }
 
 // NewWriter returns a Writer reserving from a and writing through be with
-// policy p. A nil allocator or backend or an undefined policy is a
-// programming error and panics; user-supplied policy names go through
-// ParsePolicy.
-func NewWriter(a alloc.Allocator, be Backend, p Policy) *Writer {
-	if a == nil || be == nil {
-		panic("hwregs: NewWriter needs a non-nil allocator and backend")
+// the register-writing policy wp: WriteChanged, WriteAll or one of the
+// caller's own (RegisterPolicy gives it a name, ParsePolicy finds it by
+// name). A nil allocator, backend or policy is a programming error and
+// panics.
+func NewWriter(a alloc.Allocator, be Backend, wp WritePolicy) *Writer {
+	if a == nil || be == nil || wp == nil {
+		panic("hwregs: NewWriter needs a non-nil allocator, backend and policy")
 	}
-	np, ok := lookupPolicy(p)
-	if !ok {
-		panic(fmt.Sprintf("hwregs: NewWriter: undefined %v", p))
-	}
-	w := &Writer{alloc: a, be: be, policy: p, wp: np.wp}
+	w := &Writer{alloc: a, be: be, wp: wp, zero: wp == WriteAll}
 	if c, ok := a.(Configurer); ok {
 		w.cfg, w.hasCfg = c.Config(), true
 	}
@@ -110,8 +107,8 @@ func NewWriter(a alloc.Allocator, be Backend, p Policy) *Writer {
 	return w
 }
 
-// Policy returns the Writer's update policy.
-func (w *Writer) Policy() Policy { return w.policy }
+// Policy returns the Writer's register-writing policy.
+func (w *Writer) Policy() WritePolicy { return w.wp }
 
 // Backend returns the backend the Writer programs.
 func (w *Writer) Backend() Backend { return w.be }
@@ -347,7 +344,7 @@ func (w *Writer) unregister(bp *Breakpoint) (*mirror, error) {
 	}
 	i := bp.Slot.Index()
 	addr := m.cur.DR[i]
-	if w.policy == WriteAll {
+	if w.zero {
 		addr = 0
 	}
 	if err := w.change(m, i, addr, m.cur.DR7.WithoutSlot(i)); err != nil {

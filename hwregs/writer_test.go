@@ -278,7 +278,7 @@ func TestWriterModifyTraps(t *testing.T) {
 // TestWriterWriteCounts checks how many register writes each operation
 // costs under each policy.
 func TestWriterWriteCounts(t *testing.T) {
-	want := map[Policy]map[string]uint64{
+	want := map[WritePolicy]map[string]uint64{
 		WriteChanged: {"register": 2, "modify-addr": 1, "modify-type": 1, "modify-shrink": 2, "modify-same": 0, "disable-enable": 3, "unregister": 1, "reregister": 3},
 		WriteAll:     {"register": 6, "modify-addr": 6, "modify-type": 6, "modify-shrink": 6, "modify-same": 6, "disable-enable": 18, "unregister": 6, "reregister": 12},
 	}

@@ -16,7 +16,7 @@ const bigTask = 1000
 // allocate nothing: a refused Reserve, a double Release, a stale Release
 // (the index reused by a later holder) and the release of the zero Slot,
 // for every target shape, in a shared and in a separate instruction pool.
-func testAllocs(t TB, f Constructor) {
+func testAllocs(t tb, f Constructor) {
 	for _, cfg := range []alloc.Config{alloc.X86(2), {CPUs: 2, Slots: 2, InstSlots: 3}} {
 		for _, r := range []alloc.Request{
 			{Task: alloc.NoTask, CPU: 1, Kind: alloc.Data},
@@ -24,7 +24,7 @@ func testAllocs(t TB, f Constructor) {
 			{Task: bigTask, CPU: alloc.AnyCPU, Kind: alloc.Data},
 			{Task: bigTask, CPU: 1, Kind: alloc.Inst},
 		} {
-			t.Run(machine{cfg, 1}.String()+"/"+r.String(), func(t TB) {
+			t.Run(machine{cfg, 1}.String()+"/"+r.String(), func(t tb) {
 				b := newBed(t, f, cfg)
 				first := b.take(r)
 				if err := b.release(first); err != nil {

@@ -35,10 +35,10 @@ import (
 // takes it.
 type Constructor = func(alloc.Config) (alloc.Allocator, error)
 
-// TB is what the kit needs from a test: testing.TB's reporting plus Run.
+// tb is what the kit needs from a test: testing.TB's reporting plus Run.
 // Run adapts a *testing.T to it; a test of the kit itself substitutes a
-// recorder (see Check).
-type TB interface {
+// recorder (see check).
+type tb interface {
 	Helper()
 	Logf(format string, args ...any)
 	Errorf(format string, args ...any)
@@ -47,7 +47,7 @@ type TB interface {
 	Fatalf(format string, args ...any)
 	Failed() bool
 	// Run runs f as the subtest name and reports whether it passed.
-	Run(name string, f func(TB)) bool
+	Run(name string, f func(tb)) bool
 }
 
 // Run checks the allocators f builds against alloc's contract, one
@@ -66,26 +66,26 @@ type TB interface {
 //	allocs              refusals and stale releases allocate nothing
 func Run(t *testing.T, f Constructor) {
 	t.Helper()
-	RunT(tAdapter{t}, f)
+	runT(tAdapter{t}, f)
 }
 
 // RunOnly is Run restricted to the named top-level subtests.
 func RunOnly(t *testing.T, f Constructor, subtests ...string) {
 	t.Helper()
-	RunT(tAdapter{t}, f, subtests...)
+	runT(tAdapter{t}, f, subtests...)
 }
 
-// tAdapter is a *testing.T seen as a TB.
+// tAdapter is a *testing.T seen as a tb.
 type tAdapter struct{ *testing.T }
 
-func (a tAdapter) Run(name string, f func(TB)) bool {
+func (a tAdapter) Run(name string, f func(tb)) bool {
 	return a.T.Run(name, func(t *testing.T) { f(tAdapter{t}) })
 }
 
 // subtest is one of Run's top-level subtests.
 type subtest struct {
 	name string
-	run  func(TB, Constructor)
+	run  func(tb, Constructor)
 }
 
 var subtests = []subtest{
@@ -102,9 +102,9 @@ var subtests = []subtest{
 	{"allocs", testAllocs},
 }
 
-// RunT is Run on any TB, restricted to the named top-level subtests if
+// runT is Run on any tb, restricted to the named top-level subtests if
 // any are given; an unknown name is a failure.
-func RunT(t TB, f Constructor, only ...string) {
+func runT(t tb, f Constructor, only ...string) {
 	t.Helper()
 	for _, name := range only {
 		if !slices.ContainsFunc(subtests, func(s subtest) bool { return s.name == name }) {
@@ -113,7 +113,7 @@ func RunT(t TB, f Constructor, only ...string) {
 	}
 	for _, s := range subtests {
 		if len(only) == 0 || slices.Contains(only, s.name) {
-			t.Run(s.name, func(t TB) { s.run(t, f) })
+			t.Run(s.name, func(t tb) { s.run(t, f) })
 		}
 	}
 }
@@ -142,24 +142,22 @@ var machines = []machine{
 	{alloc.X86(256), 6},
 }
 
-// Failure is one failed subtest recorded by Check.
-type Failure struct {
+// failure is one failed subtest recorded by check.
+type failure struct {
 	Test string // subtest path below the kit, e.g. "kunit/cpus=2,slots=4,inst=0,tasks=4/one_cpu"
 	Msg  string // what it reported
 }
 
-// Check runs the kit (or only the named top-level subtests) on f without a
+// check runs the kit (or only the named top-level subtests) on f without a
 // *testing.T and returns the failures of the innermost failing subtests,
-// in order. It is how the kit's own tests
-// prove it fails where it should, and how a caller can assert which
-// properties a strategy known to be broken still breaks.
-func Check(f Constructor, only ...string) []Failure {
+// in order. It is how the kit's own tests prove it fails where it should.
+func check(f Constructor, only ...string) []failure {
 	r := &recorder{}
-	RunT(r, f, only...)
+	runT(r, f, only...)
 	return r.root().fails
 }
 
-// recorder is a TB that records instead of failing.
+// recorder is a tb that records instead of failing.
 type recorder struct {
 	path   string
 	parent *recorder
@@ -167,7 +165,7 @@ type recorder struct {
 	failed bool
 	kids   bool
 	msgs   []string
-	fails  []Failure // collected at the root
+	fails  []failure // collected at the root
 }
 
 func (r *recorder) root() *recorder {
@@ -199,7 +197,7 @@ func (r *recorder) Failed() bool {
 	return r.failed
 }
 
-func (r *recorder) Run(name string, f func(TB)) bool {
+func (r *recorder) Run(name string, f func(tb)) bool {
 	p := name
 	if r.path != "" {
 		p = r.path + "/" + name
@@ -218,7 +216,7 @@ func (r *recorder) Run(name string, f func(TB)) bool {
 		root := r.root()
 		if len(kid.msgs) > 0 || !kid.kids {
 			root.mu.Lock()
-			root.fails = append(root.fails, Failure{Test: p, Msg: strings.Join(kid.msgs, "\n")})
+			root.fails = append(root.fails, failure{Test: p, Msg: strings.Join(kid.msgs, "\n")})
 			root.mu.Unlock()
 		}
 		r.mu.Lock()

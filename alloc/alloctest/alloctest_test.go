@@ -100,7 +100,7 @@ func (a *buggy) InUse() bool {
 }
 
 // topFailing returns the kit's top-level subtests that failed.
-func topFailing(fs []Failure) map[string]bool {
+func topFailing(fs []failure) map[string]bool {
 	top := map[string]bool{}
 	for _, f := range fs {
 		top[strings.SplitN(f.Test, "/", 2)[0]] = true
@@ -132,7 +132,7 @@ func TestKitFailsWhereItShould(t *testing.T) {
 			"concurrent_release", "allocs"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			fs := Check(newBuggy(c.bug))
+			fs := check(newBuggy(c.bug))
 			got := topFailing(fs)
 			want, unjudged := map[string]bool{}, map[string]bool{}
 			for _, n := range c.fail {
@@ -159,7 +159,7 @@ func TestKitFailsWhereItShould(t *testing.T) {
 
 // checkDiagnosis checks that the failures name the broken property and
 // that the differential test shrinks to a short sequence.
-func checkDiagnosis(t *testing.T, b bug, fs []Failure) {
+func checkDiagnosis(t *testing.T, b bug, fs []failure) {
 	t.Helper()
 	want := map[bug]string{
 		offByOne:       "over-admission: ",
@@ -189,7 +189,7 @@ func checkDiagnosis(t *testing.T, b bug, fs []Failure) {
 // TestCheckRecords checks the recorder on a strategy that panics on every
 // call: every subtest fails, none crashes the test binary.
 func TestCheckRecords(t *testing.T) {
-	fs := Check(func(alloc.Config) (alloc.Allocator, error) { return panicky{}, nil })
+	fs := check(func(alloc.Config) (alloc.Allocator, error) { return panicky{}, nil })
 	got := topFailing(fs)
 	for _, n := range allSubtests {
 		if n != "invalid" && !got[n] {

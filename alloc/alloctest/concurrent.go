@@ -15,14 +15,14 @@ import (
 // one release of each slot may succeed, the others must be ErrNotReserved,
 // and none may free the new holder's slot, which the count of what fits
 // afterwards would show.
-func testConcurrentRelease(t TB, f Constructor) {
+func testConcurrentRelease(t tb, f Constructor) {
 	rounds := 1000
 	if testing.Short() || raceEnabled {
 		rounds = 200
 	}
 	cfg := alloc.X86(2)
 	for _, r := range []alloc.Request{{Task: alloc.NoTask, CPU: 1}, {Task: 7, CPU: alloc.AnyCPU}, {Task: 7, CPU: 0}} {
-		t.Run(r.String(), func(t TB) {
+		t.Run(r.String(), func(t tb) {
 			b := newBed(t, f, cfg)
 			for round := range rounds {
 				s := b.take(r)
@@ -82,7 +82,7 @@ func testConcurrentRelease(t TB, f Constructor) {
 // make its reservations fail half-way: NoIndex is only for indexes
 // fragmented by one-CPU breakpoints. (cas once fell into that path on
 // transient masks.)
-func testAllCPUIndex(t TB, f Constructor) {
+func testAllCPUIndex(t tb, f Constructor) {
 	rounds := 2000
 	if testing.Short() || raceEnabled {
 		rounds = 400

@@ -233,12 +233,12 @@ func sequence(rng *rand.Rand, m machine, steps int) []op {
 // as the kernel's formulas say and get the model's index, every release
 // and double release must answer as the contract says. A failure names
 // the broken property and prints the shortest sequence found that breaks it.
-func testDifferential(t TB, f Constructor) {
+func testDifferential(t tb, f Constructor) {
 	steps := 6000
 	if testing.Short() {
 		steps = 1500
 	}
-	forMachines(t, nil, func(t TB, m machine) {
+	forMachines(t, nil, func(t tb, m machine) {
 		n := steps
 		if m.CPUs > 8 {
 			n /= 3 // the brute-force model is O(CPUs x live) per step

@@ -12,13 +12,13 @@ import (
 // under catch, so a panic fails the subtest with the Config and the
 // operations that led to it.
 type bed struct {
-	t   TB
+	t   tb
 	cfg alloc.Config
 	a   alloc.Allocator
 	ops []string
 }
 
-func newBed(t TB, f Constructor, cfg alloc.Config) *bed {
+func newBed(t tb, f Constructor, cfg alloc.Config) *bed {
 	t.Helper()
 	b := &bed{t: t, cfg: cfg}
 	var err error
@@ -129,11 +129,11 @@ func (b *bed) finish(held ...alloc.Slot) {
 }
 
 // forMachines runs fn on every machine keep accepts.
-func forMachines(t TB, keep func(machine) bool, fn func(TB, machine)) {
+func forMachines(t tb, keep func(machine) bool, fn func(tb, machine)) {
 	t.Helper()
 	for _, m := range machines {
 		if keep == nil || keep(m) {
-			t.Run(m.String(), func(t TB) { fn(t, m) })
+			t.Run(m.String(), func(t tb) { fn(t, m) })
 		}
 	}
 }
@@ -292,10 +292,10 @@ var kunitCases = []struct {
 // testKUnit runs the KUnit cases on every machine they fit (two CPUs and
 // two data registers at least, as task_on_all_and_one_cpu needs), each
 // ending with InUse() false.
-func testKUnit(t TB, f Constructor) {
-	forMachines(t, func(m machine) bool { return m.CPUs >= 2 && m.Slots >= 2 }, func(t TB, m machine) {
+func testKUnit(t tb, f Constructor) {
+	forMachines(t, func(m machine) bool { return m.CPUs >= 2 && m.Slots >= 2 }, func(t tb, m machine) {
 		for _, c := range kunitCases {
-			t.Run(c.name, func(t TB) {
+			t.Run(c.name, func(t tb) {
 				k := &kunit{bed: newBed(t, f, m.Config), n: m.Slots}
 				c.run(k)
 				k.exit()
@@ -306,10 +306,10 @@ func testKUnit(t TB, f Constructor) {
 
 // testPools checks the x86 shared pool (HAVE_MIXED_BREAKPOINTS_REGS:
 // TYPE_INST == TYPE_DATA) against separate instruction registers.
-func testPools(t TB, f Constructor) {
+func testPools(t tb, f Constructor) {
 	inst := alloc.Request{Task: 0, CPU: alloc.AnyCPU, Kind: alloc.Inst}
 	data := alloc.Request{Task: 0, CPU: alloc.AnyCPU, Kind: alloc.Data}
-	t.Run("shared", func(t TB) {
+	t.Run("shared", func(t tb) {
 		b := newBed(t, f, alloc.X86(2))
 		var held []alloc.Slot
 		seen := map[int]bool{}
@@ -328,7 +328,7 @@ func testPools(t TB, f Constructor) {
 		b.refuse(alloc.Request{Task: alloc.NoTask, CPU: 1, Kind: alloc.Inst})
 		b.finish(held...)
 	})
-	t.Run("separate", func(t TB) {
+	t.Run("separate", func(t tb) {
 		b := newBed(t, f, alloc.Config{CPUs: 2, Slots: 2, InstSlots: 1})
 		var held []alloc.Slot
 		for _, r := range []alloc.Request{data, data, inst} {
@@ -349,7 +349,7 @@ func testPools(t TB, f Constructor) {
 
 // testInvalid checks that malformed requests and Configs are ErrInvalid,
 // never a panic, and leave nothing held.
-func testInvalid(t TB, f Constructor) {
+func testInvalid(t tb, f Constructor) {
 	for _, cfg := range []alloc.Config{
 		{CPUs: 0, Slots: 4}, {CPUs: alloc.MaxCPUs + 1, Slots: 4}, {CPUs: 1, Slots: 0},
 		{CPUs: 1, Slots: alloc.MaxSlots + 1}, {CPUs: 1, Slots: 4, InstSlots: -1},
@@ -362,7 +362,7 @@ func testInvalid(t TB, f Constructor) {
 			t.Errorf("constructor for invalid %+v: %v, want ErrInvalid", cfg, err)
 		}
 	}
-	forMachines(t, nil, func(t TB, m machine) {
+	forMachines(t, nil, func(t tb, m machine) {
 		b := newBed(t, f, m.Config)
 		for _, r := range []alloc.Request{
 			{Task: 0, CPU: m.CPUs}, {Task: 0, CPU: -2}, {Task: alloc.NoTask, CPU: alloc.AnyCPU},
@@ -388,8 +388,8 @@ func testInvalid(t TB, f Constructor) {
 // testRelease checks ErrNotReserved for double releases and for stale
 // slots whose index has been reused, which must leave the new holder's
 // slot held, on every machine and target shape.
-func testRelease(t TB, f Constructor) {
-	forMachines(t, nil, func(t TB, m machine) {
+func testRelease(t tb, f Constructor) {
+	forMachines(t, nil, func(t tb, m machine) {
 		b := newBed(t, f, m.Config)
 		last := m.CPUs - 1
 		for _, r := range []alloc.Request{
@@ -445,8 +445,8 @@ func testRelease(t TB, f Constructor) {
 // testFragmented checks the one corner where admission (exactly the
 // kernel's) passes but no register number is free on every CPU: the slot
 // is admitted with Index() == NoIndex, counts like any other, and releases.
-func testFragmented(t TB, f Constructor) {
-	forMachines(t, func(m machine) bool { return m.CPUs >= 2 && m.Slots >= 2 }, func(t TB, m machine) {
+func testFragmented(t tb, f Constructor) {
+	forMachines(t, func(m machine) bool { return m.CPUs >= 2 && m.Slots >= 2 }, func(t tb, m machine) {
 		b := newBed(t, f, m.Config)
 		r0, r1, all := alloc.Request{Task: 0, CPU: 0}, alloc.Request{Task: 0, CPU: 1}, alloc.Request{Task: 0, CPU: alloc.AnyCPU}
 		// CPU 0 holds indexes 1..N-1, CPU 1 holds 0..N-2: each CPU has one
@@ -477,11 +477,11 @@ func testFragmented(t TB, f Constructor) {
 }
 
 // testRegressions replays sequences that once broke a strategy.
-func testRegressions(t TB, f Constructor) {
+func testRegressions(t tb, f Constructor) {
 	// Issue 9: cas indexed past its per-CPU table ("index out of range
 	// [16] with length 16") when a task that held 16 one-CPU breakpoints
 	// on CPU 0 asked for an all-CPU one at Slots = 16.
-	t.Run("issue9_full_task_cpu0_then_all_cpus", func(t TB) {
+	t.Run("issue9_full_task_cpu0_then_all_cpus", func(t tb) {
 		b := newBed(t, f, alloc.Config{CPUs: 2, Slots: alloc.MaxSlots})
 		var held []alloc.Slot
 		for range alloc.MaxSlots {
@@ -492,10 +492,10 @@ func testRegressions(t TB, f Constructor) {
 	})
 	// The same shape on every machine and both pools: a target filled
 	// through one shape, then asked through every other.
-	forMachines(t, nil, func(t TB, m machine) {
+	forMachines(t, nil, func(t tb, m machine) {
 		for _, k := range []alloc.Kind{alloc.Data, alloc.Inst} {
 			for _, fill := range []alloc.Request{{Task: 0, CPU: 0, Kind: k}, {Task: 0, CPU: alloc.AnyCPU, Kind: k}, {Task: alloc.NoTask, CPU: 0, Kind: k}} {
-				t.Run(fmt.Sprintf("full_%v", fill), func(t TB) {
+				t.Run(fmt.Sprintf("full_%v", fill), func(t tb) {
 					b := newBed(t, f, m.Config)
 					var held []alloc.Slot
 					for range m.PoolSize(k) {

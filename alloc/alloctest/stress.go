@@ -188,7 +188,7 @@ func contests(cfg alloc.Config) []contest {
 // still refused. A free-running phase of random reservations and releases
 // follows under the shadow check. Without -short and -race the two phases
 // perform 10^6 operations per machine; -race runs 2*10^5, -short 5*10^4.
-func testStress(t TB, f Constructor) {
+func testStress(t tb, f Constructor) {
 	ops := 1_000_000
 	switch {
 	case testing.Short():
@@ -202,7 +202,7 @@ func testStress(t TB, f Constructor) {
 		{alloc.X86(3), tasks},
 		{alloc.Config{CPUs: 2, Slots: 3, InstSlots: 2}, tasks},
 	} {
-		t.Run(m.String(), func(t TB) {
+		t.Run(m.String(), func(t tb) {
 			b := newBed(t, f, m.Config)
 			sh := newShadow(m.Config, m.tasks)
 			ws := make([]*worker, workers)
@@ -259,7 +259,7 @@ func testStress(t TB, f Constructor) {
 
 // runContest is one barrier round of c with attempts attempts shared by
 // the workers.
-func runContest(t TB, b *bed, ws []*worker, c contest, attempts int) {
+func runContest(t tb, b *bed, ws []*worker, c contest, attempts int) {
 	t.Helper()
 	for _, r := range c.pre {
 		s := b.take(r)

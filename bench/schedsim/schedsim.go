@@ -36,15 +36,16 @@ const NumSlots = 4
 // Idle is the task id of a CPU's idle task, which has no breakpoints.
 const Idle = -1
 
-// Policy is a debug-register install policy.
-type Policy uint8
+// InstallPolicy is a debug-register install policy: when the registers are
+// written at a context switch.
+type InstallPolicy uint8
 
 const (
 	// Eager writes, at every switch-in of a task with breakpoints, each
 	// address register it uses and DR7; at a switch from such a task to
 	// one without, DR7 = 0 (the 2009 patch: __switch_to_xtra runs only
 	// when the previous or the next task has TIF_DEBUG).
-	Eager Policy = iota
+	Eager InstallPolicy = iota
 	// Changed is Eager that skips each register whose per-CPU mirror
 	// already holds the value to write.
 	Changed
@@ -60,14 +61,14 @@ const (
 	// trap on another CPU is taken for a leftover and cleared, and that
 	// task's breakpoints are gone until its next switch-in.
 	LazyGlobal
-	numPolicies
+	numInstallPolicies
 )
 
-// Policies lists every policy in presentation order.
-var Policies = []Policy{Eager, Changed, LazyPerCPU, LazyGlobal}
+// InstallPolicies lists every policy in presentation order.
+var InstallPolicies = []InstallPolicy{Eager, Changed, LazyPerCPU, LazyGlobal}
 
 // String returns "eager", "changed", "lazy-percpu" or "lazy-global".
-func (p Policy) String() string {
+func (p InstallPolicy) String() string {
 	switch p {
 	case Eager:
 		return "eager"
@@ -78,12 +79,12 @@ func (p Policy) String() string {
 	case LazyGlobal:
 		return "lazy-global"
 	}
-	return fmt.Sprintf("Policy(%d)", uint8(p))
+	return fmt.Sprintf("InstallPolicy(%d)", uint8(p))
 }
 
-// ParsePolicy returns the policy named s (as String prints it).
-func ParsePolicy(s string) (Policy, error) {
-	for _, p := range Policies {
+// ParseInstallPolicy returns the policy named s (as String prints it).
+func ParseInstallPolicy(s string) (InstallPolicy, error) {
+	for _, p := range InstallPolicies {
 		if p.String() == s {
 			return p, nil
 		}
@@ -91,7 +92,7 @@ func ParsePolicy(s string) (Policy, error) {
 	return 0, fmt.Errorf("%w: policy %q (want eager, changed, lazy-percpu or lazy-global)", ErrInvalid, s)
 }
 
-func (p Policy) lazy() bool { return p == LazyPerCPU || p == LazyGlobal }
+func (p InstallPolicy) lazy() bool { return p == LazyPerCPU || p == LazyGlobal }
 
 // Task is what one task asked for: up to four write watchpoints, one per
 // address register, at distinct nonzero addresses.
@@ -161,7 +162,7 @@ type cpuRegs struct {
 // Machine is C CPUs' debug registers under one policy. It is not safe for
 // concurrent use.
 type Machine struct {
-	pol        Policy
+	pol        InstallPolicy
 	tasks      []Task
 	cur        []int // running task per CPU, or Idle
 	cpu        []int // CPU each task runs on, or -1
@@ -173,11 +174,11 @@ type Machine struct {
 
 // NewMachine returns cpus CPUs running their idle tasks, with tasks'
 // breakpoints, under pol.
-func NewMachine(cpus int, tasks []Task, pol Policy) (*Machine, error) {
+func NewMachine(cpus int, tasks []Task, pol InstallPolicy) (*Machine, error) {
 	if cpus < 1 {
 		return nil, fmt.Errorf("%w: cpus = %d, want >= 1", ErrInvalid, cpus)
 	}
-	if pol >= numPolicies {
+	if pol >= numInstallPolicies {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, pol)
 	}
 	for i, t := range tasks {
@@ -207,7 +208,7 @@ func NewMachine(cpus int, tasks []Task, pol Policy) (*Machine, error) {
 }
 
 // Policy returns the machine's policy.
-func (m *Machine) Policy() Policy { return m.pol }
+func (m *Machine) Policy() InstallPolicy { return m.pol }
 
 // CPUs returns the number of CPUs.
 func (m *Machine) CPUs() int { return len(m.cur) }

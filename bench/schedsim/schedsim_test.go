@@ -25,7 +25,7 @@ func run(t *testing.T, cfg Config, events int) Stats {
 func TestLazyGlobalLosesOnSMP(t *testing.T) {
 	const a, b = 0x1000, 0x2000
 	tasks := []Task{{Watch: []uint64{a}}, {Watch: []uint64{b}}}
-	for _, pol := range Policies {
+	for _, pol := range InstallPolicies {
 		t.Run(pol.String(), func(t *testing.T) {
 			m, err := NewMachine(2, tasks, pol)
 			if err != nil {
@@ -64,7 +64,7 @@ func TestLazyGlobalLosesOnSMP(t *testing.T) {
 // both lazy handlers recognise the leftover and deliver nothing.
 func TestLazyFalseAlarm(t *testing.T) {
 	const a = 0x1000
-	for _, pol := range []Policy{LazyPerCPU, LazyGlobal} {
+	for _, pol := range []InstallPolicy{LazyPerCPU, LazyGlobal} {
 		m, err := NewMachine(1, []Task{{Watch: []uint64{a}}, {}}, pol)
 		must(t, err)
 		must(t, m.Switch(0, 0))
@@ -109,7 +109,7 @@ func TestCorrectPoliciesNeverFail(t *testing.T) {
 	}
 	for seed := int64(0); seed < 8; seed++ {
 		for _, sz := range sizes {
-			for _, pol := range Policies {
+			for _, pol := range InstallPolicies {
 				if pol == LazyGlobal && sz.cpus > 1 {
 					continue
 				}
@@ -140,7 +140,7 @@ func TestWritesOrdering(t *testing.T) {
 			for _, sz := range [][2]int{{64, 8}, {64, 32}, {1024, 128}, {1024, 512}} {
 				tasks, dbg := sz[0], sz[1]
 				var w [4]uint64
-				for i, pol := range Policies {
+				for i, pol := range InstallPolicies {
 					st := run(t, Config{Policy: pol, CPUs: cpus, Tasks: tasks, Debugged: dbg, Seed: seed}, 50_000)
 					w[i] = st.Writes
 					if pol == Eager && (st.Exceptions != st.Watched || st.FalseAlarms != 0) {
@@ -166,7 +166,7 @@ func TestSimDeterministic(t *testing.T) {
 func TestInvalid(t *testing.T) {
 	for _, cfg := range []Config{
 		{CPUs: 0, Tasks: 1}, {CPUs: 1, Tasks: 0}, {CPUs: 1, Tasks: 2, Debugged: 3},
-		{CPUs: 1, Tasks: 1, Policy: numPolicies}, {CPUs: 1, Tasks: 1, SwitchProb: 2}, {CPUs: 1, Tasks: 1, AddrPool: 2},
+		{CPUs: 1, Tasks: 1, Policy: numInstallPolicies}, {CPUs: 1, Tasks: 1, SwitchProb: 2}, {CPUs: 1, Tasks: 1, AddrPool: 2},
 	} {
 		if _, err := NewSim(cfg); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%+v: %v, want ErrInvalid", cfg, err)
@@ -186,12 +186,12 @@ func TestInvalid(t *testing.T) {
 	if err := m.Switch(2, Idle); !errors.Is(err, ErrInvalid) {
 		t.Errorf("cpu out of range: %v", err)
 	}
-	if _, err := ParsePolicy("lazy"); !errors.Is(err, ErrInvalid) {
-		t.Errorf("ParsePolicy(lazy): %v", err)
+	if _, err := ParseInstallPolicy("lazy"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("ParseInstallPolicy(lazy): %v", err)
 	}
-	for _, p := range Policies {
-		if q, err := ParsePolicy(p.String()); err != nil || q != p {
-			t.Errorf("ParsePolicy(%q) = %v, %v", p, q, err)
+	for _, p := range InstallPolicies {
+		if q, err := ParseInstallPolicy(p.String()); err != nil || q != p {
+			t.Errorf("ParseInstallPolicy(%q) = %v, %v", p, q, err)
 		}
 	}
 }

@@ -7,7 +7,7 @@ import (
 
 // Config is one simulated machine and workload.
 type Config struct {
-	Policy Policy
+	Policy InstallPolicy
 	CPUs   int // 1 to 256 in the experiment; any >= 1 here
 	Tasks  int // >= 1
 	// Debugged is how many of the tasks hold breakpoints (each 1 to 4, at
@@ -44,7 +44,7 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	switch {
-	case c.Policy >= numPolicies:
+	case c.Policy >= numInstallPolicies:
 		return fmt.Errorf("%w: Config.Policy = %v", ErrInvalid, c.Policy)
 	case c.CPUs < 1:
 		return fmt.Errorf("%w: Config.CPUs = %d, want >= 1", ErrInvalid, c.CPUs)

@@ -1,10 +1,11 @@
 // Package tracee is bpbench's own target program for real debug registers.
 //
-// Any binary that links this package (every hwregs test binary, the bpbench
-// CLI) becomes the target when it is started with EnvVar set: init starts
-// the requested number of worker threads, reports their thread ids and the
-// addresses of the watched variables to the tracer, and then serves
-// commands. No C toolchain is needed at run time.
+// The tracee is a child mode (package internal/child) of any binary that
+// links this package and calls child.Main at its start (every hwregs test
+// binary, the bpbench CLI): started with the environment from Env, a copy
+// of the binary starts the requested number of worker threads, reports
+// their thread ids and the addresses of the watched variables to the
+// tracer, and then serves commands. No C toolchain is needed at run time.
 //
 // Protocol. The tracer starts the binary with the environment from Env and
 // two pipes: fd 3 (ReadyFD) is read by the tracee, fd 4 (HelloFD) is
@@ -32,7 +33,6 @@ import (
 	"os"
 	"reflect"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,10 +40,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// EnvVar, when set to the number of worker threads, turns the process into
-// the tracee.
-const EnvVar = "BPBENCH_TRACEE"
 
 // File descriptors the tracer passes to the tracee (os/exec ExtraFiles order).
 const (
@@ -54,13 +50,6 @@ const (
 // MaxThreads bounds the number of worker threads one tracee has, spare
 // ones included.
 const MaxThreads = 4096
-
-// SpareEnvVar, when set, is the number of extra workers the tracee can
-// start later on the tracer's request (Spawn): their memory is reserved at
-// start-up so that the addresses in Hello stay valid, and GOMAXPROCS leaves
-// room for them, since changing it later would stop the world while the
-// tracer holds workers stopped.
-const SpareEnvVar = "BPBENCH_TRACEE_SPARE"
 
 // CheckpointSignal is the signal a worker sends itself at the end of a
 // burst when Command.Checkpoint is set: a ptrace stop the tracer
@@ -277,22 +266,6 @@ func writeHello(w io.Writer, h *Hello) error {
 	return binary.Write(w, binary.LittleEndian, buf)
 }
 
-// Env returns the environment additions that start a tracee with the given
-// number of worker threads. GOMAXPROCS leaves room for every worker to run
-// at once, as threads of a real multi-threaded target would.
-func Env(threads int) []string { return EnvSpare(threads, 0) }
-
-// EnvSpare is Env for a tracee that can start spare more workers later.
-func EnvSpare(threads, spare int) []string {
-	return []string{
-		EnvVar + "=" + strconv.Itoa(threads),
-		SpareEnvVar + "=" + strconv.Itoa(spare),
-		"GODEBUG=asyncpreemptoff=1",
-		"GOGC=off",
-		"GOMAXPROCS=" + strconv.Itoa(threads+spare+2),
-	}
-}
-
 const spawnMagic = 0x6270626e63737077 // "bpbncspw"
 
 // ReadSpawnReport decodes the tids of newly started workers, in worker
@@ -340,31 +313,6 @@ type turn struct {
 //go:noinline
 //go:norace
 func ExecTarget(p *uint64) { *p++ }
-
-func init() {
-	v, ok := os.LookupEnv(EnvVar)
-	if !ok {
-		return
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > MaxThreads {
-		fmt.Fprintf(os.Stderr, "tracee: %s=%q: want a thread count in [1,%d]\n", EnvVar, v, MaxThreads)
-		os.Exit(2)
-	}
-	spare := 0
-	if v, ok := os.LookupEnv(SpareEnvVar); ok {
-		spare, err = strconv.Atoi(v)
-		if err != nil || spare < 0 || spare > MaxThreads-n {
-			fmt.Fprintf(os.Stderr, "tracee: %s=%q: want a spare thread count in [0,%d]\n", SpareEnvVar, v, MaxThreads-n)
-			os.Exit(2)
-		}
-	}
-	if err := serve(n, spare); err != nil {
-		fmt.Fprintln(os.Stderr, "tracee:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
 
 // serve runs the tracee; it returns when the tracer goes away.
 func serve(n, spare int) error {

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
-	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -63,16 +62,6 @@ func (l *Lock) Unlock() error {
 	err := l.f.Close()
 	l.f = nil
 	return err
-}
-
-// For takes the lock for the rest of test or benchmark tb.
-func For(tb testing.TB) {
-	tb.Helper()
-	l, err := Acquire()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { l.Unlock() })
 }
 
 // Notify, when set, receives one line each time Acquire has to wait for

@@ -7,7 +7,14 @@ import (
 	"testing"
 
 	"bpbench/cli"
+	"bpbench/internal/child"
+	"bpbench/internal/testenv"
 )
+
+// TestMain serves the helper processes a run starts as copies of this
+// test binary (the kernel check's tracee), as cli.Main does for the
+// binary itself: a test package that calls cli.Main needs it.
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // TestRunOnOwnStrategy runs a short suite through cli.Main on the example
 // strategy alone, as a user's own main would: its results must be named
@@ -26,6 +33,9 @@ func TestRunOnOwnStrategy(t *testing.T) {
 	}
 	if strings.Contains(string(js), "strategy=mutex") {
 		t.Error("results.json has cases of a strategy not asked for")
+	}
+	if strings.Contains(string(js), child.ErrNoHook.Error()) {
+		t.Error("the run's kernel check could not start its tracee: no child.Main hook")
 	}
 	report, err := os.ReadFile(filepath.Join(out, "report.md"))
 	if err != nil {
