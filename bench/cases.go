@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"sort"
 	"strconv"
 	"time"
 
@@ -196,17 +195,6 @@ func pinCheck(res *Result, cpu int) {
 // ctxCheckEvery is how many operations a single-threaded loop runs between
 // checks of its context; a check per op would cost more than a model op.
 const ctxCheckEvery = 1024
-
-// median returns the median of xs (the mean of the middle two for even
-// lengths); xs is reordered.
-func median(xs []float64) float64 {
-	sort.Float64s(xs)
-	n := len(xs)
-	if n%2 == 1 {
-		return xs[n/2]
-	}
-	return (xs[n/2-1] + xs[n/2]) / 2
-}
 
 // ErrInvalidParam is wrapped by errors about bad experiment parameters.
 var ErrInvalidParam = errors.New("invalid experiment parameter")

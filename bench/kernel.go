@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"bpbench/bench/harness"
+	"bpbench/stats"
 )
 
 // The kernel experiment re-implements `perf bench breakpoint thread` and
@@ -210,7 +211,7 @@ func (r kernelRuns) alternate(ctx context.Context, t Timer, repeat int) (kernelF
 // "perf-slowdown").
 func (f kernelFigures) result(name string, iterations int64, params map[string]string) Result {
 	batches := roundBatches(f.goU)
-	u := median(f.goU)
+	u := stats.Median(f.goU)
 	res := Result{
 		Experiment: "kernel",
 		Name:       name,
@@ -221,15 +222,15 @@ func (f kernelFigures) result(name string, iterations int64, params map[string]s
 		Batches:    batches,
 	}
 	if len(f.goBase) > 0 {
-		res.Metrics["b0-usecs/op"] = median(f.goBase)
-		res.Metrics["slowdown"] = u / median(f.goBase)
+		res.Metrics["b0-usecs/op"] = stats.Median(f.goBase)
+		res.Metrics["slowdown"] = u / stats.Median(f.goBase)
 	}
 	if f.havePerf && len(f.perfU) > 0 {
-		res.Metrics["perf-usecs/op"] = median(f.perfU)
-		res.Metrics["go/perf"] = u / median(f.perfU)
+		res.Metrics["perf-usecs/op"] = stats.Median(f.perfU)
+		res.Metrics["go/perf"] = u / stats.Median(f.perfU)
 		if len(f.perfBase) > 0 {
-			res.Metrics["perf-b0-usecs/op"] = median(f.perfBase)
-			res.Metrics["perf-slowdown"] = median(f.perfU) / median(f.perfBase)
+			res.Metrics["perf-b0-usecs/op"] = stats.Median(f.perfBase)
+			res.Metrics["perf-slowdown"] = stats.Median(f.perfU) / stats.Median(f.perfBase)
 		}
 	}
 	return res

@@ -15,6 +15,7 @@ import (
 	"bpbench/bench/harness"
 	"bpbench/hwregs"
 	"bpbench/hwregs/tracee"
+	"bpbench/stats"
 )
 
 // The switch experiment measures what task breakpoints cost at a context
@@ -363,9 +364,9 @@ func switchResult(p SwitchParams, o Options, run SwitchRun) Result {
 	// slowdown is the median of the per-pair ratios: the two batches of a
 	// pair ran back to back, so a burst of load on this shared machine
 	// lands on both and mostly cancels.
-	u, a := median(append([]float64(nil), run.Usecs...)), median(append([]float64(nil), run.AnchorUsecs...))
+	u, a := stats.Median(run.Usecs), stats.Median(run.AnchorUsecs)
 	slow := run.Slowdowns()
-	sd := median(append([]float64(nil), slow...))
+	sd := stats.Median(slow)
 	ns := make([]float64, len(run.Usecs))
 	for i, v := range run.Usecs {
 		ns[i] = v * 1e3
@@ -443,8 +444,8 @@ func perfBenchSchedCase(o Options, trips, batches int) Case {
 			for i := range pu {
 				ratio[i], ns[i] = gu[i]/pu[i], pu[i]*1e3
 			}
-			u, g := median(append([]float64(nil), pu...)), median(append([]float64(nil), gu...))
-			gp := median(append([]float64(nil), ratio...))
+			u, g := stats.Median(pu), stats.Median(gu)
+			gp := stats.Median(ratio)
 			sc := harness.Scenario{Experiment: "switch", Backend: SwitchPerfBench, Workers: 2, Ops: int64(trips * batches), Seed: o.Seed, PinCPU: o.PinCPU}
 			params := commonParams(sc, "breakpoints", "0", "threads-with", "0", "trips", strconv.Itoa(trips),
 				"batches", strconv.Itoa(batches), "op", "round trip (2 context switches)",

@@ -16,23 +16,25 @@ import (
 
 	"bpbench/bench"
 	"bpbench/internal/child"
+	"bpbench/internal/testenv"
 )
 
-// childEnv, when set in the environment, makes the test binary a bpbench
-// run of one case that blocks until the run is cancelled, writing into the
-// directory the variable names: a real process the tests can signal or
-// kill midway through a run.
-const childEnv = "BPBENCH_CLI_TEST_CHILD_OUT"
+// childOutEnv names the directory the child mode "cli-test-run" writes
+// into: the test binary becomes a bpbench run of one case that blocks
+// until the run is cancelled, a real process the tests can signal or kill
+// midway through a run.
+const childOutEnv = "BPBENCH_CLI_TEST_OUT"
 
-func TestMain(m *testing.M) {
-	child.Main()
-	if out := os.Getenv(childEnv); out != "" {
-		os.Exit(withSignals(func(ctx context.Context) int {
+func init() {
+	child.Add("cli-test-run", func() int {
+		out := os.Getenv(childOutEnv)
+		return withSignals(func(ctx context.Context) int {
 			return finish(ctx, runExperiments(ctx, &runConfig{exps: []bench.Experiment{blockingExperiment()}, count: 1, out: out, slots: fixedSlots, conform: noConform}, os.Stdout, os.Stderr), os.Stderr)
-		}))
-	}
-	os.Exit(m.Run())
+		})
+	})
 }
+
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // blockingExperiment has one case that runs until its context is
 // cancelled.
@@ -59,8 +61,12 @@ type childRun struct {
 func startChildRun(t *testing.T, parent string) *childRun {
 	t.Helper()
 	c := &childRun{exited: make(chan struct{})}
-	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
-	c.cmd.Env = append(os.Environ(), childEnv+"="+filepath.Join(parent, "res"))
+	exe, argv, err := child.Self("cli-test-run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.cmd = exec.Command(exe, argv[1:]...)
+	c.cmd.Env = append(os.Environ(), child.Env("cli-test-run"), childOutEnv+"="+filepath.Join(parent, "res"))
 	c.cmd.Stderr = &c.stderr
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := c.cmd.Start(); err != nil {

@@ -28,6 +28,7 @@ import (
 	"bpbench/hwregs"
 	"bpbench/internal/fixtures"
 	"bpbench/internal/kernlock"
+	"bpbench/internal/testenv"
 	"bpbench/report"
 	"bpbench/runfile"
 	"bpbench/stats"
@@ -459,8 +460,10 @@ func TestCompareTooFewSamples(t *testing.T) {
 // saying why; as root on the reference VM it never skips.
 func requireBreakpoints(t *testing.T) {
 	t.Helper()
-	if err := hwregs.PerfSupported(); err != nil {
-		t.Skipf("no perf breakpoints here: %v", err)
+	err := hwregs.PerfSupported()
+	testenv.SkipIfUnsupported(t, err)
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -1,14 +1,16 @@
 package stats
 
-import "sort"
+import "slices"
 
+// Median returns the median of vs (the mean of the middle two for an even
+// count, 0 for none); vs is not reordered.
 func Median(vs []float64) float64 {
-	if len(vs) == 0 {
+	n := len(vs)
+	if n == 0 {
 		return 0
 	}
-	s := append([]float64(nil), vs...)
-	sort.Float64s(s)
-	n := len(s)
+	s := slices.Clone(vs)
+	slices.Sort(s)
 	if n%2 == 1 {
 		return s[n/2]
 	}
