@@ -7,6 +7,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"bpbench/bench/harness"
@@ -106,4 +107,30 @@ type Experiment struct {
 	Question string
 	// Cases lists the cases to run for the given options.
 	Cases func(Options) ([]Case, error)
+	// Check, when set, checks what must hold across the experiment's
+	// results once every case has run (every repetition of each): a
+	// figure that breaks it is not a finding but a measurement that did
+	// not measure what it says. Each violation is a failed case.
+	Check func(rs []Result) []Violation
+}
+
+// Violation is one case whose results break what must hold across an
+// experiment's cases.
+type Violation struct {
+	// Name is the case's name.
+	Name string
+	// Reason says what broke, with the figures.
+	Reason string
+}
+
+// NameParams parses the key=value elements of a case name
+// ("Update/backend=sim/op=modify" has backend and op).
+func NameParams(name string) map[string]string {
+	p := map[string]string{}
+	for _, part := range strings.Split(name, "/")[1:] {
+		if k, v, ok := strings.Cut(part, "="); ok {
+			p[k] = v
+		}
+	}
+	return p
 }

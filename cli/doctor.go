@@ -295,7 +295,7 @@ func judgeExperiment(e bench.Experiment, f *facilities) string {
 
 // caseNeeds returns why a case named name cannot run here, or "".
 func caseNeeds(name string, f *facilities) string {
-	p := runfile.NameParams(name)
+	p := bench.NameParams(name)
 	fam, _, _ := strings.Cut(name, "/")
 	needPerf := p["backend"] == "perf" || strings.HasPrefix(fam, "Kernel")
 	needPtrace := p["backend"] == "ptrace" || fam == "Apply" || fam == "BlindWindow"

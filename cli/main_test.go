@@ -815,3 +815,32 @@ func builtinStrategies() string {
 	}
 	return strings.Join(out, ",")
 }
+
+// TestRunFailsOnCheck: an experiment's cross-case check that finds a
+// violation fails the run (exit 1), naming the case and why, with the
+// figures still written.
+func TestRunFailsOnCheck(t *testing.T) {
+	exp := bench.Experiment{Name: "fixture",
+		Cases: func(bench.Options) ([]bench.Case, error) {
+			return []bench.Case{{Name: "Fixture/case=ok", Estimate: time.Millisecond, Run: func(context.Context, int64, bench.Timer) (bench.Result, error) {
+				return bench.Result{Iterations: 10, NsPerOp: 5}, nil
+			}}}, nil
+		},
+		Check: func(rs []bench.Result) []bench.Violation {
+			return []bench.Violation{{Name: rs[0].Name, Reason: fmt.Sprintf("%d results seen", len(rs))}}
+		},
+	}
+	out := filepath.Join(t.TempDir(), "res")
+	var o, e bytes.Buffer
+	err := runExperiments(context.Background(), &runConfig{exps: []bench.Experiment{exp}, count: 2, out: out, slots: fixedSlots, conform: noConform}, &o, &e)
+	if code := exitCode(context.Background(), err); code != 1 {
+		t.Fatalf("exit %d (%v), want 1", code, err)
+	}
+	if !strings.Contains(e.String(), "FAIL Fixture/case=ok: check: 2 results seen") {
+		t.Errorf("stderr:\n%s", e.String())
+	}
+	run, lerr := runfile.Load(out)
+	if lerr != nil || len(run.Results) != 2 || len(run.Failed) != 1 {
+		t.Errorf("results %d, failed %+v, %v", len(run.Results), run.Failed, lerr)
+	}
+}

@@ -276,6 +276,7 @@ func runExperiments(ctx context.Context, rc *runConfig, stdout, stderr io.Writer
 	if err := runPlan(ctx, plan, rc.count, run, stderr); err != nil {
 		return err
 	}
+	checkExperiments(rc.exps, run, stderr)
 	run.Duration = time.Since(run.Started)
 
 	if err := writeResults(tmp, run, io.Discard); err != nil {
@@ -519,4 +520,26 @@ func syncDir(dir string) error {
 		return fmt.Errorf("run: syncing %s: %w", dir, err)
 	}
 	return nil
+}
+
+// checkExperiments holds each experiment's results to what must hold
+// across its cases (Experiment.Check); a violation is a failed case,
+// said on the terminal and recorded with the run, whose figures are still
+// written.
+func checkExperiments(exps []bench.Experiment, run *runfile.Run, stderr io.Writer) {
+	for _, e := range exps {
+		if e.Check == nil {
+			continue
+		}
+		var rs []bench.Result
+		for _, r := range run.Results {
+			if r.Experiment == e.Name {
+				rs = append(rs, r)
+			}
+		}
+		for _, v := range e.Check(rs) {
+			run.Failed = append(run.Failed, runfile.Failure{Experiment: e.Name, Name: v.Name, Error: "check: " + v.Reason})
+			fmt.Fprintf(stderr, "FAIL %s: check: %s\n", v.Name, v.Reason)
+		}
+	}
 }

@@ -44,17 +44,6 @@ func (c *Case) Metric(unit string) (float64, bool) {
 	return v, ok
 }
 
-// NameParams parses the key=value elements of a benchmark name.
-func NameParams(name string) map[string]string {
-	p := map[string]string{}
-	for _, part := range strings.Split(name, "/")[1:] {
-		if k, v, ok := strings.Cut(part, "="); ok {
-			p[k] = v
-		}
-	}
-	return p
-}
-
 // Summarize folds repetitions of the same case, keeping first-seen order.
 func Summarize(r *Run) []*Case {
 	byName := map[string][]bench.Result{}
@@ -73,7 +62,7 @@ func Summarize(r *Run) []*Case {
 		for k, v := range reps[0].Params {
 			cs.Params[k] = v
 		}
-		for k, v := range NameParams(name) {
+		for k, v := range bench.NameParams(name) {
 			cs.Params[k] = v
 		}
 		var ns []float64
@@ -152,7 +141,7 @@ func IvOf(c *Case, unit string) stats.Interval {
 }
 
 func HasParams(c *Case, want map[string]string) bool {
-	p := NameParams(c.Name)
+	p := bench.NameParams(c.Name)
 	for k, v := range want {
 		if p[k] != v {
 			return false
@@ -166,7 +155,7 @@ func HasParams(c *Case, want map[string]string) bool {
 func ParamValues(cases []*Case, key string) []string {
 	set := map[string]bool{}
 	for _, c := range cases {
-		set[NameParams(c.Name)[key]] = true
+		set[bench.NameParams(c.Name)[key]] = true
 	}
 	return SortedCategories(set)
 }
@@ -214,7 +203,7 @@ func TputIv(c *Case) stats.Interval {
 func Subset(cases []*Case, key, v string) []*Case {
 	var out []*Case
 	for _, c := range cases {
-		if NameParams(c.Name)[key] == v {
+		if bench.NameParams(c.Name)[key] == v {
 			out = append(out, c)
 		}
 	}
@@ -242,3 +231,7 @@ func SortedCategories(set map[string]bool) []string {
 	})
 	return out
 }
+
+// NameParams parses the key=value elements of a benchmark name; see
+// bench.NameParams.
+func NameParams(name string) map[string]string { return bench.NameParams(name) }

@@ -349,9 +349,15 @@ func Sampled(n int64, m int) int64 {
 type batchLog struct {
 	ticks [logCap]Ticks
 	ops   [logCap]int64
-	n     int // entries in use
-	per   int // chunks per entry
-	cur   int // chunks in the last entry
+	// end and upto are, per entry, the clock when its last chunk ended
+	// (sampled half included) and the loop's operations done by then:
+	// where the loop stood in wall-clock time, for throughput over
+	// intervals shared with other loops (RunWorkers).
+	end  [logCap]Ticks
+	upto [logCap]int64
+	n    int // entries in use
+	per  int // chunks per entry
+	cur  int // chunks in the last entry
 }
 
 func (b *batchLog) add(t Ticks, ops int64) {
@@ -363,6 +369,7 @@ func (b *batchLog) add(t Ticks, ops int64) {
 			for i := 0; i < logCap/2; i++ {
 				b.ticks[i] = b.ticks[2*i] + b.ticks[2*i+1]
 				b.ops[i] = b.ops[2*i] + b.ops[2*i+1]
+				b.end[i], b.upto[i] = b.end[2*i+1], b.upto[2*i+1]
 			}
 			b.n = logCap / 2
 			b.per *= 2
@@ -377,6 +384,14 @@ func (b *batchLog) add(t Ticks, ops int64) {
 	b.ticks[b.n-1] += t
 	b.ops[b.n-1] += ops
 	b.cur++
+}
+
+// mark records that the loop had done ops operations when the clock read
+// now, at the end of the last entry's latest chunk.
+func (b *batchLog) mark(now Ticks, done int64) {
+	if b.n > 0 {
+		b.end[b.n-1], b.upto[b.n-1] = now, done
+	}
 }
 
 // total returns the unsampled ticks and ops over every entry.
@@ -487,6 +502,7 @@ func (l *opLoop) run(n, every int64, stop func() bool, recs []*Recorder, op func
 			}
 		}
 		t0 = lap.prev
+		l.log.mark(t0, l.done)
 	}
 	return nil
 }

@@ -3,6 +3,9 @@ package harness
 import (
 	"context"
 	"errors"
+	"math"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -126,7 +129,7 @@ func TestTimeLoopDoesNotAllocate(t *testing.T) {
 }
 
 // TestWorkerLoop checks RunWorkers' Loop-derived figures: every op counted,
-// rates and batches present and positive.
+// every sampled op in the recorders.
 func TestWorkerLoop(t *testing.T) {
 	spec := WorkerSpec{Workers: 3, Ops: 30_000, Body: func(w *Worker) error {
 		return w.Loop(func(int64) error { return nil })
@@ -135,18 +138,58 @@ func TestWorkerLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !r.Looped || r.Ops != 30_000 || r.UnsampledOpsPerSec <= 0 || len(r.Batches) < 2 {
-		t.Fatalf("looped %v, ops %d, rate %v, batches %v", r.Looped, r.Ops, r.UnsampledOpsPerSec, r.Batches)
-	}
-	for _, b := range r.BatchNsPerOp() {
-		if b <= 0 {
-			t.Fatalf("batch ns/op %v", r.BatchNsPerOp())
-		}
+	if !r.Looped || r.Ops != 30_000 || r.WallOpsPerSec <= 0 {
+		t.Fatalf("looped %v, ops %d, rate %v", r.Looped, r.Ops, r.WallOpsPerSec)
 	}
 	if got, want := r.Latency.Count(), uint64(3*Sampled(10_000, 1)); got != want {
 		t.Fatalf("%d samples of 3 x 10000 ops, want %d", got, want)
 	}
 }
+
+// TestWorkerLoopWallClock: the throughput is the operations completed over
+// the shared wall-clock interval, the sampler's share of the CPUs taken
+// out, never a sum of per-worker rates; with more workers than CPUs (and
+// the workers pinned) it is the same count, and its batches are slices
+// of that interval.
+func TestWorkerLoopWallClock(t *testing.T) {
+	for _, workers := range []int{1, 4 * runtime.NumCPU()} {
+		spec := WorkerSpec{Workers: workers, Pin: true, Duration: 100 * time.Millisecond, Body: func(w *Worker) error {
+			var x uint64
+			return w.Loop(func(i int64) error {
+				for j := 0; j < 50; j++ {
+					x += uint64(i) * uint64(j)
+				}
+				sink.Store(x)
+				return nil
+			})
+		}}
+		r, err := RunWorkers(context.Background(), nil, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gross := float64(r.Ops) / r.Elapsed.Seconds()
+		if r.SamplerShare <= 0 || r.SamplerShare >= 0.5 {
+			t.Errorf("%d workers: sampler share %v, want in (0, 0.5)", workers, r.SamplerShare)
+		}
+		if want := gross / (1 - r.SamplerShare); math.Abs(r.WallOpsPerSec-want) > 1e-9*want {
+			t.Errorf("%d workers: ops/s %v, want ops over the wall interval net of the sampler, %v", workers, r.WallOpsPerSec, want)
+		}
+		if len(r.WallBatches) < 2 {
+			t.Fatalf("%d workers: batches %v", workers, r.WallBatches)
+		}
+		for _, b := range r.WallBatches {
+			if b <= 0 {
+				t.Fatalf("%d workers: batch %v in %v", workers, b, r.WallBatches)
+			}
+		}
+		if ns := r.LoopNsPerOp(); math.Abs(ns*r.WallOpsPerSec-1e9) > 1e-3 {
+			t.Errorf("%d workers: ns/op %v is not 1e9 / ops/s %v", workers, ns, r.WallOpsPerSec)
+		}
+	}
+}
+
+// sink keeps the test op's work from being optimised away.
+var sink atomic.Uint64
 
 func TestBatchLogExported(t *testing.T) {
 	var b BatchLog
@@ -176,5 +219,42 @@ func TestWorkerLoopIdle(t *testing.T) {
 	r, err := RunWorkers(context.Background(), nil, spec)
 	if err != nil || r.Ops != 1 {
 		t.Fatalf("1 op over 3 workers: %d ops, %v", r.Ops, err)
+	}
+}
+
+// TestWallBatches cuts a run of two loops, one at a steady rate and one
+// that doubles its rate half-way, into equal wall slices: the slices
+// before the change report the first total rate and those after it the
+// second, divided by the net factor.
+func TestWallBatches(t *testing.T) {
+	var steady, doubling []wallPoint
+	steady = append(steady, wallPoint{})
+	doubling = append(doubling, wallPoint{})
+	var a, b float64
+	for ms := 1; ms <= 160; ms++ {
+		a += 500
+		if ms <= 80 {
+			b += 500
+		} else {
+			b += 1500
+		}
+		steady = append(steady, wallPoint{at: float64(ms) * 1e6, ops: a})
+		doubling = append(doubling, wallPoint{at: float64(ms) * 1e6, ops: b})
+	}
+	got := cutWall([][]wallPoint{steady, doubling}, 160*time.Millisecond, 0.5)
+	if len(got) != MaxBatches {
+		t.Fatalf("%d batches, want %d", len(got), MaxBatches)
+	}
+	for k, v := range got {
+		want := 2e6 // 1000 ops per ms, over a net factor of 0.5
+		if k >= MaxBatches/2 {
+			want = 4e6
+		}
+		if math.Abs(v-want) > 1e-6*want {
+			t.Errorf("batch %d: %v ops/s, want %v", k, v, want)
+		}
+	}
+	if cutWall([][]wallPoint{{{}}}, time.Millisecond, 1) != nil {
+		t.Error("batches from a loop with no chunk ends")
 	}
 }

@@ -102,38 +102,54 @@ type WorkerResult struct {
 	// Looped is set when every worker that ran used Worker.Loop; the
 	// fields below are filled only then.
 	Looped bool
-	// UnsampledOpsPerSec is the sum over the workers of their rate over
-	// their unsampled operations: the throughput without the sampler.
-	UnsampledOpsPerSec float64
-	// Batches are UnsampledOpsPerSec over consecutive batches: batch k
-	// is the sum over the workers of their rate in their own batch k (a
-	// worker's batch k is the k-th of its consecutive slices of its own
-	// loop; the workers start together and run for the same duration or
-	// the same number of ops, so batch k is about the same time slice
-	// for all). Nil when there are fewer than two.
-	Batches []float64
 	// TareNs is the mean over the workers of the sampler's own cost
 	// subtracted from each sampled latency.
 	TareNs float64
+
+	// WallOpsPerSec is the throughput as the machine delivered it: the
+	// operations completed over the shared wall-clock interval in which
+	// the workers ran (Ops / Elapsed), with the sampler's own CPU time
+	// (SamplerShare of it) taken out, so that it is what the workers
+	// would have completed unsampled. It is not a sum of each worker's
+	// rate over its own timed chunks, which counts a preempted worker's
+	// absence as nobody's time: with more workers than CPUs it cannot
+	// exceed what the CPUs can run.
+	// Filled when the workers used Loop.
+	WallOpsPerSec float64
+	// SamplerShare is the fraction of the workers' CPU time (Elapsed times
+	// the CPUs they could use) that went to the sampler: sampled
+	// operations times the measured tare.
+	SamplerShare float64
+	// busyCPUs is how many CPUs the workers could keep busy at once.
+	busyCPUs int
+	// WallBatches are WallOpsPerSec over consecutive equal slices of the
+	// shared wall-clock interval: the operations all workers completed in
+	// each slice, from where each worker's loop stood at its logged chunk
+	// ends (nil when there are fewer than two).
+	WallBatches []float64
 }
 
 // LoopNsPerOp returns the wall time per operation over all workers
-// without the sampler's cost, 1e9 / UnsampledOpsPerSec, or NsPerOp when
-// the workers did not use Loop.
+// without the sampler's cost, 1e9 / WallOpsPerSec, or NsPerOp when the
+// workers did not use Loop.
 func (r WorkerResult) LoopNsPerOp() float64 {
-	if !r.Looped || r.UnsampledOpsPerSec <= 0 {
+	if !r.Looped || r.WallOpsPerSec <= 0 {
 		return r.NsPerOp()
 	}
-	return 1e9 / r.UnsampledOpsPerSec
+	return 1e9 / r.WallOpsPerSec
 }
 
-// BatchNsPerOp returns Batches as ns/op (1e9 / ops/s), nil without batches.
+// BatchNsPerOp returns WallBatches as ns/op (1e9 / ops/s), nil without
+// batches or when a slice saw no operation completed.
 func (r WorkerResult) BatchNsPerOp() []float64 {
-	if r.Batches == nil {
+	if r.WallBatches == nil {
 		return nil
 	}
-	out := make([]float64, len(r.Batches))
-	for i, b := range r.Batches {
+	out := make([]float64, len(r.WallBatches))
+	for i, b := range r.WallBatches {
+		if b <= 0 {
+			return nil // a slice in which no worker ran has no time per op
+		}
 		out[i] = 1e9 / b
 	}
 	return out
@@ -141,8 +157,8 @@ func (r WorkerResult) BatchNsPerOp() []float64 {
 
 // loopStats fills the Loop-derived fields from the workers' logs.
 func (r *WorkerResult) loopStats(ws []*Worker) {
-	nb := MaxBatches
 	ran := 0
+	var overheadNs float64
 	for _, w := range ws {
 		if w.Done == 0 {
 			continue
@@ -151,29 +167,20 @@ func (r *WorkerResult) loopStats(ws []*Worker) {
 			return
 		}
 		ran++
-		nb = min(nb, w.loop.log.count())
 		r.TareNs += TicksToNs(w.loop.tare)
+		_, unsampled := w.loop.log.total()
+		overheadNs += float64(w.Done-unsampled) * TicksToNs(w.loop.tare)
 	}
 	if ran == 0 {
 		return
 	}
 	r.Looped = true
 	r.TareNs /= float64(ran)
-	if nb >= 2 {
-		r.Batches = make([]float64, nb)
+	if cpuNs := float64(r.busyCPUs) * float64(r.Elapsed.Nanoseconds()); cpuNs > 0 {
+		r.SamplerShare = min(overheadNs/cpuNs, 0.5)
 	}
-	for _, w := range ws {
-		if w.Done == 0 {
-			continue
-		}
-		if t, ops := w.loop.log.total(); t > 0 {
-			r.UnsampledOpsPerSec += float64(ops) / TicksToNs(t) * 1e9
-		}
-		for k := range r.Batches {
-			if t, ops := w.loop.log.batch(k, nb); t > 0 {
-				r.Batches[k] += float64(ops) / TicksToNs(t) * 1e9
-			}
-		}
+	if r.Elapsed > 0 {
+		r.WallOpsPerSec = float64(r.Ops) / r.Elapsed.Seconds() / (1 - r.SamplerShare)
 	}
 }
 
@@ -303,7 +310,7 @@ func RunWorkers(ctx context.Context, t Timer, spec WorkerSpec) (WorkerResult, er
 	}()
 
 	t.StartTimer()
-	begin := time.Now()
+	begin, beginTicks := time.Now(), Now()
 	close(start)
 	err := g.Wait()
 	elapsed := time.Since(begin)
@@ -316,7 +323,14 @@ func RunWorkers(ctx context.Context, t Timer, spec WorkerSpec) (WorkerResult, er
 		res.PerWorker[i] = w.Done
 		res.Latency.Merge(w.Rec)
 	}
+	res.busyCPUs = min(spec.Workers, runtime.GOMAXPROCS(0))
+	if spec.Pin {
+		res.busyCPUs = min(spec.Workers, ncpu)
+	}
 	res.loopStats(ws)
+	if res.Looped {
+		res.WallBatches = wallBatches(ws, beginTicks, elapsed, 1-res.SamplerShare)
+	}
 	if err != nil {
 		return res, err
 	}
