@@ -63,16 +63,18 @@ func opsAt(pts []wallPoint, t float64) float64 {
 }
 
 // cutWall is wallBatches over the loops' points: the slices are as many
-// as the loops' coarsest logs allow (each slice should span at least two
-// chunk ends of every loop, or interpolation is all it measures).
+// as the finest log allows at two chunk ends a slice (a loop that barely
+// ran, starved by the scheduler, is interpolated between its few points;
+// it completed few operations either way).
 func cutWall(loops [][]wallPoint, elapsed time.Duration, netOf float64) []float64 {
 	if len(loops) == 0 || netOf <= 0 || elapsed <= 0 {
 		return nil
 	}
-	nb := MaxBatches
+	nb := 0
 	for _, pts := range loops {
-		nb = min(nb, (len(pts)-1)/2)
+		nb = max(nb, (len(pts)-1)/2)
 	}
+	nb = min(nb, MaxBatches)
 	if nb < 2 {
 		return nil
 	}
