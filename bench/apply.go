@@ -211,14 +211,14 @@ func runApply(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 	m["resume-ns/p50"] = base.Quantile(0.5)
 	// An op is one set+modify+clear cycle: three changes, each applied to
 	// every thread. The names say what each figure is per.
-	m["ns/change-thread"] = res.NsPerOp / (3 * nt)
+	m[MetricNsPerChangeThread] = res.NsPerOp / (3 * nt)
 	// What applying costs beyond the resume round a debugger pays anyway,
 	// per change and thread; medians from the same run.
 	m["apply-ns/change-thread"] = (all.Quantile(0.5) - base.Quantile(0.5)) / nt
-	m["writes/cycle"] = float64(writes) / float64(done)
+	m[MetricWritesPerCycle] = float64(writes) / float64(done)
 	m["writes/cycle-thread"] = float64(writes) / float64(done) / nt
-	m["writes/change-thread"] = float64(writes) / float64(done) / (3 * nt)
-	addBatches(&res, "ns/op", batches.NsPerOp())
+	m[MetricWritesPerChangeThread] = float64(writes) / float64(done) / (3 * nt)
+	addBatches(&res, UnitNsPerOp, batches.NsPerOp())
 	return res, nil
 }
 
@@ -373,12 +373,12 @@ func runBlind(ctx context.Context, s applySpec, o Options, n int64, t Timer) (re
 	res.Metrics = map[string]float64{}
 	res.Window = blind.Summary()
 	m := res.Metrics
-	m["blind-ns/p50"], m["blind-ns/p99"] = blind.Quantile(0.5), blind.Quantile(0.99)
+	m[MetricBlindP50], m[MetricBlindP99] = blind.Quantile(0.5), blind.Quantile(0.99)
 	m["blind-request-ns/p50"], m["blind-request-ns/p99"] = ask.Quantile(0.5), ask.Quantile(0.99)
-	addBatches(&res, "ns/op", batches.NsPerOp())
-	m["missed/op"] = float64(missed) / float64(done)
+	addBatches(&res, UnitNsPerOp, batches.NsPerOp())
+	m[MetricMissed] = float64(missed) / float64(done)
 	m["missed/thread"] = float64(missed) / float64(done) / float64(nt)
-	m["traps/op"] = float64(traps) / float64(done)
+	m[MetricTraps] = float64(traps) / float64(done)
 	return res, nil
 }
 

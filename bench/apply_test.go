@@ -59,18 +59,18 @@ func TestApplyCounts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkNamed(t, res, "apply", s.name("Apply"), []string{"ns/change-thread", "apply-ns/change-thread", "writes/cycle", "writes/cycle-thread", "writes/change-thread",
-			"set-ns/p50", "modify-ns/p50", "clear-ns/p50", "change-ns/p50", "resume-ns/p50", "p50-ns", "p99-ns"})
+		checkNamed(t, res, "apply", s.name("Apply"), []string{MetricNsPerChangeThread, "apply-ns/change-thread", MetricWritesPerCycle, "writes/cycle-thread", MetricWritesPerChangeThread,
+			"set-ns/p50", "modify-ns/p50", "clear-ns/p50", "change-ns/p50", "resume-ns/p50", MetricP50, MetricP99})
 		if res.Iterations != n {
 			t.Errorf("%s: %d iterations, want %d", res.Name, res.Iterations, n)
 		}
-		if got := res.Metrics["writes/cycle"]; got != 5*threads {
+		if got := res.Metrics[MetricWritesPerCycle]; got != 5*threads {
 			t.Errorf("%s: writes/cycle = %g, want %d", res.Name, got, 5*threads)
 		}
 		if got := res.Metrics["writes/cycle-thread"]; got != 5 {
 			t.Errorf("%s: writes/cycle-thread = %g, want 5", res.Name, got)
 		}
-		if len(res.Batches["ns/op"]) != n {
+		if len(res.Batches[UnitNsPerOp]) != n {
 			t.Errorf("%s: batches %v, want one per cycle", res.Name, res.Batches)
 		}
 		if res.Latency == nil || res.Latency.Count != 3*n {
@@ -92,18 +92,18 @@ func TestBlindWindowCounts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkNamed(t, res, "blindwindow", s.name("BlindWindow"), []string{"blind-ns/p50", "blind-ns/p99", "blind-request-ns/p50", "blind-request-ns/p99", "missed/op", "missed/thread", "traps/op"})
+		checkNamed(t, res, "blindwindow", s.name("BlindWindow"), []string{MetricBlindP50, MetricBlindP99, "blind-request-ns/p50", "blind-request-ns/p99", MetricMissed, "missed/thread", MetricTraps})
 		m := res.Metrics
-		if m["traps/op"] <= 0 {
+		if m[MetricTraps] <= 0 {
 			t.Errorf("%s: no traps while armed: %v", res.Name, m)
 		}
 		// At most one write per thread per repetition is miscounted at
 		// the edges (see runBlind).
-		if m["missed/op"] < -2*threads {
-			t.Errorf("%s: missed/op = %g, beyond the counting error", res.Name, m["missed/op"])
+		if m[MetricMissed] < -2*threads {
+			t.Errorf("%s: missed/op = %g, beyond the counting error", res.Name, m[MetricMissed])
 		}
-		if m["blind-request-ns/p50"] < m["blind-ns/p50"] || res.Window == nil || res.Window.Count != n {
-			t.Errorf("%s: from request %g < from first armed %g, or window %+v", res.Name, m["blind-request-ns/p50"], m["blind-ns/p50"], res.Window)
+		if m["blind-request-ns/p50"] < m[MetricBlindP50] || res.Window == nil || res.Window.Count != n {
+			t.Errorf("%s: from request %g < from first armed %g, or window %+v", res.Name, m["blind-request-ns/p50"], m[MetricBlindP50], res.Window)
 		}
 		t.Logf("%s: %v", res.Name, m)
 	}

@@ -150,8 +150,8 @@ func setLatency(res *Result, rec *harness.Recorder) {
 	}
 	res.Latency = rec.Summary()
 	if res.Latency != nil {
-		res.Metrics["p50-ns"] = res.Latency.P50
-		res.Metrics["p99-ns"] = res.Latency.P99
+		res.Metrics[MetricP50] = res.Latency.P50
+		res.Metrics[MetricP99] = res.Latency.P99
 	}
 }
 
@@ -163,8 +163,8 @@ func setLoop(res *Result, s harness.LoopStats, rec *harness.Recorder) {
 	res.Iterations = s.Done
 	res.NsPerOp = s.NsPerOp()
 	setLatency(res, rec)
-	res.Metrics["sampler-ns"] = s.TareNs
-	addBatches(res, "ns/op", s.Batches)
+	res.Metrics[MetricSamplerNs] = s.TareNs
+	addBatches(res, UnitNsPerOp, s.Batches)
 }
 
 // addBatches records per-batch values of a unit in res.Batches.

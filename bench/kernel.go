@@ -218,19 +218,19 @@ func (f kernelFigures) result(name string, iterations int64, params map[string]s
 		Params:     params,
 		Iterations: iterations,
 		NsPerOp:    u * 1e3,
-		Metrics:    map[string]float64{"usecs/op": u},
+		Metrics:    map[string]float64{MetricUsecs: u},
 		Batches:    batches,
 	}
 	if len(f.goBase) > 0 {
-		res.Metrics["b0-usecs/op"] = stats.Median(f.goBase)
-		res.Metrics["slowdown"] = u / stats.Median(f.goBase)
+		res.Metrics[MetricB0Usecs] = stats.Median(f.goBase)
+		res.Metrics[MetricSlowdown] = u / stats.Median(f.goBase)
 	}
 	if f.havePerf && len(f.perfU) > 0 {
-		res.Metrics["perf-usecs/op"] = stats.Median(f.perfU)
-		res.Metrics["go/perf"] = u / stats.Median(f.perfU)
+		res.Metrics[MetricPerfUsecs] = stats.Median(f.perfU)
+		res.Metrics[MetricGoPerPerf] = u / stats.Median(f.perfU)
 		if len(f.perfBase) > 0 {
-			res.Metrics["perf-b0-usecs/op"] = stats.Median(f.perfBase)
-			res.Metrics["perf-slowdown"] = stats.Median(f.perfU) / stats.Median(f.perfBase)
+			res.Metrics[MetricPerfB0Usecs] = stats.Median(f.perfBase)
+			res.Metrics[MetricPerfSlowdown] = stats.Median(f.perfU) / stats.Median(f.perfBase)
 		}
 	}
 	return res
@@ -247,7 +247,7 @@ func roundBatches(usecs []float64) map[string][]float64 {
 	for i, u := range usecs {
 		ns[i] = u * 1e3
 	}
-	return map[string][]float64{"usecs/op": append([]float64(nil), usecs...), "ns/op": ns}
+	return map[string][]float64{MetricUsecs: append([]float64(nil), usecs...), "ns/op": ns}
 }
 
 // ignoreSkip drops a perf bench skip (no hardware support): the Go figures

@@ -79,23 +79,23 @@ func TestKernelCases(t *testing.T) {
 		if res.Name != c.Name || res.Experiment != "kernel" {
 			t.Errorf("result %q/%q, want kernel/%q", res.Experiment, res.Name, c.Name)
 		}
-		if res.Metrics["usecs/op"] <= 0 || res.NsPerOp <= 0 || res.Iterations <= 0 {
-			t.Errorf("%s: usecs/op = %v, ns/op = %v, iterations = %d; want > 0", c.Name, res.Metrics["usecs/op"], res.NsPerOp, res.Iterations)
+		if res.Metrics[MetricUsecs] <= 0 || res.NsPerOp <= 0 || res.Iterations <= 0 {
+			t.Errorf("%s: usecs/op = %v, ns/op = %v, iterations = %d; want > 0", c.Name, res.Metrics[MetricUsecs], res.NsPerOp, res.Iterations)
 		}
-		if got := res.Batches["usecs/op"]; len(got) != kernelRounds || len(res.Batches["ns/op"]) != kernelRounds {
+		if got := res.Batches[MetricUsecs]; len(got) != kernelRounds || len(res.Batches[UnitNsPerOp]) != kernelRounds {
 			t.Errorf("%s: batches %v, want one per round (%d)", c.Name, res.Batches, kernelRounds)
 		}
 		if res.Params["kernel"] == "" {
 			t.Errorf("%s: no kernel release in Params %v", c.Name, res.Params)
 		}
-		want := []string{"usecs/op"}
+		want := []string{MetricUsecs}
 		if c.Name[:len("KernelThread")] == "KernelThread" {
-			want = append(want, "b0-usecs/op", "slowdown")
+			want = append(want, MetricB0Usecs, MetricSlowdown)
 		}
 		if perfErr == nil {
-			want = append(want, "perf-usecs/op", "go/perf")
+			want = append(want, MetricPerfUsecs, MetricGoPerPerf)
 			if c.Name[:len("KernelThread")] == "KernelThread" {
-				want = append(want, "perf-b0-usecs/op", "perf-slowdown")
+				want = append(want, MetricPerfB0Usecs, MetricPerfSlowdown)
 			}
 		}
 		for _, m := range want {

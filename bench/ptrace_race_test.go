@@ -22,7 +22,7 @@ func ptraceRaceRun(t *testing.T, s raceSpec, n int64, hooks raceHooks) Result {
 	c := res
 	c.Experiment = "race" // the rest of the Result is the race experiment's
 	checkRaceResult(t, s, c, n)
-	if res.Params["registers"] != "ptrace" || res.Params["backend"] != "ptrace" {
+	if res.Params["registers"] != "ptrace" || res.Params[ParamBackend] != "ptrace" {
 		t.Errorf("%s: params %v, want backend and registers ptrace", res.Name, res.Params)
 	}
 	return res
@@ -49,12 +49,12 @@ func TestPtraceRaceReregisterSteals(t *testing.T) {
 	const n, every = 500, 10
 	for _, st := range strategies(t) {
 		quiet := ptraceRaceRun(t, raceSpec{backend: "ptrace", strategy: st, mode: raceReregister, raceRate: raceRate{place: placeNone}}, 300, raceHooks{})
-		if quiet.Metrics["steals/op"] != 0 {
-			t.Errorf("%s: steals/op = %g without competitors", quiet.Name, quiet.Metrics["steals/op"])
+		if quiet.Metrics[MetricSteals] != 0 {
+			t.Errorf("%s: steals/op = %g without competitors", quiet.Name, quiet.Metrics[MetricSteals])
 		}
 		s := raceSpec{backend: "ptrace", strategy: st, mode: raceReregister, raceRate: raceRate{place: placeNone}}
 		res := ptraceRaceRun(t, s, n, raceHooks{stealEvery: every})
-		if got, want := res.Metrics["lost/op"], 1.0/every; got != want {
+		if got, want := res.Metrics[MetricLost], 1.0/every; got != want {
 			t.Errorf("%s with a steal in every %dth window: lost/op = %g, want %g", res.Name, every, got, want)
 		}
 		if rec := res.Metrics["recover-ns/p50"]; rec <= 0 {
@@ -64,7 +64,7 @@ func TestPtraceRaceReregisterSteals(t *testing.T) {
 		// (DR7 off, DR[i], DR7 on) are outside the window and inside the
 		// unarmed time.
 		t.Logf("%s: unarmed p50 %.0f ns p99 %.0f ns, window p50 %.0f ns p99 %.0f ns", quiet.Name,
-			quiet.Metrics["unarmed-ns/p50"], quiet.Metrics["unarmed-ns/p99"], quiet.Metrics["window-ns/p50"], quiet.Metrics["window-ns/p99"])
+			quiet.Metrics[MetricUnarmedP50], quiet.Metrics[MetricUnarmedP99], quiet.Metrics[MetricWindowP50], quiet.Metrics[MetricWindowP99])
 	}
 }
 
@@ -75,8 +75,8 @@ func TestPtraceRaceCompetitor(t *testing.T) {
 	testenv.LockDebugRegs(t)
 	s := raceSpec{backend: "ptrace", strategy: strategies(t)[0], mode: raceReregister, raceRate: raceRate{competitors: 1, place: testPlaces()[len(testPlaces())-1]}}
 	res := ptraceRaceRun(t, s, 2000, raceHooks{})
-	if res.Metrics["competitor-attempts/s"] <= 0 {
+	if res.Metrics[MetricCompAttempts] <= 0 {
 		t.Errorf("%s: the competitor never ran", res.Name)
 	}
-	t.Logf("%s: steals/op %.4f window p50 %.0f ns, unarmed p50 %.0f ns, change p50 %.0f ns", res.Name, res.Metrics["steals/op"], res.Metrics["window-ns/p50"], res.Metrics["unarmed-ns/p50"], res.Metrics["p50-ns"])
+	t.Logf("%s: steals/op %.4f window p50 %.0f ns, unarmed p50 %.0f ns, change p50 %.0f ns", res.Name, res.Metrics[MetricSteals], res.Metrics[MetricWindowP50], res.Metrics[MetricUnarmedP50], res.Metrics[MetricP50])
 }

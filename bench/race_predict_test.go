@@ -97,24 +97,24 @@ func TestRaceResultPrediction(t *testing.T) {
 	st.compAttempts, st.compElapsed, st.compCPU = 4e5, 2*time.Second, 1
 	s := raceSpec{backend: "sim", strategy: "x", mode: raceReregister, raceRate: raceRate{competitors: 2, place: placeOther}}
 	m := st.result(s, Options{}, 2, nil).Metrics
-	if m["rate-achieved/s"] != 1e5 {
-		t.Errorf("rate-achieved/s = %g, want 1e5 (4e5 attempts by 2 competitors in 2 s)", m["rate-achieved/s"])
+	if m[MetricRateAchieved] != 1e5 {
+		t.Errorf("rate-achieved/s = %g, want 1e5 (4e5 attempts by 2 competitors in 2 s)", m[MetricRateAchieved])
 	}
 	q := 1e5 * w * harness.NsPerTick() * 1e-9
-	if want := 1 - (1-q)*(1-q); math.Abs(m["steals-predicted/op"]-want) > 1e-12 {
-		t.Errorf("steals-predicted/op = %g, want %g", m["steals-predicted/op"], want)
+	if want := 1 - (1-q)*(1-q); math.Abs(m[MetricStealsPredicted]-want) > 1e-12 {
+		t.Errorf("steals-predicted/op = %g, want %g", m[MetricStealsPredicted], want)
 	}
 	// Measured run time: the threads ran half the time, at twice the rate.
 	st.compOnCPU, st.hasOnCPU = 2*time.Second, true
 	m = st.result(s, Options{}, 2, nil).Metrics
 	q = 0.5 * 2e5 * w * harness.NsPerTick() * 1e-9
-	if want := 1 - (1-q)*(1-q); m["competitor-oncpu"] != 0.5 || math.Abs(m["steals-predicted/op"]-want) > 1e-12 || m["rate-achieved/s"] != 1e5 {
+	if want := 1 - (1-q)*(1-q); m["competitor-oncpu"] != 0.5 || math.Abs(m[MetricStealsPredicted]-want) > 1e-12 || m[MetricRateAchieved] != 1e5 {
 		t.Errorf("on CPU half the time: competitor-oncpu = %g, steals-predicted/op = %g, rate-achieved/s = %g, want 0.5, %g, 1e5",
-			m["competitor-oncpu"], m["steals-predicted/op"], m["rate-achieved/s"], want)
+			m["competitor-oncpu"], m[MetricStealsPredicted], m[MetricRateAchieved], want)
 	}
 	lo, hi := wilson(30, 1000)
-	if m["steals/op"] != 0.03 || m["steals-lo/op"] != lo || m["steals-hi/op"] != hi || m["changes"] != 1000 {
-		t.Errorf("steals %g [%g, %g] in %g changes, want 0.03 [%g, %g] in 1000", m["steals/op"], m["steals-lo/op"], m["steals-hi/op"], m["changes"], lo, hi)
+	if m[MetricSteals] != 0.03 || m[MetricStealsLo] != lo || m[MetricStealsHi] != hi || m[MetricChanges] != 1000 {
+		t.Errorf("steals %g [%g, %g] in %g changes, want 0.03 [%g, %g] in 1000", m[MetricSteals], m[MetricStealsLo], m[MetricStealsHi], m[MetricChanges], lo, hi)
 	}
 }
 
@@ -176,10 +176,10 @@ func TestRaceAdaptive(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRaceResult(t, s, res, 0)
-	if res.Iterations < firstChunk || res.Metrics["steals/op"] != 0 || !stealsNarrow(0, res.Iterations) {
-		t.Errorf("%s: %d changes, steals/op %g: want at least a chunk, no steal, a narrow interval", res.Name, res.Iterations, res.Metrics["steals/op"])
+	if res.Iterations < firstChunk || res.Metrics[MetricSteals] != 0 || !stealsNarrow(0, res.Iterations) {
+		t.Errorf("%s: %d changes, steals/op %g: want at least a chunk, no steal, a narrow interval", res.Name, res.Iterations, res.Metrics[MetricSteals])
 	}
-	if b := res.Batches["steals/op"]; len(b) > maxRaceBatches {
+	if b := res.Batches[MetricSteals]; len(b) > maxRaceBatches {
 		t.Errorf("%s: %d batches, want at most %d", res.Name, len(b), maxRaceBatches)
 	}
 }

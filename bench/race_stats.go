@@ -69,12 +69,12 @@ func (st *raceStats) result(s raceSpec, opts Options, cpus int, extra map[string
 	n := float64(max(st.changes, 1))
 	res.NsPerOp = float64(st.elapsed.Nanoseconds()) / n
 	m := res.Metrics
-	m["changes"] = float64(st.changes)
-	m["steals/op"] = float64(st.steals()) / n
-	m["steals-lo/op"], m["steals-hi/op"], m["steals-dispersion"] = st.stealInterval()
-	m["lost/op"] = float64(st.lost) / n
-	m["moved/op"] = float64(st.moved) / n
-	m["competitor-wins/op"] = float64(st.compWins) / n
+	m[MetricChanges] = float64(st.changes)
+	m[MetricSteals] = float64(st.steals()) / n
+	m[MetricStealsLo], m[MetricStealsHi], m["steals-dispersion"] = st.stealInterval()
+	m[MetricLost] = float64(st.lost) / n
+	m[MetricMoved] = float64(st.moved) / n
+	m[MetricCompWins] = float64(st.compWins) / n
 	// The achieved rate per competitor is that of its refused attempts
 	// over the time it was not in an admitted one: a window opens with
 	// the holder owning every slot, so this is the rate at which attempts
@@ -93,7 +93,7 @@ func (st *raceStats) result(s raceSpec, opts Options, cpus int, extra map[string
 	rate, rateOn, onCPU := 0.0, 0.0, 1.0
 	if s.competitors > 0 && st.compElapsed > 0 {
 		k := float64(s.competitors)
-		m["competitor-attempts/s"] = float64(st.compAttempts) / k / st.compElapsed.Seconds()
+		m[MetricCompAttempts] = float64(st.compAttempts) / k / st.compElapsed.Seconds()
 		refused := float64(st.compAttempts - st.compWins)
 		if free := k*st.compElapsed.Seconds() - st.compHeld.Seconds(); free > 0 {
 			rate, rateOn = refused/free, refused/free
@@ -106,41 +106,41 @@ func (st *raceStats) result(s raceSpec, opts Options, cpus int, extra map[string
 			}
 		}
 	}
-	m["rate-achieved/s"] = rate
-	m["steals-predicted/op"] = 0
+	m[MetricRateAchieved] = rate
+	m[MetricStealsPredicted] = 0
 	if h := st.exposure.Summary(); h != nil {
-		m["steals-predicted/op"] = predictSteals(h.CDF, rateOn, onCPU, s.competitors)
+		m[MetricStealsPredicted] = predictSteals(h.CDF, rateOn, onCPU, s.competitors)
 	}
 	m["exposure-ns/p50"], m["exposure-ns/p99"] = st.exposure.Quantile(0.5), st.exposure.Quantile(0.99)
 	if len(st.batches) > 1 {
 		res.Batches = map[string][]float64{}
 		for _, b := range st.batches {
 			bn := float64(max(b.changes, 1))
-			res.Batches["steals/op"] = append(res.Batches["steals/op"], float64(b.steals)/bn)
-			res.Batches["ns/op"] = append(res.Batches["ns/op"], float64(b.elapsed.Nanoseconds())/bn)
+			res.Batches[MetricSteals] = append(res.Batches[MetricSteals], float64(b.steals)/bn)
+			res.Batches[UnitNsPerOp] = append(res.Batches[UnitNsPerOp], float64(b.elapsed.Nanoseconds())/bn)
 		}
 	}
 	if res.Latency != nil {
-		m["p50-ns"] = res.Latency.P50
-		m["p99-ns"] = res.Latency.P99
+		m[MetricP50] = res.Latency.P50
+		m[MetricP99] = res.Latency.P99
 	}
 	// Modify never releases the slot, so its window is empty by
 	// construction; report it as 0 so every case has the same metrics.
-	m["window-ns/p50"], m["window-ns/p99"] = 0, 0
+	m[MetricWindowP50], m[MetricWindowP99] = 0, 0
 	if res.Window != nil {
-		m["window-ns/p50"], m["window-ns/p99"] = res.Window.P50, res.Window.P99
+		m[MetricWindowP50], m[MetricWindowP99] = res.Window.P50, res.Window.P99
 	}
 	// Likewise modify never disarms the slot (see the experiment's doc).
-	m["unarmed-ns/p50"], m["unarmed-ns/p99"] = 0, 0
+	m[MetricUnarmedP50], m[MetricUnarmedP99] = 0, 0
 	if st.unarmed.Count() > 0 {
-		m["unarmed-ns/p50"], m["unarmed-ns/p99"] = st.unarmed.Quantile(0.5), st.unarmed.Quantile(0.99)
+		m[MetricUnarmedP50], m[MetricUnarmedP99] = st.unarmed.Quantile(0.5), st.unarmed.Quantile(0.99)
 	}
 	m["recover-ns/p50"], m["recover-ns/p99"] = 0, 0
 	if st.recover.Count() > 0 {
 		m["recover-ns/p50"], m["recover-ns/p99"] = st.recover.Quantile(0.5), st.recover.Quantile(0.99)
 	}
 	if st.hasSpurious {
-		m["spurious-refusals"] = float64(st.spurious)
+		m[MetricSpurious] = float64(st.spurious)
 	}
 	return res
 }

@@ -65,9 +65,9 @@ func checkRaceResult(t *testing.T, s raceSpec, res Result, n int64) {
 			t.Errorf("%s: Params[%q] missing (have %v)", res.Name, k, res.Params)
 		}
 	}
-	for _, k := range []string{"steals/op", "steals-lo/op", "steals-hi/op", "steals-predicted/op", "rate-achieved/s", "changes",
-		"window-ns/p50", "window-ns/p99", "exposure-ns/p50", "exposure-ns/p99", "unarmed-ns/p50", "unarmed-ns/p99",
-		"recover-ns/p50", "recover-ns/p99", "p50-ns", "p99-ns"} {
+	for _, k := range []string{MetricSteals, MetricStealsLo, MetricStealsHi, MetricStealsPredicted, MetricRateAchieved, MetricChanges,
+		MetricWindowP50, MetricWindowP99, "exposure-ns/p50", "exposure-ns/p99", MetricUnarmedP50, MetricUnarmedP99,
+		"recover-ns/p50", "recover-ns/p99", MetricP50, MetricP99} {
 		if _, ok := res.Metrics[k]; !ok {
 			t.Errorf("%s: metric %q missing", res.Name, k)
 		}
@@ -82,8 +82,8 @@ func checkRaceResult(t *testing.T, s raceSpec, res Result, n int64) {
 		if res.Window != nil {
 			t.Errorf("%s: modify never releases the slot, but a window was recorded: %+v", res.Name, res.Window)
 		}
-		if m["unarmed-ns/p50"] != 0 || m["unarmed-ns/p99"] != 0 {
-			t.Errorf("%s: modify never disarms the slot, but unarmed-ns/p50 = %g, p99 = %g", res.Name, m["unarmed-ns/p50"], m["unarmed-ns/p99"])
+		if m[MetricUnarmedP50] != 0 || m[MetricUnarmedP99] != 0 {
+			t.Errorf("%s: modify never disarms the slot, but unarmed-ns/p50 = %g, p99 = %g", res.Name, m[MetricUnarmedP50], m[MetricUnarmedP99])
 		}
 	case raceReregister:
 		// One window per re-registration, refused attempts included.
@@ -93,10 +93,10 @@ func checkRaceResult(t *testing.T, s raceSpec, res Result, n int64) {
 		// Each unarmed interval contains its change's window (the release
 		// and the reservation lie between the disarming and the arming
 		// writes), so its quantiles cannot be smaller.
-		if u, w := m["unarmed-ns/p50"], m["window-ns/p50"]; u <= 0 || u < w {
+		if u, w := m[MetricUnarmedP50], m[MetricWindowP50]; u <= 0 || u < w {
 			t.Errorf("%s: unarmed-ns/p50 = %g, want > 0 and >= window-ns/p50 = %g", res.Name, u, w)
 		}
-		if u, w := m["unarmed-ns/p99"], m["window-ns/p99"]; u < w {
+		if u, w := m[MetricUnarmedP99], m[MetricWindowP99]; u < w {
 			t.Errorf("%s: unarmed-ns/p99 = %g < window-ns/p99 = %g", res.Name, u, w)
 		}
 	}
@@ -107,27 +107,27 @@ func checkRaceResult(t *testing.T, s raceSpec, res Result, n int64) {
 func checkRaceIntervals(t *testing.T, res Result, s raceSpec) {
 	t.Helper()
 	m := res.Metrics
-	if m["changes"] != float64(res.Iterations) {
-		t.Errorf("%s: changes = %g, Iterations = %d", res.Name, m["changes"], res.Iterations)
+	if m[MetricChanges] != float64(res.Iterations) {
+		t.Errorf("%s: changes = %g, Iterations = %d", res.Name, m[MetricChanges], res.Iterations)
 	}
-	steals := math.Round(m["steals/op"] * float64(res.Iterations))
+	steals := math.Round(m[MetricSteals] * float64(res.Iterations))
 	phi := m["steals-dispersion"]
 	lo, hi := wilsonF(steals/phi, float64(res.Iterations)/phi)
-	if phi < 1 || m["steals-lo/op"] != lo || m["steals-hi/op"] != hi || lo > m["steals/op"] || m["steals/op"] > hi {
+	if phi < 1 || m[MetricStealsLo] != lo || m[MetricStealsHi] != hi || lo > m[MetricSteals] || m[MetricSteals] > hi {
 		t.Errorf("%s: steals %g in [%g, %g], want the Wilson interval [%g, %g] of %g in %d over dispersion %g", res.Name,
-			m["steals/op"], m["steals-lo/op"], m["steals-hi/op"], lo, hi, steals, res.Iterations, phi)
+			m[MetricSteals], m[MetricStealsLo], m[MetricStealsHi], lo, hi, steals, res.Iterations, phi)
 	}
-	if n := res.Iterations; len(res.Batches["steals/op"]) < minDispersionBatches && phi != 1 {
-		t.Errorf("%s: dispersion %g from %d batches of %d changes", res.Name, phi, len(res.Batches["steals/op"]), n)
+	if n := res.Iterations; len(res.Batches[MetricSteals]) < minDispersionBatches && phi != 1 {
+		t.Errorf("%s: dispersion %g from %d batches of %d changes", res.Name, phi, len(res.Batches[MetricSteals]), n)
 	}
 	// Every competitor attempts once before the holder starts.
-	if got := m["rate-achieved/s"]; (s.competitors > 0) != (got > 0) {
+	if got := m[MetricRateAchieved]; (s.competitors > 0) != (got > 0) {
 		t.Errorf("%s: rate-achieved/s = %g with %d competitors", res.Name, got, s.competitors)
 	}
 	if f, ok := m["competitor-oncpu"]; s.competitors > 0 && (!ok || f <= 0 || f > 1) {
 		t.Errorf("%s: competitor-oncpu = %g (reported %v)", res.Name, f, ok)
 	}
-	if p := m["steals-predicted/op"]; p < 0 || p > 1 || (s.competitors == 0 || s.mode == raceModify) && p != 0 {
+	if p := m[MetricStealsPredicted]; p < 0 || p > 1 || (s.competitors == 0 || s.mode == raceModify) && p != 0 {
 		t.Errorf("%s: steals-predicted/op = %g", res.Name, p)
 	}
 }
@@ -162,10 +162,10 @@ func TestRaceModelModifyNeverSteals(t *testing.T) {
 // competitor (named as who) never ran.
 func checkModifyKept(t testing.TB, res Result, who string, report func(format string, args ...any)) {
 	t.Helper()
-	if res.Metrics["steals/op"] != 0 || res.Metrics["competitor-wins/op"] != 0 {
-		report("%s: steals/op = %g, competitor-wins/op = %g, want 0 and 0", res.Name, res.Metrics["steals/op"], res.Metrics["competitor-wins/op"])
+	if res.Metrics[MetricSteals] != 0 || res.Metrics[MetricCompWins] != 0 {
+		report("%s: steals/op = %g, competitor-wins/op = %g, want 0 and 0", res.Name, res.Metrics[MetricSteals], res.Metrics[MetricCompWins])
 	}
-	if res.Metrics["competitor-attempts/s"] <= 0 {
+	if res.Metrics[MetricCompAttempts] <= 0 {
 		report("%s: the %s never ran: %v", res.Name, who, res.Metrics)
 	}
 }
@@ -179,11 +179,11 @@ func TestRaceModelReregisterStealsExactly(t *testing.T) {
 		t.Run(st, func(t *testing.T) {
 			s := raceSpec{backend: "sim", strategy: st, mode: raceReregister, raceRate: raceRate{place: placeNone}}
 			res := raceRun(t, s, n, raceHooks{stealEvery: every})
-			if got, want := res.Metrics["lost/op"], float64(n/every)/n; got != want {
+			if got, want := res.Metrics[MetricLost], float64(n/every)/n; got != want {
 				t.Fatalf("%s: lost/op = %g, want %g", res.Name, got, want)
 			}
-			if res.Metrics["moved/op"] != 0 {
-				t.Errorf("%s: moved/op = %g: the freed index is the lowest free one, want 0", res.Name, res.Metrics["moved/op"])
+			if res.Metrics[MetricMoved] != 0 {
+				t.Errorf("%s: moved/op = %g: the freed index is the lowest free one, want 0", res.Name, res.Metrics[MetricMoved])
 			}
 			if res.Metrics["recover-ns/p50"] <= 0 {
 				t.Errorf("%s: no recovery time recorded: %v", res.Name, res.Metrics)
@@ -207,15 +207,15 @@ func TestRaceModelReregisterStealsUnderLoad(t *testing.T) {
 	for _, st := range strategies(t) {
 		t.Run(st, func(t *testing.T) {
 			quiet := raceRun(t, raceSpec{backend: "sim", strategy: st, mode: raceReregister, raceRate: raceRate{place: placeNone}}, 5000, raceHooks{})
-			if quiet.Metrics["steals/op"] != 0 {
-				t.Fatalf("%s: steals/op = %g without competitors", quiet.Name, quiet.Metrics["steals/op"])
+			if quiet.Metrics[MetricSteals] != 0 {
+				t.Fatalf("%s: steals/op = %g without competitors", quiet.Name, quiet.Metrics[MetricSteals])
 			}
 			for _, k := range []int{1, 2} {
 				for _, place := range testPlaces() {
 					s := raceSpec{backend: "sim", strategy: st, mode: raceReregister, raceRate: raceRate{competitors: k, place: place}}
 					res := raceRun(t, s, n, raceHooks{gated: true})
-					if m := res.Metrics; m["lost/op"] != 1 || m["competitor-wins/op"] != 1 {
-						t.Errorf("%s gated: lost/op = %g, competitor-wins/op = %g, want 1 and 1", res.Name, m["lost/op"], m["competitor-wins/op"])
+					if m := res.Metrics; m[MetricLost] != 1 || m[MetricCompWins] != 1 {
+						t.Errorf("%s gated: lost/op = %g, competitor-wins/op = %g, want 1 and 1", res.Name, m[MetricLost], m[MetricCompWins])
 					}
 				}
 			}
@@ -242,22 +242,22 @@ func TestRacePerf(t *testing.T) {
 	testenv.LockDebugRegs(t)
 	for _, place := range testPlaces() {
 		mod := raceRun(t, raceSpec{backend: "perf", strategy: "kernel", mode: raceModify, raceRate: raceRate{competitors: 1, place: place}}, 2000, raceHooks{})
-		if mod.Metrics["steals/op"] != 0 || mod.Metrics["competitor-wins/op"] != 0 {
-			t.Fatalf("%s: steals/op = %g, competitor-wins/op = %g, want 0 and 0", mod.Name, mod.Metrics["steals/op"], mod.Metrics["competitor-wins/op"])
+		if mod.Metrics[MetricSteals] != 0 || mod.Metrics[MetricCompWins] != 0 {
+			t.Fatalf("%s: steals/op = %g, competitor-wins/op = %g, want 0 and 0", mod.Name, mod.Metrics[MetricSteals], mod.Metrics[MetricCompWins])
 		}
 	}
 	const n, every = 500, 10
 	quiet := raceRun(t, raceSpec{backend: "perf", strategy: "kernel", mode: raceReregister, raceRate: raceRate{place: placeNone}}, n, raceHooks{})
-	if quiet.Metrics["steals/op"] != 0 {
-		t.Fatalf("%s: steals/op = %g without competitors", quiet.Name, quiet.Metrics["steals/op"])
+	if quiet.Metrics[MetricSteals] != 0 {
+		t.Fatalf("%s: steals/op = %g without competitors", quiet.Name, quiet.Metrics[MetricSteals])
 	}
 	forced := raceRun(t, raceSpec{backend: "perf", strategy: "kernel", mode: raceReregister, raceRate: raceRate{place: placeNone}}, n, raceHooks{stealEvery: every})
-	if got, want := forced.Metrics["lost/op"], 1.0/every; got != want {
+	if got, want := forced.Metrics[MetricLost], 1.0/every; got != want {
 		t.Fatalf("%s with a CPU-bound open in every %dth window: lost/op = %g, want %g", forced.Name, every, got, want)
 	}
 	s := raceSpec{backend: "perf", strategy: "kernel", mode: raceReregister, raceRate: raceRate{competitors: 1, place: testPlaces()[len(testPlaces())-1]}}
 	res := raceRun(t, s, 500, raceHooks{})
-	t.Logf("%s: steals/op = %.3f, predicted %.3f at %.0f attempts/s", s.name(), res.Metrics["steals/op"], res.Metrics["steals-predicted/op"], res.Metrics["rate-achieved/s"])
+	t.Logf("%s: steals/op = %.3f, predicted %.3f at %.0f attempts/s", s.name(), res.Metrics[MetricSteals], res.Metrics[MetricStealsPredicted], res.Metrics[MetricRateAchieved])
 }
 
 // TestRaceCasesNamed: the case list covers every strategy and both

@@ -226,6 +226,6 @@ func registersRun(ctx context.Context, res Result, seed int64, pol hwregs.WriteP
 		return res, fmt.Errorf("%s: model allocator still holds a slot after teardown", res.Name)
 	}
 	setLoop(&res, st, rec)
-	res.Metrics["writes/op"] = float64(writes) / float64(max(st.Done, 1))
+	res.Metrics[MetricWrites] = float64(writes) / float64(max(st.Done, 1))
 	return res, nil
 }

@@ -94,12 +94,12 @@ func registersCheck(t *testing.T, backend string, n int64, run func(hwregs.Write
 				t.Errorf("%s: Params[%q] missing (have %v)", res.Name, k, res.Params)
 			}
 		}
-		if res.Latency == nil || res.Latency.Count != uint64(harness.Sampled(n, 1)) || res.Metrics["p99-ns"] <= 0 || len(res.Batches["ns/op"]) < 2 {
+		if res.Latency == nil || res.Latency.Count != uint64(harness.Sampled(n, 1)) || res.Metrics[MetricP99] <= 0 || len(res.Batches[UnitNsPerOp]) < 2 {
 			t.Errorf("%s: latency not recorded: %+v", res.Name, res.Latency)
 		}
 		got[pol] = res
 	}
-	if w := got[hwregs.WriteAll].Metrics["writes/op"]; w != 6 {
+	if w := got[hwregs.WriteAll].Metrics[MetricWrites]; w != 6 {
 		t.Errorf("%s policy=all: writes/op = %g, want 6", backend, w)
 	}
 	addrs := registersTestAddrs
@@ -111,7 +111,7 @@ func registersCheck(t *testing.T, backend string, n int64, run func(hwregs.Write
 		want += changedWrites(prev, a)
 		prev = a
 	}
-	if w := got[hwregs.WriteChanged].Metrics["writes/op"]; w != float64(want)/float64(n) {
+	if w := got[hwregs.WriteChanged].Metrics[MetricWrites]; w != float64(want)/float64(n) {
 		t.Errorf("%s policy=changed: writes/op = %g, want %g (the registers that differ)", backend, w, float64(want)/float64(n))
 	}
 }

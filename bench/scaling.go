@@ -293,13 +293,13 @@ func scalingRun(ctx context.Context, o Options, s string, mx scalingMix, g, cpus
 	// its own timed chunks (which counts a preempted worker's absence as
 	// nobody's time and once claimed 5.47x at 8 goroutines on 2 vCPUs).
 	// ns/op stays the per-op latency of one worker's unsampled chunks.
-	res.Metrics["ops/s"] = wr.WallOpsPerSec
-	res.Metrics["sampler-share"] = wr.SamplerShare
-	res.Metrics["sampler-ns"] = wr.TareNs
-	addBatches(&res, "ns/op", wr.BatchNsPerOp())
-	addBatches(&res, "ops/s", wr.WallBatches)
+	res.Metrics[MetricOpsPerSec] = wr.WallOpsPerSec
+	res.Metrics[MetricSamplerShare] = wr.SamplerShare
+	res.Metrics[MetricSamplerNs] = wr.TareNs
+	addBatches(&res, UnitNsPerOp, wr.BatchNsPerOp())
+	addBatches(&res, MetricOpsPerSec, wr.WallBatches)
 	if sr, ok := a.(alloc.SpuriousRefusals); ok {
-		res.Metrics["spurious-refusals"] = float64(sr.SpuriousRefusals())
+		res.Metrics[MetricSpurious] = float64(sr.SpuriousRefusals())
 	}
 	if k := pinLost.Load(); k > 0 {
 		res.Noise = &harness.Noise{PinLost: int(k)}

@@ -34,22 +34,22 @@ func throughputBound(rs []Result, ncpu int) []Violation {
 	one := map[key]string{} // the single-goroutine case of each strategy and mix
 	for _, r := range rs {
 		p := NameParams(r.Name)
-		if !strings.HasPrefix(r.Name, "Scaling/") || p["goroutines"] == "" {
+		if !strings.HasPrefix(r.Name, "Scaling/") || p[ParamGoroutines] == "" {
 			continue
 		}
 		if _, seen := runs[r.Name]; !seen {
 			names = append(names, r.Name)
 		}
 		runs[r.Name] = append(runs[r.Name], r)
-		if p["goroutines"] == "1" {
-			one[key{p["strategy"], p["mix"]}] = r.Name
+		if p[ParamGoroutines] == "1" {
+			one[key{p[ParamStrategy], p[ParamMix]}] = r.Name
 		}
 	}
 	var out []Violation
 	for _, name := range names {
 		p := NameParams(name)
-		g, err := strconv.Atoi(p["goroutines"])
-		base, ok := one[key{p["strategy"], p["mix"]}]
+		g, err := strconv.Atoi(p[ParamGoroutines])
+		base, ok := one[key{p[ParamStrategy], p[ParamMix]}]
 		if err != nil || g <= 1 || !ok {
 			continue
 		}
@@ -82,12 +82,12 @@ func throughputBound(rs []Result, ncpu int) []Violation {
 func throughputInterval(reps []Result) stats.Interval {
 	var vs []float64
 	for _, r := range reps {
-		if v, ok := r.Metrics["ops/s"]; ok {
+		if v, ok := r.Metrics[MetricOpsPerSec]; ok {
 			vs = append(vs, v)
 		}
 	}
-	if len(vs) == 1 && len(reps[0].Batches["ops/s"]) > 1 {
-		return stats.MedianInterval(reps[0].Batches["ops/s"], "batches")
+	if len(vs) == 1 && len(reps[0].Batches[MetricOpsPerSec]) > 1 {
+		return stats.MedianInterval(reps[0].Batches[MetricOpsPerSec], "batches")
 	}
 	return stats.MedianInterval(vs, "runs")
 }

@@ -18,7 +18,7 @@ func scalingResults(ops map[int]float64) []Result {
 			b = append(b, ops[g]*(0.95+0.1*float64(i)/15))
 		}
 		out = append(out, Result{Name: fmt.Sprintf("Scaling/strategy=s/mix=debugger/goroutines=%d", g),
-			Metrics: map[string]float64{"ops/s": ops[g]}, Batches: map[string][]float64{"ops/s": b}})
+			Metrics: map[string]float64{MetricOpsPerSec: ops[g]}, Batches: map[string][]float64{MetricOpsPerSec: b}})
 	}
 	return out
 }

@@ -55,17 +55,17 @@ func TestScalingCases(t *testing.T) {
 		t.Run(c.Name, func(t *testing.T) {
 			res := runCaseOrSkip(t, c, n)
 			if strings.HasPrefix(c.Name, "Scaling/") {
-				g, _ := strconv.Atoi(res.Params["goroutines"])
+				g, _ := strconv.Atoi(res.Params[ParamGoroutines])
 				var samples int64
 				for w := 0; w < g; w++ {
 					samples += harness.Sampled(n/int64(g)+b2i(int64(w) < n%int64(g)), 1)
 				}
 				checkResult(t, c, res, n, samples, "scaling", "strategy", "workers", "cpus", "mix", "sched")
-				if res.Metrics["ops/s"] <= 0 || len(res.Batches["ops/s"]) < 2 {
-					t.Errorf("ops/s = %v, batches %v", res.Metrics["ops/s"], res.Batches["ops/s"])
+				if res.Metrics[MetricOpsPerSec] <= 0 || len(res.Batches[MetricOpsPerSec]) < 2 {
+					t.Errorf("ops/s = %v, batches %v", res.Metrics[MetricOpsPerSec], res.Batches[MetricOpsPerSec])
 				}
-				if want := schedOf(g); res.Params["sched"] != want {
-					t.Errorf("sched = %q, want %q", res.Params["sched"], want)
+				if want := schedOf(g); res.Params[ParamSched] != want {
+					t.Errorf("sched = %q, want %q", res.Params[ParamSched], want)
 				}
 				return
 			}

@@ -381,15 +381,15 @@ func switchResult(p SwitchParams, o Options, run SwitchRun) Result {
 		Iterations: int64(p.Trips * p.Batches),
 		NsPerOp:    u * 1e3,
 		Metrics: map[string]float64{
-			"usecs/op":    u,
-			"b0-usecs/op": a,
-			"slowdown":    sd,
+			MetricUsecs:    u,
+			MetricB0Usecs:  a,
+			MetricSlowdown: sd,
 		},
 		Batches: map[string][]float64{
-			"ns/op":       ns,
-			"usecs/op":    run.Usecs,
-			"b0-usecs/op": run.AnchorUsecs,
-			"slowdown":    slow,
+			"ns/op":        ns,
+			MetricUsecs:    run.Usecs,
+			MetricB0Usecs:  run.AnchorUsecs,
+			MetricSlowdown: slow,
 		},
 	}
 }
@@ -459,8 +459,8 @@ func perfBenchSchedCase(o Options, trips, batches int) Case {
 				Params:     params,
 				Iterations: int64(trips * batches),
 				NsPerOp:    u * 1e3,
-				Metrics:    map[string]float64{"usecs/op": u, "go-usecs/op": g, "go/perfbench": gp},
-				Batches:    map[string][]float64{"ns/op": ns, "usecs/op": pu, "go-usecs/op": gu, "go/perfbench": ratio},
+				Metrics:    map[string]float64{MetricUsecs: u, MetricGoUsecs: g, "go/perfbench": gp},
+				Batches:    map[string][]float64{"ns/op": ns, MetricUsecs: pu, MetricGoUsecs: gu, "go/perfbench": ratio},
 			}, nil
 		},
 	}

@@ -131,10 +131,10 @@ func runSwitchModel(ctx context.Context, s SwitchModelSpec, o Options, n int64, 
 
 func switchModelMetrics(st schedsim.Stats) map[string]float64 {
 	return map[string]float64{
-		"writes/switch":      st.WritesPerSwitch(),
-		"exceptions/switch":  st.ExceptionsPerSwitch(),
-		"falsealarms/switch": float64(st.FalseAlarms) / float64(max(1, st.Switches)),
-		"lost/op":            st.LostPerOp(),
-		"misdelivered/op":    st.MisdeliveredPerOp(),
+		MetricWritesPerSwitch:     st.WritesPerSwitch(),
+		MetricExceptionsPerSwitch: st.ExceptionsPerSwitch(),
+		"falsealarms/switch":      float64(st.FalseAlarms) / float64(max(1, st.Switches)),
+		MetricLost:                st.LostPerOp(),
+		MetricMisdelivered:        st.MisdeliveredPerOp(),
 	}
 }

@@ -142,7 +142,7 @@ func TestSwitchCaseResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range []string{"usecs/op", "slowdown", "b0-usecs/op"} {
+	for _, m := range []string{MetricUsecs, MetricSlowdown, MetricB0Usecs} {
 		if v, ok := res.Metrics[m]; !ok || !(v > 0) {
 			t.Errorf("metric %s = %v (present %v), want > 0", m, v, ok)
 		}
@@ -150,7 +150,7 @@ func TestSwitchCaseResult(t *testing.T) {
 			t.Errorf("%d batches of %s, want %d", n, m, switchQuickBatches)
 		}
 	}
-	if res.Params["threads-with"] != "2" || res.Params["breakpoints"] != "2" || res.Params["backend"] != "ptrace" {
+	if res.Params["threads-with"] != "2" || res.Params[ParamBreakpoints] != "2" || res.Params[ParamBackend] != "ptrace" {
 		t.Errorf("params %v", res.Params)
 	}
 }
@@ -237,7 +237,7 @@ func TestSwitchModelCases(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range []string{"writes/switch", "exceptions/switch", "lost/op", "misdelivered/op"} {
+		for _, m := range []string{MetricWritesPerSwitch, MetricExceptionsPerSwitch, MetricLost, MetricMisdelivered} {
 			if _, ok := r.Metrics[m]; !ok {
 				t.Fatalf("%s: no %s", c.Name, m)
 			}
@@ -249,7 +249,7 @@ func TestSwitchModelCases(t *testing.T) {
 	}
 	for _, s := range switchModelSpecs() {
 		r := res[s.Name()]
-		lost, mis := r.Metrics["lost/op"], r.Metrics["misdelivered/op"]
+		lost, mis := r.Metrics[MetricLost], r.Metrics[MetricMisdelivered]
 		if mis != 0 {
 			t.Errorf("%s: misdelivered/op = %g", s.Name(), mis)
 		}
@@ -266,7 +266,7 @@ func TestSwitchModelCases(t *testing.T) {
 		}
 		e := s
 		e.Policy = schedsim.Eager
-		if w, we := r.Metrics["writes/switch"], res[e.Name()].Metrics["writes/switch"]; w > we {
+		if w, we := r.Metrics[MetricWritesPerSwitch], res[e.Name()].Metrics[MetricWritesPerSwitch]; w > we {
 			t.Errorf("%s: writes/switch %g > eager's %g", s.Name(), w, we)
 		}
 	}

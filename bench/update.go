@@ -159,7 +159,7 @@ func updateSim(ctx context.Context, o Options, s, op string, n int64, t Timer) (
 		return res, fmt.Errorf("%s: strategy %s still holds a slot after Unregister", res.Name, s)
 	}
 	setLoop(&res, st, rec)
-	res.Metrics["writes/op"] = float64(writes) / float64(st.Done)
+	res.Metrics[MetricWrites] = float64(writes) / float64(st.Done)
 	pinCheck(&res, o.PinCPU)
 	return res, nil
 }
@@ -405,7 +405,7 @@ func ptraceUpdate(ctx context.Context, o Options, op string, n int64, t Timer, r
 		return res, fmt.Errorf("%s: model allocator still holds a slot after Unregister", res.Name)
 	}
 	setLoop(&res, st, rec)
-	res.Metrics["writes/op"] = float64(writes) / float64(st.Done)
+	res.Metrics[MetricWrites] = float64(writes) / float64(st.Done)
 	setFloor(&res, f1, f2, frec)
 	return res, nil
 }
@@ -421,13 +421,13 @@ func setFloor(res *Result, f1, f2 harness.LoopStats, rec *harness.Recorder) {
 	if u := f1.Unsampled + f2.Unsampled; u > 0 {
 		mean = (f1.UnsampledNs + f2.UnsampledNs) / float64(u)
 	}
-	res.Metrics["floor-ns/op"] = mean
+	res.Metrics[MetricFloorNs] = mean
 	if mean > 0 {
-		res.Metrics["x-floor"] = res.NsPerOp / mean
+		res.Metrics[MetricXFloor] = res.NsPerOp / mean
 	}
 	if p50 := rec.Quantile(0.5); p50 > 0 {
 		res.Metrics["floor-p50-ns"] = p50
-		res.Metrics["x-floor-p50"] = res.Metrics["p50-ns"] / p50
+		res.Metrics[MetricXFloorP50] = res.Metrics[MetricP50] / p50
 	}
 }
 

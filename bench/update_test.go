@@ -45,10 +45,10 @@ func checkResult(t *testing.T, c Case, res Result, n, wantSamples int64, exp str
 	if res.Latency == nil || res.Latency.Count != uint64(wantSamples) || res.Latency.Min > res.Latency.P50 || res.Latency.P99 > res.Latency.Max {
 		t.Errorf("%s: latency histogram %+v, want %d ordered samples", c.Name, res.Latency, wantSamples)
 	}
-	if len(res.Batches["ns/op"]) < 2 {
+	if len(res.Batches[UnitNsPerOp]) < 2 {
 		t.Errorf("%s: batches %v, want ns/op over several batches", c.Name, res.Batches)
 	}
-	for _, m := range []string{"p50-ns", "p99-ns", "sampler-ns"} {
+	for _, m := range []string{MetricP50, MetricP99, MetricSamplerNs} {
 		if _, ok := res.Metrics[m]; !ok {
 			t.Errorf("%s: metric %s missing (have %v)", c.Name, m, res.Metrics)
 		}
@@ -103,22 +103,22 @@ func TestUpdateCases(t *testing.T) {
 	for _, c := range cs {
 		t.Run(strings.TrimPrefix(c.Name, "Update/"), func(t *testing.T) {
 			res := runCaseOrSkip(t, c, n)
-			op := res.Params["op"]
-			switch res.Params["backend"] {
+			op := res.Params[ParamOp]
+			switch res.Params[ParamBackend] {
 			case "sim":
 				checkResult(t, c, res, n, harness.Sampled(n, 1), "update", "strategy", "policy")
-				if got := res.Metrics["writes/op"]; got != wantWrites[op] {
+				if got := res.Metrics[MetricWrites]; got != wantWrites[op] {
 					t.Errorf("writes/op = %v, want %v", got, wantWrites[op])
 				}
 			case "ptrace":
 				checkResult(t, c, res, n, harness.Sampled(n, 1), "update", "strategy", "policy")
-				if got := res.Metrics["writes/op"]; got != wantWrites[op] {
+				if got := res.Metrics[MetricWrites]; got != wantWrites[op] {
 					t.Errorf("writes/op = %v, want %v", got, wantWrites[op])
 				}
 				fallthrough
 			case "perf":
 				checkResult(t, c, res, n, harness.Sampled(n, 1), "update")
-				if res.Metrics["floor-ns/op"] <= 0 || res.Metrics["x-floor"] <= 0 {
+				if res.Metrics[MetricFloorNs] <= 0 || res.Metrics[MetricXFloor] <= 0 {
 					t.Errorf("floor metrics missing: %v", res.Metrics)
 				}
 			default:

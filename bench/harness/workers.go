@@ -139,18 +139,21 @@ func (r WorkerResult) LoopNsPerOp() float64 {
 	return 1e9 / r.WallOpsPerSec
 }
 
-// BatchNsPerOp returns WallBatches as ns/op (1e9 / ops/s), nil without
-// batches or when a slice saw no operation completed.
+// BatchNsPerOp returns WallBatches as ns/op (1e9 / ops/s), leaving out
+// slices in which no operation completed (a preempted straggler at the
+// end); nil with fewer than two.
 func (r WorkerResult) BatchNsPerOp() []float64 {
 	if r.WallBatches == nil {
 		return nil
 	}
-	out := make([]float64, len(r.WallBatches))
-	for i, b := range r.WallBatches {
-		if b <= 0 {
-			return nil // a slice in which no worker ran has no time per op
+	var out []float64
+	for _, b := range r.WallBatches {
+		if b > 0 { // a slice in which nothing completed has no time per op
+			out = append(out, 1e9/b)
 		}
-		out[i] = 1e9 / b
+	}
+	if len(out) < 2 {
+		return nil
 	}
 	return out
 }
