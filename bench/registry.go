@@ -8,7 +8,7 @@ import (
 )
 
 // order fixes the presentation order of experiments.
-var order = []string{"update", "race", "scaling", "kernel", "registers", "exclusion", "apply", "blindwindow", "ptrace-race", "switch", "switch-model"}
+var order = []string{"update", "race", "scaling", "kernel", "registers", "exclusion", "apply", "blindwindow", "ptrace-race", "switch", "switch-model", "debuggers"}
 
 var (
 	regMu       sync.Mutex

@@ -146,6 +146,17 @@ func (a *Accounting) ByAction() map[string][]Counts {
 	return out
 }
 
+// Warmup returns the windows of the warm-up repetition (Rep 0) by action.
+func (a *Accounting) Warmup() map[string]Counts {
+	out := map[string]Counts{}
+	for _, w := range a.Windows {
+		if w.Mark.Rep == 0 {
+			out[w.Mark.Action] = w.Counts
+		}
+	}
+	return out
+}
+
 // Requests returns the request kinds seen anywhere in cs, sorted.
 func Requests(cs []Counts) []string {
 	seen := map[string]bool{}

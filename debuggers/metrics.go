@@ -54,6 +54,10 @@ const (
 	// MetricReserves counts slots the writes reserved (inferred: the
 	// kernel registered a breakpoint for a slot that had none).
 	MetricReserves = "reserves/op"
+	// MetricFirstReserves is MetricReserves the first time the action ran,
+	// on the fresh target (the warm-up repetition): where the slots are
+	// taken, since no debugger gives one back.
+	MetricFirstReserves = "first-reserves"
 	// MetricModifies counts modify_user_hw_breakpoint calls the writes
 	// caused on held slots (inferred), the no-op ones included.
 	MetricModifies = "modifies/op"

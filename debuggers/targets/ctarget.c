@@ -1,11 +1,13 @@
 /*
- * The C target of the debuggers experiment, for GDB: T threads (the main
- * thread and T-1 others) that, once the debugger sets `release`, keep
- * writing the eight watched variables with a rising count, so that any
- * write watchpoint on them is hit at once and GDB, which stops only when
- * the value changes, always sees a change. Until then they sleep, so the
- * target costs nothing while the debugger attaches. It prints "ready"
- * when all threads run and is killed by its parent.
+ * The C target of the debuggers experiment, for GDB: T threads. The main
+ * thread, once the debugger sets `release`, keeps writing the eight
+ * watched variables with a rising count, so that any write watchpoint on
+ * them is hit at once, by one thread, and GDB, which stops only when the
+ * value changes, always sees a change. Until then it sleeps, so the target
+ * costs nothing while the debugger attaches. The T-1 other threads block
+ * for ever, as the idle threads of a real program do: the debugger still
+ * programs, resumes and stops each of them. It prints "ready" when all
+ * threads run and is killed by its parent.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -18,13 +20,20 @@ volatile int release;
 static volatile int started;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
-static void *work(void *arg)
+static void *idle(void *arg)
 {
-	long n = 0;
 	(void)arg;
 	pthread_mutex_lock(&mu);
 	started++;
 	pthread_mutex_unlock(&mu);
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static void write_forever(void)
+{
+	long n = 0;
 	while (!release)
 		usleep(1000);
 	for (;;) {
@@ -32,7 +41,6 @@ static void *work(void *arg)
 		watch0 = n; watch1 = n; watch2 = n; watch3 = n;
 		watch4 = n; watch5 = n; watch6 = n; watch7 = n;
 	}
-	return NULL;
 }
 
 int main(int argc, char **argv)
@@ -46,7 +54,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	for (long i = 1; i < t; i++) {
-		if (pthread_create(&th, NULL, work, NULL) != 0) {
+		if (pthread_create(&th, NULL, idle, NULL) != 0) {
 			perror("pthread_create");
 			return 1;
 		}
@@ -61,6 +69,6 @@ int main(int argc, char **argv)
 	}
 	printf("ready\n");
 	fflush(stdout);
-	work(NULL);
+	write_forever();
 	return 0;
 }

@@ -1,10 +1,13 @@
 // Command gotarget is the Go target of the debuggers experiment, for
-// Delve: THREADS goroutines, each locked to an OS thread of its own, that,
-// once the debugger sets Release, keep writing the eight watched variables
-// with a rising count, so that any write watchpoint on them is hit at
-// once. Until then they sleep, so the target costs nothing while the
-// debugger attaches. It prints "ready" when all of them run and is killed
-// by its parent. The Go runtime adds threads of its own beside them.
+// Delve: THREADS goroutines, each locked to an OS thread of its own. The
+// main one, once the debugger sets Release, keeps writing the eight
+// watched variables with a rising count, so that any write watchpoint on
+// them is hit at once, by one thread. Until then it sleeps, so the target
+// costs nothing while the debugger attaches. The THREADS-1 others block
+// for ever, as the idle threads of a real program do: the debugger still
+// programs, resumes and stops each of them. It prints "ready" when all of
+// them run and is killed by its parent. The Go runtime adds threads of
+// its own beside them.
 package main
 
 import (
@@ -24,11 +27,14 @@ var Watch0, Watch1, Watch2, Watch3, Watch4, Watch5, Watch6, Watch7 int64
 // Release is set to 1 by the debugger.
 var Release int32
 
-func work(started *sync.WaitGroup) {
-	runtime.LockOSThread() // never unlocked: one thread per worker
-	if started != nil {
-		started.Done()
-	}
+// idle holds an OS thread of its own for ever.
+func idle(started *sync.WaitGroup) {
+	runtime.LockOSThread() // never unlocked: one thread per goroutine
+	started.Done()
+	select {}
+}
+
+func writeForever() {
 	for atomic.LoadInt32(&Release) == 0 {
 		time.Sleep(time.Millisecond)
 	}
@@ -56,10 +62,10 @@ func main() {
 	var started sync.WaitGroup
 	started.Add(t - 1)
 	for i := 1; i < t; i++ {
-		go work(&started)
+		go idle(&started)
 	}
 	started.Wait()
 	runtime.LockOSThread()
 	fmt.Println("ready")
-	work(nil)
+	writeForever()
 }
