@@ -35,8 +35,9 @@ func gdbBinary() (string, error) {
 	return bin, nil
 }
 
-// startGDB starts GDB, not yet attached to target.
-func startGDB(ctx context.Context, target int) (*gdbDriver, error) {
+// startGDB starts GDB, not yet attached to target, with the settings the
+// driver needs and then extra.
+func startGDB(ctx context.Context, target int, extra []string) (*gdbDriver, error) {
 	bin, err := gdbBinary()
 	if err != nil {
 		return nil, err
@@ -66,7 +67,7 @@ func startGDB(ctx context.Context, target int) (*gdbDriver, error) {
 			break
 		}
 	}
-	for _, set := range []string{"mi-async on", "pagination off", "confirm off", "width 0"} {
+	for _, set := range append([]string{"mi-async on", "pagination off", "confirm off", "width 0"}, extra...) {
 		if _, err := d.send(ctx, "-gdb-set "+set); err != nil {
 			d.close()
 			return nil, err

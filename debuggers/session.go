@@ -63,6 +63,9 @@ type Config struct {
 	Vars []string
 	// ActionTimeout bounds each action (default 2 minutes).
 	ActionTimeout time.Duration
+	// GDBSet are extra GDB settings ("breakpoint always-inserted on"),
+	// made with -gdb-set before it attaches.
+	GDBSet []string
 }
 
 // Validate reports a config that cannot run, wrapping ErrConfig.
@@ -202,7 +205,7 @@ func Run(ctx context.Context, cfg Config, hooks Hooks) (s *Session, err error) {
 	actx, cancel := context.WithTimeout(ctx, 2*cfg.ActionTimeout)
 	defer cancel()
 	if cfg.Debugger == GDB {
-		drv, err = startGDB(actx, target.Pid())
+		drv, err = startGDB(actx, target.Pid(), cfg.GDBSet)
 	} else {
 		drv, err = startDelve(actx, target.Pid())
 	}

@@ -203,3 +203,32 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestGDBAlwaysInserted checks why GDB's hit writes DR7 on every thread
+// though nothing changed: GDB removes its breakpoints when the target
+// stops and inserts them again when it resumes (breakpoint always-inserted
+// off, its default), which re-programs every thread. With the setting on,
+// a hit writes at most DR6 on the thread that hit.
+func TestGDBAlwaysInserted(t *testing.T) {
+	kernlock.For(t)
+	const threads = 4
+	hitWrites := func(set []string) float64 {
+		s, err := Run(context.Background(), Config{Debugger: GDB, Threads: threads, Reps: 2, Trace: true, GDBSet: set}, Hooks{})
+		if s != nil {
+			defer checkGone(t, s.Pids)
+		}
+		skipUnavailable(t, err)
+		sum, err := Summarise(s, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sum[ActionHit].Metrics[MetricDRWrites]
+	}
+	off, on := hitWrites(nil), hitWrites([]string{"breakpoint always-inserted on"})
+	if off < threads {
+		t.Errorf("default GDB: %v DR writes per hit on %d threads, want at least one per thread", off, threads)
+	}
+	if on > 1 {
+		t.Errorf("always-inserted on: %v DR writes per hit, want at most 1 (DR6 of the thread that hit)", on)
+	}
+}
