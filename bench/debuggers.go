@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -73,7 +74,7 @@ func debuggersCases(o Options) ([]Case, error) {
 		Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
 			err := debuggers.RRUsable(ctx)
 			if errors.Is(err, debuggers.ErrSkip) {
-				return Result{}, Skipf("%v", err)
+				return Result{}, Skipf("%s", debuggersReason(err))
 			}
 			if err == nil {
 				err = errors.New("rr is usable but not driven")
@@ -82,6 +83,12 @@ func debuggersCases(o Options) ([]Case, error) {
 		},
 	})
 	return cs, nil
+}
+
+// debuggersReason is the reason of a debuggers.ErrSkip without its
+// sentinel's text, which Skipf's replaces.
+func debuggersReason(err error) string {
+	return strings.TrimPrefix(err.Error(), debuggers.ErrSkip.Error()+": ")
 }
 
 // debuggersGroup is the five action cases of one debugger and thread
@@ -142,7 +149,7 @@ func (g *debuggersGroup) result(ctx context.Context, action string, n int64) (Re
 		var err error
 		if run, err = g.run(ctx, reps); err != nil {
 			if errors.Is(err, debuggers.ErrSkip) {
-				g.skip = Skipf("%v", err)
+				g.skip = Skipf("%s", debuggersReason(err))
 				return Result{}, g.skip
 			}
 			return Result{}, fmt.Errorf("%s: %w", debuggers.CaseName(g.debugger, g.threads, action), err)

@@ -285,14 +285,19 @@ func Section(results []bench.Result, skipped []bench.Skip) string {
 	p("slot, on x86 only the thread's exit or exec does. **Replayed**: each thread's sequence of register states")
 	p("the debugger wrote, run through the Writer's policies: the writes each would need for the same states.")
 	p("Every change action ends with the continue that applies it (GDB writes the registers only when it resumes")
-	p("the threads); `hit` is that continue alone, and `clear` continues and interrupts. Times are the untraced")
-	p("session's, in ms, median [interval] over the repetitions.\n")
+	p("the threads); `hit` is that continue alone, and `clear` continues and interrupts. Slots are reserved only")
+	p("the first time an action runs on the fresh target (the table's column); afterwards no action reserves one,")
+	p("since the slots stay held. Counts are medians over the repetitions, with their range where they differed;")
+	p("times are the untraced session's, in ms, median [interval] over the repetitions.\n")
 
 	for _, dbg := range debuggerNames(all) {
 		cells := all[dbg]
 		if line := headline(cells, dbg); line != "" {
 			p("- %s", line)
 		}
+	}
+	if note := gdbHitNote(all[debuggers.GDB]); note != "" {
+		p("- %s", note)
 	}
 	p("")
 	for _, dbg := range debuggerNames(all) {
@@ -380,6 +385,28 @@ func headline(cells map[int]map[string]*cell, dbg string) string {
 		}
 	}
 	return line + "."
+}
+
+// gdbHitNote explains GDB's writes on a hit that changes nothing, when
+// the results show them (at least one per thread at every thread count):
+// GDB removes its breakpoints when the target stops and inserts them again
+// when it resumes (breakpoint always-inserted off, its default), which
+// re-programs every thread. TestGDBAlwaysInserted in package debuggers
+// checks that with the setting on, a hit writes at most DR6.
+func gdbHitNote(cells map[int]map[string]*cell) string {
+	if len(cells) == 0 {
+		return ""
+	}
+	for t, byAction := range cells {
+		c := byAction[debuggers.ActionHit]
+		if c == nil {
+			return ""
+		}
+		if w := c.figure(debuggers.MetricDRWrites); !w.ok || w.med < float64(t) {
+			return ""
+		}
+	}
+	return "GDB's writes on a `hit` come from its removing its breakpoints when the target stops and inserting them again at the resume (`breakpoint always-inserted off`, its default): every thread is re-programmed to the same state. With `set breakpoint always-inserted on` a hit writes at most DR6 of the thread that hit (`go test ./debuggers -run TestGDBAlwaysInserted`)."
 }
 
 // list joins "a", "b" and "c" as "a, b and c".
