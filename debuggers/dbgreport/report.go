@@ -334,6 +334,9 @@ func Section(results []bench.Result, skipped []bench.Skip) string {
 			}
 		}
 		p("")
+		if line := moveDetail(cells); line != "" {
+			p("%s\n", line)
+		}
 		if dbg == debuggers.Delve {
 			p("Delve's thread counts are the worker threads asked for, with the Go target's total in parentheses (the runtime adds its own).\n")
 		}
@@ -383,6 +386,52 @@ func headline(cells map[int]map[string]*cell, dbg string) string {
 		if w.ok && ch.ok {
 			line += fmt.Sprintf(". A `hit`, which changes no watchpoint, costs it %s writes at %d threads (write-changed: %s)", trim(w.med), ts[len(ts)-1], trim(ch.med))
 		}
+	}
+	return line + "."
+}
+
+// moveDetail breaks down a move at the largest thread count: the ptrace
+// requests by kind (counted) and the in-place modifications and disables
+// they caused (inferred).
+func moveDetail(cells map[int]map[string]*cell) string {
+	ts := sortedThreads(cells)
+	t := ts[len(ts)-1]
+	c := cells[t][debuggers.ActionMove]
+	if c == nil {
+		return ""
+	}
+	total := c.figure(debuggers.MetricPtrace)
+	if !total.ok {
+		return ""
+	}
+	type kind struct {
+		name string
+		n    float64
+	}
+	var kinds []kind
+	for unit := range c.runs[0].Metrics {
+		name, ok := strings.CutPrefix(unit, "ptrace-")
+		if !ok {
+			continue
+		}
+		name = strings.TrimSuffix(name, "/op")
+		if v := c.figure(unit); v.ok && v.med > 0 {
+			kinds = append(kinds, kind{name, v.med})
+		}
+	}
+	sort.Slice(kinds, func(i, j int) bool {
+		if kinds[i].n != kinds[j].n {
+			return kinds[i].n > kinds[j].n
+		}
+		return kinds[i].name < kinds[j].name
+	})
+	var parts []string
+	for _, k := range kinds {
+		parts = append(parts, trim(k.n)+" "+k.name)
+	}
+	line := fmt.Sprintf("At %d threads a `move` is %s ptrace requests (%s)", t, trim(total.med), strings.Join(parts, ", "))
+	if m, d := c.figure(debuggers.MetricModifies), c.figure(debuggers.MetricDisables); m.ok && d.ok {
+		line += fmt.Sprintf("; in the kernel they modify held breakpoints in place %s times (a DR7 write visits every held slot) and disable %s, which keep their slots", trim(m.med), trim(d.med))
 	}
 	return line + "."
 }

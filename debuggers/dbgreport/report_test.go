@@ -68,6 +68,15 @@ func TestSection(t *testing.T) {
 			wrote = append(wrote, trim(metric(t, rs, dbg, th, debuggers.ActionMove, debuggers.MetricDRWrites)))
 			changed = append(changed, trim(metric(t, rs, dbg, th, debuggers.ActionMove, debuggers.PolicyMetric("changed"))))
 		}
+		detail := "At 64 threads a `move` is " + trim(metric(t, rs, dbg, 64, debuggers.ActionMove, debuggers.MetricPtrace)) + " ptrace requests (" +
+			trim(metric(t, rs, dbg, 64, debuggers.ActionMove, debuggers.PtraceMetric("pokeuser"))) + " pokeuser"
+		if dbg == debuggers.Delve {
+			detail = "At 64 threads a `move` is " + trim(metric(t, rs, dbg, 64, debuggers.ActionMove, debuggers.MetricPtrace)) + " ptrace requests (" +
+				trim(metric(t, rs, dbg, 64, debuggers.ActionMove, debuggers.PtraceMetric("peekuser"))) + " peekuser"
+		}
+		if !strings.Contains(s, detail) {
+			t.Errorf("%s: no breakdown of a move starting %q", dbg, detail)
+		}
 		want := "per `move` at " + list(at) + " threads: " + list(wrote) + " debug-register writes; write-changed would make " + list(changed)
 		if !strings.Contains(s, want) {
 			t.Errorf("%s: headline lacks %q", dbg, want)
