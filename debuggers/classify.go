@@ -34,6 +34,7 @@ const (
 
 var outcomeNames = [...]string{"reserved", "enabled", "disabled", "changed", "same", "status", "refused"}
 
+// String returns the outcome's name ("reserved", "disabled"...).
 func (o Outcome) String() string {
 	if int(o) < len(outcomeNames) {
 		return outcomeNames[o]

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // dlvDriver drives a headless Delve attached to the target through its
@@ -114,13 +113,7 @@ func startDelve(ctx context.Context, target int) (*dlvDriver, error) {
 		}
 	}
 	// Whatever Delve prints later must not block it on a full pipe.
-	go func() {
-		for {
-			if _, err := d.out.next(context.Background()); err != nil {
-				return
-			}
-		}
-	}()
+	d.out.close()
 	return d, nil
 }
 
@@ -251,10 +244,6 @@ func (d *dlvDriver) close() {
 	if d.client != nil {
 		d.client.Close()
 	}
+	d.out.close()
 	d.c.kill()
-	// Let the drain goroutine see the pipe close.
-	select {
-	case <-d.out.done:
-	case <-time.After(time.Second):
-	}
 }

@@ -235,6 +235,7 @@ func (d *gdbDriver) version(ctx context.Context) string {
 }
 
 func (d *gdbDriver) close() {
+	d.out.close()
 	d.in.Close()
 	d.c.kill()
 }

@@ -140,22 +140,35 @@ func (b *limitedBuffer) String() string {
 type lineReader struct {
 	lines chan string
 	done  chan struct{}
+	stop  chan struct{}
+	once  sync.Once
 	err   error
 }
 
 func newLineReader(r io.Reader) *lineReader {
-	lr := &lineReader{lines: make(chan string, 256), done: make(chan struct{})}
+	lr := &lineReader{lines: make(chan string, 256), done: make(chan struct{}), stop: make(chan struct{})}
 	go func() {
+		defer close(lr.done)
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
 		for sc.Scan() {
-			lr.lines <- sc.Text()
+			select {
+			case lr.lines <- sc.Text():
+			case <-lr.stop:
+				// Nobody reads any more: keep draining the pipe so the
+				// writer never blocks on it, until it closes.
+				for sc.Scan() {
+				}
+				return
+			}
 		}
 		lr.err = sc.Err()
-		close(lr.done)
 	}()
 	return lr
 }
+
+// close says nobody will read any more lines.
+func (lr *lineReader) close() { lr.once.Do(func() { close(lr.stop) }) }
 
 // next returns the next line, or an error when ctx ends or the pipe
 // closes first.

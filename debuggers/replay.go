@@ -92,6 +92,8 @@ func (r *Replay) Call(c Call) {
 	t.dirty = true
 }
 
+// flush ends thread tid's run of writes: if it changed the state, every
+// policy plans the change.
 func (r *Replay) flush(tid int) {
 	t := r.threads[tid]
 	if t == nil || !t.dirty {

@@ -128,9 +128,12 @@ type Hooks struct {
 }
 
 // Run runs one session: it builds the target, starts it, attaches the
-// debugger (under strace when cfg.Trace), releases the target's writers,
+// debugger (under strace when cfg.Trace), releases the target's writer,
 // runs a warm-up and cfg.Reps measured repetitions of Actions, and kills
-// and reaps the target, the debugger and strace on every path.
+// and reaps the target, the debugger and strace on every path. After a
+// failure the Session it returns (when not nil) holds only the config,
+// the debugger's version and the pids, so that a caller can check that
+// nothing outlived it.
 func Run(ctx context.Context, cfg Config, hooks Hooks) (s *Session, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -330,6 +333,7 @@ func startTarget(ctx context.Context, path string, threads int) (*child, error) 
 	tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	l, err := lr.next(tctx)
+	lr.close() // the target prints nothing more
 	if err != nil || l != "ready" {
 		c.kill()
 		return nil, fmt.Errorf("%w: target %s %d did not start (said %q, %v; stderr: %s)", ErrSession, filepath.Base(path), threads, l, err, c.stderrText())
