@@ -111,10 +111,8 @@ type Session struct {
 	// Acct is the accounted trace (Trace sessions only).
 	Acct *Accounting
 	// HeldAtEnd is, per target thread, the slots the kernel model says it
-	// holds after the last action (Trace sessions only), and PerfFree,
-	// when measured, how many perf breakpoints still fit on it then.
+	// holds after the last action (Trace sessions only).
 	HeldAtEnd map[int]int
-	PerfFree  map[int]int
 }
 
 // Hooks let tests look at a live session.
@@ -122,9 +120,6 @@ type Hooks struct {
 	// AfterAction runs after each action, with the target stopped under
 	// the debugger; an error ends the session.
 	AfterAction func(s *Session, step Step) error
-	// BeforeTeardown runs after the last action with the target stopped
-	// under the debugger, before anything is killed.
-	BeforeTeardown func(s *Session) error
 }
 
 // Run runs one session: it builds the target, starts it, attaches the
@@ -260,11 +255,6 @@ func Run(ctx context.Context, cfg Config, hooks Hooks) (s *Session, err error) {
 	ecancel()
 	if err != nil {
 		return s, err
-	}
-	if hooks.BeforeTeardown != nil {
-		if err = hooks.BeforeTeardown(s); err != nil {
-			return s, err
-		}
 	}
 	return s, nil
 }
