@@ -21,6 +21,7 @@ var experiments = []Experiment{
 	ptraceRaceExperiment,
 	switchExperiment,
 	switchModelExperiment,
+	debuggersExperiment,
 }
 
 // Experiments returns every experiment in presentation order. The slice is
