@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"time"
 
 	"bpbench/alloc"
 )
@@ -33,7 +32,7 @@ func exclusionCases(o Options) ([]Case, error) {
 		for _, nt := range scalingTasks(o) {
 			cs = append(cs, Case{
 				Name:     fmt.Sprintf("Exclusion/mode=%s/tasks=%d", mode, nt),
-				Estimate: liveBudget(o) + 100*time.Millisecond,
+				Estimate: liveBudget(o) / 3,
 				Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
 					return exclusionRun(ctx, o, mode == "on", nt, n, t)
 				},

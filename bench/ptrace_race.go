@@ -29,7 +29,7 @@ func ptraceRaceCases(o Options) ([]Case, error) {
 	for _, s := range raceSpecs("ptrace", strategiesOf(o), o.Full) {
 		cs = append(cs, Case{
 			Name:     s.name(),
-			Estimate: 300 * time.Millisecond,
+			Estimate: raceEstimate(o, 30*time.Millisecond),
 			Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
 				return underKernlock(func() (Result, error) { return runRacePtrace(ctx, s, o, n, t, raceHooks{}) })
 			},

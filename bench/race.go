@@ -194,7 +194,7 @@ func raceCases(opts Options) ([]Case, error) {
 	for _, s := range raceSpecs("sim", strategies, opts.Full) {
 		cases = append(cases, Case{
 			Name:     s.name(),
-			Estimate: 200 * time.Millisecond,
+			Estimate: raceEstimate(opts, 10*time.Millisecond),
 			Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
 				return runRaceSim(ctx, s, opts, n, t, raceHooks{})
 			},
@@ -203,7 +203,7 @@ func raceCases(opts Options) ([]Case, error) {
 	for _, s := range raceSpecs("perf", []string{"kernel"}, opts.Full) {
 		cases = append(cases, Case{
 			Name:     s.name(),
-			Estimate: time.Second,
+			Estimate: raceEstimate(opts, 50*time.Millisecond),
 			Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
 				return underKernlock(func() (Result, error) { return runRacePerf(ctx, s, opts, n, t, raceHooks{}) })
 			},

@@ -213,3 +213,11 @@ func runChanges(ctx context.Context, t Timer, n int64, b raceBudget, ctxEvery in
 // firstChunk is the size of an adaptive run's first chunk, small enough
 // for the slowest holder not to overrun the budget on it.
 const firstChunk = 16
+
+// raceEstimate is what a race case usually takes: most stop well inside
+// their budget once the steal interval is narrow, so half the budget's
+// longest time, plus setup (a tracee, a competitor pool).
+func raceEstimate(o Options, setup time.Duration) time.Duration {
+	b := pickBudget(o, raceBudgetSimQuick, raceBudgetSimFull)
+	return b.maxTime/2 + setup
+}

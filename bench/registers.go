@@ -101,7 +101,7 @@ func registersCases(opts Options) ([]Case, error) {
 			name := fmt.Sprintf("Registers/backend=%s/policy=%s", backend, hwregs.PolicyName(pol))
 			cases = append(cases, Case{
 				Name:     name,
-				Estimate: 300 * time.Millisecond,
+				Estimate: 80 * time.Millisecond,
 				Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
 					if backend == "ptrace" {
 						return underKernlock(func() (Result, error) { return registersPtrace(ctx, opts, pol, n, t) })

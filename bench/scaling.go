@@ -188,7 +188,7 @@ func scalingCases(o Options) ([]Case, error) {
 			for _, nt := range tasksAt(o, cpus) {
 				cs = append(cs, Case{
 					Name:     fmt.Sprintf("Tasks/strategy=%s/cpus=%d/tasks=%d", s, cpus, nt),
-					Estimate: liveBudget(o) + 100*time.Millisecond,
+					Estimate: liveBudget(o)/2 + time.Duration(nt*cpus/64)*time.Microsecond,
 					Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
 						return tasksRun(ctx, o, s, cpus, nt, n, t)
 					},

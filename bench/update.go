@@ -50,7 +50,7 @@ func updateCases(o Options) ([]Case, error) {
 		for _, op := range updateOps {
 			cs = append(cs, Case{
 				Name:     fmt.Sprintf("Update/backend=sim/strategy=%s/op=%s", s, op),
-				Estimate: 200 * time.Millisecond,
+				Estimate: 150 * time.Millisecond,
 				Run:      func(ctx context.Context, n int64, t Timer) (Result, error) { return updateSim(ctx, o, s, op, n, t) },
 			})
 		}
@@ -58,14 +58,14 @@ func updateCases(o Options) ([]Case, error) {
 	for _, op := range updateOps {
 		cs = append(cs, Case{
 			Name:     "Update/backend=ptrace/op=" + op,
-			Estimate: time.Second,
+			Estimate: 250 * time.Millisecond,
 			Run:      func(ctx context.Context, n int64, t Timer) (Result, error) { return updatePtrace(ctx, o, op, n, t) },
 		})
 	}
 	for _, op := range updateOps {
 		cs = append(cs, Case{
 			Name:     "Update/backend=perf/op=" + op,
-			Estimate: time.Second,
+			Estimate: 250 * time.Millisecond,
 			Run:      func(ctx context.Context, n int64, t Timer) (Result, error) { return updatePerf(ctx, o, op, n, t) },
 		})
 	}
