@@ -1,6 +1,9 @@
 package report
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // sectionConformance prints the allocation model checked in lockstep
 // against the live kernel at the start of the run (Run.Conformance), and
@@ -14,6 +17,25 @@ func (w *reportWriter) sectionConformance() {
 		return
 	}
 	w.p("**%s.**", r.Summary())
+	var diverged []string
+	for _, a := range r.Strategies {
+		if a.Diverged > 0 {
+			diverged = append(diverged, fmt.Sprintf("%s (%d of %d opens)", w.strat(a.Strategy), a.Diverged, a.Agreed+a.Diverged))
+		}
+	}
+	v := verdict{
+		question: "Does the model (each strategy) admit and refuse what the kernel does?",
+		answer:   "yes, every strategy, op for op",
+		figure:   fmt.Sprintf("%d opens (%d admitted, %d refused)", r.Opens, r.Admitted, r.Refused),
+		resolved: "exact: every op compared",
+	}
+	switch {
+	case !r.Clean:
+		v.answer, v.figure, v.resolved = "not checked", r.Note, "no: the machine was not clean"
+	case len(diverged) > 0:
+		v.answer = "no: " + strings.Join(diverged, ", ") + " diverged"
+	}
+	w.verdict(v)
 	if r.CPUs > 0 {
 		w.p("\nOne random sequence of perf_event_open breakpoints (CPU-bound on each CPU, a thread on every CPU, a thread on one CPU; %d of the opens instruction breakpoints) on %d live threads, %d CPUs, %d slots a thread, seed %d, replayed op by op on every strategy (`bpbench conform` runs a longer one).\n", r.Inst, r.Threads, r.CPUs, r.Slots, r.Seed)
 	}
