@@ -9,11 +9,10 @@ import (
 // against the live kernel at the start of the run (Run.Conformance), and
 // the kernel facts the model assumes.
 func (w *reportWriter) sectionConformance() {
-	w.p("## Does the model admit and refuse exactly what the kernel does?\n")
+	w.section("Does the model admit and refuse exactly what the kernel does?\n")
 	r := w.run.Conformance
 	if r == nil {
-		w.absent("conformance")
-		w.p("")
+		w.absent("the model checked against the kernel")
 		return
 	}
 	w.p("**%s.**", r.Summary())
@@ -67,5 +66,5 @@ func (w *reportWriter) sectionConformance() {
 			w.p("| %s: %s | %s | %s | %s |", f.Name, f.Question, v, holds, f.Detail)
 		}
 	}
-	w.p("")
+	w.gap()
 }

@@ -8,11 +8,10 @@ import (
 )
 
 func (w *reportWriter) sectionExclusion() {
-	w.p("## What does exclusive-breakpoint support cost?\n")
+	w.section("What does exclusive-breakpoint support cost?\n")
 	cases := runfile.Family(w.all, "Exclusion")
 	if len(cases) == 0 {
 		w.absent("Exclusion")
-		w.p("")
 		return
 	}
 	w.p("mode=on checks every reservation against a global list of breakpoints under one lock (powerpc's ptrace/perf exclusion, removed in 2023); mode=off is the same allocator without it.\n")
@@ -41,5 +40,5 @@ func (w *reportWriter) sectionExclusion() {
 		w.verdict(*last)
 	}
 	w.plotLink("exclusion-cost", "exclusion on vs off")
-	w.p("")
+	w.gap()
 }

@@ -14,11 +14,10 @@ import (
 const kernelEnableCaveat = "the Go child runtime keeps threads on the other vCPU that carry the inherited events, so toggles need cross-CPU work that perf bench's single thread avoids. The thread benchmark, which is what Elver's series measured, agrees."
 
 func (w *reportWriter) sectionKernel() {
-	w.p("## Does the Go harness measure what perf bench breakpoint measures?\n")
+	w.section("Does the Go harness measure what perf bench breakpoint measures?\n")
 	cases := append(runfile.Family(w.all, "KernelThread"), runfile.Family(w.all, "KernelEnable")...)
 	if len(cases) == 0 {
 		w.absent("KernelThread/KernelEnable")
-		w.p("")
 		return
 	}
 	w.p("Microseconds per operation of each workload in the Go harness and in `perf bench breakpoint`, run alternately; slowdown is against the same tool's run without breakpoints.\n")
@@ -73,5 +72,5 @@ func (w *reportWriter) sectionKernel() {
 		})
 	}
 	w.plotLink("kernel-vs-perf", "Go vs perf bench")
-	w.p("")
+	w.gap()
 }

@@ -77,7 +77,7 @@ func loadOf(r bench.Result, ncpu int) (loaded, known bool) {
 // (bench.Result.Noise) and which cases spread widely from run to run, so
 // that a reader knows which figures to distrust.
 func (w *reportWriter) sectionNoise() {
-	w.p("## Which figures were measured under noise?\n")
+	w.section("Which figures were measured under noise?\n")
 	type fam struct {
 		name          string
 		loaded, of    int
@@ -143,7 +143,7 @@ func (w *reportWriter) sectionNoise() {
 			}
 			w.p("| %s | %d of %d | %d | %s | %s | %s | %d |", f.name, f.loaded, f.of, len(f.cases), pct(f.others, 1), pct(f.steal, 1), wait, f.pinLost)
 		}
-		w.p("")
+		w.gap()
 	}
 	if unknownRuns > 0 {
 		w.p("%s too short for the tick counters to tell load from noise (%s or less each); their load is unknown.\n", present.Plural(unknownRuns, "case run"), present.FmtNs(maxShort))
@@ -175,5 +175,5 @@ func (w *reportWriter) wideCases() {
 		lines = append(lines, fmt.Sprintf("- %s: %s (width %s of the median)", w.markName(x.c.Name), w.iv(x.iv, nsUnit), pct(spread(x.iv), 1)))
 	}
 	w.list(lines, 10)
-	w.p("")
+	w.gap()
 }

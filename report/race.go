@@ -61,11 +61,10 @@ func placeCell(pl string) string {
 }
 
 func (w *reportWriter) sectionRace() {
-	w.p("## How often does re-registering lose the slot to a competitor?\n")
+	w.section("How often does re-registering lose the slot to a competitor?\n")
 	cases := runfile.Family(w.all, "Race")
 	if len(cases) == 0 {
 		w.absent("Race")
-		w.p("")
 		return
 	}
 	backends := map[string]bool{}
@@ -96,7 +95,7 @@ func (w *reportWriter) sectionRace() {
 			}
 		}
 	}
-	w.p("")
+	w.gap()
 	w.racePrediction(cases)
 	w.raceWorst(cases)
 	w.spurious("Race", "race")
@@ -108,7 +107,7 @@ func (w *reportWriter) sectionRace() {
 		}
 	}
 	w.plotLink("race-window-cdf", "race window CDF")
-	w.p("")
+	w.gap()
 	if len(other) > 0 {
 		var figs []string
 		var mod tally
@@ -196,7 +195,7 @@ func (w *reportWriter) raceWorst(cases []*runfile.Case) {
 		w.p("| %s | %s | %s | %s | %s | %s | %s |", w.markName(c.Name), w.iv(runfile.StealsIv(c), plainUnit), rate,
 			q("window-ns/p50"), q("window-ns/p99"), q("unarmed-ns/p50"), q("unarmed-ns/p99"))
 	}
-	w.p("")
+	w.gap()
 }
 
 // markName quotes a case name, marked when its strategy broke the rules.

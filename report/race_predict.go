@@ -46,7 +46,7 @@ func (w *reportWriter) racePrediction(cases []*runfile.Case) {
 	type group struct {
 		be, st       string
 		n, holds     int
-		within2      int // cases within a factor 2
+		within2      int     // cases within a factor 2
 		lo, hi       float64 // measured/predicted over cases with both > 0
 		ratios, none int
 	}
@@ -135,7 +135,7 @@ func (w *reportWriter) racePrediction(cases []*runfile.Case) {
 	for _, g := range groups {
 		w.p("| %s | %s | %d of %d | %d | %s |", g.be, w.strat(g.st), g.holds, g.n, g.within2, spanOf(g.lo, g.hi, g.ratios))
 	}
-	w.p("")
+	w.gap()
 	if len(off) == 0 {
 		w.p("The model holds in most paced cases on the other CPU for every strategy and backend.\n")
 		return

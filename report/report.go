@@ -25,23 +25,51 @@ type reportWriter struct {
 	// std is the run's standard interval, named once in the header.
 	std      ivStyle
 	verdicts []verdict
+	// pending is the header of the current section until its first
+	// line; missing lists the sections without data.
+	pending string
+	missing []string
 	// broken maps a strategy that disagreed with the kernel (a failed
 	// Conform/strategy=NAME case) to its failure.
 	broken map[string]string
 }
 
-func (w *reportWriter) p(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+// p prints a line, after the header of the section when it is the
+// section's first.
+func (w *reportWriter) p(format string, args ...any) {
+	if w.pending != "" {
+		w.WriteString(w.pending)
+		w.pending = ""
+	}
+	fmt.Fprintf(w, format+"\n", args...)
+}
+
+// gap ends a paragraph with one blank line, however many paragraphs
+// end at once.
+func (w *reportWriter) gap() {
+	if w.pending == "" && w.Len() > 0 && !strings.HasSuffix(w.String(), "\n\n") {
+		w.WriteString("\n")
+	}
+}
+
+// section starts a section titled title; its header is printed with its
+// first line, so a section without data prints nothing.
+func (w *reportWriter) section(title string) { w.pending = "## " + title + "\n" }
 
 // plotLink links a chart if it was drawn into DIR/plots.
 func (w *reportWriter) plotLink(stem, alt string) {
 	rel := filepath.Join(runfile.PlotsDir, stem+".png")
 	if _, err := os.Stat(filepath.Join(w.dir, rel)); err == nil {
-		w.p("\n![%s](%s)", alt, filepath.ToSlash(rel))
+		w.gap()
+		w.p("![%s](%s)\n", alt, filepath.ToSlash(rel))
 	}
 }
 
+// absent drops the current section, which has no data, and records it
+// for the one line that lists what the run did not measure.
 func (w *reportWriter) absent(what string) {
-	w.p("_No %s results in this run; section omitted._", what)
+	w.pending = ""
+	w.missing = append(w.missing, what)
 }
 
 // strat names a strategy, marked when it broke the admission rules so
@@ -90,8 +118,11 @@ func Build(run *runfile.Run, dir string) string {
 	for _, s := range sections {
 		s(w)
 	}
+	if len(w.missing) > 0 {
+		w.p("_Not in this run: %s._\n", strings.Join(w.missing, ", "))
+	}
 	if len(run.Skipped) > 0 {
-		w.p("## Skipped\n")
+		w.section("Skipped\n")
 		for _, s := range run.Skipped {
 			w.p("- `%s`: %s", s.Name, s.Reason)
 		}

@@ -13,7 +13,7 @@ import (
 )
 
 func (w *reportWriter) sectionScaling() {
-	w.p("## Which allocation strategy scales with concurrent reservers?\n")
+	w.section("Which allocation strategy scales with concurrent reservers?\n")
 	cases := runfile.Family(w.all, "Scaling")
 	if len(cases) == 0 {
 		w.absent("Scaling")
@@ -30,7 +30,7 @@ func (w *reportWriter) sectionScaling() {
 	for _, mix := range runfile.ParamValues(cases, "mix") {
 		w.plotLink(charts.ScalingStem(mix), "throughput vs goroutines"+strings.TrimSuffix(" mix="+mix, " mix="))
 	}
-	w.p("")
+	w.gap()
 }
 
 // goroutinesLabel names a goroutine count, marking counts above the
@@ -108,5 +108,5 @@ func (w *reportWriter) scalingTable(cases []*runfile.Case, mix string, ncpu int)
 			resolved: resolution(a.top, b.top),
 		})
 	}
-	w.p("")
+	w.gap()
 }

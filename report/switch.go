@@ -14,10 +14,9 @@ import (
 // perf bench sched pipe) and the switch-policy model (SwitchModel).
 func (w *reportWriter) sectionSwitch() {
 	real, model := runfile.Family(w.all, "Switch"), runfile.Family(w.all, "SwitchModel")
-	w.p("## What do debug registers cost at a context switch, and does lazy switching pay?\n")
+	w.section("What do debug registers cost at a context switch, and does lazy switching pay?\n")
 	if len(real)+len(model) == 0 {
 		w.absent("Switch/SwitchModel")
-		w.p("")
 		return
 	}
 	w.switchReal(real)
@@ -25,7 +24,7 @@ func (w *reportWriter) sectionSwitch() {
 	w.plotLink("switch-cost", "context-switch cost vs breakpoints")
 	w.plotLink("switch-model-writes", "register writes per switch per policy vs CPUs")
 	w.plotLink("switch-model-lost", "breakpoints lost per policy vs CPUs")
-	w.p("")
+	w.gap()
 }
 
 func (w *reportWriter) switchReal(cases []*runfile.Case) {
@@ -79,7 +78,7 @@ func (w *reportWriter) switchReal(cases []*runfile.Case) {
 			}
 		}
 	}
-	w.p("")
+	w.gap()
 	if anchor != nil {
 		ai := runfile.IvOf(anchor, "usecs/op")
 		s := fmt.Sprintf("Anchor: `perf bench sched pipe` takes %s µs per round trip", w.iv(ai, plainUnit))
@@ -162,7 +161,7 @@ func (w *reportWriter) switchModel(cases []*runfile.Case) {
 	cpus := runfile.ParamValues(cases, "cpus")
 	policies := runfile.ParamValues(cases, "policy")
 	w.p("**Model.** A seeded scheduler switches %s tasks over simulated CPUs under four install policies: %s. Register writes per context switch (debugged: tasks holding breakpoints):\n", maxT, strings.Join(mapStrings(policies, switchPolicyLabel), "; "))
-	w.p("| policy | debugged | %s |\n|---|---|%s", strings.Join(mapStrings(cpus, func(c string) string { return c + " CPUs" }), " | "), strings.Repeat("---|", len(cpus)))
+	w.p("| policy | debugged | %s |\n|---|---|%s", strings.Join(mapStrings(cpus, func(c string) string { return present.Plural(atoiOr(c, 0), "CPU") }), " | "), strings.Repeat("---|", len(cpus)))
 	for _, pol := range policies {
 		for _, d := range runfile.ParamValues(runfile.Subset(cases, "policy", pol), "debugged") {
 			var cells []string
@@ -181,7 +180,7 @@ func (w *reportWriter) switchModel(cases []*runfile.Case) {
 			}
 		}
 	}
-	w.p("")
+	w.gap()
 	top := cpus[len(cpus)-1]
 	at := func(pol string) *runfile.Case {
 		var best *runfile.Case
@@ -222,7 +221,7 @@ func (w *reportWriter) switchModel(cases []*runfile.Case) {
 		w.p("- %s lost %s of watched accesses (%s); misdelivered %s; cause: %s.", pol, count(kl, n), strings.Join(parts, ", "), count(km, n), cause)
 	}
 	if len(clean) > 0 {
-		w.p("- %s lost and misdelivered nothing over every CPU count: 0 of at least %.0f watched accesses each (95%% upper bound %s).", strings.Join(clean, ", "), nClean, upperPct(kClean, nClean))
+		w.p("- %s lost and misdelivered nothing over every CPU count: 0 of at least %s watched accesses each (95%% upper bound %s).", strings.Join(clean, ", "), present.Count(nClean), upperPct(kClean, nClean))
 	}
 	eager := at("eager")
 	if eager != nil {
@@ -238,7 +237,7 @@ func (w *reportWriter) switchModel(cases []*runfile.Case) {
 			w.p("- Debug exceptions per switch at %s CPUs (genuine traps and the false alarms lazy policies take): %s.", top, strings.Join(ex, ", "))
 		}
 	}
-	w.p("")
+	w.gap()
 	lp := at("lazy-percpu")
 	if lp == nil || eager == nil {
 		return
@@ -252,7 +251,7 @@ func (w *reportWriter) switchModel(cases []*runfile.Case) {
 		answer = "not safely: per-CPU lazy switching loses or misdelivers breakpoints (**unexplained**)"
 		w.p("Does lazy switching pay? Not safely: per-CPU lazy switching loses or misdelivers breakpoints in this run (**unexplained**).")
 	case li.Separated(ei) && li.Median < ei.Median:
-		answer = fmt.Sprintf("per-CPU lazy lost nothing in %.0f watched accesses (95%% upper bound %s) and saves %s writes per switch at %s CPUs", n, upperPct(0, n), present.TrimFloat(ei.Median-li.Median), top)
+		answer = fmt.Sprintf("per-CPU lazy lost nothing in %s watched accesses (95%% upper bound %s) and saves %s writes per switch at %s CPUs", present.Count(n), upperPct(0, n), present.TrimFloat(ei.Median-li.Median), top)
 		w.p("Does lazy switching pay? In writes, yes: per-CPU lazy switching saves %s register writes per switch at %s CPUs (%s against eager's %s) without losing a breakpoint. In time it pays only where a debug exception (it takes more false alarms) costs less than the writes it saves: the real-kernel figures above give what breakpoints add per switch, and nothing here measures one exception.", present.TrimFloat(ei.Median-li.Median), top, w.iv(li, plainUnit), w.iv(ei, plainUnit))
 	default:
 		w.p("Does lazy switching pay? Not shown: %s.", resolveNote(li, ei))

@@ -37,11 +37,10 @@ func (g tasksGrid) counts(cpus string) []int {
 }
 
 func (w *reportWriter) sectionTasks() {
-	w.p("## Does reservation cost grow with the number of live tasks, and with CPUs?\n")
+	w.section("Does reservation cost grow with the number of live tasks, and with CPUs?\n")
 	cases := runfile.Family(w.all, "Tasks")
 	if len(cases) == 0 {
 		w.absent("Tasks")
-		w.p("")
 		return
 	}
 	grid := tasksGrid{}
@@ -70,7 +69,7 @@ func (w *reportWriter) sectionTasks() {
 		lo, hi := counts[0], counts[len(counts)-1]
 		where := cpusLabel(cpus, host)
 		w.p("**Per reservation %s:**\n", where)
-		w.p("| strategy | %d live tasks | %d live tasks | growth |\n|---|---|---|---|", lo, hi)
+		w.p("| strategy | %s | %s | growth |\n|---|---|---|---|", present.Plural(lo, "live task"), present.Plural(hi, "live task"))
 		for _, st := range strategies {
 			a, b := grid[cpus][lo][st], grid[cpus][hi][st]
 			if a == nil && b == nil {
@@ -92,7 +91,7 @@ func (w *reportWriter) sectionTasks() {
 			}
 			w.p("| %s | %s | %s | %s |", w.strat(st), cell(a), cell(b), growth)
 		}
-		w.p("")
+		w.gap()
 		if cpus == cpuCounts[0] {
 			w.tasksVerdict(grid, cpus, lo)
 		}
@@ -102,7 +101,7 @@ func (w *reportWriter) sectionTasks() {
 		w.plotLink(charts.TasksStem(cpus), "cost vs live tasks"+strings.TrimSuffix(", cpus="+cpus, ", cpus="))
 	}
 	w.plotLink("tasks-cpus", "cost vs CPUs")
-	w.p("")
+	w.gap()
 }
 
 // tasksVerdict answers at the host's CPU count (the first measured): the
@@ -119,7 +118,7 @@ func (w *reportWriter) tasksVerdict(grid tasksGrid, cpus string, lo int) {
 		si, fi := runfile.IvOf(grid[cpus][n][slow], "ns/op"), runfile.IvOf(grid[cpus][n][fast], "ns/op")
 		growth := ""
 		if a := grid[cpus][lo][slow]; a != nil {
-			growth = fmt.Sprintf("; it costs %s at %d tasks", present.FmtNs(runfile.IvOf(a, "ns/op").Median), lo)
+			growth = fmt.Sprintf("; it costs %s at %s", present.FmtNs(runfile.IvOf(a, "ns/op").Median), present.Plural(lo, "task"))
 		}
 		w.verdict(verdict{
 			question: "Cost against live tasks, " + strings.TrimPrefix(cpusLabel(cpus, w.run.Machine.NumCPU), "at "),
@@ -181,7 +180,7 @@ func (w *reportWriter) tasksCPUs(grid tasksGrid, cpuCounts, strategies []string)
 			}
 		}
 	}
-	w.p("")
+	w.gap()
 	if worst == "" {
 		w.verdict(verdict{question: "Cost against CPUs", answer: fmt.Sprintf("no strategy costs twice as much at %s CPUs as at %s", b, a), figure: fmt.Sprintf("%d tasks", n), resolved: "see detail"})
 		return

@@ -10,9 +10,10 @@ import (
 
 func (w *reportWriter) sectionThreads() {
 	if len(runfile.Family(w.all, "Apply"))+len(runfile.Family(w.all, "BlindWindow")) == 0 {
-		return // the apply and blindwindow experiments did not run
+		w.absent("Apply/BlindWindow")
+		return
 	}
-	w.p("## Should a multi-threaded debugger apply registers eagerly or lazily?\n")
+	w.section("Should a multi-threaded debugger apply registers eagerly or lazily?\n")
 	w.p("Eager stops every thread, writes its registers and resumes it; lazy records the change and writes a thread's registers just before it next resumes (rr, GDB). " +
 		"Apply times a set, a modify and a clear of one watchpoint on every thread (three changes); its cost and writes are per change per thread. " +
 		"BlindWindow measures how long the watchpoint is not armed on every thread, and the tracee's writes on threads not yet armed, which no trap reports.\n")
@@ -23,7 +24,7 @@ func (w *reportWriter) sectionThreads() {
 		}
 		w.p("\nCells: time per change per thread, and register writes per change per thread.")
 		w.threadVerdict("Apply", "ns/change-thread", "cost per change per thread", "Apply a change to every thread eagerly or lazily: cost")
-		w.p("")
+		w.gap()
 	}
 	if cs := runfile.Family(w.all, "BlindWindow"); len(cs) > 0 {
 		w.p("| BlindWindow threads | eager | lazy |\n|---|---|---|")
@@ -32,13 +33,13 @@ func (w *reportWriter) sectionThreads() {
 		}
 		w.p("\nCells: the blind window from the request to the last thread armed, p50 (first to last armed in parentheses), and the tracee's writes missed per watchpoint set.")
 		w.threadVerdict("BlindWindow", "blind-request-ns/p50", "blind window p50", "Eager or lazy: how long is a new watchpoint blind")
-		w.p("")
+		w.gap()
 	}
 	w.plotLink("apply-cost", "apply cost per change per thread vs threads")
 	w.plotLink("apply-writes", "apply writes vs threads")
 	w.plotLink("blindwindow", "blind window vs threads")
 	w.plotLink("blindwindow-missed", "missed accesses vs threads")
-	w.p("")
+	w.gap()
 }
 
 func (w *reportWriter) applyCell(pol, threads string) string {

@@ -47,11 +47,10 @@ func (w *reportWriter) updateRows() []updateRow {
 }
 
 func (w *reportWriter) sectionUpdate() {
-	w.p("## Is modifying a breakpoint in place cheaper than re-registering it?\n")
+	w.section("Is modifying a breakpoint in place cheaper than re-registering it?\n")
 	rows := w.updateRows()
 	if len(rows) == 0 {
 		w.absent("Update")
-		w.p("")
 		return
 	}
 	w.p("Time per update; the last column compares modify in place with re-register. Slots lost in the window are in the next section.\n")
@@ -69,7 +68,7 @@ func (w *reportWriter) sectionUpdate() {
 		}
 		w.p("| %s | %s | %s | %s | %s |", r.label(w), cell(r.mod), cell(r.de), cell(r.rr), v)
 	}
-	w.p("")
+	w.gap()
 	for _, r := range rows {
 		if r.de == nil || r.rr == nil {
 			continue
@@ -82,7 +81,7 @@ func (w *reportWriter) sectionUpdate() {
 	w.floorNotes(rows)
 	w.updateVerdicts(rows)
 	w.plotLink("update-cost", "update cost per backend")
-	w.p("")
+	w.gap()
 }
 
 // floorNotes prints each op's ratio to its raw-syscall floor where the
