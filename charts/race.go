@@ -171,7 +171,12 @@ func raceStealsChart(be, place string, cases []*runfile.Case, baseline float64, 
 	if hasBaseline {
 		xlabel += fmt.Sprintf("; with no competitor %s steals/op", present.TrimFloat(baseline))
 	}
-	logY := spansDecades(series, true, 100)
+	// Steal rates run from none to all: a log axis whenever any is above
+	// 0, so that 1e-4 does not read as 0 beside 0.9, zeros below its break.
+	logY := false
+	for _, s := range series {
+		logY = logY || !allZero(s.ys)
+	}
 	title := backendTitle(be) + ": slots lost per update vs competitor rate"
 	if place != "" {
 		title += ", " + present.PlaceLabel(place)
