@@ -38,7 +38,13 @@ func (w *reportWriter) sectionConformance() {
 	if r.CPUs > 0 {
 		w.p("\nOne random sequence of perf_event_open breakpoints (CPU-bound on each CPU, a thread on every CPU, a thread on one CPU; %d of the opens instruction breakpoints) on %d live threads, %d CPUs, %d slots a thread, seed %d, replayed op by op on every strategy (`bpbench conform` runs a longer one).\n", r.Inst, r.Threads, r.CPUs, r.Slots, r.Seed)
 	}
-	if len(r.Strategies) > 0 {
+	if len(r.Strategies) > 0 && len(diverged) == 0 {
+		var names []string
+		for _, a := range r.Strategies {
+			names = append(names, a.Strategy)
+		}
+		w.p("Every strategy (%s) answered every open as the kernel did.", strings.Join(names, ", "))
+	} else if len(r.Strategies) > 0 {
 		w.p("| strategy | agreed | diverged | first divergence |\n|---|---|---|---|")
 		for _, a := range r.Strategies {
 			first := ""
@@ -46,7 +52,7 @@ func (w *reportWriter) sectionConformance() {
 				d := a.Divergences[0]
 				first = fmt.Sprintf("op %d `%s`: kernel %s, model %s", d.Op, d.Request, d.Kernel, d.Model)
 			}
-			w.p("| %s | %d | %d | %s |", a.Strategy, a.Agreed, a.Diverged, first)
+			w.p("| %s | %d | %d | %s |", w.strat(a.Strategy), a.Agreed, a.Diverged, first)
 		}
 	}
 	if len(r.Facts) > 0 {

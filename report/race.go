@@ -129,9 +129,9 @@ func (w *reportWriter) sectionRace() {
 		if len(places) == 1 && places[0] == "" {
 			q = "Is the slot stolen in the window?"
 		}
-		answer := "re-register loses it; modify in place lost " + fmt.Sprintf("%.0f of %.0f", mod.k, mod.n)
+		answer := "re-register loses it; modify in place lost " + present.Count(mod.k) + " of " + present.Count(mod.n)
 		if mod.k == 0 {
-			answer = fmt.Sprintf("re-register loses it; modify in place never did (0 of %.0f)", mod.n)
+			answer = fmt.Sprintf("re-register loses it; modify in place never did (0 of %s)", present.Count(mod.n))
 		}
 		w.verdict(verdict{
 			question: q,

@@ -9,6 +9,7 @@ import (
 
 	"bpbench/bench"
 	"bpbench/bench/harness"
+	"bpbench/conform"
 	"bpbench/internal/fixtures"
 	"bpbench/runfile"
 	"bpbench/stats"
@@ -131,11 +132,19 @@ func TestReportBrokenStrategy(t *testing.T) {
 		run.Results = append(run.Results, fixtures.Reps("Update/backend=sim/strategy="+st+"/op=modify", []float64{60, 61, 62}, nil)...)
 		run.Results = append(run.Results, fixtures.Reps("Update/backend=sim/strategy="+st+"/op=reregister", []float64{200, 201, 202}, nil)...)
 	}
+	run.Conformance = &conform.Report{Clean: true, Opens: 187, Admitted: 117, Refused: 70, CPUs: 2, Slots: 4, Threads: 3,
+		Strategies: []conform.Agreement{
+			{Strategy: "big-mutex", Agreed: 184, Diverged: 3, Divergences: []conform.Divergence{{Op: 70, Request: "cpu 0", Kernel: "ENOSPC", Model: "admitted"}}},
+			{Strategy: "linux", Agreed: 187},
+		}}
 	md := Build(run, t.TempDir())
 	if !strings.HasPrefix(md, "# bpbench report\n\n**1 case failed.**\n\n- Strategy **big-mutex broke the admission rules**: strategy big-mutex disagreed with the kernel on 3 of 187 opens; first at op 70") {
 		t.Errorf("the report does not open with the broken strategy:\n%s", md)
 	}
-	fixtures.WantAll(t, md, "| sim (big-mutex †) |", "| sim (linux) |", "marked † below")
+	fixtures.WantAll(t, md, "| sim (big-mutex †) |", "| sim (linux) |", "marked † below",
+		"| Does the model (each strategy) admit and refuse what the kernel does? | no: big-mutex † (3 of 187 opens) diverged |",
+		"| big-mutex † | 184 | 3 | op 70 `cpu 0`: kernel ENOSPC, model admitted |",
+		"(model, 1 strategy that kept the rules; 1 † left out)")
 	if strings.Count(md, "first at op 70") != 1 {
 		t.Errorf("the failure is repeated:\n%s", md)
 	}
@@ -152,7 +161,7 @@ func TestReportFloorAnomalies(t *testing.T) {
 	run.Results = append(run.Results, fixtures.Reps("Update/backend=perf/op=modify", []float64{900, 910, 920}, floor(0.9, 0.91, 0.92))...)
 	md := Build(run, t.TempDir())
 	fixtures.WantAll(t, md,
-		"- ptrace, time per update over its raw-syscall floor (the op's bare syscalls, timed alone): modify 0.99× [0.966, 1.01] (floor 1.00 µs).",
+		"- ptrace, time per update over its raw-syscall floor (the op's bare syscalls, timed alone): modify 0.99× [0.966, 1.01] of a 1.00 µs floor.",
 		"- Below 1 only by noise (ptrace modify): the interval contains 1",
 		"- Anomaly, **unexplained** (perf modify): cheaper than its own floor",
 	)

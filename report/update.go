@@ -100,7 +100,7 @@ func (w *reportWriter) floorNotes(rows []updateRow) {
 			}
 			iv := runfile.IvOf(c, "x-floor")
 			op := runfile.NameParams(c.Name)["op"]
-			parts = append(parts, fmt.Sprintf("%s %s (floor %s)", op, w.iv(iv, suffixUnit("×")), present.FmtNs(runfile.MustMetric(c, "floor-ns/op"))))
+			parts = append(parts, fmt.Sprintf("%s %s of a %s floor", op, w.iv(iv, suffixUnit("×")), present.FmtNs(runfile.MustMetric(c, "floor-ns/op"))))
 			where := r.label(w) + " " + op
 			switch {
 			case iv.Median >= 1:
@@ -132,8 +132,13 @@ func (w *reportWriter) floorNotes(rows []updateRow) {
 func (w *reportWriter) updateVerdicts(rows []updateRow) {
 	const q = "Modify a held breakpoint in place, or re-register it: cost"
 	var sim []updateRow
+	broken := 0
 	for _, r := range rows {
 		if r.rr == nil {
+			continue
+		}
+		if _, ok := w.broken[r.strategy]; ok && r.strategy != "" {
+			broken++ // its figures are in the table, marked; not in the answer
 			continue
 		}
 		if r.strategy != "" {
@@ -171,8 +176,12 @@ func (w *reportWriter) updateVerdicts(rows []updateRow) {
 	if allResolved(res, order) != "yes" {
 		answer = "modify in place has the lower median in " + countBelow(mods, rrs) + " strategies"
 	}
+	which := present.Plural(len(sim), "strategy")
+	if broken > 0 {
+		which += fmt.Sprintf(" that kept the rules; %d † left out", broken)
+	}
 	w.verdict(verdict{
-		question: q + " (model, " + present.Plural(len(sim), "strategy") + ")",
+		question: q + " (model, " + which + ")",
 		answer:   answer,
 		figure:   fmt.Sprintf("medians %s vs %s", spanNs(mods), spanNs(rrs)),
 		resolved: allResolved(res, order),
