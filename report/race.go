@@ -245,11 +245,11 @@ func (w *reportWriter) spurious(fam, what string) {
 	for _, st := range slices.Sorted(maps.Keys(by)) {
 		a := by[st]
 		if a.k == 0 {
-			none = append(none, fmt.Sprintf("%s (%.0f operations)", w.strat(st), a.n))
+			none = append(none, fmt.Sprintf("%s (%s operations)", w.strat(st), present.Count(a.n)))
 			continue
 		}
-		w.p("- %s refused %.0f reservations spuriously (a slot was free; the caller retries) over %s of %.0f operations; worst: %.0f in %d operations (`%s`).",
-			w.strat(st), a.k, present.Plural(a.runs, what+" run"), a.n, a.worst, a.worstOps, a.worstName)
+		w.p("- %s refused %s reservations spuriously (a slot was free; the caller retries) over %s of %s operations; worst: %s in %s operations (`%s`).",
+			w.strat(st), present.Count(a.k), present.Plural(a.runs, what+" run"), present.Count(a.n), present.Count(a.worst), present.Count(float64(a.worstOps)), a.worstName)
 	}
 	if len(none) > 0 {
 		w.p("- No spurious refusals in the %s runs of %s.", what, strings.Join(none, ", "))

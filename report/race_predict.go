@@ -96,7 +96,7 @@ func (w *reportWriter) racePrediction(cases []*runfile.Case) {
 	}
 	w.p("**Predicted steal rate.** The window model (bench/race_predict.go: each competitor attempts at its achieved rate, independently of the holder, and steals the slot when an attempt lands in a window) applies to paced competitors on the other CPU, and is checked there: it holds in a case when it is within %s of the measured rate (or, where nothing was stolen, below the measured upper bound).", pct(predictionTolerance, 1))
 	if skipped > 0 {
-		w.p("No prediction is given for the other %s: a competitor on the holder's CPU runs only when the holder is preempted, so its attempts are not independent of the window (it steals far less than predicted); an unlimited competitor that wins keeps re-taking the slot, and while it is preempted holding it the holder makes no changes, so it is present in more of the remaining windows than its on-CPU share (it steals more than predicted).", present.Plural(skipped, "re-register case"))
+		w.p("No prediction is given for the other %s, whose competitor ran on the holder's CPU or without a pace: a competitor on the holder's CPU runs only when the holder is preempted, so its attempts are not independent of the window (it steals far less than predicted); an unlimited competitor that wins keeps re-taking the slot, and while it is preempted holding it the holder makes no changes, so it is present in more of the remaining windows than its on-CPU share (it steals more than predicted).", present.Plural(skipped, "re-register case"))
 	}
 	spanOf := func(lo, hi float64, n int) string {
 		switch {

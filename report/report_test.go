@@ -182,10 +182,10 @@ func TestReportRaceSpuriousAndPrediction(t *testing.T) {
 	md := Build(run, t.TempDir())
 	fixtures.WantAll(t, md,
 		"| sim | competitor on the holder's CPU (time-sliced) | 0 of 20,000 (95% upper bound 0.0192%) |",
-		"No prediction is given for the other 1 re-register case: a competitor on the holder's CPU",
+		"No prediction is given for the other 1 re-register case, whose competitor ran on the holder's CPU or without a pace: a competitor on the holder's CPU",
 		"| sim | cas | 1 of 1 | 1 | 0.952× |",
 		"The model holds in most paced cases on the other CPU for every strategy and backend.",
-		"- cas refused 28993 reservations spuriously (a slot was free; the caller retries) over 3 race runs of 60000 operations; worst: 28993 in 20000 operations",
+		"- cas refused 28,993 reservations spuriously (a slot was free; the caller retries) over 3 race runs of 60,000 operations; worst: 28,993 in 20,000 operations",
 	)
 	if strings.Contains(md, "0.5:") || strings.Contains(md, "predicted 0.5") {
 		t.Errorf("a prediction is quoted where the model does not apply:\n%s", md)
