@@ -174,6 +174,6 @@ func (w *reportWriter) wideCases() {
 	for _, x := range ws {
 		lines = append(lines, fmt.Sprintf("- %s: %s (width %s of the median)", w.markName(x.c.Name), w.iv(x.iv, nsUnit), pct(spread(x.iv), 1)))
 	}
-	w.list(lines, 10)
+	w.list(lines, 5)
 	w.gap()
 }

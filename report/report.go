@@ -56,12 +56,16 @@ func (w *reportWriter) gap() {
 // first line, so a section without data prints nothing.
 func (w *reportWriter) section(title string) { w.pending = "## " + title + "\n" }
 
-// plotLink links a chart if it was drawn into DIR/plots.
+// plotLink links a chart if it was drawn into DIR/plots; a section's
+// charts follow one another without blank lines.
 func (w *reportWriter) plotLink(stem, alt string) {
 	rel := filepath.Join(runfile.PlotsDir, stem+".png")
 	if _, err := os.Stat(filepath.Join(w.dir, rel)); err == nil {
-		w.gap()
-		w.p("![%s](%s)\n", alt, filepath.ToSlash(rel))
+		// A section's charts form one paragraph, a line each.
+		if s := w.String(); !strings.HasSuffix(s, ".png)\n") {
+			w.gap()
+		}
+		w.p("![%s](%s)", alt, filepath.ToSlash(rel))
 	}
 }
 
