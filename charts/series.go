@@ -44,9 +44,13 @@ func groupedBars(o barOpts, groups []string, series []barSeries) *chart {
 	p := ch.Plot
 	lo, hi := math.Inf(1), 0.0
 	var ivs []stats.Interval
+	single := 0 // values without an interval
 	for _, s := range series {
 		for i, v := range s.vals {
 			xs := []float64{v}
+			if i < len(s.ivs) && s.ivs[i].N == 1 {
+				single++
+			}
 			if i < len(s.ivs) && s.ivs[i].N > 1 {
 				xs = append(xs, s.ivs[i].Lo, s.ivs[i].Hi)
 				ivs = append(ivs, s.ivs[i])
@@ -77,6 +81,8 @@ func groupedBars(o barOpts, groups []string, series []barSeries) *chart {
 	}
 	if note := whiskerNote(ivs); note != "" {
 		ch.addLegend(note, whiskerThumb{})
+	} else if single > 0 {
+		ch.addLegend("no whiskers: each point is a single value, with no interval (--count 3 or more gives one)")
 	}
 	p.NominalX(groups...)
 	p.X.Min, p.X.Max = -0.5, float64(len(groups))-0.5
@@ -227,6 +233,7 @@ func lineChart(o lineOpts, series []lineSeries) *chart {
 	ymax := 0.0
 	xset := map[float64]bool{}
 	var ivs []stats.Interval
+	single := 0 // points without an interval
 	for i, s := range series {
 		xys := make(plotter.XYs, 0, len(s.xs))
 		var zs plotter.XYs
@@ -241,6 +248,9 @@ func lineChart(o lineOpts, series []lineSeries) *chart {
 				continue // a log axis cannot place it
 			}
 			xys = append(xys, plotter.XY{X: s.xs[j], Y: y})
+			if j < len(s.ivs) && s.ivs[j].N == 1 {
+				single++
+			}
 			ymax = math.Max(ymax, y)
 			xset[s.xs[j]] = true
 			if j < len(s.ivs) && s.ivs[j].N > 1 {
@@ -308,6 +318,8 @@ func lineChart(o lineOpts, series []lineSeries) *chart {
 	}
 	if note := whiskerNote(ivs); note != "" {
 		ch.addLegend(note, whiskerThumb{})
+	} else if single > 0 {
+		ch.addLegend("no whiskers: each point is a single value, with no interval (--count 3 or more gives one)")
 	}
 	setAxis(&p.X, o.logX, o.xFmt)
 	setAxis(&p.Y, o.logY, o.yFmt)
