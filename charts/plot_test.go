@@ -133,6 +133,9 @@ func TestPlotUpdateWhiskers(t *testing.T) {
 				t.Errorf("a case run once without batches has no interval, yet the legend says %q", it.label)
 			}
 		}
+		if !legendHas(ch, "no whiskers: each point is a single value, with no interval (--count 3 or more gives one)") {
+			t.Errorf("legend %q does not say the dots have no interval", legendLabels(ch))
+		}
 	})
 }
 
