@@ -163,20 +163,20 @@ func yFmtOr(f func(float64) string) func(float64) string {
 	return f
 }
 
-// floorTicks labels the floor of a log axis "0": zeros are drawn there.
-type floorTicks struct {
+// aboveBreak drops the ticks below a log axis' break: the band under it
+// holds the zeros, which a log scale has no value for, so no tick may
+// pretend to measure them.
+type aboveBreak struct {
 	plot.Ticker
-	floor  float64
-	format func(float64) string
+	brk float64
 }
 
-func (f floorTicks) Ticks(lo, hi float64) []plot.Tick {
+func (a aboveBreak) Ticks(lo, hi float64) []plot.Tick {
 	var out []plot.Tick
-	for _, t := range f.Ticker.Ticks(lo, hi) {
-		if math.Abs(t.Value-f.floor) < f.floor*1e-9 {
-			continue
+	for _, t := range a.Ticker.Ticks(lo, hi) {
+		if t.Value >= a.brk*(1-1e-9) {
+			out = append(out, t)
 		}
-		out = append(out, t)
 	}
-	return append(out, plot.Tick{Value: f.floor, Label: "0"})
+	return out
 }

@@ -71,8 +71,11 @@ func (c *chart) render(w, h vg.Length, format string) ([]byte, error) {
 	title := c.Title.Text
 	if title != "" {
 		sty := c.Title.TextStyle
-		dc.FillText(sty, vg.Point{X: dc.Center().X, Y: top + sty.FontExtents().Descent}, title)
-		top -= sty.Rectangle(title).Size().Y + pad
+		for _, line := range wrapTitle(title, func(s string) vg.Length { return sty.Rectangle(s).Size().X }, w-2*pad) {
+			dc.FillText(sty, vg.Point{X: dc.Center().X, Y: top + sty.FontExtents().Descent}, line)
+			top -= sty.Rectangle(line).Size().Y
+		}
+		top -= pad
 	}
 	// The legend starts about where the y axis does, so it reads as part
 	// of the chart rather than of the title.
@@ -93,8 +96,12 @@ func (c *chart) render(w, h vg.Length, format string) ([]byte, error) {
 	}
 	if xl != "" {
 		sty := c.X.Label.TextStyle
-		dc.FillText(sty, vg.Point{X: area.Center().X, Y: area.Min.Y + sty.FontExtents().Descent}, xl)
-		area.Min.Y += sty.Height(xl) + c.X.Label.Padding
+		lines := wrapTitle(xl, func(s string) vg.Length { return sty.Rectangle(s).Size().X }, area.Max.X-area.Min.X)
+		for i := len(lines) - 1; i >= 0; i-- {
+			dc.FillText(sty, vg.Point{X: area.Center().X, Y: area.Min.Y + sty.FontExtents().Descent}, lines[i])
+			area.Min.Y += sty.Height(lines[i])
+		}
+		area.Min.Y += c.X.Label.Padding
 	}
 	c.Title.Text, c.X.Label.Text, c.Y.Label.Text = "", "", ""
 	defer func() { c.Title.Text, c.X.Label.Text, c.Y.Label.Text = title, xl, yl }()
@@ -106,8 +113,43 @@ func (c *chart) render(w, h vg.Length, format string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// wrapTitle breaks a title too wide for width into lines at its clause
+// breaks ("; ", ", ", ": ", " ("), as even as it can, so that no title is cut
+// at both ends of the image.
+func wrapTitle(title string, widthOf func(string) vg.Length, width vg.Length) []string {
+	if widthOf(title) <= width {
+		return []string{title}
+	}
+	best, bestW := -1, vg.Length(math.Inf(1))
+	for i := range title {
+		for _, sep := range []string{"; ", ", ", ": ", " ("} {
+			if !strings.HasPrefix(title[i:], sep) {
+				continue
+			}
+			cut := i + len(sep) - 1
+			if sep == " (" {
+				cut = i
+			}
+			w := max(widthOf(strings.TrimSpace(title[:cut+1])), widthOf(strings.TrimSpace(title[cut+1:])))
+			if w < bestW {
+				best, bestW = cut, w
+			}
+		}
+	}
+	if best < 0 {
+		return []string{title}
+	}
+	first, rest := strings.TrimSpace(title[:best+1]), strings.TrimSpace(title[best+1:])
+	if widthOf(rest) > width {
+		return append([]string{first}, wrapTitle(rest, widthOf, width)...)
+	}
+	return []string{first, rest}
+}
+
 // drawLegend draws items in columns between x0 and x1 below top and
-// returns the height it used.
+// returns the height it used. Items too wide to share a line with
+// another (the whiskers' note, say) go full width below the columns, so
+// one long label does not put every entry on a line of its own.
 func drawLegend(dc draw.Canvas, items []legendItem, x0, x1, top vg.Length) vg.Length {
 	if len(items) == 0 {
 		return 0
@@ -117,19 +159,40 @@ func drawLegend(dc draw.Canvas, items []legendItem, x0, x1, top vg.Length) vg.Le
 	proto.Top, proto.Left = true, true
 	proto.Padding = vg.Points(2)
 	gap := vg.Points(16)
-	var colW vg.Length
-	for _, it := range items {
-		colW = max(colW, proto.ThumbnailWidth+proto.TextStyle.Rectangle(" "+it.label).Max.X+gap)
+	width := func(it legendItem) vg.Length {
+		return proto.ThumbnailWidth + proto.TextStyle.Rectangle(" "+it.label).Max.X + gap
 	}
-	n := len(items)
-	cols := max(1, min(n, int((x1-x0)/colW)))
-	rows := (n + cols - 1) / cols
-	cols = (n + rows - 1) / rows
+	var short, long []legendItem
+	for _, it := range items {
+		if width(it) > (x1-x0)/2 {
+			long = append(long, it)
+		} else {
+			short = append(short, it)
+		}
+	}
+	var colW vg.Length
+	for _, it := range short {
+		colW = max(colW, width(it))
+	}
+	// The wide items continue the first column, below its rows, drawing
+	// past its right edge into the others' empty space.
+	n := len(short)
+	cols, rows := 1, n
+	if n > 0 {
+		cols = max(1, min(n, int((x1-x0)/colW)))
+		rows = (n + cols - 1) / cols
+		cols = (n + rows - 1) / rows
+	}
 	var h vg.Length
 	for j := range cols {
 		l := proto
-		for _, it := range items[j*rows : min((j+1)*rows, n)] {
+		for _, it := range short[min(j*rows, n):min((j+1)*rows, n)] {
 			l.Add(it.label, it.thumbs...)
+		}
+		if j == 0 {
+			for _, it := range long {
+				l.Add(it.label, it.thumbs...)
+			}
 		}
 		col := draw.Canvas{Canvas: dc.Canvas, Rectangle: vg.Rectangle{
 			Min: vg.Point{X: x0 + colW*vg.Length(j), Y: dc.Min.Y},

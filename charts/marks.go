@@ -149,6 +149,40 @@ func (ws *whiskerSet) Plot(c draw.Canvas, p *plot.Plot) {
 	}
 }
 
+// downTriangle is the glyph of a zero on a log axis: it points down, off
+// the scale.
+type downTriangle struct{}
+
+func (downTriangle) DrawGlyph(c *draw.Canvas, sty draw.GlyphStyle, pt vg.Point) {
+	c.SetLineStyle(draw.LineStyle{Color: sty.Color, Width: vg.Points(1)})
+	r := sty.Radius
+	var p vg.Path
+	p.Move(vg.Point{X: pt.X, Y: pt.Y - r})
+	p.Line(vg.Point{X: pt.X - r, Y: pt.Y + r*0.7})
+	p.Line(vg.Point{X: pt.X + r, Y: pt.Y + r*0.7})
+	p.Close()
+	c.Stroke(p)
+}
+
+// zeroThumb is the legend entry of zeros on a log axis.
+type zeroThumb struct{}
+
+func (zeroThumb) Thumbnail(c *draw.Canvas) {
+	downTriangle{}.DrawGlyph(c, draw.GlyphStyle{Color: color.Gray{Y: 60}, Radius: vg.Points(4)}, c.Center())
+}
+
+// hline is a horizontal line across the data area: a log axis' break.
+type hline struct {
+	y     float64
+	style draw.LineStyle
+}
+
+func (h hline) Plot(c draw.Canvas, p *plot.Plot) {
+	trX, trY := p.Transforms(&c)
+	y := trY(h.y)
+	c.StrokeLines(h.style, []vg.Point{{X: trX(p.X.Min), Y: y}, {X: trX(p.X.Max), Y: y}})
+}
+
 // vline is a vertical dashed line at x, the vCPU count on scaling charts.
 type vline struct {
 	x     float64

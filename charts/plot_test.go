@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/vg"
 
 	"bpbench/bench"
 	"bpbench/internal/fixtures"
@@ -132,99 +133,47 @@ func TestPlotUpdateWhiskers(t *testing.T) {
 				t.Errorf("a case run once without batches has no interval, yet the legend says %q", it.label)
 			}
 		}
+		if !legendHas(ch, "no whiskers: each point is a single value, with no interval (--count 3 or more gives one)") {
+			t.Errorf("legend %q does not say the dots have no interval", legendLabels(ch))
+		}
 	})
 }
 
-func TestPlotRaceStealsNominal(t *testing.T) {
+// raceRun is a sim race sweep: competitors on either CPU at paced rates
+// and unlimited, and the cases without a competitor (place=none).
+func raceRun() *runfile.Run {
 	run := &runfile.Run{}
-	add := func(be, st, mode string, k int, rate string, steals float64) {
-		name := fmt.Sprintf("Race/backend=%s/strategy=%s/mode=%s/competitors=%d/rate=%s", be, st, mode, k, rate)
-		run.Results = append(run.Results, fixtures.CaseResult(name, 1000, map[string]float64{"steals/op": steals}))
+	for _, mode := range []string{"modify", "reregister"} {
+		name := fmt.Sprintf("Race/backend=sim/strategy=cas/mode=%s/competitors=0/rate=0/place=none", mode)
+		run.Results = append(run.Results, fixtures.CaseResult(name, 100, map[string]float64{"steals/op": 0, "rate-achieved/s": 0}))
 	}
-	for _, st := range []string{"cas", "mutex"} {
-		for _, mode := range []string{"modify", "reregister"} {
-			add("sim", st, mode, 0, "0", 0)
-			for _, k := range []int{1, 2} {
-				// Out of order, to check the axis sorts them.
-				for i, rate := range []string{"max", "100000", "1000"} {
-					v := 0.0
-					if mode == "reregister" {
-						v = float64(k) * float64(3-i) / 10
-					}
-					add("sim", st, mode, k, rate, v)
-				}
-			}
-		}
-	}
-	add("perf", "kernel", "modify", 0, "0", 0)
-	add("perf", "kernel", "modify", 1, "max", 0)
-	add("perf", "kernel", "reregister", 0, "0", 0)
-	add("perf", "kernel", "reregister", 1, "max", 0.9)
-
-	chs, why := plotRaceSteals(data(run))
-	if len(chs) != 2 {
-		t.Fatalf("%d charts (%s), want one per backend", len(chs), why)
-	}
-	sim, perf := chs[0], chs[1]
-	if sim.stem != "race-steals-sim" || perf.stem != "race-steals-perf" {
-		t.Errorf("stems %q, %q", sim.stem, perf.stem)
-	}
-	// Without achieved rates the axis falls back to the nominal ones.
-	if got, want := xLabels(sim), []string{"none", "1k/s", "100k/s", "max"}; !slices.Equal(got, want) {
-		t.Errorf("sim x categories %v, want %v", got, want)
-	}
-	if !strings.Contains(sim.X.Label.Text, "nominal") {
-		t.Errorf("x label %q does not say the rates are nominal", sim.X.Label.Text)
-	}
-	want := []string{"modify in place (every strategy, dots)", "re-register, strategy=cas", "re-register, strategy=mutex", "1 competitor", "2 competitors",
-		"whiskers: 95% Wilson interval from the counts"}
-	if got := legendLabels(sim); !slices.Equal(got, want) {
-		t.Errorf("sim legend %q, want %q", got, want)
-	}
-	if sim.Y.Scale != (plot.LinearScale{}) && sim.Y.Scale != nil {
-		t.Errorf("steals axis is %T, want linear: 0.1..0.6 spans no decade", sim.Y.Scale)
-	}
-	if len(sim.lines) != 1+2*2 {
-		t.Fatalf("sim chart draws %d series, want modify dots + 2 strategies x 2 counts", len(sim.lines))
-	}
-	if mod := sim.lines[0]; len(mod.xs) != 14 || slices.Max(mod.ys) != 0 {
-		t.Errorf("modify dots %v/%v, want 14 cases with 0 steals", mod.xs, mod.ys)
-	}
-	// Every re-register line starts from the no-competitor baseline and
-	// rises with the rate; 2 competitors steal twice as much as 1.
-	for i, l := range sim.lines[1:] {
-		k := float64(i%2 + 1)
-		if want := []float64{0, 0.1 * k, 0.2 * k, 0.3 * k}; !slices.EqualFunc(l.ys, want, func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }) {
-			t.Errorf("re-register line %d: %v, want %v", i, l.ys, want)
-		}
-	}
-	if !legendHas(perf, "modify in place") || !legendHas(perf, "re-register") || len(perf.lines) != 2 {
-		t.Errorf("perf chart: legend %v, %d lines; want modify and re-register, one each", legendLabels(perf), len(perf.lines))
-	}
-}
-
-func TestPlotRaceStealsAchieved(t *testing.T) {
-	run := &runfile.Run{}
 	for _, place := range []string{"same", "other"} {
 		for _, mode := range []string{"modify", "reregister"} {
-			name := fmt.Sprintf("Race/backend=sim/strategy=cas/mode=%s/competitors=0/rate=0/place=%s", mode, place)
-			run.Results = append(run.Results, fixtures.CaseResult(name, 100, map[string]float64{"steals/op": 0}))
 			for i, rate := range []string{"1000", "100000", "max"} {
 				name := fmt.Sprintf("Race/backend=sim/strategy=cas/mode=%s/competitors=1/rate=%s/place=%s", mode, rate, place)
 				s := 0.0
 				if mode == "reregister" {
 					s = []float64{1e-5, 1e-3, 0.4}[i]
 				}
-				run.Results = append(run.Results, fixtures.CaseResult(name, 100, map[string]float64{
+				r := fixtures.CaseResult(name, 100, map[string]float64{
 					"steals/op": s, "steals-lo/op": s / 2, "steals-hi/op": s*2 + 1e-6,
 					"rate-achieved/s": []float64{900, 80000, 2e6}[i],
-				}))
+				})
+				r.Window = &bench.Histogram{Count: 50, P50: 100, CDF: []bench.CDFPoint{{NS: 50, Fraction: 0.5}, {NS: 300, Fraction: 0.999}, {NS: 5e7, Fraction: 1}}}
+				if place == "same" {
+					r.Window.CDF = []bench.CDFPoint{{NS: 40, Fraction: 0.5}, {NS: 200, Fraction: 1}}
+				}
+				run.Results = append(run.Results, r)
 			}
 		}
 	}
-	chs, why := plotRaceSteals(data(run))
+	return run
+}
+
+func TestPlotRaceSteals(t *testing.T) {
+	chs, why := plotRaceSteals(data(raceRun()))
 	if len(chs) != 2 {
-		t.Fatalf("%d charts (%s), want one per place", len(chs), why)
+		t.Fatalf("%d charts (%s), want one per place with a competitor, none for place=none", len(chs), why)
 	}
 	if chs[0].stem != "race-steals-sim-other" || chs[1].stem != "race-steals-sim-same" {
 		t.Errorf("stems %q, %q", chs[0].stem, chs[1].stem)
@@ -233,44 +182,76 @@ func TestPlotRaceStealsAchieved(t *testing.T) {
 	if !strings.Contains(ch.Title.Text, "competitor on the holder's CPU (time-sliced)") {
 		t.Errorf("title %q does not say where the competitor ran", ch.Title.Text)
 	}
-	if ch.X.Scale != (plot.LogScale{}) || !strings.Contains(ch.X.Label.Text, "achieved") {
-		t.Errorf("x axis %T %q, want achieved rates on a log axis", ch.X.Scale, ch.X.Label.Text)
+	other := chs[0]
+	if strings.Contains(other.X.Label.Text, "on the holder's CPU)") && !strings.Contains(other.X.Label.Text, "asks for a slot on the holder's CPU") {
+		t.Errorf("x label %q places the competitor on the holder's CPU under a title that says the other", other.X.Label.Text)
 	}
-	rr := ch.lines[1]
-	if !slices.Equal(rr.xs, []float64{900, 80000, 2e6}) {
-		t.Errorf("re-register at x %v, want the achieved rates", rr.xs)
+	if ch.X.Scale != (plot.LogScale{}) || !strings.Contains(ch.X.Label.Text, "achieved") || !strings.Contains(ch.X.Label.Text, "with no competitor 0 steals/op") {
+		t.Errorf("x axis %T %q, want achieved rates on a log axis and the no-competitor baseline", ch.X.Scale, ch.X.Label.Text)
 	}
-	if rr.ivs[2].Lo != 0.2 || math.Abs(rr.ivs[2].Hi-0.8) > 1e-5 {
-		t.Errorf("whisker %+v, want the case's Wilson interval", rr.ivs[2])
+	// The paced rates make the line; the unlimited competitor's point,
+	// at a rate reached rather than chosen, stands apart.
+	var line, dots *lineSeries
+	for i, l := range ch.lines {
+		if l.style != nil && l.style.width > 0 {
+			line = &ch.lines[i]
+		} else if len(l.xs) == 1 && l.xs[0] == 2e6 {
+			dots = &ch.lines[i]
+		}
+	}
+	if line == nil || !slices.Equal(line.xs, []float64{900, 80000}) {
+		t.Fatalf("re-register line %+v, want the two paced rates", line)
+	}
+	if dots == nil || dots.ivs[0].Lo != 0.2 || math.Abs(dots.ivs[0].Hi-0.8) > 1e-5 {
+		t.Errorf("unlimited point %+v, want its own unjoined marker with the case's Wilson interval", dots)
+	}
+	if !legendHas(ch, "unjoined markers: unlimited competitors (rate=max), at the rate they reached") {
+		t.Errorf("legend %q does not explain the unjoined markers", legendLabels(ch))
 	}
 	if ch.Y.Scale != (plot.LogScale{}) {
 		t.Errorf("steals spanning 1e-5..0.4 on a %T axis, want log", ch.Y.Scale)
 	}
-	// Modify's zeros sit on the floor, labelled 0, rather than vanish.
-	ticks := yLabels(ch)
-	if ticks[len(ticks)-1].Label != "0" || ticks[len(ticks)-1].Value != ch.Y.Min {
-		t.Errorf("y ticks %v: the floor is not labelled 0", ticks)
+	// Modify's zeros sit below the log axis' break, with no tick that
+	// pretends they are a value.
+	for _, tk := range yLabels(ch) {
+		if tk.Label == "0" || tk.Value < 1e-6*(1-1e-9) { // the lowest whisker, 5e-6, sits in the 1e-6 decade
+			t.Errorf("y tick %+v below the break or labelled 0", tk)
+		}
 	}
-	if !strings.Contains(ch.X.Label.Text, "no competitor: 0 steals/op") {
-		t.Errorf("x label %q does not give the no-competitor cases", ch.X.Label.Text)
+	if !legendHas(ch, "zero (below the dashed break: a log scale has no 0)") {
+		t.Errorf("legend %q does not say how zeros are drawn", legendLabels(ch))
 	}
 }
 
-func TestPlotRaceWindowPicksOnePerBackend(t *testing.T) {
-	run := &runfile.Run{}
-	for i, st := range []string{"cas", "linux", "mutex"} {
-		for _, rate := range []string{"1000", "max"} {
-			r := fixtures.CaseResult("Race/backend=sim/strategy="+st+"/mode=reregister/competitors=1/rate="+rate, 1000, nil)
-			r.Window = &bench.Histogram{Count: 50, P50: float64(100 * (i + 1)), CDF: []bench.CDFPoint{{NS: 50, Fraction: 0.5}, {NS: 300, Fraction: 1}}}
-			run.Results = append(run.Results, r)
-		}
-	}
-	ch, why := plotRaceWindow(data(run))
+// TestPlotRaceWindow: per backend, the re-register case that lost most,
+// on the other CPU, with an axis that ends near its p99.9, not its max.
+func TestPlotRaceWindow(t *testing.T) {
+	ch, why := plotRaceWindow(data(raceRun()))
 	if ch == nil {
 		t.Fatal(why)
 	}
-	if len(ch.legend) != 1 || !strings.HasPrefix(ch.legend[0].label, "sim, strategy=linux (median p50 of 3), 1 competitor at max") {
-		t.Errorf("legend %v, want one sim line: the median strategy at max rate", ch.legend)
+	if len(ch.legend) != 1 || !strings.HasPrefix(ch.legend[0].label, "sim, strategy=cas, 1 competitor at max, place=other, 0.4 steals/op") {
+		t.Errorf("legend %q, want the sim case that lost most", legendLabels(ch))
+	}
+	if ch.X.Max > 1e4 {
+		t.Errorf("x axis to %v ns for windows whose p99.9 is 300 ns", ch.X.Max)
+	}
+}
+
+func TestWrapTitle(t *testing.T) {
+	width := func(s string) vg.Length { return vg.Length(len(s)) }
+	title := "Debug registers through ptrace (backend=ptrace): slots lost per update vs competitor rate, competitor on the other CPU (parallel)"
+	lines := wrapTitle(title, width, 80)
+	if len(lines) != 2 || strings.Join(lines, " ") != title {
+		t.Fatalf("wrapped %q", lines)
+	}
+	for _, l := range lines {
+		if len(l) > 80 {
+			t.Errorf("line %q wider than 80", l)
+		}
+	}
+	if got := wrapTitle("short", width, 80); !slices.Equal(got, []string{"short"}) {
+		t.Errorf("a title that fits was wrapped: %q", got)
 	}
 }
 
@@ -296,7 +277,7 @@ func TestPlotApplyWritesShowsEqualSeries(t *testing.T) {
 	for _, pol := range []string{"eager", "lazy"} {
 		for _, n := range []int{1, 4, 16} {
 			name := fmt.Sprintf("Apply/policy=%s/threads=%d", pol, n)
-			run.Results = append(run.Results, fixtures.CaseResult(name, 1000, map[string]float64{"writes/op": float64(5 * n), "ns/thread": 100}))
+			run.Results = append(run.Results, fixtures.CaseResult(name, 1000, map[string]float64{"writes/cycle": float64(5 * n), "ns/change-thread": 100}))
 		}
 	}
 	ch, why := plotApplyWrites(data(run))
@@ -318,7 +299,9 @@ func TestPlotScalingMarksVCPUs(t *testing.T) {
 	run := &runfile.Run{Machine: bench.Machine{NumCPU: 2}}
 	for _, st := range []string{"cas", "mutex"} {
 		for _, g := range []int{1, 2, 4} {
-			run.Results = append(run.Results, fixtures.Reps(fmt.Sprintf("Scaling/strategy=%s/mix=cpu/goroutines=%d", st, g), []float64{100, 110, 120}, nil)...)
+			run.Results = append(run.Results, fixtures.Reps(fmt.Sprintf("Scaling/strategy=%s/mix=cpu/goroutines=%d", st, g), []float64{100, 110, 120}, func(i int) map[string]float64 {
+				return map[string]float64{"ops/s": 1e7 * float64(g) * (1 + 0.1*float64(i))}
+			})...)
 		}
 	}
 	chs, why := plotScaling(data(run))
@@ -362,12 +345,19 @@ func TestPlotTasksPerCPUCount(t *testing.T) {
 	if !strings.Contains(chs[0].Title.Text, "2 CPUs (the host's count)") || !strings.Contains(chs[1].Title.Text, "256 simulated CPUs") {
 		t.Errorf("titles %q, %q do not say which CPU count is which", chs[0].Title.Text, chs[1].Title.Text)
 	}
+	if strings.Contains(chs[0].Title.Text, "legacy") {
+		t.Errorf("title %q names a strategy: strategies are anyone's", chs[0].Title.Text)
+	}
+	// Two CPU counts are two categories of dots, not a line on log axes.
 	ch, why := plotTasksCPUs(data(run))
 	if ch == nil {
 		t.Fatal(why)
 	}
-	if len(ch.lines) != 2 || !slices.Equal(ch.lines[0].xs, []float64{2, 256}) {
-		t.Errorf("cost-vs-CPUs lines %d, xs %v", len(ch.lines), ch.lines[0].xs)
+	if got := xLabels(ch); !slices.Equal(got, []string{"2 CPUs (the host)", "256 CPUs (simulated)"}) {
+		t.Errorf("cost-vs-CPUs categories %q", got)
+	}
+	if b := barsOf(t, ch); len(b) != 2 || !b[0].dots || len(b[0].series.vals) != 2 {
+		t.Errorf("cost-vs-CPUs: %d series, want a dot per strategy and CPU count", len(b))
 	}
 }
 
@@ -377,26 +367,29 @@ func TestPlotSwitch(t *testing.T) {
 	if ch == nil {
 		t.Fatal(why)
 	}
-	if len(ch.lines) != 3 || !legendHas(ch, "perf bench sched pipe (no breakpoints)") {
-		t.Errorf("legend %q: want perf, ptrace and the perf bench anchor", legendLabels(ch))
+	// perf and ptrace at 2 threads, each from its own 0-breakpoint round
+	// trip, and the perf bench anchor, which says why it sits apart.
+	if len(ch.lines) != 3 || ch.lines[0].xs[0] != 0 || ch.lines[1].xs[0] != 0 {
+		t.Errorf("lines %d, want 3 starting at B=0: %+v", len(ch.lines), ch.lines)
+	}
+	if !legendHas(ch, "backend=perf") || !legendHas(ch, "perf bench sched pipe, no breakpoints: two processes, so every switch also changes address space") {
+		t.Errorf("legend %q: want the backends and the anchor with why it differs", legendLabels(ch))
 	}
 	if !legendHas(ch, "whiskers: 95% interval of the median") {
 		t.Errorf("no whiskers over 6 runs: %q", legendLabels(ch))
 	}
-	for _, unit := range []string{"writes/switch", "lost/op"} {
-		ch, why := plotSwitchModel(unit, "y", "t")(d)
-		if ch == nil {
-			t.Fatal(why)
+	writes, _ := plotSwitchModel("writes/switch", "y", "t")(d)
+	// A colour per policy: four entries, not one per line.
+	for _, pol := range []string{"eager", "changed", "lazy-percpu", "lazy-global"} {
+		if !legendHas(writes, "policy="+pol) {
+			t.Errorf("writes legend %q lacks policy=%s", legendLabels(writes), pol)
 		}
-		want := 4
-		if unit == "lost/op" {
-			want = 2 // eager, changed and lazy-percpu lose nothing: one line naming all three
-			if l := ch.lines[0].label; !strings.Contains(l, "eager") || !strings.Contains(l, "lazy-percpu") || !strings.Contains(l, "identical") {
-				t.Errorf("merged line %q", l)
-			}
-		}
-		if len(ch.lines) != want || !slices.Equal(ch.lines[0].xs, []float64{2, 8, 64}) {
-			t.Errorf("%s: %d lines over %v, want %d over the CPU counts", unit, len(ch.lines), ch.lines[0].xs, want)
-		}
+	}
+	lost, _ := plotSwitchModel("lost/op", "y", "t")(d)
+	if len(lost.lines) != 2 || !slices.Equal(lost.lines[0].xs, []float64{2, 8, 64}) {
+		t.Fatalf("lost: %d lines, want the three policies that lose nothing folded into one, and lazy-global", len(lost.lines))
+	}
+	if !legendHas(lost, "policy=eager, changed, lazy-percpu: 3 lines, all 0") || !legendHas(lost, "policy=lazy-global") {
+		t.Errorf("lost legend %q: the policies that lose nothing are not named", legendLabels(lost))
 	}
 }

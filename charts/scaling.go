@@ -3,8 +3,8 @@ package charts
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"strconv"
-	"strings"
 
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
@@ -103,15 +103,8 @@ func plotTasks(d *plotData) ([]*chart, string) {
 		if len(series) == 0 {
 			continue
 		}
-		for i := range series {
-			if strings.Contains(series[i].label, "legacy") {
-				st := autoStyle(i)
-				st.width, st.dashes = vg.Points(3), nil
-				series[i].style = st
-			}
-		}
 		ch := lineChart(lineOpts{
-			title:  "Per-reservation cost vs live tasks: legacy (global list walk) against the rest" + cpusTitle(cpus, d.ncpu),
+			title:  "Per-reservation cost vs live tasks, per strategy" + cpusTitle(cpus, d.ncpu),
 			xlabel: "live tasks holding breakpoints",
 			ylabel: "time per reserve+release",
 			logX:   true, logY: true,
@@ -126,8 +119,10 @@ func plotTasks(d *plotData) ([]*chart, string) {
 	return out, ""
 }
 
-// plotTasksCPUs draws reservation cost against the CPU count at the most
-// live tasks, when the run measured several CPU counts.
+// plotTasksCPUs draws reservation cost at the host's CPU count and at
+// the simulated ones, at the most live tasks, as dots per strategy on a
+// categorical axis: two CPU counts joined by a line on a log axis would
+// draw a trend between them that nobody measured.
 func plotTasksCPUs(d *plotData) (*chart, string) {
 	cases := runfile.Family(d.all, "Tasks")
 	cpus := runfile.ParamValues(cases, "cpus")
@@ -136,18 +131,39 @@ func plotTasksCPUs(d *plotData) (*chart, string) {
 	}
 	tasks := runfile.ParamValues(cases, "tasks")
 	top := tasks[len(tasks)-1]
-	series, _ := seriesBy(runfile.Subset(cases, "tasks", top), "cpus", metricIv("ns/op"), false)
+	at := runfile.Subset(cases, "tasks", top)
+	var groups []string
+	for _, c := range cpus {
+		if c == strconv.Itoa(d.ncpu) {
+			groups = append(groups, c+" CPUs (the host)")
+		} else {
+			groups = append(groups, c+" CPUs (simulated)")
+		}
+	}
+	var series []barSeries
+	for _, st := range runfile.ParamValues(at, "strategy") {
+		s := barSeries{label: "strategy=" + st}
+		for _, c := range cpus {
+			v, iv := math.NaN(), stats.Interval{}
+			for _, cs := range at {
+				if p := runfile.NameParams(cs.Name); p["strategy"] == st && p["cpus"] == c {
+					iv = runfile.IvOf(cs, "ns/op")
+					v = iv.Median
+				}
+			}
+			s.vals, s.ivs = append(s.vals, v), append(s.ivs, iv)
+		}
+		series = append(series, s)
+	}
 	if len(series) == 0 {
 		return nil, "no Tasks results with cpus= at tasks=" + top
 	}
-	return lineChart(lineOpts{
-		title:  fmt.Sprintf("Per-reservation cost vs CPUs at %s live tasks, per strategy", top),
-		xlabel: fmt.Sprintf("CPUs (the host has %d; larger counts are simulated)", d.ncpu),
+	return groupedBars(barOpts{
+		title:  fmt.Sprintf("Per-reservation cost at %s live tasks, at the host's CPU count and simulated ones, per strategy", top),
 		ylabel: "time per reserve+release",
-		logX:   true,
-		logY:   spansDecades(series, true, 30),
+		logY:   true,
 		yFmt:   nsTick,
-	}, series), ""
+	}, groups, series), ""
 }
 
 // exclusionMode says what an Exclusion mode means, for the legend.

@@ -44,9 +44,13 @@ func groupedBars(o barOpts, groups []string, series []barSeries) *chart {
 	p := ch.Plot
 	lo, hi := math.Inf(1), 0.0
 	var ivs []stats.Interval
+	single := 0 // values without an interval
 	for _, s := range series {
 		for i, v := range s.vals {
 			xs := []float64{v}
+			if i < len(s.ivs) && s.ivs[i].N == 1 {
+				single++
+			}
 			if i < len(s.ivs) && s.ivs[i].N > 1 {
 				xs = append(xs, s.ivs[i].Lo, s.ivs[i].Hi)
 				ivs = append(ivs, s.ivs[i])
@@ -77,6 +81,8 @@ func groupedBars(o barOpts, groups []string, series []barSeries) *chart {
 	}
 	if note := whiskerNote(ivs); note != "" {
 		ch.addLegend(note, whiskerThumb{})
+	} else if single > 0 {
+		ch.addLegend("no whiskers: each point is a single value, with no interval (--count 3 or more gives one)")
 	}
 	p.NominalX(groups...)
 	p.X.Min, p.X.Max = -0.5, float64(len(groups))-0.5
@@ -143,7 +149,8 @@ type lineOpts struct {
 	// yMax is the least top of a linear y axis, so that all-zero data
 	// still shows a readable axis.
 	yMax float64
-	// zeroFloor draws zeros on a log y axis at its floor, labelled "0",
+	// zeroFloor draws zeros on a log y axis in a band below its lowest
+	// labelled decade, as down-pointing triangles under a dashed break,
 	// instead of dropping them.
 	zeroFloor bool
 }
@@ -188,9 +195,11 @@ func hasZero(series []lineSeries) bool {
 	return false
 }
 
-// logFloor is the bottom of a log axis where zeros are drawn: a power of
-// ten below the smallest positive value (or interval bound) of series.
-func logFloor(series []lineSeries) float64 {
+// logBreak is the lowest labelled value of a log axis that draws zeros
+// below it: the power of ten at or below the smallest positive value (or
+// interval bound) of series. Zeros sit at logBreak/zeroBand, the axis
+// ends below them.
+func logBreak(series []lineSeries) float64 {
 	lo := math.Inf(1)
 	for _, s := range series {
 		for j, y := range s.ys {
@@ -205,34 +214,43 @@ func logFloor(series []lineSeries) float64 {
 	if math.IsInf(lo, 1) {
 		return 1
 	}
-	// A decade below the lowest value's, so that a labelled power of ten
-	// separates the zeros from the smallest value.
-	return math.Pow10(int(math.Floor(math.Log10(lo))) - 1)
+	return math.Pow10(int(math.Floor(math.Log10(lo))))
 }
+
+// zeroBand is how far below a log axis' break its zeros are drawn.
+const zeroBand = 4
 
 func lineChart(o lineOpts, series []lineSeries) *chart {
 	ch := newChart(o.title, o.xlabel, o.ylabel)
 	p := ch.Plot
 	series = mergeEqual(series)
-	floor := 0.0
+	floor, brk := 0.0, 0.0
 	if o.logY && o.zeroFloor && hasZero(series) {
-		floor = logFloor(series)
+		brk = logBreak(series)
+		floor = brk / zeroBand
 	}
+	zeros := false
 	ymax := 0.0
 	xset := map[float64]bool{}
 	var ivs []stats.Interval
+	single := 0 // points without an interval
 	for i, s := range series {
 		xys := make(plotter.XYs, 0, len(s.xs))
+		var zs plotter.XYs
 		var wk []whiskerPt
 		for j := range s.xs {
 			y := s.ys[j]
 			if o.logY && y <= 0 && floor > 0 {
 				y = floor
+				zs = append(zs, plotter.XY{X: s.xs[j], Y: y})
 			}
 			if (o.logX && s.xs[j] <= 0) || (o.logY && y <= 0) {
 				continue // a log axis cannot place it
 			}
 			xys = append(xys, plotter.XY{X: s.xs[j], Y: y})
+			if j < len(s.ivs) && s.ivs[j].N == 1 {
+				single++
+			}
 			ymax = math.Max(ymax, y)
 			xset[s.xs[j]] = true
 			if j < len(s.ivs) && s.ivs[j].N > 1 {
@@ -258,6 +276,16 @@ func lineChart(o lineOpts, series []lineSeries) *chart {
 			continue
 		}
 		l.LineStyle = draw.LineStyle{Color: st.color, Width: st.width, Dashes: st.dashes}
+		// Two points on a log x axis, joined, draw a power law between
+		// them that nobody measured: they stay unjoined.
+		if o.logX && len(xys) == 2 && st.width > 0 {
+			dots := *st
+			dots.width = 0
+			if dots.shape == nil {
+				dots.shape = draw.CircleGlyph{}
+			}
+			st = &dots
+		}
 		if st.width > 0 {
 			p.Add(l)
 		}
@@ -265,9 +293,21 @@ func lineChart(o lineOpts, series []lineSeries) *chart {
 			p.Add(&whiskerSet{pts: wk, logY: o.logY})
 		}
 		if st.shape != nil {
-			sc, err := plotter.NewScatter(xys)
-			if err == nil {
+			var pts plotter.XYs
+			for _, xy := range xys {
+				if floor == 0 || xy.Y != floor {
+					pts = append(pts, xy)
+				}
+			}
+			if sc, err := plotter.NewScatter(pts); err == nil && len(pts) > 0 {
 				sc.GlyphStyle = draw.GlyphStyle{Color: st.color, Radius: vg.Points(3), Shape: st.shape}
+				p.Add(sc)
+			}
+		}
+		if len(zs) > 0 {
+			zeros = true
+			if sc, err := plotter.NewScatter(zs); err == nil {
+				sc.GlyphStyle = draw.GlyphStyle{Color: st.color, Radius: vg.Points(4), Shape: downTriangle{}}
 				p.Add(sc)
 			}
 		}
@@ -278,6 +318,8 @@ func lineChart(o lineOpts, series []lineSeries) *chart {
 	}
 	if note := whiskerNote(ivs); note != "" {
 		ch.addLegend(note, whiskerThumb{})
+	} else if single > 0 {
+		ch.addLegend("no whiskers: each point is a single value, with no interval (--count 3 or more gives one)")
 	}
 	setAxis(&p.X, o.logX, o.xFmt)
 	setAxis(&p.Y, o.logY, o.yFmt)
@@ -294,10 +336,14 @@ func lineChart(o lineOpts, series []lineSeries) *chart {
 		p.Y.Min = 0
 		p.Y.Max = niceMax(math.Max(ymax*1.05, o.yMax))
 	case floor > 0:
-		p.Y.Min = floor
+		p.Y.Min = floor / 1.5
 		p.Y.Max = math.Max(p.Y.Max, ymax) * 1.3
-		fm := yFmtOr(o.yFmt)
-		p.Y.Tick.Marker = floorTicks{p.Y.Tick.Marker, floor, fm}
+		p.Y.Tick.Marker = aboveBreak{p.Y.Tick.Marker, brk}
+		brkLine := hline{y: brk / math.Sqrt(zeroBand), style: draw.LineStyle{Color: color.Gray{Y: 120}, Width: vg.Points(0.8), Dashes: []vg.Length{vg.Points(2), vg.Points(2)}}}
+		p.Add(brkLine)
+		if zeros {
+			ch.addLegend("zero (below the dashed break: a log scale has no 0)", zeroThumb{})
+		}
 	default:
 		p.Y.Max *= 1.3
 	}

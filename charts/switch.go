@@ -10,63 +10,85 @@ import (
 )
 
 // plotSwitchCost draws the real kernel's context-switch round trip against
-// the breakpoints installed, a line per backend and number of threads
-// holding them, with perf bench sched pipe as a dashed reference.
+// the breakpoints installed, a line per backend (colour) and number of
+// threads holding them (dashes), each starting from the backend's round
+// trip without breakpoints, with perf bench sched pipe as a reference.
 func plotSwitchCost(d *plotData) (*chart, string) {
 	var cases []*runfile.Case
 	var anchor *runfile.Case
+	zero := map[string]*runfile.Case{}
 	for _, c := range runfile.Family(d.all, "Switch") {
-		if runfile.NameParams(c.Name)["backend"] == "perfbench" {
+		p := runfile.NameParams(c.Name)
+		switch {
+		case p["backend"] == "perfbench":
 			anchor = c
-			continue
+		case p["breakpoints"] == "0":
+			zero[p["backend"]] = c
+		default:
+			cases = append(cases, c)
 		}
-		cases = append(cases, c)
 	}
 	series, _ := seriesBy(cases, "breakpoints", metricIv("usecs/op"), false)
 	if len(series) == 0 {
 		return nil, "no Switch results with breakpoints= and usecs/op"
 	}
-	for i := range series {
-		series[i].label = strings.ReplaceAll(series[i].label, "threads-with=", "breakpoints on threads: ")
+	// Every line starts at its backend's round trip without breakpoints:
+	// the one case both thread counts share.
+	for i, s := range series {
+		z := zero[labelParams(s.label)["backend"]]
+		if z == nil {
+			continue
+		}
+		iv := runfile.IvOf(z, "usecs/op")
+		series[i].xs = append([]float64{0}, s.xs...)
+		series[i].ys = append([]float64{iv.Median}, s.ys...)
+		series[i].ivs = append(append(series[i].ivs[:0:0], iv), s.ivs...)
+	}
+	series, legend := keyedLines(series, "backend")
+	for i := range legend {
+		if n, ok := strings.CutPrefix(legend[i].label, "threads-with="); ok {
+			legend[i].label = "breakpoints on " + n + " of the 2 threads"
+		}
 	}
 	if anchor != nil {
 		iv := runfile.IvOf(anchor, "usecs/op")
-		var xs []float64
+		lo, hi := 0.0, 0.0
 		for _, s := range series {
-			xs = append(xs, s.xs...)
-		}
-		lo, hi := xs[0], xs[0]
-		for _, x := range xs {
-			lo, hi = min(lo, x), max(hi, x)
+			for _, x := range s.xs {
+				hi = max(hi, x)
+			}
 		}
 		series = append(series, lineSeries{
-			label: "perf bench sched pipe (no breakpoints)",
+			label: "perf bench sched pipe, no breakpoints: two processes, so every switch also changes address space",
 			xs:    []float64{lo, hi}, ys: []float64{iv.Median, iv.Median},
-			style: &lineStyle{color: color.Gray{Y: 90}, width: vg.Points(1.5), dashes: []vg.Length{vg.Points(5), vg.Points(3)}},
+			style: &lineStyle{color: color.Gray{Y: 140}, width: vg.Points(3), dashes: []vg.Length{vg.Points(1), vg.Points(4)}},
 		})
 	}
-	return lineChart(lineOpts{
-		title:  "Context-switch round trip (two switches, threads on one CPU) vs breakpoints installed, per backend",
+	return withLegend(lineOpts{
+		title:  "Context-switch round trip (two switches, two threads of one process on one CPU) vs breakpoints installed",
 		xlabel: "breakpoints per thread that has them (B)",
 		ylabel: "µs per round trip (usecs/op)",
-	}, series), ""
+	}, series, legend), ""
 }
 
 // plotSwitchModel draws one figure of the switch-policy model against the
-// simulated CPU count, a line per policy (and tasks, debugged).
+// simulated CPU count: a colour per policy, a dash pattern per task and
+// debugged count, and the policies whose lines are identical (no loss,
+// say) folded into one line that names them.
 func plotSwitchModel(unit, ylabel, title string) func(*plotData) (*chart, string) {
 	return func(d *plotData) (*chart, string) {
 		series, _ := seriesBy(runfile.Family(d.all, "SwitchModel"), "cpus", metricIv(unit), false)
 		if len(series) == 0 {
 			return nil, "no SwitchModel results with cpus= and " + unit
 		}
-		return lineChart(lineOpts{
+		series, legend := keyedLines(series, "policy")
+		return withLegend(lineOpts{
 			title:     title,
 			xlabel:    "simulated CPUs",
 			ylabel:    ylabel,
 			logX:      spansDecades(series, false, 10),
 			logY:      spansDecades(series, true, 100),
 			zeroFloor: true,
-		}, series), ""
+		}, series, legend), ""
 	}
 }

@@ -48,23 +48,23 @@ func threadChart(title, ylabel string, yFmt func(float64) string, series []lineS
 }
 
 func plotApplyWrites(d *plotData) (*chart, string) {
-	return applyThreadChart(d, "writes/cycle", "writes/op",
+	return applyThreadChart(d, "writes/cycle",
 		"Debug-register writes per set+modify+clear (three changes, all threads) vs tracee threads: eager vs lazy",
 		"register writes per set+modify+clear", nil)
 }
 
 func plotApplyCost(d *plotData) (*chart, string) {
-	return applyThreadChart(d, "ns/change-thread", "ns/thread",
+	return applyThreadChart(d, "ns/change-thread",
 		"Cost per change per thread (a set, a modify or a clear, divided by threads) vs tracee threads: eager vs lazy",
 		"time per change per thread", nsTick)
 }
 
-// applyThreadChart plots the Apply metric unit (older runs' old) against
-// tracee threads; without such results it says why instead.
-func applyThreadChart(d *plotData, unit, old, title, ylabel string, yFmt func(float64) string) (*chart, string) {
-	s := threadSeries(d, "Apply", runfile.UnitIn(runfile.Family(d.all, "Apply"), unit, old))
+// applyThreadChart plots the Apply metric unit against tracee threads;
+// without such results it says why instead.
+func applyThreadChart(d *plotData, unit, title, ylabel string, yFmt func(float64) string) (*chart, string) {
+	s := threadSeries(d, "Apply", unit)
 	if len(s) == 0 {
-		return nil, "no Apply results with threads= and " + old
+		return nil, "no Apply results with threads= and " + unit
 	}
 	return threadChart(title, ylabel, yFmt, s), ""
 }

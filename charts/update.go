@@ -8,6 +8,7 @@ import (
 
 	"gonum.org/v1/plot/vg"
 
+	"bpbench/internal/present"
 	"bpbench/runfile"
 	"bpbench/stats"
 )
@@ -183,22 +184,7 @@ func plotKernel(d *plotData) (*chart, string) {
 // command line it mirrors ("thread -b 4 -p 2 -t 10"), which is how its
 // readers know these workloads.
 func perfBenchArgs(name string) string {
-	fam, _, _ := strings.Cut(name, "/")
-	sub := map[string]string{"KernelThread": "thread", "KernelEnable": "enable"}[fam]
-	if sub == "" {
-		sub = fam
-	}
-	flags := map[string]string{"breakpoints": "-b", "parallelism": "-p", "threads": "-t", "passive": "-p", "active": "-a"}
 	// The subcommand goes on a line of its own: eight "thread -b 4 -p 2 -t
 	// 10" labels side by side overlap.
-	parts := []string{sub + "\n"}
-	for _, el := range strings.Split(name, "/")[1:] {
-		k, v, ok := strings.Cut(el, "=")
-		if f, known := flags[k]; ok && known {
-			parts = append(parts, f, v)
-		} else {
-			parts = append(parts, el)
-		}
-	}
-	return strings.Replace(strings.Join(parts, " "), "\n ", "\n", 1)
+	return strings.Replace(present.PerfBenchArgs(name), " ", "\n", 1)
 }

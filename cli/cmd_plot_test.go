@@ -37,7 +37,7 @@ func TestPlotFixture(t *testing.T) {
 			stems = append(stems, stem)
 		}
 	}
-	stems = append(stems, charts.RaceStealsStem("sim", ""), charts.RaceStealsStem("perf", ""))
+	stems = append(stems, charts.RaceStealsStem("sim", "other"), charts.RaceStealsStem("perf", "other"))
 	for _, stem := range stems {
 		for _, ext := range []string{"png", "svg"} {
 			path := filepath.Join(out, stem+"."+ext)

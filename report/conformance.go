@@ -1,23 +1,50 @@
 package report
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // sectionConformance prints the allocation model checked in lockstep
 // against the live kernel at the start of the run (Run.Conformance), and
 // the kernel facts the model assumes.
 func (w *reportWriter) sectionConformance() {
-	w.p("## Does the model admit and refuse exactly what the kernel does?\n")
+	w.section("Does the model admit and refuse exactly what the kernel does?\n")
 	r := w.run.Conformance
 	if r == nil {
-		w.absent("conformance")
-		w.p("")
+		w.absent("the model checked against the kernel")
 		return
 	}
 	w.p("**%s.**", r.Summary())
+	var diverged []string
+	for _, a := range r.Strategies {
+		if a.Diverged > 0 {
+			diverged = append(diverged, fmt.Sprintf("%s (%d of %d opens)", w.strat(a.Strategy), a.Diverged, a.Agreed+a.Diverged))
+		}
+	}
+	v := verdict{
+		question: "Does the model (each strategy) admit and refuse what the kernel does?",
+		answer:   "yes, every strategy, op for op",
+		figure:   fmt.Sprintf("%d opens (%d admitted, %d refused)", r.Opens, r.Admitted, r.Refused),
+		resolved: "exact: every op compared",
+	}
+	switch {
+	case !r.Clean:
+		v.answer, v.figure, v.resolved = "not checked", r.Note, "no: the machine was not clean"
+	case len(diverged) > 0:
+		v.answer = "no: " + strings.Join(diverged, ", ") + " diverged"
+	}
+	w.verdict(v)
 	if r.CPUs > 0 {
 		w.p("\nOne random sequence of perf_event_open breakpoints (CPU-bound on each CPU, a thread on every CPU, a thread on one CPU; %d of the opens instruction breakpoints) on %d live threads, %d CPUs, %d slots a thread, seed %d, replayed op by op on every strategy (`bpbench conform` runs a longer one).\n", r.Inst, r.Threads, r.CPUs, r.Slots, r.Seed)
 	}
-	if len(r.Strategies) > 0 {
+	if len(r.Strategies) > 0 && len(diverged) == 0 {
+		var names []string
+		for _, a := range r.Strategies {
+			names = append(names, a.Strategy)
+		}
+		w.p("Every strategy (%s) answered every open as the kernel did.", strings.Join(names, ", "))
+	} else if len(r.Strategies) > 0 {
 		w.p("| strategy | agreed | diverged | first divergence |\n|---|---|---|---|")
 		for _, a := range r.Strategies {
 			first := ""
@@ -25,7 +52,7 @@ func (w *reportWriter) sectionConformance() {
 				d := a.Divergences[0]
 				first = fmt.Sprintf("op %d `%s`: kernel %s, model %s", d.Op, d.Request, d.Kernel, d.Model)
 			}
-			w.p("| %s | %d | %d | %s |", a.Strategy, a.Agreed, a.Diverged, first)
+			w.p("| %s | %d | %d | %s |", w.strat(a.Strategy), a.Agreed, a.Diverged, first)
 		}
 	}
 	if len(r.Facts) > 0 {
@@ -45,5 +72,5 @@ func (w *reportWriter) sectionConformance() {
 			w.p("| %s: %s | %s | %s | %s |", f.Name, f.Question, v, holds, f.Detail)
 		}
 	}
-	w.p("")
+	w.gap()
 }

@@ -1,15 +1,22 @@
 package report
 
-import "bpbench/runfile"
+import (
+	"fmt"
+
+	"bpbench/internal/present"
+	"bpbench/runfile"
+)
 
 func (w *reportWriter) sectionExclusion() {
-	w.p("## What does exclusive-breakpoint support cost?\n")
+	w.section("What does exclusive-breakpoint support cost?\n")
 	cases := runfile.Family(w.all, "Exclusion")
 	if len(cases) == 0 {
 		w.absent("Exclusion")
 		return
 	}
 	w.p("mode=on checks every reservation against a global list of breakpoints under one lock (powerpc's ptrace/perf exclusion, removed in 2023); mode=off is the same allocator without it.\n")
+	w.p("| live tasks | exclusion on | off | on/off |\n|---|---|---|---|")
+	var last *verdict
 	for _, t := range runfile.ParamValues(cases, "tasks") {
 		on := w.find("Exclusion", map[string]string{"mode": "on", "tasks": t})
 		off := w.find("Exclusion", map[string]string{"mode": "off", "tasks": t})
@@ -17,8 +24,21 @@ func (w *reportWriter) sectionExclusion() {
 			continue
 		}
 		oi, fi := runfile.IvOf(on, "ns/op"), runfile.IvOf(off, "ns/op")
-		w.p("- %s tasks: exclusion on %s, off %s per reservation (on/off: %s).", t, fmtIv(oi, nsUnit), fmtIv(fi, nsUnit), ratioVerdict(oi, fi))
+		w.p("| %s | %s | %s | %s |", t, w.iv(oi, nsUnit), w.iv(fi, nsUnit), ratioVerdict(oi, fi))
+		answer := "no cost shown"
+		if oi.Separated(fi) {
+			answer = fmt.Sprintf("%s the cost without it at %s tasks", present.Ratio(oi.Median, fi.Median), t)
+		}
+		last = &verdict{
+			question: "Cost of tracking ptrace/perf conflicts (exclusion)",
+			answer:   answer,
+			figure:   w.iv(oi, nsUnit) + " vs " + w.iv(fi, nsUnit) + " per reservation",
+			resolved: resolution(oi, fi),
+		}
+	}
+	if last != nil {
+		w.verdict(*last)
 	}
 	w.plotLink("exclusion-cost", "exclusion on vs off")
-	w.p("")
+	w.gap()
 }

@@ -13,60 +13,154 @@ import (
 	"bpbench/stats"
 )
 
-// achievedRate is a race case's competitor attempt rate as achieved
-// (rate-achieved/s, or competitor-attempts/s in older results).
-func achievedRate(c *runfile.Case) (stats.Interval, bool) {
-	for _, u := range []string{"rate-achieved/s", "competitor-attempts/s"} {
-		if _, ok := c.Metric(u); ok {
-			return runfile.IvOf(c, u), true
+// tally is a count of events (slots lost, spurious refusals) out of a
+// number of operations, pooled over every run of the cases it covers.
+type tally struct {
+	k, n  float64
+	cases int
+}
+
+func (t tally) String() string { return count(t.k, t.n) }
+
+// separated reports whether the Wilson intervals of two tallies do not
+// overlap.
+func (t tally) separated(o tally) bool {
+	lo, hi := stats.Wilson(t.k, t.n)
+	olo, ohi := stats.Wilson(o.k, o.n)
+	return hi < olo || ohi < lo
+}
+
+// losses pools the slots lost by Race cases matching want over every
+// competitor count and rate.
+func (w *reportWriter) losses(want map[string]string) tally {
+	var t tally
+	for _, c := range runfile.Family(w.all, "Race") {
+		if !runfile.HasParams(c, want) {
+			continue
 		}
+		s, ok := c.Metric("steals/op")
+		if !ok {
+			continue
+		}
+		t.k += s * float64(c.Iterations)
+		t.n += float64(c.Iterations)
+		t.cases++
 	}
-	return stats.Interval{}, false
+	return t
+}
+
+// placeCell names a race's placement in a table.
+func placeCell(pl string) string {
+	switch pl {
+	case "none":
+		return "no competitor"
+	case "":
+		return "any"
+	}
+	return present.PlaceLabel(pl)
 }
 
 func (w *reportWriter) sectionRace() {
-	w.p("## How often does re-registering lose the slot to a competitor?\n")
+	w.section("How often does re-registering lose the slot to a competitor?\n")
 	cases := runfile.Family(w.all, "Race")
 	if len(cases) == 0 {
 		w.absent("Race")
 		return
 	}
-	w.p("Slots lost are pooled over every competitor count and rate; brackets are the 95%% Wilson interval of the loss rate.\n")
 	backends := map[string]bool{}
 	for _, c := range cases {
 		backends[runfile.NameParams(c.Name)["backend"]] = true
 	}
 	places := runfile.ParamValues(cases, "place")
+	w.p("Slots lost to a competitor that reserves on the holder's CPU, pooled over every competitor count and rate, with the 95%% Wilson interval of the rate:\n")
+	w.p("| backend | competitor | modify in place lost | re-register lost | cases |\n|---|---|---|---|---|")
+	type row struct {
+		be     string
+		lm, lr tally
+	}
+	var other []row
 	for _, be := range present.OrderedBackends(backends) {
 		for _, pl := range places {
 			want := map[string]string{"backend": be}
-			label := be
 			if pl != "" {
 				want["place"] = pl
-				label += ", " + present.PlaceLabel(pl)
 			}
 			lm, lr := w.losses(mergeParams(want, "mode", "modify")), w.losses(mergeParams(want, "mode", "reregister"))
 			if lm.cases+lr.cases == 0 {
 				continue
 			}
-			var parts []string
-			if lm.cases > 0 {
-				parts = append(parts, "modify in place lost "+lm.String())
+			w.p("| %s | %s | %s | %s | %d |", be, placeCell(pl), lm, lr, lm.cases+lr.cases)
+			if pl == "other" || (pl == "" && len(places) == 1) {
+				other = append(other, row{be, lm, lr})
 			}
-			if lr.cases > 0 {
-				parts = append(parts, "re-register lost "+lr.String())
-			}
-			w.p("- **%s**: %s, over %d cases.", label, strings.Join(parts, "; "), lm.cases+lr.cases)
 		}
 	}
-	// The worst case per backend, mode and place: where the window matters most.
-	type key struct{ be, mode, place string }
+	w.gap()
+	w.racePrediction(cases)
+	w.raceWorst(cases)
+	w.spurious("Race", "race")
+	for _, be := range present.OrderedBackends(backends) {
+		for _, pl := range places {
+			if pl != "none" {
+				w.plotLink(charts.RaceStealsStem(be, pl), "steals vs achieved competitor rate, backend="+be+placeAlt(pl))
+			}
+		}
+	}
+	w.plotLink("race-window-cdf", "race window CDF")
+	w.gap()
+	if len(other) > 0 {
+		var figs []string
+		var mod tally
+		modBound := 0.0
+		res, order := map[string]string{}, []string{}
+		for _, r := range other {
+			lo, hi := stats.Wilson(r.lr.k, r.lr.n)
+			figs = append(figs, fmt.Sprintf("%s %s [%s, %s]", r.be, pct(r.lr.k, r.lr.n), pct(lo, 1), pct(hi, 1)))
+			mod.k, mod.n = mod.k+r.lm.k, mod.n+r.lm.n
+			_, mhi := stats.Wilson(r.lm.k, r.lm.n)
+			modBound = max(modBound, mhi)
+			order = append(order, r.be)
+			res[r.be] = "yes"
+			if !r.lr.separated(r.lm) {
+				res[r.be] = "no: the Wilson intervals overlap"
+			}
+		}
+		q := "Is the slot stolen in the window? (competitor on the other CPU)"
+		if len(places) == 1 && places[0] == "" {
+			q = "Is the slot stolen in the window?"
+		}
+		answer := "re-register loses it; modify in place lost " + present.Count(mod.k) + " of " + present.Count(mod.n)
+		if mod.k == 0 {
+			answer = fmt.Sprintf("re-register loses it; modify in place never did (0 of %s)", present.Count(mod.n))
+		}
+		w.verdict(verdict{
+			question: q,
+			answer:   answer,
+			figure:   fmt.Sprintf("re-register lost %s of updates; modify at most %s on any backend (95%% upper bound)", strings.Join(figs, ", "), pct(modBound, 1)),
+			resolved: allResolved(res, order),
+		})
+	}
+}
+
+func placeAlt(pl string) string {
+	if pl == "" {
+		return ""
+	}
+	return ", place=" + pl
+}
+
+// raceWorst tables, per backend and placement, the re-register case that
+// lost most, with its window: where the window matters most.
+func (w *reportWriter) raceWorst(cases []*runfile.Case) {
+	type key struct{ be, place string }
 	worst := map[key]*runfile.Case{}
 	var keys []key
 	for _, c := range cases {
 		p := runfile.NameParams(c.Name)
-		k := key{p["backend"], p["mode"], p["place"]}
-		// Cases without steals show no window worth citing.
+		if p["mode"] != "reregister" {
+			continue
+		}
+		k := key{p["backend"], p["place"]}
 		if s, _ := c.Metric("steals/op"); s > 0 {
 			b := worst[k]
 			if b == nil {
@@ -77,58 +171,41 @@ func (w *reportWriter) sectionRace() {
 			}
 		}
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		return keys[i].be+keys[i].mode+keys[i].place < keys[j].be+keys[j].mode+keys[j].place
-	})
+	if len(keys) == 0 {
+		return
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].be+keys[i].place < keys[j].be+keys[j].place })
+	w.p("The re-register case that lost most, per backend and placement; the window runs from the holder's release to its next reserve, unarmed adds the register writes around it:\n")
+	w.p("| case | steals/op | competitor attempts/s | window p50 | window p99 | unarmed p50 | unarmed p99 |\n|---|---|---|---|---|---|---|")
 	for _, k := range keys {
 		c := worst[k]
-		si := runfile.StealsIv(c)
-		line := fmt.Sprintf("- worst %s/%s case `%s`: %s steals/op", k.be, k.mode, c.Name, fmtIv(si, plainUnit))
-		if ch, ok := c.Metric("changes"); ok {
-			line += fmt.Sprintf(" over %.0f changes", ch)
+		rate := "n/a"
+		if _, ok := c.Metric("rate-achieved/s"); ok {
+			rate = w.iv(runfile.IvOf(c, "rate-achieved/s"), countUnit)
 		}
-		if r, ok := achievedRate(c); ok {
-			line += fmt.Sprintf(", competitor achieved %s attempts/s", fmtIv(r, countUnit))
-		}
-		if pr, ok := c.Metric("steals-predicted/op"); ok {
-			if pr >= si.Lo && pr <= si.Hi {
-				line += fmt.Sprintf(", as predicted (%s)", present.TrimFloat(pr))
-			} else {
-				line += fmt.Sprintf(", predicted %s: outside the interval, %s", present.TrimFloat(pr), raceGapCause(c, si, pr))
+		q := func(u string) string {
+			if _, ok := c.Metric(u); !ok {
+				return "n/a"
 			}
-		}
-		if _, ok := c.Metric("window-ns/p50"); ok {
-			line += ", race window p50 " + fmtIv(runfile.IvOf(c, "window-ns/p50"), nsUnit)
-		}
-		if v, ok := c.Metric("window-ns/p99"); ok {
-			line += ", p99 " + present.FmtNs(v)
-		}
-		// The window is the model's release -> reserve time; unarmed adds
-		// the register writes around it (results before it was measured
-		// lack the metric).
-		if _, ok := c.Metric("unarmed-ns/p50"); ok {
-			line += ", unarmed p50 " + fmtIv(runfile.IvOf(c, "unarmed-ns/p50"), nsUnit)
-			if p99, ok := c.Metric("unarmed-ns/p99"); ok {
-				line += ", p99 " + present.FmtNs(p99)
+			if strings.HasSuffix(u, "p50") {
+				return w.iv(runfile.IvOf(c, u), nsUnit)
 			}
+			return present.FmtNs(runfile.MustMetric(c, u))
 		}
-		w.p("%s.", line)
+		w.p("| %s | %s | %s | %s | %s | %s | %s |", w.markName(c.Name), w.iv(runfile.StealsIv(c), plainUnit), rate,
+			q("window-ns/p50"), q("window-ns/p99"), q("unarmed-ns/p50"), q("unarmed-ns/p99"))
 	}
-	w.spurious("Race", "race")
-	for _, be := range present.OrderedBackends(backends) {
-		for _, pl := range places {
-			w.plotLink(charts.RaceStealsStem(be, pl), "steals vs achieved competitor rate, backend="+be+placeAlt(pl))
-		}
-	}
-	w.plotLink("race-window-cdf", "race window CDF")
-	w.p("")
+	w.gap()
 }
 
-func placeAlt(pl string) string {
-	if pl == "" {
-		return ""
+// markName quotes a case name, marked when its strategy broke the rules.
+func (w *reportWriter) markName(name string) string {
+	if st := runfile.NameParams(name)["strategy"]; st != "" {
+		if _, ok := w.broken[st]; ok {
+			return "`" + name + "` †"
+		}
 	}
-	return ", place=" + pl
+	return "`" + name + "`"
 }
 
 // spurious reports the refusals a lock-free strategy made with a slot
@@ -149,11 +226,7 @@ func (w *reportWriter) spurious(fam, what string) {
 		}
 		k, ok := r.Metrics["spurious-refusals"]
 		if !ok {
-			v, ok2 := r.Metrics["spurious/op"]
-			if !ok2 {
-				continue
-			}
-			k = v * float64(r.Iterations)
+			continue
 		}
 		st := runfile.NameParams(r.Name)["strategy"]
 		a := by[st]
@@ -168,34 +241,17 @@ func (w *reportWriter) spurious(fam, what string) {
 			a.worst, a.worstOps, a.worstName = k, r.Iterations, r.Name
 		}
 	}
+	var none []string
 	for _, st := range slices.Sorted(maps.Keys(by)) {
 		a := by[st]
 		if a.k == 0 {
-			w.p("- %s: no spurious refusals in %d %s runs (%.0f operations).", st, a.runs, what, a.n)
+			none = append(none, fmt.Sprintf("%s (%s operations)", w.strat(st), present.Count(a.n)))
 			continue
 		}
-		w.p("- %s refused %.0f reservations spuriously (a slot was free; the caller retries) over %d %s runs of %.0f operations; worst run: %.0f in %d operations (`%s`).",
-			st, a.k, a.runs, what, a.n, a.worst, a.worstOps, a.worstName)
+		w.p("- %s refused %s reservations spuriously (a slot was free; the caller retries) over %s of %s operations; worst: %s in %s operations (`%s`).",
+			w.strat(st), present.Count(a.k), present.Plural(a.runs, what+" run"), present.Count(a.n), present.Count(a.worst), present.Count(float64(a.worstOps)), a.worstName)
 	}
-}
-
-// raceGapCause says why a race case's measured steal rate is outside what
-// its own window and competitor rate predict, where the cause is known from
-// how the case runs (see bench/race_predict.go), and marks it unexplained
-// otherwise.
-func raceGapCause(c *runfile.Case, measured stats.Interval, predicted float64) string {
-	p := runfile.NameParams(c.Name)
-	switch {
-	case p["place"] == "same" && measured.Hi < predicted:
-		return "because holder and competitor share one CPU: the competitor runs only when the scheduler preempts the holder, so its attempts almost never land inside the window, while the prediction assumes they arrive independently of it"
-	case p["strategy"] == "mutex" && measured.Hi < predicted:
-		return "because the holder releases and re-reserves under one mutex and gets it straight back: the competitor's attempts queue behind the lock instead of landing in the window"
-	case p["rate"] == "max" && measured.Lo > predicted:
-		cause := "because an unlimited competitor that wins keeps re-taking the slot, and while it is preempted holding it the holder makes no changes at all, so the competitor's on-CPU share understates its presence in the windows that remain"
-		if p["backend"] == "perf" {
-			cause += "; on perf its CPU-bound opens also take the write side of bp_cpuinfo_sem, which holds back the holder's re-open"
-		}
-		return cause
+	if len(none) > 0 {
+		w.p("- No spurious refusals in the %s runs of %s.", what, strings.Join(none, ", "))
 	}
-	return "**unexplained**"
 }

@@ -13,7 +13,7 @@ import (
 )
 
 func (w *reportWriter) sectionScaling() {
-	w.p("## Which allocation strategy scales with concurrent reservers?\n")
+	w.section("Which allocation strategy scales with concurrent reservers?\n")
 	cases := runfile.Family(w.all, "Scaling")
 	if len(cases) == 0 {
 		w.absent("Scaling")
@@ -24,13 +24,13 @@ func (w *reportWriter) sectionScaling() {
 		if mix != "" {
 			w.p("### mix=%s\n", mix)
 		}
-		w.scalingTable(runfile.Subset(cases, "mix", mix), ncpu)
+		w.scalingTable(runfile.Subset(cases, "mix", mix), mix, ncpu)
 	}
 	w.spurious("Scaling", "scaling")
 	for _, mix := range runfile.ParamValues(cases, "mix") {
 		w.plotLink(charts.ScalingStem(mix), "throughput vs goroutines"+strings.TrimSuffix(" mix="+mix, " mix="))
 	}
-	w.p("")
+	w.gap()
 }
 
 // goroutinesLabel names a goroutine count, marking counts above the
@@ -43,7 +43,7 @@ func goroutinesLabel(g, ncpu int) string {
 	return s
 }
 
-func (w *reportWriter) scalingTable(cases []*runfile.Case, ncpu int) {
+func (w *reportWriter) scalingTable(cases []*runfile.Case, mix string, ncpu int) {
 	maxG := 0
 	for _, c := range cases {
 		g, _ := strconv.Atoi(runfile.NameParams(c.Name)["goroutines"])
@@ -73,7 +73,7 @@ func (w *reportWriter) scalingTable(cases []*runfile.Case, ncpu int) {
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].top.Median > rows[j].top.Median })
 	w.p("| strategy | ops/s at 1 goroutine | ops/s at %s | scaling |\n|---|---|---|---|", goroutinesLabel(maxG, ncpu))
 	for _, r := range rows {
-		w.p("| %s | %s | %s | %s |", r.strategy, fmtIv(r.one, countUnit), fmtIv(r.top, countUnit), present.Ratio(r.top.Median, r.one.Median))
+		w.p("| %s | %s | %s | %s |", w.strat(r.strategy), w.iv(r.one, countUnit), w.iv(r.top, countUnit), present.Ratio(r.top.Median, r.one.Median))
 	}
 	falls := false
 	for _, r := range rows {
@@ -87,14 +87,26 @@ func (w *reportWriter) scalingTable(cases []*runfile.Case, ncpu int) {
 	if len(rows) > 1 && rows[len(rows)-1].top.Median > 0 {
 		a, b, z := rows[0], rows[1], rows[len(rows)-1]
 		at := "At " + goroutinesLabel(maxG, ncpu)
+		answer := fmt.Sprintf("%s has the highest median at %s; its lead over %s is not resolved", w.strat(a.strategy), present.Plural(maxG, "goroutine"), w.strat(b.strategy))
 		if a.top.Separated(b.top) {
-			w.p("\n%s %s is fastest, %s the throughput of the next, %s, and %s that of %s.", at, a.strategy, present.Ratio(a.top.Median, b.top.Median), b.strategy, present.Ratio(a.top.Median, z.top.Median), z.strategy)
+			w.p("\n%s %s is fastest, %s the throughput of the next, %s, and %s that of the slowest, %s.", at, w.strat(a.strategy), present.Ratio(a.top.Median, b.top.Median), w.strat(b.strategy), present.Ratio(a.top.Median, z.top.Median), w.strat(z.strategy))
+			answer = fmt.Sprintf("%s is fastest at %s, %s the next (%s)", w.strat(a.strategy), present.Plural(maxG, "goroutine"), present.Ratio(a.top.Median, b.top.Median), w.strat(b.strategy))
 		} else {
-			w.p("\n%s %s has the highest median, but its lead over %s is %s.", at, a.strategy, b.strategy, resolveNote(a.top, b.top))
+			w.p("\n%s %s has the highest median, but its lead over %s is %s.", at, w.strat(a.strategy), w.strat(b.strategy), resolveNote(a.top, b.top))
 			if a.top.Separated(z.top) {
-				w.p("It is %s the throughput of %s, the slowest.", present.Ratio(a.top.Median, z.top.Median), z.strategy)
+				w.p("It is %s the throughput of the slowest, %s.", present.Ratio(a.top.Median, z.top.Median), w.strat(z.strategy))
 			}
 		}
+		q := "Synchronising reservations under contention"
+		if mix != "" {
+			q += " (mix=" + mix + ")"
+		}
+		w.verdict(verdict{
+			question: q,
+			answer:   answer,
+			figure:   fmt.Sprintf("%s vs %s ops/s; 1 goroutine: %s", w.iv(a.top, countUnit), w.iv(b.top, countUnit), w.iv(a.one, countUnit)),
+			resolved: resolution(a.top, b.top),
+		})
 	}
-	w.p("")
+	w.gap()
 }

@@ -2,11 +2,11 @@ package report
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"bpbench/internal/present"
 	"bpbench/runfile"
+	"bpbench/stats"
 )
 
 // sectionSwitch answers issue 13 with both halves: the real kernel's
@@ -14,10 +14,9 @@ import (
 // perf bench sched pipe) and the switch-policy model (SwitchModel).
 func (w *reportWriter) sectionSwitch() {
 	real, model := runfile.Family(w.all, "Switch"), runfile.Family(w.all, "SwitchModel")
-	w.p("## What do debug registers cost at a context switch, and does lazy switching pay?\n")
+	w.section("What do debug registers cost at a context switch, and does lazy switching pay?\n")
 	if len(real)+len(model) == 0 {
 		w.absent("Switch/SwitchModel")
-		w.p("")
 		return
 	}
 	w.switchReal(real)
@@ -25,7 +24,7 @@ func (w *reportWriter) sectionSwitch() {
 	w.plotLink("switch-cost", "context-switch cost vs breakpoints")
 	w.plotLink("switch-model-writes", "register writes per switch per policy vs CPUs")
 	w.plotLink("switch-model-lost", "breakpoints lost per policy vs CPUs")
-	w.p("")
+	w.gap()
 }
 
 func (w *reportWriter) switchReal(cases []*runfile.Case) {
@@ -33,7 +32,7 @@ func (w *reportWriter) switchReal(cases []*runfile.Case) {
 		w.p("_No Switch results (real kernel) in this run._\n")
 		return
 	}
-	w.p("**Real kernel** (two threads ping-pong through pipes on one CPU; usecs/op is one round trip, two context switches; B breakpoints on the threads that have them):\n")
+	w.p("**Real kernel.** Two threads of one tracee ping-pong through pipes on one CPU; a figure is µs per round trip (two context switches), with B breakpoints on each thread that has them, and in parentheses its slowdown against the same backend's round trip without breakpoints.\n")
 	var anchor *runfile.Case
 	backends := map[string]bool{}
 	for _, c := range cases {
@@ -44,71 +43,112 @@ func (w *reportWriter) switchReal(cases []*runfile.Case) {
 		}
 		backends[be] = true
 	}
-	if anchor != nil {
-		w.p("- anchor: `perf bench sched pipe` %s usecs/op.", fmtIv(runfile.IvOf(anchor, "usecs/op"), plainUnit))
-	}
+	bs := runfile.ParamValues(cases, "breakpoints")
+	w.p("| backend | threads with breakpoints | %s |\n|---|---|%s", "B="+strings.Join(bs, " | B="), strings.Repeat("---|", len(bs)))
+	var rows []verdict
 	for _, be := range present.OrderedBackends(backends) {
 		bc := runfile.Subset(cases, "backend", be)
+		zero := w.find("Switch", map[string]string{"backend": be, "breakpoints": "0"})
 		for _, tw := range runfile.ParamValues(bc, "threads-with") {
-			var parts []string
-			var zero, top *runfile.Case
-			topB := -1
-			for _, b := range runfile.ParamValues(bc, "breakpoints") {
+			if tw == "0" && len(runfile.ParamValues(bc, "threads-with")) > 1 {
+				continue // the 0-breakpoint round trip heads every row
+			}
+			cells := make([]string, len(bs))
+			var top *runfile.Case
+			for i, b := range bs {
 				c := w.find("Switch", map[string]string{"backend": be, "threads-with": tw, "breakpoints": b})
+				if b == "0" {
+					c = zero
+				}
 				if c == nil {
+					cells[i] = "n/a"
 					continue
 				}
-				s := fmt.Sprintf("B=%s: %s", b, fmtIv(runfile.IvOf(c, "usecs/op"), plainUnit))
-				if _, ok := c.Metric("slowdown"); ok && b != "0" {
-					s += fmt.Sprintf(" (slowdown %s)", fmtIv(runfile.IvOf(c, "slowdown"), plainUnit))
+				cells[i] = w.iv(runfile.IvOf(c, "usecs/op"), plainUnit)
+				if v, ok := c.Metric("slowdown"); ok && b != "0" {
+					cells[i] += " (" + present.TrimFloat(v) + "×)"
 				}
-				parts = append(parts, s)
-				n, _ := strconv.Atoi(b)
-				if b == "0" {
-					zero = c
-				}
-				if n > topB {
-					top, topB = c, n
+				if b != "0" {
+					top = c
 				}
 			}
-			w.p("- **%s**, breakpoints on %s: %s usecs/op.", be, present.Plural(atoiOr(tw, 0), "thread"), strings.Join(parts, "; "))
-			if zero != nil && top != nil && top != zero {
-				zi, ti := runfile.IvOf(zero, "usecs/op"), runfile.IvOf(top, "usecs/op")
-				v := resolveNote(ti, zi)
-				if ti.Separated(zi) {
-					v = fmt.Sprintf("%s breakpoints make a round trip %s as expensive, +%s µs", strconv.Itoa(topB), present.Ratio(ti.Median, zi.Median), present.TrimFloat(ti.Median-zi.Median))
-				}
-				w.p("  - %d vs 0 breakpoints: %s.", topB, v)
-			}
-			if anchor != nil && zero != nil {
-				ai, zi := runfile.IvOf(anchor, "usecs/op"), runfile.IvOf(zero, "usecs/op")
-				w.p("  - against perf bench sched pipe at 0 breakpoints: Go/perf %s.", ratioVerdict(zi, ai))
+			w.p("| %s | %s | %s |", be, tw, strings.Join(cells, " | "))
+			if top != nil && zero != nil && tw == runfile.ParamValues(bc, "threads-with")[len(runfile.ParamValues(bc, "threads-with"))-1] {
+				rows = append(rows, w.switchVerdict(be, tw, zero, top))
 			}
 		}
 	}
-	w.p("")
+	w.gap()
+	if anchor != nil {
+		ai := runfile.IvOf(anchor, "usecs/op")
+		s := fmt.Sprintf("Anchor: `perf bench sched pipe` takes %s µs per round trip", w.iv(ai, plainUnit))
+		if _, ok := anchor.Metric("go/perfbench"); ok {
+			gi := runfile.IvOf(anchor, "go/perfbench")
+			s += fmt.Sprintf("; the Go ping-pong without breakpoints, run alternately with it, takes %s its time", w.iv(gi, suffixUnit("×")))
+		}
+		w.p("%s. perf bench runs its two tasks as processes (no -T), so each of its switches also changes address space, which the Go ping-pong's two threads of one process do not: a difference of setup, not of debug registers, and not measured apart here.\n", s)
+	}
+	for _, v := range rows {
+		w.verdict(v)
+	}
 }
 
-func atoiOr(s string, d int) int {
-	if n, err := strconv.Atoi(s); err == nil {
-		return n
+// switchVerdict answers with the slowdown of the most breakpoints on
+// the most threads: measured against round trips without breakpoints
+// timed alternately with it, it is resolved when its interval excludes 1
+// (the two cases' own intervals include the drift between them).
+func (w *reportWriter) switchVerdict(be, tw string, zero, top *runfile.Case) verdict {
+	zi, ti := runfile.IvOf(zero, "usecs/op"), runfile.IvOf(top, "usecs/op")
+	tb := runfile.NameParams(top.Name)["breakpoints"]
+	v := verdict{question: "Debug registers at a context switch, real kernel (" + be + ")"}
+	sl, ok := top.Metric("slowdown")
+	if !ok {
+		v.answer, v.figure, v.resolved = "no cost shown", w.iv(ti, plainUnit)+" vs "+w.iv(zi, plainUnit)+" µs per round trip", resolution(ti, zi)
+		if ti.Separated(zi) {
+			v.answer = fmt.Sprintf("%s breakpoints on %s make a round trip %s as long", tb, present.Plural(atoiOr(tw, 0), "thread"), present.Ratio(ti.Median, zi.Median))
+		}
+		return v
 	}
-	return d
+	si := runfile.IvOf(top, "slowdown")
+	v.figure = fmt.Sprintf("slowdown %s; %s vs %s µs per round trip", w.iv(si, suffixUnit("×")), present.TrimFloat(ti.Median), present.TrimFloat(zi.Median))
+	switch {
+	case si.N < 2:
+		v.answer, v.resolved = fmt.Sprintf("%s× in one value", present.TrimFloat(sl)), "no: 1 value, no interval (`--count 3` or more gives one)"
+	case si.Lo > 1:
+		v.answer, v.resolved = fmt.Sprintf("%s breakpoints on %s make a round trip %s× as long", tb, present.Plural(atoiOr(tw, 0), "thread"), present.TrimFloat(sl)), "yes"
+	default:
+		v.answer, v.resolved = "no cost shown", "no: the slowdown's interval contains 1"
+	}
+	return v
 }
 
 // switchPolicyLabel says what a SwitchModel policy does.
 func switchPolicyLabel(p string) string {
 	switch p {
 	case "eager":
-		return "eager (write the next task's registers at every switch)"
+		return "eager writes the next task's registers at every switch"
 	case "changed":
-		return "changed (write only registers that differ)"
+		return "changed writes only the registers that differ"
 	case "lazy-percpu":
-		return "lazy-percpu (leave registers installed; per-CPU last debugged task)"
+		return "lazy-percpu leaves registers installed and tracks the last debugged task per CPU"
 	case "lazy-global":
-		return "lazy-global (leave registers installed; one global last debugged task, 2009)"
+		return "lazy-global leaves registers installed and tracks one global last debugged task (2009)"
 	}
 	return "policy=" + p
+}
+
+// modelCount pools a SwitchModel rate (lost/op or misdelivered/op) over
+// every run of the cases of a policy, as events out of watched accesses.
+func (w *reportWriter) modelCount(pol, unit string) (k, n float64) {
+	for _, r := range w.run.Results {
+		if f, _, _ := strings.Cut(r.Name, "/"); f != "SwitchModel" || runfile.NameParams(r.Name)["policy"] != pol {
+			continue
+		}
+		ops := r.Metrics["ops"]
+		k += r.Metrics[unit] * ops
+		n += ops
+	}
+	return k, n
 }
 
 func (w *reportWriter) switchModel(cases []*runfile.Case) {
@@ -116,34 +156,31 @@ func (w *reportWriter) switchModel(cases []*runfile.Case) {
 		w.p("_No SwitchModel results (model) in this run._\n")
 		return
 	}
-	// One row per policy and CPU count, at the most tasks the model ran.
 	tasks := runfile.ParamValues(cases, "tasks")
 	maxT := tasks[len(tasks)-1]
-	w.p("**Model** (switch policies over simulated CPUs, %s tasks; debugged = tasks holding breakpoints):\n", maxT)
-	w.p("| policy | cpus | debugged | writes/switch | exceptions/switch | lost/op | misdelivered/op |\n|---|---|---|---|---|---|---|")
-	for _, pol := range runfile.ParamValues(cases, "policy") {
-		for _, cpus := range runfile.ParamValues(cases, "cpus") {
-			for _, d := range runfile.ParamValues(cases, "debugged") {
-				c := w.find("SwitchModel", map[string]string{"policy": pol, "cpus": cpus, "tasks": maxT, "debugged": d})
+	cpus := runfile.ParamValues(cases, "cpus")
+	policies := runfile.ParamValues(cases, "policy")
+	w.p("**Model.** A seeded scheduler switches %s tasks over simulated CPUs under four install policies: %s. Register writes per context switch (debugged: tasks holding breakpoints):\n", maxT, strings.Join(mapStrings(policies, switchPolicyLabel), "; "))
+	w.p("| policy | debugged | %s |\n|---|---|%s", strings.Join(mapStrings(cpus, func(c string) string { return present.Plural(atoiOr(c, 0), "CPU") }), " | "), strings.Repeat("---|", len(cpus)))
+	for _, pol := range policies {
+		for _, d := range runfile.ParamValues(runfile.Subset(cases, "policy", pol), "debugged") {
+			var cells []string
+			any := false
+			for _, cp := range cpus {
+				c := w.find("SwitchModel", map[string]string{"policy": pol, "cpus": cp, "tasks": maxT, "debugged": d})
 				if c == nil {
+					cells = append(cells, "n/a")
 					continue
 				}
-				cell := func(u string) string {
-					if _, ok := c.Metric(u); !ok {
-						return "n/a"
-					}
-					return fmtIv(runfile.IvOf(c, u), plainUnit)
-				}
-				w.p("| %s | %s | %s | %s | %s | %s | %s |", pol, cpus, d, cell("writes/switch"), cell("exceptions/switch"), cell("lost/op"), cell("misdelivered/op"))
+				any = true
+				cells = append(cells, w.iv(runfile.IvOf(c, "writes/switch"), plainUnit))
+			}
+			if any {
+				w.p("| %s | %s | %s |", pol, d, strings.Join(cells, " | "))
 			}
 		}
 	}
-	w.p("")
-	for _, pol := range runfile.ParamValues(cases, "policy") {
-		w.p("- %s", switchPolicyLabel(pol))
-	}
-	// Verdicts at the most CPUs: writes saved against eager, and losses.
-	cpus := runfile.ParamValues(cases, "cpus")
+	w.gap()
 	top := cpus[len(cpus)-1]
 	at := func(pol string) *runfile.Case {
 		var best *runfile.Case
@@ -155,44 +192,88 @@ func (w *reportWriter) switchModel(cases []*runfile.Case) {
 		}
 		return best
 	}
-	eager := at("eager")
-	w.p("")
-	for _, pol := range runfile.ParamValues(cases, "policy") {
-		c := at(pol)
-		if c == nil {
+	// Correctness: which policies lost or misdelivered nothing, with the
+	// bound that many watched accesses give.
+	var clean []string
+	var kClean, nClean float64
+	for _, pol := range policies {
+		kl, n := w.modelCount(pol, "lost/op")
+		km, _ := w.modelCount(pol, "misdelivered/op")
+		if kl+km == 0 && n > 0 {
+			clean = append(clean, pol)
+			if nClean == 0 || n < nClean {
+				kClean, nClean = 0, n
+			}
 			continue
 		}
-		if eager != nil && c != eager {
-			ei, ci := runfile.IvOf(eager, "writes/switch"), runfile.IvOf(c, "writes/switch")
-			v := resolveNote(ci, ei)
-			if ci.Separated(ei) {
-				v = fmt.Sprintf("%s eager's writes (%s against %s per switch)", present.Ratio(ci.Median, ei.Median), present.TrimFloat(ci.Median), present.TrimFloat(ei.Median))
+		var parts []string
+		for _, cp := range cpus {
+			if c := w.find("SwitchModel", map[string]string{"policy": pol, "cpus": cp, "tasks": maxT}); c != nil {
+				if v := runfile.MustMetric(c, "lost/op"); v > 0 {
+					parts = append(parts, fmt.Sprintf("%s at %s CPUs", w.iv(runfile.IvOf(c, "lost/op"), pctUnit), cp))
+				}
 			}
-			w.p("- at %s CPUs, %s: %s.", top, pol, v)
 		}
-		for _, u := range []string{"lost/op", "misdelivered/op"} {
-			v, ok := c.Metric(u)
-			if !ok || v == 0 {
-				continue
+		cause := "**unexplained**"
+		if pol == "lazy-global" {
+			cause = "the 2009 review's flaw: with one global last_debugged_task on SMP, a genuine trap on one CPU after another CPU switched to a different debugged task is taken for a leftover and the registers are cleared"
+		}
+		w.p("- %s lost %s of watched accesses (%s); misdelivered %s; cause: %s.", pol, count(kl, n), strings.Join(parts, ", "), count(km, n), cause)
+	}
+	if len(clean) > 0 {
+		w.p("- %s lost and misdelivered nothing over every CPU count: 0 of at least %s watched accesses each (95%% upper bound %s).", strings.Join(clean, ", "), present.Count(nClean), upperPct(kClean, nClean))
+	}
+	eager := at("eager")
+	if eager != nil {
+		var ex []string
+		for _, pol := range policies {
+			if c := at(pol); c != nil {
+				if v, ok := c.Metric("exceptions/switch"); ok {
+					ex = append(ex, pol+" "+present.TrimFloat(v))
+				}
 			}
-			cause := "**unexplained**"
-			if pol == "lazy-global" {
-				cause = "the 2009 review's flaw: with one global last_debugged_task on SMP, a genuine trap on one CPU after another CPU switched to a different debugged task is taken for a leftover and the registers are cleared"
-			}
-			w.p("- %s at %s CPUs: %s %s; cause: %s.", pol, top, fmtIv(runfile.IvOf(c, u), plainUnit), u, cause)
+		}
+		if len(ex) > 0 {
+			w.p("- Debug exceptions per switch at %s CPUs (genuine traps and the false alarms lazy policies take): %s.", top, strings.Join(ex, ", "))
 		}
 	}
-	if lp := at("lazy-percpu"); lp != nil && eager != nil {
-		li, ei := runfile.IvOf(lp, "writes/switch"), runfile.IvOf(eager, "writes/switch")
-		lost := runfile.MustMetric(lp, "lost/op") + runfile.MustMetric(lp, "misdelivered/op")
-		switch {
-		case li.Separated(ei) && li.Median < ei.Median && lost == 0:
-			w.p("\nDoes lazy switching pay? In writes, yes: per-CPU lazy switching saves %s register writes per switch at %s CPUs without losing a breakpoint. In time it pays only where a debug exception (it takes more false alarms) costs less than the writes it saves: the real-kernel figures above give what breakpoints add per switch, and nothing here measures one exception.", present.TrimFloat(ei.Median-li.Median), top)
-		case lost > 0:
-			w.p("\nDoes lazy switching pay? Not safely: per-CPU lazy switching loses or misdelivers breakpoints in this run (**unexplained**).")
-		default:
-			w.p("\nDoes lazy switching pay? Not shown: %s.", resolveNote(li, ei))
-		}
+	w.gap()
+	lp := at("lazy-percpu")
+	if lp == nil || eager == nil {
+		return
 	}
-	w.p("")
+	li, ei := runfile.IvOf(lp, "writes/switch"), runfile.IvOf(eager, "writes/switch")
+	kl, n := w.modelCount("lazy-percpu", "lost/op")
+	km, _ := w.modelCount("lazy-percpu", "misdelivered/op")
+	answer := "not shown: " + resolveNote(li, ei)
+	switch {
+	case kl+km > 0:
+		answer = "not safely: per-CPU lazy switching loses or misdelivers breakpoints (**unexplained**)"
+		w.p("Does lazy switching pay? Not safely: per-CPU lazy switching loses or misdelivers breakpoints in this run (**unexplained**).")
+	case li.Separated(ei) && li.Median < ei.Median:
+		answer = fmt.Sprintf("per-CPU lazy lost nothing in %s watched accesses (95%% upper bound %s) and saves %s writes per switch at %s CPUs", present.Count(n), upperPct(0, n), present.TrimFloat(ei.Median-li.Median), top)
+		w.p("Does lazy switching pay? In writes, yes: per-CPU lazy switching saves %s register writes per switch at %s CPUs (%s against eager's %s) without losing a breakpoint. In time it pays only where a debug exception (it takes more false alarms) costs less than the writes it saves: the real-kernel figures above give what breakpoints add per switch, and nothing here measures one exception.", present.TrimFloat(ei.Median-li.Median), top, w.iv(li, plainUnit), w.iv(ei, plainUnit))
+	default:
+		w.p("Does lazy switching pay? Not shown: %s.", resolveNote(li, ei))
+	}
+	w.verdict(verdict{
+		question: "Lazy switching: correct on SMP, and fewer register writes?",
+		answer:   answer,
+		figure:   fmt.Sprintf("%s vs %s (eager) writes per switch, %s CPUs", w.iv(li, plainUnit), w.iv(ei, plainUnit), top),
+		resolved: resolution(li, ei),
+	})
+}
+
+// upperPct is the 95% Wilson upper bound of k events in n, in percent.
+func upperPct(k, n float64) string {
+	_, hi := stats.Wilson(k, n)
+	return pct(hi, 1)
+}
+
+func mapStrings(in []string, f func(string) string) []string {
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = f(s)
+	}
+	return out
 }

@@ -2,8 +2,6 @@ package report
 
 import (
 	"fmt"
-	"maps"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,6 +9,7 @@ import (
 	"bpbench/charts"
 	"bpbench/internal/present"
 	"bpbench/runfile"
+	"bpbench/stats"
 )
 
 // cpusLabel says which CPU count a Tasks case ran at: the host's or a
@@ -25,83 +24,171 @@ func cpusLabel(cpus string, host int) string {
 	return fmt.Sprintf("at %s simulated CPUs", cpus)
 }
 
+// tasksGrid is the Tasks cases by CPU count, task count and strategy.
+type tasksGrid map[string]map[int]map[string]*runfile.Case
+
+func (g tasksGrid) counts(cpus string) []int {
+	var out []int
+	for n := range g[cpus] {
+		out = append(out, n)
+	}
+	sort.Ints(out)
+	return out
+}
+
 func (w *reportWriter) sectionTasks() {
-	w.p("## Does reservation cost grow with the number of live tasks, and with CPUs?\n")
+	w.section("Does reservation cost grow with the number of live tasks, and with CPUs?\n")
 	cases := runfile.Family(w.all, "Tasks")
 	if len(cases) == 0 {
 		w.absent("Tasks")
 		return
 	}
-	for _, cpus := range runfile.ParamValues(cases, "cpus") {
-		// Compare at the largest task count that legacy and others share.
-		byTasks := map[int]map[string]*runfile.Case{}
-		for _, c := range cases {
-			p := runfile.NameParams(c.Name)
-			n, err := strconv.Atoi(p["tasks"])
-			if err != nil || p["cpus"] != cpus {
-				continue
-			}
-			if byTasks[n] == nil {
-				byTasks[n] = map[string]*runfile.Case{}
-			}
-			byTasks[n][p["strategy"]] = c
+	grid := tasksGrid{}
+	for _, c := range cases {
+		p := runfile.NameParams(c.Name)
+		n, err := strconv.Atoi(p["tasks"])
+		if err != nil {
+			continue
 		}
-		var counts []int
-		for n := range byTasks {
-			counts = append(counts, n)
+		if grid[p["cpus"]] == nil {
+			grid[p["cpus"]] = map[int]map[string]*runfile.Case{}
 		}
-		sort.Sort(sort.Reverse(sort.IntSlice(counts)))
-		where := cpusLabel(cpus, w.run.Machine.NumCPU)
-		if len(runfile.ParamValues(cases, "cpus")) > 1 {
-			w.p("**%s%s:**\n", strings.ToUpper(where[:1]), where[1:])
+		if grid[p["cpus"]][n] == nil {
+			grid[p["cpus"]][n] = map[string]*runfile.Case{}
 		}
-		said := false
-		for _, n := range counts {
-			leg := byTasks[n]["legacy"]
-			if leg == nil || len(byTasks[n]) < 2 {
-				continue
-			}
-			li := runfile.IvOf(leg, "ns/op")
-			for _, st := range slices.Sorted(maps.Keys(byTasks[n])) {
-				if st == "legacy" {
-					continue
-				}
-				oi := runfile.IvOf(byTasks[n][st], "ns/op")
-				v := resolveNote(li, oi)
-				if li.Separated(oi) {
-					v = present.Ratio(li.Median, oi.Median) + " slower"
-				}
-				w.p("- %s, at %d tasks legacy costs %s per reservation against %s for %s: %s.", where, n, fmtIv(li, nsUnit), fmtIv(oi, nsUnit), st, v)
-			}
-			said = true
-			break
-		}
-		if !said {
-			w.p("- _No task count with both the legacy strategy and another one; no comparison._")
-		}
-		if len(counts) > 1 {
-			lo, hi := counts[len(counts)-1], counts[0]
-			for _, st := range slices.Sorted(maps.Keys(byTasks[hi])) {
-				a, b := byTasks[lo][st], byTasks[hi][st]
-				if a == nil || b == nil {
-					continue
-				}
-				ai, bi := runfile.IvOf(a, "ns/op"), runfile.IvOf(b, "ns/op")
-				v := resolveNote(bi, ai)
-				if ai.Separated(bi) {
-					v = present.Ratio(bi.Median, ai.Median)
-					if bi.Median < ai.Median {
-						v += "; cheaper with more live tasks: **unexplained**"
-					}
-				}
-				w.p("- %s: %s with %d live tasks, %s with %d (%s).", st, fmtIv(ai, nsUnit), lo, fmtIv(bi, nsUnit), hi, v)
-			}
-		}
-		w.p("")
+		grid[p["cpus"]][n][p["strategy"]] = c
 	}
-	for _, cpus := range runfile.ParamValues(cases, "cpus") {
+	cpuCounts := runfile.ParamValues(cases, "cpus")
+	strategies := runfile.ParamValues(cases, "strategy")
+	host := w.run.Machine.NumCPU
+	for _, cpus := range cpuCounts {
+		counts := grid.counts(cpus)
+		if len(counts) == 0 {
+			continue
+		}
+		lo, hi := counts[0], counts[len(counts)-1]
+		where := cpusLabel(cpus, host)
+		w.p("**Per reservation %s:**\n", where)
+		w.p("| strategy | %s | %s | growth |\n|---|---|---|---|", present.Plural(lo, "live task"), present.Plural(hi, "live task"))
+		for _, st := range strategies {
+			a, b := grid[cpus][lo][st], grid[cpus][hi][st]
+			if a == nil && b == nil {
+				continue
+			}
+			cell := func(c *runfile.Case) string {
+				if c == nil {
+					return "n/a (skipped)"
+				}
+				return w.iv(runfile.IvOf(c, "ns/op"), nsUnit)
+			}
+			growth := "n/a"
+			if a != nil && b != nil {
+				ai, bi := runfile.IvOf(a, "ns/op"), runfile.IvOf(b, "ns/op")
+				growth = ratioVerdict(bi, ai)
+				if ai.Separated(bi) && bi.Median < ai.Median {
+					growth += "; cheaper with more live tasks: **unexplained**"
+				}
+			}
+			w.p("| %s | %s | %s | %s |", w.strat(st), cell(a), cell(b), growth)
+		}
+		w.gap()
+		if cpus == cpuCounts[0] {
+			w.tasksVerdict(grid, cpus, lo)
+		}
+	}
+	w.tasksCPUs(grid, cpuCounts, strategies)
+	for _, cpus := range cpuCounts {
 		w.plotLink(charts.TasksStem(cpus), "cost vs live tasks"+strings.TrimSuffix(", cpus="+cpus, ", cpus="))
 	}
 	w.plotLink("tasks-cpus", "cost vs CPUs")
-	w.p("")
+	w.gap()
+}
+
+// tasksVerdict answers at the host's CPU count (the first measured): the
+// slowest and the fastest at the most live tasks that two strategies or
+// more ran.
+func (w *reportWriter) tasksVerdict(grid tasksGrid, cpus string, lo int) {
+	counts := grid.counts(cpus)
+	for i := len(counts) - 1; i >= 0; i-- {
+		n := counts[i]
+		if len(grid[cpus][n]) < 2 || n == lo {
+			continue
+		}
+		slow, fast := extremes(grid[cpus][n])
+		si, fi := runfile.IvOf(grid[cpus][n][slow], "ns/op"), runfile.IvOf(grid[cpus][n][fast], "ns/op")
+		growth := ""
+		if a := grid[cpus][lo][slow]; a != nil {
+			growth = fmt.Sprintf("; it costs %s at %s", present.FmtNs(runfile.IvOf(a, "ns/op").Median), present.Plural(lo, "task"))
+		}
+		w.verdict(verdict{
+			question: "Cost against live tasks, " + strings.TrimPrefix(cpusLabel(cpus, w.run.Machine.NumCPU), "at "),
+			answer:   fmt.Sprintf("at %d tasks the slowest, %s, is %s the fastest, %s%s", n, w.strat(slow), present.Ratio(si.Median, fi.Median), w.strat(fast), growth),
+			figure:   w.iv(si, nsUnit) + " vs " + w.iv(fi, nsUnit),
+			resolved: resolution(si, fi),
+		})
+		return
+	}
+}
+
+// extremes returns the strategies with the highest and the lowest median.
+func extremes(by map[string]*runfile.Case) (slow, fast string) {
+	var hi, lo float64
+	for st, c := range by {
+		v := c.NsPerOp
+		if slow == "" || v > hi || (v == hi && st < slow) {
+			slow, hi = st, v
+		}
+		if fast == "" || v < lo || (v == lo && st < fast) {
+			fast, lo = st, v
+		}
+	}
+	return slow, fast
+}
+
+// tasksCPUs compares every strategy at the host's CPU count and the most
+// simulated CPUs, at the most live tasks both ran.
+func (w *reportWriter) tasksCPUs(grid tasksGrid, cpuCounts, strategies []string) {
+	if len(cpuCounts) < 2 {
+		return
+	}
+	a, b := cpuCounts[0], cpuCounts[len(cpuCounts)-1]
+	n := 0
+	for _, m := range grid.counts(a) {
+		if grid[b][m] != nil {
+			n = m
+		}
+	}
+	if n == 0 {
+		return
+	}
+	w.p("**Per reservation at %d live tasks, %s CPUs against %s:**\n", n, a, b)
+	w.p("| strategy | %s CPUs | %s CPUs | growth |\n|---|---|---|---|", a, b)
+	var grew []string
+	var worst string
+	var worstIv, worstBase stats.Interval
+	for _, st := range strategies {
+		ca, cb := grid[a][n][st], grid[b][n][st]
+		if ca == nil || cb == nil {
+			continue
+		}
+		ai, bi := runfile.IvOf(ca, "ns/op"), runfile.IvOf(cb, "ns/op")
+		w.p("| %s | %s | %s | %s |", w.strat(st), w.iv(ai, nsUnit), w.iv(bi, nsUnit), ratioVerdict(bi, ai))
+		if ai.Separated(bi) && bi.Median > 2*ai.Median {
+			grew = append(grew, w.strat(st))
+			if worst == "" || bi.Median/ai.Median > worstIv.Median/worstBase.Median {
+				worst, worstIv, worstBase = st, bi, ai
+			}
+		}
+	}
+	w.gap()
+	if worst == "" {
+		w.verdict(verdict{question: "Cost against CPUs", answer: fmt.Sprintf("no strategy costs twice as much at %s CPUs as at %s", b, a), figure: fmt.Sprintf("%d tasks", n), resolved: "see detail"})
+		return
+	}
+	w.verdict(verdict{
+		question: "Cost against CPUs",
+		answer:   fmt.Sprintf("%s cost%s over twice as much at %s CPUs as at %s; the most, %s, %s", strings.Join(grew, ", "), map[bool]string{true: "s", false: ""}[len(grew) == 1], b, a, w.strat(worst), present.Ratio(worstIv.Median, worstBase.Median)),
+		figure:   fmt.Sprintf("%s: %s vs %s (%d tasks)", w.strat(worst), w.iv(worstIv, nsUnit), w.iv(worstBase, nsUnit), n),
+		resolved: resolution(worstIv, worstBase),
+	})
 }

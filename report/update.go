@@ -2,141 +2,222 @@ package report
 
 import (
 	"fmt"
+	"strings"
 
 	"bpbench/internal/present"
 	"bpbench/runfile"
 	"bpbench/stats"
 )
 
-// tally is a count of events (slots lost, spurious refusals) out of a
-// number of operations, pooled over every run of the cases it covers.
-type tally struct {
-	k, n  float64
-	cases int
+// updateRow is one backend's (and, on the simulator, one strategy's)
+// three ways of changing a held breakpoint.
+type updateRow struct {
+	backend, strategy string
+	mod, de, rr       *runfile.Case
 }
 
-func (t tally) String() string {
-	lo, hi := stats.Wilson(t.k, t.n)
-	return fmt.Sprintf("%.0f of %.0f (%s [%s, %s])", t.k, t.n, pct(t.k, t.n), pct(lo, 1), pct(hi, 1))
-}
-
-// losses pools the slots lost by Race cases matching want over every
-// competitor count and rate.
-func (w *reportWriter) losses(want map[string]string) tally {
-	var t tally
-	for _, c := range runfile.Family(w.all, "Race") {
-		if !runfile.HasParams(c, want) {
-			continue
-		}
-		s, ok := c.Metric("steals/op")
-		if !ok {
-			continue
-		}
-		t.k += s * float64(c.Iterations)
-		t.n += float64(c.Iterations)
-		t.cases++
+func (r updateRow) label(w *reportWriter) string {
+	if r.strategy == "" {
+		return r.backend
 	}
-	return t
+	return r.backend + " (" + w.strat(r.strategy) + ")"
 }
 
-func (w *reportWriter) sectionUpdate() {
-	w.p("## Is modifying a breakpoint in place cheaper and safer than re-registering it?\n")
+func (w *reportWriter) updateRows() []updateRow {
 	cases := runfile.Family(w.all, "Update")
-	if len(cases) == 0 {
-		w.absent("Update")
-		return
-	}
 	backends := map[string]bool{}
 	for _, c := range cases {
 		backends[runfile.NameParams(c.Name)["backend"]] = true
 	}
+	var rows []updateRow
 	for _, be := range present.OrderedBackends(backends) {
 		for _, st := range runfile.ParamValues(runfile.Subset(cases, "backend", be), "strategy") {
 			want := map[string]string{"backend": be}
-			label := be
 			if st != "" {
-				want["strategy"], label = st, be+" (strategy "+st+")"
+				want["strategy"] = st
 			}
-			get := func(op string) *runfile.Case {
-				q := map[string]string{"op": op}
-				for k, v := range want {
-					q[k] = v
-				}
-				return w.find("Update", q)
-			}
-			mod, de, rr := get("modify"), get("disable-enable"), get("reregister")
-			if mod == nil {
-				continue
-			}
-			mi := runfile.IvOf(mod, "ns/op")
-			line := fmt.Sprintf("- **%s**: modify in place costs %s per update", label, fmtIv(mi, nsUnit))
-			against := func(c *runfile.Case, what string) string {
-				iv := runfile.IvOf(c, "ns/op")
-				if iv.Separated(mi) {
-					return fmt.Sprintf("it is %s than %s (%s)", present.Cheaper(iv.Median, mi.Median), what, fmtIv(iv, nsUnit))
-				}
-				return fmt.Sprintf("against %s (%s) it is %s", what, fmtIv(iv, nsUnit), resolveNote(iv, mi))
-			}
-			if rr != nil {
-				line += "; " + against(rr, "re-register")
-			}
-			if de != nil {
-				line += "; " + against(de, "disable-modify-enable")
-			}
-			lm, lr := w.losses(mergeParams(want, "mode", "modify")), w.losses(mergeParams(want, "mode", "reregister"))
-			if lm.cases > 0 && lr.cases > 0 {
-				line += fmt.Sprintf("; under competition modify lost %s slots against %s for re-register", lm, lr)
-			}
-			w.p("%s.", line)
-			for _, c := range []*runfile.Case{mod, de, rr} {
-				if c != nil {
-					w.floorNote(c)
-				}
-			}
-			if de != nil && rr != nil {
-				di, ri := runfile.IvOf(de, "ns/op"), runfile.IvOf(rr, "ns/op")
-				switch {
-				case di.Separated(ri) && di.Median > ri.Median:
-					w.p("  - Anomaly, **unexplained**: disable-modify-enable (%s) costs more than re-register (%s), though it reserves nothing.", fmtIv(di, nsUnit), fmtIv(ri, nsUnit))
-				case di.Median > ri.Median:
-					w.p("  - disable-modify-enable's median is above re-register's, but the difference is noise: %s.", resolveNote(di, ri))
-				}
+			get := func(op string) *runfile.Case { return w.find("Update", mergeParams(want, "op", op)) }
+			r := updateRow{be, st, get("modify"), get("disable-enable"), get("reregister")}
+			if r.mod != nil {
+				rows = append(rows, r)
 			}
 		}
 	}
-	w.plotLink("update-cost", "update cost per backend")
-	w.p("")
+	return rows
 }
 
-// floorNote prints an update's ratio to its raw-syscall floor where the
-// case measured one, and explains a ratio below 1: noise when its
-// interval contains 1, otherwise an unexplained anomaly.
-func (w *reportWriter) floorNote(c *runfile.Case) {
-	if _, ok := c.Metric("x-floor"); !ok {
+func (w *reportWriter) sectionUpdate() {
+	w.section("Is modifying a breakpoint in place cheaper than re-registering it?\n")
+	rows := w.updateRows()
+	if len(rows) == 0 {
+		w.absent("Update")
 		return
 	}
-	iv := runfile.IvOf(c, "x-floor")
-	op := runfile.NameParams(c.Name)["op"]
-	s := fmt.Sprintf("  - %s costs %s its raw-syscall floor (%s)", op, fmtIv(iv, suffixUnit("×")), present.FmtNs(runfile.MustMetric(c, "floor-ns/op")))
-	switch {
-	case iv.Median >= 1:
-	case iv.N < 2:
-		s += "; below 1 in a single value: whether that is noise cannot be told at this count (run with --count 6 or more)"
-	case iv.Lo <= 1 && iv.Hi >= 1:
-		s += "; below 1 only by noise: the interval contains 1 (the floor and the case are timed apart, on a shared machine)"
-	default:
-		s += "; anomaly, **unexplained**: cheaper than its own floor, outside the noise"
+	w.p("Time per update; the last column compares modify in place with re-register. Slots lost in the window are in the next section.\n")
+	w.p("| backend | modify in place | disable, modify, enable | re-register | modify vs re-register |\n|---|---|---|---|---|")
+	cell := func(c *runfile.Case) string {
+		if c == nil {
+			return "n/a"
+		}
+		return w.iv(runfile.IvOf(c, "ns/op"), nsUnit)
 	}
-	w.p("%s.", s)
+	for _, r := range rows {
+		v := "n/a"
+		if r.rr != nil {
+			v = costVerdict(runfile.IvOf(r.rr, "ns/op"), runfile.IvOf(r.mod, "ns/op"))
+		}
+		w.p("| %s | %s | %s | %s | %s |", r.label(w), cell(r.mod), cell(r.de), cell(r.rr), v)
+	}
+	w.gap()
+	for _, r := range rows {
+		if r.de == nil || r.rr == nil {
+			continue
+		}
+		di, ri := runfile.IvOf(r.de, "ns/op"), runfile.IvOf(r.rr, "ns/op")
+		if di.Separated(ri) && di.Median > ri.Median {
+			w.p("- Anomaly, **unexplained**: on %s disable-modify-enable costs more than re-register, though it reserves nothing.", r.label(w))
+		}
+	}
+	w.floorNotes(rows)
+	w.updateVerdicts(rows)
+	w.plotLink("update-cost", "update cost per backend")
+	w.gap()
 }
 
-func mergeParams(m map[string]string, kv ...string) map[string]string {
-	out := map[string]string{}
-	for k, v := range m {
-		out[k] = v
+// floorNotes prints each op's ratio to its raw-syscall floor where the
+// case measured one, one line per backend, and says once why a ratio
+// below 1 is noise, cannot be told, or is unexplained.
+func (w *reportWriter) floorNotes(rows []updateRow) {
+	var single, noise, anomaly []string
+	for _, r := range rows {
+		var parts []string
+		for _, c := range []*runfile.Case{r.mod, r.de, r.rr} {
+			if c == nil {
+				continue
+			}
+			if _, ok := c.Metric("x-floor"); !ok {
+				continue
+			}
+			iv := runfile.IvOf(c, "x-floor")
+			op := runfile.NameParams(c.Name)["op"]
+			parts = append(parts, fmt.Sprintf("%s %s of a %s floor", op, w.iv(iv, suffixUnit("×")), present.FmtNs(runfile.MustMetric(c, "floor-ns/op"))))
+			where := r.label(w) + " " + op
+			switch {
+			case iv.Median >= 1:
+			case iv.N < 2:
+				single = append(single, where)
+			case iv.Lo <= 1 && iv.Hi >= 1:
+				noise = append(noise, where)
+			default:
+				anomaly = append(anomaly, where)
+			}
+		}
+		if len(parts) > 0 {
+			w.p("- %s, time per update over its raw-syscall floor (the op's bare syscalls, timed alone): %s.", r.label(w), strings.Join(parts, "; "))
+		}
 	}
-	for i := 0; i+1 < len(kv); i += 2 {
-		out[kv[i]] = kv[i+1]
+	if len(single) > 0 {
+		w.p("- Below 1 in a single value (%s): whether that is noise cannot be told at this count (run with --count 6 or more).", strings.Join(single, ", "))
 	}
-	return out
+	if len(noise) > 0 {
+		w.p("- Below 1 only by noise (%s): the interval contains 1; the floor and the case are timed apart, on a shared machine.", strings.Join(noise, ", "))
+	}
+	if len(anomaly) > 0 {
+		w.p("- Anomaly, **unexplained** (%s): cheaper than its own floor, outside the noise.", strings.Join(anomaly, ", "))
+	}
+}
+
+// updateVerdicts adds a row per real backend and one for the model's
+// strategies together.
+func (w *reportWriter) updateVerdicts(rows []updateRow) {
+	const q = "Modify a held breakpoint in place, or re-register it: cost"
+	var sim []updateRow
+	broken := 0
+	for _, r := range rows {
+		if r.rr == nil {
+			continue
+		}
+		if _, ok := w.broken[r.strategy]; ok && r.strategy != "" {
+			broken++ // its figures are in the table, marked; not in the answer
+			continue
+		}
+		if r.strategy != "" {
+			sim = append(sim, r)
+			continue
+		}
+		mi, ri := runfile.IvOf(r.mod, "ns/op"), runfile.IvOf(r.rr, "ns/op")
+		w.verdict(verdict{
+			question: q + " (" + r.backend + ")",
+			answer:   w.cheaperAnswer("modify in place", ri, mi),
+			figure:   w.iv(mi, nsUnit) + " vs " + w.iv(ri, nsUnit),
+			resolved: resolution(mi, ri),
+		})
+	}
+	if len(sim) == 0 {
+		return
+	}
+	var mods, rrs []float64
+	res := map[string]string{}
+	var order []string
+	lo, hi := 0.0, 0.0
+	for i, r := range sim {
+		mi, ri := runfile.IvOf(r.mod, "ns/op"), runfile.IvOf(r.rr, "ns/op")
+		mods, rrs = append(mods, mi.Median), append(rrs, ri.Median)
+		res[r.strategy], order = resolution(mi, ri), append(order, r.strategy)
+		x := ri.Median / mi.Median
+		if i == 0 || x < lo {
+			lo = x
+		}
+		if i == 0 || x > hi {
+			hi = x
+		}
+	}
+	answer := fmt.Sprintf("modify in place, %s–%s× cheaper", present.TrimFloat(lo), present.TrimFloat(hi))
+	if allResolved(res, order) != "yes" {
+		answer = "modify in place has the lower median in " + countBelow(mods, rrs) + " strategies"
+	}
+	which := present.Plural(len(sim), "strategy")
+	if broken > 0 {
+		which += fmt.Sprintf(" that kept the rules; %d † left out", broken)
+	}
+	w.verdict(verdict{
+		question: q + " (model, " + which + ")",
+		answer:   answer,
+		figure:   fmt.Sprintf("medians %s vs %s", spanNs(mods), spanNs(rrs)),
+		resolved: allResolved(res, order),
+	})
+}
+
+// cheaperAnswer says which of two costs is cheaper, by how much, when
+// their intervals separate.
+func (w *reportWriter) cheaperAnswer(what string, theirs, ours stats.Interval) string {
+	if !theirs.Separated(ours) {
+		return "no difference shown"
+	}
+	if ours.Median <= theirs.Median {
+		return what + ", " + present.Cheaper(theirs.Median, ours.Median)
+	}
+	return what + " is " + present.Cheaper(theirs.Median, ours.Median)
+}
+
+func countBelow(a, b []float64) string {
+	n := 0
+	for i := range a {
+		if a[i] < b[i] {
+			n++
+		}
+	}
+	return fmt.Sprintf("%d of %d", n, len(a))
+}
+
+// spanNs prints the range of some medians in nanoseconds: "65.5–66.1 ns".
+func spanNs(vs []float64) string {
+	lo, hi := vs[0], vs[0]
+	for _, v := range vs {
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	if present.FmtNs(lo) == present.FmtNs(hi) {
+		return present.FmtNs(lo)
+	}
+	return present.FmtNs(lo) + "–" + present.FmtNs(hi)
 }

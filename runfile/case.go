@@ -113,20 +113,6 @@ func Family(all []*Case, fam string) []*Case {
 	return out
 }
 
-// UnitIn returns the first of units that some case in cs reports, so that
-// readers follow a renamed metric (Apply's ns/thread became
-// ns/change-thread) and still read older result files; "" if none.
-func UnitIn(cs []*Case, units ...string) string {
-	for _, u := range units {
-		for _, c := range cs {
-			if _, ok := c.Metrics[u]; ok {
-				return u
-			}
-		}
-	}
-	return ""
-}
-
 // IvOf returns c's interval for unit ("ns/op" or a metric unit); a
 // figure without one is a single value.
 func IvOf(c *Case, unit string) stats.Interval {
@@ -166,8 +152,8 @@ func MustMetric(c *Case, unit string) float64 {
 }
 
 // StealsIv is a race case's steals per update with its interval: over
-// runs when it ran several times, else the case's Wilson interval
-// (steals-lo/op, steals-hi/op), else Wilson's from the pooled count.
+// runs when it ran several times, else the run's Wilson interval
+// (steals-lo/op, steals-hi/op, widened by the batches' dispersion).
 func StealsIv(c *Case) stats.Interval {
 	iv := IvOf(c, "steals/op")
 	if iv.N > 1 {
@@ -176,27 +162,13 @@ func StealsIv(c *Case) stats.Interval {
 	lo, lok := c.Metric("steals-lo/op")
 	hi, hok := c.Metric("steals-hi/op")
 	if !lok || !hok {
-		lo, hi = stats.Wilson(iv.Median*float64(c.Iterations), float64(c.Iterations))
+		return iv
 	}
 	return stats.Interval{Median: iv.Median, Lo: lo, Hi: hi, N: int(c.Iterations), From: "updates (Wilson)", Coverage: stats.Confidence}
 }
 
-// TputIv is a scaling case's throughput with its interval, from ops/s or
-// else from the inverse of ns/op.
-func TputIv(c *Case) stats.Interval {
-	if _, ok := c.Metric("ops/s"); ok {
-		return IvOf(c, "ops/s")
-	}
-	iv := IvOf(c, "ns/op")
-	inv := func(v float64) float64 {
-		if v <= 0 {
-			return 0
-		}
-		return 1e9 / v
-	}
-	iv.Median, iv.Lo, iv.Hi = inv(iv.Median), inv(iv.Hi), inv(iv.Lo)
-	return iv
-}
+// TputIv is a scaling case's throughput (ops/s) with its interval.
+func TputIv(c *Case) stats.Interval { return IvOf(c, "ops/s") }
 
 // Subset returns the cases whose name parameter key is v ("" also
 // matching cases without it).

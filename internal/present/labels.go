@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // PlaceLabel says what a race's place parameter means.
@@ -19,11 +20,25 @@ func PlaceLabel(place string) string {
 	return "place=" + place
 }
 
+// Plural counts n of what with the noun's English plural: "1 case",
+// "2 cases", "6 strategies", "3 batches".
 func Plural(n int, what string) string {
 	if n == 1 {
 		return "1 " + what
 	}
-	return strconv.Itoa(n) + " " + what + "s"
+	return strconv.Itoa(n) + " " + PluralNoun(what)
+}
+
+// PluralNoun is the plural of a noun (its last word for a phrase).
+func PluralNoun(what string) string {
+	n := len(what)
+	switch {
+	case n > 1 && what[n-1] == 'y' && !strings.ContainsRune("aeiou", rune(what[n-2])):
+		return what[:n-1] + "ies"
+	case strings.HasSuffix(what, "s") || strings.HasSuffix(what, "ch") || strings.HasSuffix(what, "sh") || strings.HasSuffix(what, "x"):
+		return what + "es"
+	}
+	return what + "s"
 }
 
 // backendOrder is the presentation order of backends: model, then the two
