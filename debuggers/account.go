@@ -64,6 +64,11 @@ type Accounting struct {
 	// of the target).
 	Setup  Counts
 	Kernel *Kernel
+	// Touched counts, per thread, the ptrace requests the debugger made on
+	// it over the whole trace: a thread of the target it never touched is
+	// one it did not attach to (a thread the Go runtime started while the
+	// debugger was attaching, say), and no watchpoint is armed there.
+	Touched map[int]int
 }
 
 // Account splits events into windows at the markers and counts each.
@@ -71,7 +76,7 @@ type Accounting struct {
 // before the first marker too, so that the state each window starts from
 // is the one the debugger left. Markers must have increasing Seq.
 func Account(events []Event, policies []NamedPolicy) (*Accounting, error) {
-	a := &Accounting{Setup: newCounts(), Kernel: NewKernel()}
+	a := &Accounting{Setup: newCounts(), Kernel: NewKernel(), Touched: map[int]int{}}
 	rp := NewReplay(policies)
 	cur := &a.Setup
 	closeWindow := func() {
@@ -103,6 +108,7 @@ func Account(events []Event, policies []NamedPolicy) (*Accounting, error) {
 			continue
 		}
 		c := *e.Call
+		a.Touched[c.Tid]++
 		cur.Ptrace++
 		cur.ByRequest[RequestName(c.Req)]++
 		rp.Call(c)
