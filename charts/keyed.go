@@ -47,6 +47,12 @@ func keyedLines(series []lineSeries, key string) ([]lineSeries, []legendItem) {
 	var out []lineSeries
 	var legend []legendItem
 	var keys, rests []string
+	for _, s := range series {
+		if r := restOf(labelParams(s.label), key); !slices.Contains(rests, r) {
+			rests = append(rests, r)
+		}
+	}
+	dashed := len(rests) > 1
 	for i, s := range series {
 		if used[i] {
 			continue
@@ -63,9 +69,14 @@ func keyedLines(series []lineSeries, key string) ([]lineSeries, []legendItem) {
 		}
 		used[i] = true
 		var vals []string
+		rest := restOf(labelParams(s.label), key)
 		for _, j := range same {
-			if v := labelParams(series[j].label)[key]; !slices.Contains(vals, v) {
+			p := labelParams(series[j].label)
+			if v := p[key]; !slices.Contains(vals, v) {
 				vals = append(vals, v)
+			}
+			if restOf(p, key) != rest {
+				rest = ""
 			}
 		}
 		f := s
@@ -75,18 +86,20 @@ func keyedLines(series []lineSeries, key string) ([]lineSeries, []legendItem) {
 		}
 		f.label = fmt.Sprintf("%s=%s: %d %s", key, strings.Join(vals, ", "), len(same), what)
 		f.style = &lineStyle{color: color.Black, width: vg.Points(2.5), shape: draw.CircleGlyph{}}
+		if rest != "" && dashed {
+			// The folded lines share their other parameters: say which,
+			// and draw them in those parameters' dashes.
+			f.label = fmt.Sprintf("%s=%s (%s): %d %s", key, strings.Join(vals, ", "), rest, len(same), what)
+			f.style.dashes = plotutil.Dashes(slices.Index(rests, rest))
+		}
 		out = append(out, f)
 	}
 	for i, s := range series {
 		if used[i] {
 			continue
 		}
-		p := labelParams(s.label)
-		if !slices.Contains(keys, p[key]) {
+		if p := labelParams(s.label); !slices.Contains(keys, p[key]) {
 			keys = append(keys, p[key])
-		}
-		if r := restOf(p, key); !slices.Contains(rests, r) {
-			rests = append(rests, r)
 		}
 	}
 	for i, s := range series {
@@ -102,7 +115,7 @@ func keyedLines(series []lineSeries, key string) ([]lineSeries, []legendItem) {
 	for ci, k := range keys {
 		legend = append(legend, legendItem{key + "=" + k, (&lineStyle{color: plotutil.Color(ci), width: vg.Points(1.5), shape: plotutil.Shape(ci)}).thumbs()})
 	}
-	if len(rests) > 1 {
+	if dashed {
 		for di, r := range rests {
 			legend = append(legend, legendItem{r, (&lineStyle{color: color.Gray{Y: 90}, width: vg.Points(1.5), dashes: plotutil.Dashes(di)}).thumbs()})
 		}

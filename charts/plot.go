@@ -53,6 +53,7 @@ var specs = []chartSpec{
 	{"switch-cost", one(plotSwitchCost)},
 	{"switch-model-writes", one(plotSwitchModel("writes/switch", "register writes per context switch", "Switch model: debug-register writes per context switch vs CPUs, per policy"))},
 	{"switch-model-lost", one(plotSwitchModel("lost/op", "breakpoints lost per operation", "Switch model: breakpoints lost per operation vs CPUs, per policy"))},
+	{"debuggers-writes", plotDebuggers},
 }
 
 // one adapts a builder of a single chart to chartSpec.build.

@@ -71,7 +71,7 @@ func data(run *runfile.Run) *plotData { return newPlotData(run) }
 
 // optionalStems are the charts the old fixture has no data for: CPU
 // counts and context switches came later.
-var optionalStems = []string{"tasks-cpus", "switch-cost", "switch-model-writes", "switch-model-lost"}
+var optionalStems = []string{"tasks-cpus", "switch-cost", "switch-model-writes", "switch-model-lost", "debuggers-writes"}
 
 // TestPlotReferenceRun draws every chart of the reference run (the
 // current full suite on a VM) without error.
@@ -391,5 +391,30 @@ func TestPlotSwitch(t *testing.T) {
 	}
 	if !legendHas(lost, "policy=eager, changed, lazy-percpu: 3 lines, all 0") || !legendHas(lost, "policy=lazy-global") {
 		t.Errorf("lost legend %q: the policies that lose nothing are not named", legendLabels(lost))
+	}
+}
+
+// TestPlotDebuggers draws one chart per real debugger from a real run: a
+// line per action for what it wrote and one for write-changed.
+func TestPlotDebuggers(t *testing.T) {
+	chs, why := plotDebuggers(newPlotData(fixtures.DebuggersRun(t)))
+	if len(chs) != 2 {
+		t.Fatalf("%d charts (%s), want gdb and dlv", len(chs), why)
+	}
+	for _, ch := range chs {
+		if !strings.HasPrefix(ch.stem, "debuggers-writes-") {
+			t.Errorf("stem %q", ch.stem)
+		}
+		for _, want := range []string{"action=fill", "write-changed for the same states"} {
+			if !legendHas(ch, want) {
+				t.Errorf("%s: legend lacks %q: %v", ch.stem, want, legendLabels(ch))
+			}
+		}
+		if _, err := ch.render(chartW, chartH, "png"); err != nil {
+			t.Errorf("%s: %v", ch.stem, err)
+		}
+	}
+	if chs, _ := plotDebuggers(newPlotData(&runfile.Run{})); chs != nil {
+		t.Error("charts from a run without debuggers")
 	}
 }

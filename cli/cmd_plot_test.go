@@ -61,4 +61,4 @@ func TestPlotFixture(t *testing.T) {
 
 // optionalStems are the charts the old fixture has no data for: CPU
 // counts and context switches came later.
-var optionalStems = []string{"tasks-cpus", "switch-cost", "switch-model-writes", "switch-model-lost"}
+var optionalStems = []string{"tasks-cpus", "switch-cost", "switch-model-writes", "switch-model-lost", "debuggers-writes"}

@@ -96,6 +96,7 @@ var sections = []func(*reportWriter){
 	(*reportWriter).sectionExclusion,
 	(*reportWriter).sectionThreads,
 	(*reportWriter).sectionSwitch,
+	(*reportWriter).sectionDebuggers,
 	(*reportWriter).sectionConformance,
 	(*reportWriter).sectionKernel,
 	(*reportWriter).sectionNoise,

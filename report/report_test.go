@@ -19,7 +19,7 @@ func TestReportNotesAbsentSections(t *testing.T) {
 	run := &runfile.Run{Results: []bench.Result{{Name: "Registers/backend=sim/policy=all", NsPerOp: 10}}}
 	md := Build(run, t.TempDir())
 	fixtures.WantAll(t, md,
-		"_Not in this run: Update, Race, Scaling, Tasks, Exclusion, Apply/BlindWindow, Switch/SwitchModel, the model checked against the kernel, KernelThread/KernelEnable._",
+		"_Not in this run: Update, Race, Scaling, Tasks, Exclusion, Apply/BlindWindow, Switch/SwitchModel, Debugger, the model checked against the kernel, KernelThread/KernelEnable._",
 		"_This run recorded no machine noise; load is unknown._",
 	)
 	if strings.Contains(md, "## Is modifying") {

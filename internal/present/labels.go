@@ -80,3 +80,11 @@ func Values(n int, from string) string {
 	}
 	return strconv.Itoa(n) + " " + from
 }
+
+// List joins "a", "b" and "c" as "a, b and c".
+func List(xs []string) string {
+	if len(xs) < 2 {
+		return strings.Join(xs, "")
+	}
+	return strings.Join(xs[:len(xs)-1], ", ") + " and " + xs[len(xs)-1]
+}
