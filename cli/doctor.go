@@ -22,6 +22,7 @@ import (
 	"bpbench/bench"
 	"bpbench/bench/harness"
 	"bpbench/conform"
+	"bpbench/debuggers"
 	"bpbench/hwregs"
 	"bpbench/internal/kernlock"
 	"bpbench/runfile"
@@ -306,6 +307,12 @@ func caseNeeds(name string, f *facilities) string {
 		return "ptrace: " + f.ptrace.Error()
 	case strings.HasPrefix(fam, "Kernel") && f.perfCm != nil:
 		return "perf tool: " + f.perfCm.Error()
+	case fam == "Debugger" && f.ptrace != nil:
+		return "ptrace: " + f.ptrace.Error()
+	case fam == "Debugger":
+		if err := debuggers.Needs(p["debugger"]); err != nil {
+			return err.Error()
+		}
 	}
 	return ""
 }

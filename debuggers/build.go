@@ -259,3 +259,25 @@ func toolVersion(ctx context.Context, tool string, args ...string) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
 	return strings.TrimSpace(line)
 }
+
+// Needs says what debugger's sessions need that this machine lacks (nil
+// when nothing), without building anything: GDB needs gdb, strace and gcc
+// (for its C target); Delve needs strace and the go command (it is built
+// from the module proxy into the cache on first use, and so is its Go
+// target). The error wraps ErrSkip.
+func Needs(debugger string) error {
+	tools := map[string][]string{GDB: {"gdb", "strace", "gcc"}, Delve: {"strace", "go"}}[debugger]
+	if debugger == RR {
+		return RRUsable(context.Background())
+	}
+	var missing []string
+	for _, t := range tools {
+		if _, err := exec.LookPath(t); err != nil {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s sessions need %s, not found", ErrSkip, debugger, strings.Join(missing, ", "))
+	}
+	return nil
+}

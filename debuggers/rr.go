@@ -21,14 +21,16 @@ import (
 // no hardware counter (with the errno), or rr's own refusal. When rr can
 // record, it still wraps ErrSkip: sessions do not drive rr yet.
 func RRUsable(ctx context.Context) error {
+	// The counters decide whether rr could run here at all, installed or
+	// not, so they are checked first.
+	if err := hardwareCounter(); err != nil {
+		return fmt.Errorf("%w: rr cannot record here: it counts retired conditional branches with the CPU's performance counters, and perf_event_open(PERF_TYPE_HARDWARE, instructions) fails with %v (a VM whose hypervisor does not expose the PMU; `perf stat -e instructions true` says <not supported>)", ErrSkip, err)
+	}
 	bin, err := exec.LookPath("rr")
 	if err != nil {
 		return fmt.Errorf("%w: rr is not installed (Debian: apt-get install rr)", ErrSkip)
 	}
 	ver := toolVersion(ctx, bin)
-	if err := hardwareCounter(); err != nil {
-		return fmt.Errorf("%w: %s cannot record here: it counts retired conditional branches with the CPU's performance counters, and perf_event_open(PERF_TYPE_HARDWARE, instructions) fails with %v (a VM whose hypervisor does not expose the PMU; `perf stat -e instructions true` says <not supported>)", ErrSkip, ver, err)
-	}
 	dir, err := os.MkdirTemp("", "bpbench-rr-")
 	if err != nil {
 		return fmt.Errorf("debuggers: %w", err)

@@ -1,8 +1,8 @@
 package debuggers
 
 import (
+	"bpbench/stats"
 	"fmt"
-	"sort"
 	"time"
 )
 
@@ -95,25 +95,10 @@ func Summarise(traced, timed *Session) (map[string]*Summary, error) {
 	for _, s := range out {
 		s.Metrics = make(map[string]float64, len(s.Batches))
 		for unit, xs := range s.Batches {
-			s.Metrics[unit] = Median(xs)
+			s.Metrics[unit] = stats.Median(xs)
 		}
 	}
 	return out, nil
 }
 
 func usecs(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
-
-// Median returns the median of xs (the mean of the middle two for an
-// even count) without reordering xs; 0 for none.
-func Median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
