@@ -28,7 +28,7 @@ var debuggersExperiment = Experiment{
 // Repetitions of the five actions per session (after one warm-up), and
 // target thread counts.
 const (
-	debuggersRepsQuick = 5
+	debuggersRepsQuick = 3
 	debuggersRepsFull  = 10
 )
 
