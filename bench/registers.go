@@ -95,9 +95,13 @@ func registersCases(opts Options) ([]Case, error) {
 	if opts.PinCPU < 0 || opts.PinCPU >= runtime.NumCPU() {
 		return nil, fmt.Errorf("bench: registers: Options.PinCPU = %d out of range [0, %d)", opts.PinCPU, runtime.NumCPU())
 	}
+	pols, err := policiesOf(opts)
+	if err != nil {
+		return nil, err
+	}
 	var cases []Case
 	for _, backend := range []string{"sim", "ptrace"} {
-		for _, pol := range hwregs.Policies {
+		for _, pol := range pols {
 			name := fmt.Sprintf("Registers/backend=%s/policy=%s", backend, hwregs.PolicyName(pol))
 			cases = append(cases, Case{
 				Name:     name,
@@ -228,4 +232,24 @@ func registersRun(ctx context.Context, res Result, seed int64, pol hwregs.WriteP
 	setLoop(&res, st, rec)
 	res.Metrics[MetricWrites] = float64(writes) / float64(max(st.Done, 1))
 	return res, nil
+}
+
+// policiesOf returns the write policies Options names, or every
+// registered one (the built-ins and any a user's package registered with
+// hwregs.RegisterPolicy): a policy of one's own is measured, and checked
+// by the Writer against the registers it must reach, like the built-ins.
+func policiesOf(o Options) ([]hwregs.WritePolicy, error) {
+	names := o.Policies
+	if names == nil {
+		names = hwregs.PolicyNames()
+	}
+	out := make([]hwregs.WritePolicy, 0, len(names))
+	for _, n := range names {
+		wp, err := hwregs.ParsePolicy(n)
+		if err != nil {
+			return nil, fmt.Errorf("bench: registers: %w", err)
+		}
+		out = append(out, wp)
+	}
+	return out, nil
 }

@@ -78,6 +78,9 @@ type Options struct {
 	// Strategies restricts model experiments to these alloc strategies
 	// (nil: all of alloc.Strategies()).
 	Strategies []string
+	// Policies restricts the registers experiment to these register-writing
+	// policies, by their hwregs names (nil: every registered one).
+	Policies []string
 	// PinCPU is the CPU that tracer threads pin to (default 0).
 	PinCPU int
 	// Seed seeds every random choice.

@@ -8,7 +8,7 @@
 //
 // Usage:
 //
-//	bpbench run [--quick|--full] [--experiments LIST] [--strategies LIST] [--count N] [--out DIR] [--pin-cpu CPU] [--seed N]
+//	bpbench run [--quick|--full] [--experiments LIST] [--strategies LIST] [--policies LIST] [--count N] [--out DIR] [--pin-cpu CPU] [--seed N]
 //	bpbench plot DIR [--out PLOTDIR]
 //	bpbench report DIR
 //	bpbench compare [--format text|csv|json] DIR1 DIR2
@@ -88,7 +88,7 @@ var commands []*command
 
 func init() {
 	commands = []*command{
-		{name: "run", args: "[--quick|--full] [--experiments LIST] [--strategies LIST] [--count N] [--out DIR] [--pin-cpu CPU] [--seed N]",
+		{name: "run", args: "[--quick|--full] [--experiments LIST] [--strategies LIST] [--policies LIST] [--count N] [--out DIR] [--pin-cpu CPU] [--seed N]",
 			summary: "Run the experiments (quick suite by default) and write a results directory.",
 			more: `Writes DIR (default results/<host>-<date>, ignored by git): bench.txt
 (benchstat format, one line per repetition, with commit and dirty

@@ -22,6 +22,7 @@ import (
 	"bpbench/bench/harness"
 	"bpbench/charts"
 	"bpbench/conform"
+	"bpbench/hwregs"
 	"bpbench/internal/kernlock"
 	"bpbench/internal/present"
 	"bpbench/report"
@@ -72,6 +73,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	full := fs.Bool("full", false, "run the full suite (about 25 minutes on a 2-vCPU VM at the default --count 5)")
 	expList := fs.String("experiments", "", "comma-separated `LIST` of experiments to run (default: all; accepted: "+experimentNames()+")")
 	stratList := fs.String("strategies", "", "comma-separated `LIST` of alloc strategies the model experiments use (default: all; accepted: "+strategyNames()+")")
+	polList := fs.String("policies", "", "comma-separated `LIST` of register-writing policies the registers experiment measures (default: all registered; accepted: "+policyNames()+")")
 	count := fs.Int("count", 0, "repetitions `N` of each case (default: 1 for --quick, "+fmt.Sprint(runfile.FullCount)+" for --full)")
 	out := fs.String("out", "", "new results directory `DIR` (default: results/<host>-<date>, with -2, -3... when taken)")
 	pin := fs.Int("pin-cpu", 0, "`CPU` that tracer threads and tracees pin to, in [0, NumCPU)")
@@ -114,6 +116,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	if rc.opts.Strategies, err = selectStrategies(*stratList); err != nil {
+		return err
+	}
+	if set["policies"] && len(splitList(*polList)) == 0 {
+		return usagef("run: --policies %q names no policy (omit the flag for all; accepted: %s)", *polList, policyNames())
+	}
+	if rc.opts.Policies, err = selectPolicies(*polList); err != nil {
 		return err
 	}
 	if rc.out == "" {
@@ -193,6 +201,20 @@ func selectStrategies(list string) ([]string, error) {
 	for _, n := range names {
 		if !slices.Contains(have, n) {
 			return nil, usagef("run: --strategies: unknown strategy %q (accepted: %s)", n, strategyNames())
+		}
+	}
+	return names, nil
+}
+
+func policyNames() string { return strings.Join(hwregs.PolicyNames(), ", ") }
+
+// selectPolicies validates --policies against hwregs.PolicyNames(); nil
+// means all.
+func selectPolicies(list string) ([]string, error) {
+	names := splitList(list)
+	for _, n := range names {
+		if !slices.Contains(hwregs.PolicyNames(), n) {
+			return nil, usagef("run: --policies: unknown policy %q (accepted: %s)", n, policyNames())
 		}
 	}
 	return names, nil

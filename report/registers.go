@@ -45,6 +45,7 @@ func (w *reportWriter) sectionRegisters() {
 			resolved: resolution(ci, ai),
 		})
 	}
+	w.otherPolicies(cases, backends)
 	// The real backend answers the question; the model only counts writes.
 	if len(rows) > 0 {
 		w.verdict(rows[len(rows)-1])
@@ -55,4 +56,41 @@ func (w *reportWriter) sectionRegisters() {
 	w.plotLink("registers-writes", "register writes per update")
 	w.plotLink("registers-cost", "update cost by policy")
 	w.gap()
+}
+
+// otherPolicies compares every policy beyond the two built-ins (one a
+// user registered with hwregs.RegisterPolicy and named in --policies)
+// with write-changed on each backend: its cost, its writes, and whether
+// the difference is resolved. A policy whose plans missed the registers
+// asked for failed its case instead (the Writer checks every plan).
+func (w *reportWriter) otherPolicies(cases []*runfile.Case, backends map[string]bool) {
+	var others []string
+	for _, p := range runfile.ParamValues(cases, "policy") {
+		if p != "all" && p != "changed" {
+			others = append(others, p)
+		}
+	}
+	if len(others) == 0 {
+		return
+	}
+	w.gap()
+	w.p("Policies of one's own, against write-changed (their plans reached the registers asked for on every change, or the case would have failed):\n")
+	w.p("| backend | policy | cost per update | write-changed | policy vs write-changed | register writes per update (policy, changed) |\n|---|---|---|---|---|---|")
+	for _, be := range present.OrderedBackends(backends) {
+		ch := w.find("Registers", map[string]string{"backend": be, "policy": "changed"})
+		for _, p := range others {
+			c := w.find("Registers", map[string]string{"backend": be, "policy": p})
+			if c == nil {
+				continue
+			}
+			pi := runfile.IvOf(c, "ns/op")
+			ref, vs, writes := "n/a", "n/a", present.TrimFloat(runfile.MustMetric(c, "writes/op"))
+			if ch != nil {
+				ci := runfile.IvOf(ch, "ns/op")
+				ref, vs = w.iv(ci, nsUnit), costVerdict(ci, pi)
+				writes += ", " + present.TrimFloat(runfile.MustMetric(ch, "writes/op"))
+			}
+			w.p("| %s | %s | %s | %s | %s | %s |", be, p, w.iv(pi, nsUnit), ref, vs, writes)
+		}
+	}
 }
