@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"bpbench/bench"
 	"bpbench/debuggers"
 	"bpbench/runfile"
 )
@@ -23,7 +24,7 @@ func plotDebuggers(d *plotData) ([]*chart, string) {
 			{debuggers.MetricDRWrites, "writes=" + dbg},
 			{debuggers.PolicyMetric("changed"), "writes=write-changed"},
 		} {
-			ss, _ := seriesBy(mine, "threads", metricIv(src.unit), false)
+			ss, _ := seriesBy(mine, bench.ParamThreads, metricIv(src.unit), false)
 			for i := range ss {
 				ss[i].label += " " + src.label
 			}

@@ -8,6 +8,7 @@ import (
 
 	"gonum.org/v1/plot/vg"
 
+	"bpbench/bench"
 	"bpbench/runfile"
 )
 
@@ -42,8 +43,8 @@ var specs = []chartSpec{
 	{"scaling-throughput", plotScaling},
 	{"tasks-cost", plotTasks},
 	{"tasks-cpus", one(plotTasksCPUs)},
-	{"registers-writes", one(plotRegisters("writes/op", "register writes per update", "Register writes per update, per register-writing policy and backend"))},
-	{"registers-cost", one(plotRegisters("ns/op", "time per update", "Update cost per register-writing policy and backend"))},
+	{"registers-writes", one(plotRegisters(bench.MetricWrites, "register writes per update", "Register writes per update, per register-writing policy and backend"))},
+	{"registers-cost", one(plotRegisters(bench.UnitNsPerOp, "time per update", "Update cost per register-writing policy and backend"))},
 	{"kernel-vs-perf", one(plotKernel)},
 	{"exclusion-cost", one(plotExclusion)},
 	{"apply-writes", one(plotApplyWrites)},
@@ -51,8 +52,8 @@ var specs = []chartSpec{
 	{"blindwindow", one(plotBlindWindow)},
 	{"blindwindow-missed", one(plotBlindMissed)},
 	{"switch-cost", one(plotSwitchCost)},
-	{"switch-model-writes", one(plotSwitchModel("writes/switch", "register writes per context switch", "Switch model: debug-register writes per context switch vs CPUs, per policy"))},
-	{"switch-model-lost", one(plotSwitchModel("lost/op", "breakpoints lost per operation", "Switch model: breakpoints lost per operation vs CPUs, per policy"))},
+	{"switch-model-writes", one(plotSwitchModel(bench.MetricWritesPerSwitch, "register writes per context switch", "Switch model: debug-register writes per context switch vs CPUs, per policy"))},
+	{"switch-model-lost", one(plotSwitchModel(bench.MetricLost, "breakpoints lost per operation", "Switch model: breakpoints lost per operation vs CPUs, per policy"))},
 	{"debuggers-writes", plotDebuggers},
 }
 

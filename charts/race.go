@@ -12,6 +12,7 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
+	"bpbench/bench"
 	"bpbench/internal/present"
 	"bpbench/runfile"
 	"bpbench/stats"
@@ -29,10 +30,10 @@ func RaceStealsStem(backend, place string) string {
 // raceCategory orders a Race case's competitor rate: -1 without a
 // competitor, +Inf for an unlimited one (rate=max), else its rate.
 func raceCategory(p map[string]string) (label string, order float64) {
-	if p["competitors"] == "0" {
+	if p[bench.ParamCompetitors] == "0" {
 		return "none", -1
 	}
-	if r := p["rate"]; r != "max" {
+	if r := p[bench.ParamRate]; r != "max" {
 		if v, err := strconv.ParseFloat(r, 64); err == nil {
 			return siTick(v) + "/s", v
 		}
@@ -50,16 +51,16 @@ func plotRaceSteals(d *plotData) ([]*chart, string) {
 	backends := map[string]bool{}
 	baseline := map[string]float64{}
 	for _, c := range runfile.Family(d.all, "Race") {
-		if _, ok := c.Metric("steals/op"); !ok {
+		if _, ok := c.Metric(bench.MetricSteals); !ok {
 			continue
 		}
-		p := runfile.NameParams(c.Name)
-		if p["competitors"] == "0" {
-			baseline[p["backend"]] = math.Max(baseline[p["backend"]], runfile.MustMetric(c, "steals/op"))
+		p := bench.NameParams(c.Name)
+		if p[bench.ParamCompetitors] == "0" {
+			baseline[p[bench.ParamBackend]] = math.Max(baseline[p[bench.ParamBackend]], runfile.MustMetric(c, bench.MetricSteals))
 			continue
 		}
-		by[key{p["backend"], p["place"]}] = append(by[key{p["backend"], p["place"]}], c)
-		backends[p["backend"]] = true
+		by[key{p[bench.ParamBackend], p[bench.ParamPlace]}] = append(by[key{p[bench.ParamBackend], p[bench.ParamPlace]}], c)
+		backends[p[bench.ParamBackend]] = true
 	}
 	if len(by) == 0 {
 		return nil, "no Race results with a competitor and steals/op"
@@ -102,25 +103,25 @@ func raceStealsChart(be, place string, cases []*runfile.Case, baseline float64, 
 	var strategies []string
 	var counts []int
 	for _, c := range cases {
-		p := runfile.NameParams(c.Name)
-		x, ok := c.Metric("rate-achieved/s")
+		p := bench.NameParams(c.Name)
+		x, ok := c.Metric(bench.MetricRateAchieved)
 		if !ok || x <= 0 {
 			continue
 		}
 		iv := runfile.StealsIv(c)
-		switch p["mode"] {
+		switch p[bench.ParamMode] {
 		case "modify":
 			modify = append(modify, pt{x, iv})
 		case "reregister":
-			if !slices.Contains(strategies, p["strategy"]) {
-				strategies = append(strategies, p["strategy"])
+			if !slices.Contains(strategies, p[bench.ParamStrategy]) {
+				strategies = append(strategies, p[bench.ParamStrategy])
 			}
-			k, _ := strconv.Atoi(p["competitors"])
+			k, _ := strconv.Atoi(p[bench.ParamCompetitors])
 			if !slices.Contains(counts, k) {
 				counts = append(counts, k)
 			}
-			l := line{p["strategy"], k}
-			if p["rate"] == "max" {
+			l := line{p[bench.ParamStrategy], k}
+			if p[bench.ParamRate] == "max" {
 				unlimited[l] = append(unlimited[l], pt{x, iv})
 			} else {
 				paced[l] = append(paced[l], pt{x, iv})
@@ -226,27 +227,27 @@ func hasMetric(c *runfile.Case, unit string) bool {
 func plotRaceWindow(d *plotData) (*chart, string) {
 	best := map[string]*runfile.Case{}
 	score := func(c *runfile.Case) (int, float64) {
-		s, _ := c.Metric("steals/op")
+		s, _ := c.Metric(bench.MetricSteals)
 		other := 0
-		if runfile.NameParams(c.Name)["place"] == "other" {
+		if bench.NameParams(c.Name)[bench.ParamPlace] == "other" {
 			other = 1
 		}
 		return other, s
 	}
 	for _, c := range runfile.Family(d.all, "Race") {
-		p := runfile.NameParams(c.Name)
-		if c.Window == nil || len(c.Window.CDF) == 0 || p["mode"] != "reregister" {
+		p := bench.NameParams(c.Name)
+		if c.Window == nil || len(c.Window.CDF) == 0 || p[bench.ParamMode] != "reregister" {
 			continue
 		}
-		b := best[p["backend"]]
+		b := best[p[bench.ParamBackend]]
 		if b == nil {
-			best[p["backend"]] = c
+			best[p[bench.ParamBackend]] = c
 			continue
 		}
 		o, s := score(c)
 		bo, bs := score(b)
 		if o > bo || (o == bo && s > bs) {
-			best[p["backend"]] = c
+			best[p[bench.ParamBackend]] = c
 		}
 	}
 	if len(best) == 0 {
@@ -256,18 +257,18 @@ func plotRaceWindow(d *plotData) (*chart, string) {
 	xmax := 0.0
 	for _, be := range present.OrderedBackends(best) {
 		c := best[be]
-		p := runfile.NameParams(c.Name)
+		p := bench.NameParams(c.Name)
 		label := be
-		if st := p["strategy"]; st != "" {
+		if st := p[bench.ParamStrategy]; st != "" {
 			label += ", strategy=" + st
 		}
-		k, _ := strconv.Atoi(p["competitors"])
+		k, _ := strconv.Atoi(p[bench.ParamCompetitors])
 		cat, _ := raceCategory(p)
 		label += fmt.Sprintf(", %s at %s", present.Plural(k, "competitor"), cat)
-		if pl := p["place"]; pl != "" {
+		if pl := p[bench.ParamPlace]; pl != "" {
 			label += ", place=" + pl
 		}
-		if s, ok := c.Metric("steals/op"); ok {
+		if s, ok := c.Metric(bench.MetricSteals); ok {
 			label += ", " + present.TrimFloat(s) + " steals/op"
 		}
 		s := lineSeries{label: fmt.Sprintf("%s (%d windows)", label, c.Window.Count)}

@@ -9,6 +9,7 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
+	"bpbench/bench"
 	"bpbench/runfile"
 	"bpbench/stats"
 )
@@ -34,8 +35,8 @@ func TasksStem(cpus string) string {
 func plotScaling(d *plotData) ([]*chart, string) {
 	cases := runfile.Family(d.all, "Scaling")
 	var out []*chart
-	for _, mix := range runfile.ParamValues(cases, "mix") {
-		series, cats := seriesBy(runfile.Subset(cases, "mix", mix), "goroutines", tputOf, true)
+	for _, mix := range runfile.ParamValues(cases, bench.ParamMix) {
+		series, cats := seriesBy(runfile.Subset(cases, bench.ParamMix, mix), "goroutines", tputOf, true)
 		if len(series) == 0 {
 			continue
 		}
@@ -98,8 +99,8 @@ func cpusTitle(cpus string, host int) string {
 func plotTasks(d *plotData) ([]*chart, string) {
 	cases := runfile.Family(d.all, "Tasks")
 	var out []*chart
-	for _, cpus := range runfile.ParamValues(cases, "cpus") {
-		series, _ := seriesBy(runfile.Subset(cases, "cpus", cpus), "tasks", metricIv("ns/op"), false)
+	for _, cpus := range runfile.ParamValues(cases, bench.ParamCPUs) {
+		series, _ := seriesBy(runfile.Subset(cases, bench.ParamCPUs, cpus), "tasks", metricIv(bench.UnitNsPerOp), false)
 		if len(series) == 0 {
 			continue
 		}
@@ -125,13 +126,13 @@ func plotTasks(d *plotData) ([]*chart, string) {
 // draw a trend between them that nobody measured.
 func plotTasksCPUs(d *plotData) (*chart, string) {
 	cases := runfile.Family(d.all, "Tasks")
-	cpus := runfile.ParamValues(cases, "cpus")
+	cpus := runfile.ParamValues(cases, bench.ParamCPUs)
 	if len(cpus) < 2 || cpus[0] == "" {
 		return nil, "Tasks ran at one CPU count (no cpus= parameter with several values)"
 	}
-	tasks := runfile.ParamValues(cases, "tasks")
+	tasks := runfile.ParamValues(cases, bench.ParamTasks)
 	top := tasks[len(tasks)-1]
-	at := runfile.Subset(cases, "tasks", top)
+	at := runfile.Subset(cases, bench.ParamTasks, top)
 	var groups []string
 	for _, c := range cpus {
 		if c == strconv.Itoa(d.ncpu) {
@@ -141,13 +142,13 @@ func plotTasksCPUs(d *plotData) (*chart, string) {
 		}
 	}
 	var series []barSeries
-	for _, st := range runfile.ParamValues(at, "strategy") {
+	for _, st := range runfile.ParamValues(at, bench.ParamStrategy) {
 		s := barSeries{label: "strategy=" + st}
 		for _, c := range cpus {
 			v, iv := math.NaN(), stats.Interval{}
 			for _, cs := range at {
-				if p := runfile.NameParams(cs.Name); p["strategy"] == st && p["cpus"] == c {
-					iv = runfile.IvOf(cs, "ns/op")
+				if p := bench.NameParams(cs.Name); p[bench.ParamStrategy] == st && p[bench.ParamCPUs] == c {
+					iv = runfile.IvOf(cs, bench.UnitNsPerOp)
 					v = iv.Median
 				}
 			}
@@ -178,7 +179,7 @@ func exclusionMode(label string) string {
 }
 
 func plotExclusion(d *plotData) (*chart, string) {
-	series, _ := seriesBy(runfile.Family(d.all, "Exclusion"), "tasks", metricIv("ns/op"), false)
+	series, _ := seriesBy(runfile.Family(d.all, "Exclusion"), "tasks", metricIv(bench.UnitNsPerOp), false)
 	if len(series) == 0 {
 		return nil, "no Exclusion results with tasks="
 	}

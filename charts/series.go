@@ -15,6 +15,7 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
+	"bpbench/bench"
 	"bpbench/runfile"
 	"bpbench/stats"
 )
@@ -374,7 +375,7 @@ func seriesBy(cases []*runfile.Case, xKey string, y func(*runfile.Case) (stats.I
 	var keys []string
 	keyParams := map[string]map[string]string{}
 	for _, c := range cases {
-		xv, ok := runfile.NameParams(c.Name)[xKey]
+		xv, ok := bench.NameParams(c.Name)[xKey]
 		if !ok {
 			continue
 		}
@@ -383,7 +384,7 @@ func seriesBy(cases []*runfile.Case, xKey string, y func(*runfile.Case) (stats.I
 			continue
 		}
 		rest := map[string]string{}
-		for k, v := range runfile.NameParams(c.Name) {
+		for k, v := range bench.NameParams(c.Name) {
 			if k != xKey {
 				rest[k] = v
 			}
@@ -489,8 +490,8 @@ func spansDecades(series []lineSeries, y bool, factor float64) bool {
 // metricIv returns a figure's interval, with "ns/op" meaning NsPerOp.
 func metricIv(unit string) func(*runfile.Case) (stats.Interval, bool) {
 	return func(c *runfile.Case) (stats.Interval, bool) {
-		if unit == "ns/op" {
-			return runfile.IvOf(c, "ns/op"), c.NsPerOp > 0
+		if unit == bench.UnitNsPerOp {
+			return runfile.IvOf(c, bench.UnitNsPerOp), c.NsPerOp > 0
 		}
 		if _, ok := c.Metric(unit); !ok {
 			return stats.Interval{}, false

@@ -6,6 +6,7 @@ import (
 
 	"gonum.org/v1/plot/vg"
 
+	"bpbench/bench"
 	"bpbench/runfile"
 )
 
@@ -18,28 +19,28 @@ func plotSwitchCost(d *plotData) (*chart, string) {
 	var anchor *runfile.Case
 	zero := map[string]*runfile.Case{}
 	for _, c := range runfile.Family(d.all, "Switch") {
-		p := runfile.NameParams(c.Name)
+		p := bench.NameParams(c.Name)
 		switch {
-		case p["backend"] == "perfbench":
+		case p[bench.ParamBackend] == "perfbench":
 			anchor = c
-		case p["breakpoints"] == "0":
-			zero[p["backend"]] = c
+		case p[bench.ParamBreakpoints] == "0":
+			zero[p[bench.ParamBackend]] = c
 		default:
 			cases = append(cases, c)
 		}
 	}
-	series, _ := seriesBy(cases, "breakpoints", metricIv("usecs/op"), false)
+	series, _ := seriesBy(cases, bench.ParamBreakpoints, metricIv(bench.MetricUsecs), false)
 	if len(series) == 0 {
 		return nil, "no Switch results with breakpoints= and usecs/op"
 	}
 	// Every line starts at its backend's round trip without breakpoints:
 	// the one case both thread counts share.
 	for i, s := range series {
-		z := zero[labelParams(s.label)["backend"]]
+		z := zero[labelParams(s.label)[bench.ParamBackend]]
 		if z == nil {
 			continue
 		}
-		iv := runfile.IvOf(z, "usecs/op")
+		iv := runfile.IvOf(z, bench.MetricUsecs)
 		series[i].xs = append([]float64{0}, s.xs...)
 		series[i].ys = append([]float64{iv.Median}, s.ys...)
 		series[i].ivs = append(append(series[i].ivs[:0:0], iv), s.ivs...)
@@ -51,7 +52,7 @@ func plotSwitchCost(d *plotData) (*chart, string) {
 		}
 	}
 	if anchor != nil {
-		iv := runfile.IvOf(anchor, "usecs/op")
+		iv := runfile.IvOf(anchor, bench.MetricUsecs)
 		lo, hi := 0.0, 0.0
 		for _, s := range series {
 			for _, x := range s.xs {

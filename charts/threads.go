@@ -5,6 +5,7 @@ import (
 
 	"gonum.org/v1/plot/vg"
 
+	"bpbench/bench"
 	"bpbench/runfile"
 )
 
@@ -48,13 +49,13 @@ func threadChart(title, ylabel string, yFmt func(float64) string, series []lineS
 }
 
 func plotApplyWrites(d *plotData) (*chart, string) {
-	return applyThreadChart(d, "writes/cycle",
+	return applyThreadChart(d, bench.MetricWritesPerCycle,
 		"Debug-register writes per set+modify+clear (three changes, all threads) vs tracee threads: eager vs lazy",
 		"register writes per set+modify+clear", nil)
 }
 
 func plotApplyCost(d *plotData) (*chart, string) {
-	return applyThreadChart(d, "ns/change-thread",
+	return applyThreadChart(d, bench.MetricNsPerChangeThread,
 		"Cost per change per thread (a set, a modify or a clear, divided by threads) vs tracee threads: eager vs lazy",
 		"time per change per thread", nsTick)
 }
@@ -74,7 +75,7 @@ func applyThreadChart(d *plotData, unit, title, ylabel string, yFmt func(float64
 // last thread armed (dashed).
 func plotBlindWindow(d *plotData) (*chart, string) {
 	req := threadSeries(d, "BlindWindow", "blind-request-ns/p50")
-	first := threadSeries(d, "BlindWindow", "blind-ns/p50")
+	first := threadSeries(d, "BlindWindow", bench.MetricBlindP50)
 	if len(req)+len(first) == 0 {
 		return nil, "no BlindWindow results with threads= and blind-request-ns/p50 or blind-ns/p50"
 	}
@@ -104,7 +105,7 @@ func plotBlindWindow(d *plotData) (*chart, string) {
 }
 
 func plotBlindMissed(d *plotData) (*chart, string) {
-	s := threadSeries(d, "BlindWindow", "missed/op")
+	s := threadSeries(d, "BlindWindow", bench.MetricMissed)
 	if len(s) == 0 {
 		return nil, "no BlindWindow results with threads= and missed/op"
 	}

@@ -8,6 +8,7 @@ import (
 
 	"gonum.org/v1/plot/vg"
 
+	"bpbench/bench"
 	"bpbench/internal/present"
 	"bpbench/runfile"
 	"bpbench/stats"
@@ -47,20 +48,20 @@ func plotUpdate(d *plotData) (*chart, string) {
 	type key struct{ g, op string }
 	at := map[key]*runfile.Case{}
 	for _, c := range cases {
-		p := runfile.NameParams(c.Name)
+		p := bench.NameParams(c.Name)
 		// One group per backend, and per strategy where the backend has
 		// several (the simulator).
-		g := p["backend"]
-		if s := p["strategy"]; s != "" {
+		g := p[bench.ParamBackend]
+		if s := p[bench.ParamStrategy]; s != "" {
 			g += "/" + s
 		}
 		if indexOf(groups, g) < 0 {
 			groups = append(groups, g)
 		}
-		if !slices.ContainsFunc(ops, func(o struct{ op, label string }) bool { return o.op == p["op"] }) {
-			ops = append(ops, struct{ op, label string }{p["op"], p["op"]})
+		if !slices.ContainsFunc(ops, func(o struct{ op, label string }) bool { return o.op == p[bench.ParamOp] }) {
+			ops = append(ops, struct{ op, label string }{p[bench.ParamOp], p[bench.ParamOp]})
 		}
-		at[key{g, p["op"]}] = c
+		at[key{g, p[bench.ParamOp]}] = c
 	}
 	var series []barSeries
 	for _, op := range ops {
@@ -69,7 +70,7 @@ func plotUpdate(d *plotData) (*chart, string) {
 		for _, g := range groups {
 			v, iv := math.NaN(), stats.Interval{}
 			if c := at[key{g, op.op}]; c != nil {
-				iv = runfile.IvOf(c, "ns/op")
+				iv = runfile.IvOf(c, bench.UnitNsPerOp)
 				v, present = iv.Median, true
 			}
 			s.vals, s.ivs = append(s.vals, v), append(s.ivs, iv)
@@ -110,14 +111,14 @@ func plotRegisters(unit, ylabel, title string) func(*plotData) (*chart, string) 
 			if !ok {
 				continue
 			}
-			p := runfile.NameParams(c.Name)
-			if indexOf(groups, p["backend"]) < 0 {
-				groups = append(groups, p["backend"])
+			p := bench.NameParams(c.Name)
+			if indexOf(groups, p[bench.ParamBackend]) < 0 {
+				groups = append(groups, p[bench.ParamBackend])
 			}
-			if indexOf(policies, p["policy"]) < 0 {
-				policies = append(policies, p["policy"])
+			if indexOf(policies, p[bench.ParamPolicy]) < 0 {
+				policies = append(policies, p[bench.ParamPolicy])
 			}
-			at[key{p["backend"], p["policy"]}] = iv
+			at[key{p[bench.ParamBackend], p[bench.ParamPolicy]}] = iv
 		}
 		if len(groups) == 0 {
 			return nil, "no Registers results with " + unit
@@ -137,7 +138,7 @@ func plotRegisters(unit, ylabel, title string) func(*plotData) (*chart, string) 
 			series = append(series, s)
 		}
 		o := barOpts{title: title, ylabel: ylabel}
-		if unit == "ns/op" {
+		if unit == bench.UnitNsPerOp {
 			o.logY, o.yFmt = barSpan(series) > 100, nsTick
 		}
 		return groupedBars(o, groups, series), ""
@@ -151,8 +152,8 @@ func plotKernel(d *plotData) (*chart, string) {
 	goS := barSeries{label: "Go harness (usecs/op)"}
 	perfS := barSeries{label: "perf bench breakpoint (perf-usecs/op)"}
 	for _, c := range append(runfile.Family(d.all, "KernelThread"), runfile.Family(d.all, "KernelEnable")...) {
-		g, gok := metricIv("usecs/op")(c)
-		pf, pok := metricIv("perf-usecs/op")(c)
+		g, gok := metricIv(bench.MetricUsecs)(c)
+		pf, pok := metricIv(bench.MetricPerfUsecs)(c)
 		if !gok && !pok {
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/perf/benchfmt"
 	"golang.org/x/perf/benchmath"
 
+	"bpbench/bench"
 	"bpbench/runfile"
 	"bpbench/stats"
 )
@@ -80,7 +81,7 @@ func sideFromRun(dir string, r *runfile.Run) *side {
 	s.config = runfile.BenchConfig(r)
 	for _, res := range r.Results {
 		name := runfile.BenchName(res.Name)
-		s.add(name, "ns/op", res.NsPerOp)
+		s.add(name, bench.UnitNsPerOp, res.NsPerOp)
 		for _, u := range slices.Sorted(maps.Keys(res.Metrics)) {
 			s.add(name, u, res.Metrics[u])
 		}
@@ -200,9 +201,9 @@ func unitOrder(units []string) []string {
 		switch {
 		case a == b:
 			return 0
-		case a == "ns/op":
+		case a == bench.UnitNsPerOp:
 			return -1
-		case b == "ns/op":
+		case b == bench.UnitNsPerOp:
 			return 1
 		}
 		return strings.Compare(a, b)

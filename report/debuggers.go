@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"bpbench/bench"
 	"bpbench/debuggers"
 	"bpbench/internal/present"
 	"bpbench/runfile"
@@ -82,8 +83,8 @@ func debuggerLabel(cases []*runfile.Case, dbg string) string {
 // debuggerCase is the case of one thread count and action.
 func debuggerCase(cases []*runfile.Case, threads int, action string) *runfile.Case {
 	for _, c := range cases {
-		p := runfile.NameParams(c.Name)
-		if p["threads"] == strconv.Itoa(threads) && p["action"] == action {
+		p := bench.NameParams(c.Name)
+		if p[bench.ParamThreads] == strconv.Itoa(threads) && p["action"] == action {
 			return c
 		}
 	}
@@ -93,7 +94,7 @@ func debuggerCase(cases []*runfile.Case, threads int, action string) *runfile.Ca
 // debuggerThreads lists the thread counts measured, ascending.
 func debuggerThreads(cases []*runfile.Case) []int {
 	var out []int
-	for _, v := range runfile.ParamValues(cases, "threads") {
+	for _, v := range runfile.ParamValues(cases, bench.ParamThreads) {
 		if n, err := strconv.Atoi(v); err == nil && !slices.Contains(out, n) {
 			out = append(out, n)
 		}

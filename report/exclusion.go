@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 
+	"bpbench/bench"
 	"bpbench/internal/present"
 	"bpbench/runfile"
 )
@@ -17,13 +18,13 @@ func (w *reportWriter) sectionExclusion() {
 	w.p("mode=on checks every reservation against a global list of breakpoints under one lock (powerpc's ptrace/perf exclusion, removed in 2023); mode=off is the same allocator without it.\n")
 	w.p("| live tasks | exclusion on | off | on/off |\n|---|---|---|---|")
 	var last *verdict
-	for _, t := range runfile.ParamValues(cases, "tasks") {
-		on := w.find("Exclusion", map[string]string{"mode": "on", "tasks": t})
-		off := w.find("Exclusion", map[string]string{"mode": "off", "tasks": t})
+	for _, t := range runfile.ParamValues(cases, bench.ParamTasks) {
+		on := w.find("Exclusion", map[string]string{bench.ParamMode: "on", bench.ParamTasks: t})
+		off := w.find("Exclusion", map[string]string{bench.ParamMode: "off", bench.ParamTasks: t})
 		if on == nil || off == nil {
 			continue
 		}
-		oi, fi := runfile.IvOf(on, "ns/op"), runfile.IvOf(off, "ns/op")
+		oi, fi := runfile.IvOf(on, bench.UnitNsPerOp), runfile.IvOf(off, bench.UnitNsPerOp)
 		w.p("| %s | %s | %s | %s |", t, w.iv(oi, nsUnit), w.iv(fi, nsUnit), ratioVerdict(oi, fi))
 		answer := "no cost shown"
 		if oi.Separated(fi) {

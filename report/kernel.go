@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"bpbench/bench"
 	"bpbench/internal/present"
 	"bpbench/runfile"
 	"bpbench/stats"
@@ -33,8 +34,8 @@ func (w *reportWriter) sectionKernel() {
 			iv := runfile.IvOf(c, unit)
 			return iv, w.iv(iv, plainUnit)
 		}
-		g, gs := cell("usecs/op")
-		pf, ps := cell("perf-usecs/op")
+		g, gs := cell(bench.MetricUsecs)
+		pf, ps := cell(bench.MetricPerfUsecs)
 		r := "n/a"
 		if g.N > 0 && pf.N > 0 {
 			r = ratioVerdict(g, pf)
@@ -45,8 +46,8 @@ func (w *reportWriter) sectionKernel() {
 		if c.Family() == "KernelEnable" && runfile.HasParams(c, map[string]string{"passive": "0", "active": "0"}) && g.Separated(pf) && g.Median/pf.Median > 3 {
 			caveat = fmt.Sprintf("`%s` in Go is %s perf bench: %s", c.Name, present.Ratio(g.Median, pf.Median), kernelEnableCaveat)
 		}
-		if b, err := strconv.Atoi(runfile.NameParams(c.Name)["breakpoints"]); err == nil && c.Family() == "KernelThread" && b > topB {
-			if _, ok := c.Metric("perf-slowdown"); ok {
+		if b, err := strconv.Atoi(bench.NameParams(c.Name)[bench.ParamBreakpoints]); err == nil && c.Family() == "KernelThread" && b > topB {
+			if _, ok := c.Metric(bench.MetricPerfSlowdown); ok {
 				thread, topB = c, b
 			}
 		}
@@ -55,7 +56,7 @@ func (w *reportWriter) sectionKernel() {
 		w.p("\nCause of the outlier: %s", caveat)
 	}
 	if thread != nil {
-		gi, pi := runfile.IvOf(thread, "slowdown"), runfile.IvOf(thread, "perf-slowdown")
+		gi, pi := runfile.IvOf(thread, bench.MetricSlowdown), runfile.IvOf(thread, bench.MetricPerfSlowdown)
 		answer := fmt.Sprintf("the slowdowns differ: Go's is %s perf bench's", present.Ratio(gi.Median, pi.Median))
 		res := "yes"
 		switch {

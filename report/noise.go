@@ -159,7 +159,7 @@ func (w *reportWriter) wideCases() {
 	}
 	var ws []wide
 	for _, c := range w.all {
-		iv := runfile.IvOf(c, "ns/op")
+		iv := runfile.IvOf(c, bench.UnitNsPerOp)
 		if spread(iv) > wideSpread {
 			ws = append(ws, wide{c, iv})
 		}

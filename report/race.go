@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"bpbench/bench"
 	"bpbench/charts"
 	"bpbench/internal/present"
 	"bpbench/runfile"
@@ -38,7 +39,7 @@ func (w *reportWriter) losses(want map[string]string) tally {
 		if !runfile.HasParams(c, want) {
 			continue
 		}
-		s, ok := c.Metric("steals/op")
+		s, ok := c.Metric(bench.MetricSteals)
 		if !ok {
 			continue
 		}
@@ -69,9 +70,9 @@ func (w *reportWriter) sectionRace() {
 	}
 	backends := map[string]bool{}
 	for _, c := range cases {
-		backends[runfile.NameParams(c.Name)["backend"]] = true
+		backends[bench.NameParams(c.Name)[bench.ParamBackend]] = true
 	}
-	places := runfile.ParamValues(cases, "place")
+	places := runfile.ParamValues(cases, bench.ParamPlace)
 	w.p("Slots lost to a competitor that reserves on the holder's CPU, pooled over every competitor count and rate, with the 95%% Wilson interval of the rate:\n")
 	w.p("| backend | competitor | modify in place lost | re-register lost | cases |\n|---|---|---|---|---|")
 	type row struct {
@@ -81,11 +82,11 @@ func (w *reportWriter) sectionRace() {
 	var other []row
 	for _, be := range present.OrderedBackends(backends) {
 		for _, pl := range places {
-			want := map[string]string{"backend": be}
+			want := map[string]string{bench.ParamBackend: be}
 			if pl != "" {
-				want["place"] = pl
+				want[bench.ParamPlace] = pl
 			}
-			lm, lr := w.losses(mergeParams(want, "mode", "modify")), w.losses(mergeParams(want, "mode", "reregister"))
+			lm, lr := w.losses(mergeParams(want, bench.ParamMode, "modify")), w.losses(mergeParams(want, bench.ParamMode, "reregister"))
 			if lm.cases+lr.cases == 0 {
 				continue
 			}
@@ -156,17 +157,17 @@ func (w *reportWriter) raceWorst(cases []*runfile.Case) {
 	worst := map[key]*runfile.Case{}
 	var keys []key
 	for _, c := range cases {
-		p := runfile.NameParams(c.Name)
-		if p["mode"] != "reregister" {
+		p := bench.NameParams(c.Name)
+		if p[bench.ParamMode] != "reregister" {
 			continue
 		}
-		k := key{p["backend"], p["place"]}
-		if s, _ := c.Metric("steals/op"); s > 0 {
+		k := key{p[bench.ParamBackend], p[bench.ParamPlace]}
+		if s, _ := c.Metric(bench.MetricSteals); s > 0 {
 			b := worst[k]
 			if b == nil {
 				keys = append(keys, k)
 			}
-			if b == nil || s > runfile.MustMetric(b, "steals/op") {
+			if b == nil || s > runfile.MustMetric(b, bench.MetricSteals) {
 				worst[k] = c
 			}
 		}
@@ -180,8 +181,8 @@ func (w *reportWriter) raceWorst(cases []*runfile.Case) {
 	for _, k := range keys {
 		c := worst[k]
 		rate := "n/a"
-		if _, ok := c.Metric("rate-achieved/s"); ok {
-			rate = w.iv(runfile.IvOf(c, "rate-achieved/s"), countUnit)
+		if _, ok := c.Metric(bench.MetricRateAchieved); ok {
+			rate = w.iv(runfile.IvOf(c, bench.MetricRateAchieved), countUnit)
 		}
 		q := func(u string) string {
 			if _, ok := c.Metric(u); !ok {
@@ -193,14 +194,14 @@ func (w *reportWriter) raceWorst(cases []*runfile.Case) {
 			return present.FmtNs(runfile.MustMetric(c, u))
 		}
 		w.p("| %s | %s | %s | %s | %s | %s | %s |", w.markName(c.Name), w.iv(runfile.StealsIv(c), plainUnit), rate,
-			q("window-ns/p50"), q("window-ns/p99"), q("unarmed-ns/p50"), q("unarmed-ns/p99"))
+			q(bench.MetricWindowP50), q(bench.MetricWindowP99), q(bench.MetricUnarmedP50), q(bench.MetricUnarmedP99))
 	}
 	w.gap()
 }
 
 // markName quotes a case name, marked when its strategy broke the rules.
 func (w *reportWriter) markName(name string) string {
-	if st := runfile.NameParams(name)["strategy"]; st != "" {
+	if st := bench.NameParams(name)[bench.ParamStrategy]; st != "" {
 		if _, ok := w.broken[st]; ok {
 			return "`" + name + "` †"
 		}
@@ -224,11 +225,11 @@ func (w *reportWriter) spurious(fam, what string) {
 		if f, _, _ := strings.Cut(r.Name, "/"); f != fam {
 			continue
 		}
-		k, ok := r.Metrics["spurious-refusals"]
+		k, ok := r.Metrics[bench.MetricSpurious]
 		if !ok {
 			continue
 		}
-		st := runfile.NameParams(r.Name)["strategy"]
+		st := bench.NameParams(r.Name)[bench.ParamStrategy]
 		a := by[st]
 		if a == nil {
 			a = &agg{}

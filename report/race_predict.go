@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 
+	"bpbench/bench"
 	"bpbench/internal/present"
 	"bpbench/runfile"
 )
@@ -23,9 +24,9 @@ const predictionTolerance = 0.25
 // holding it, stops the holder's changes altogether, so its presence in
 // the windows that remain is not its on-CPU share.
 func predictionApplies(c *runfile.Case) bool {
-	p := runfile.NameParams(c.Name)
-	_, ok := c.Metric("steals-predicted/op")
-	return ok && p["mode"] == "reregister" && p["place"] == "other" && p["rate"] != "max" && atoiOr(p["competitors"], 0) > 0
+	p := bench.NameParams(c.Name)
+	_, ok := c.Metric(bench.MetricStealsPredicted)
+	return ok && p[bench.ParamMode] == "reregister" && p[bench.ParamPlace] == "other" && p[bench.ParamRate] != "max" && atoiOr(p[bench.ParamCompetitors], 0) > 0
 }
 
 // predictionHolds reports whether a case's predicted steal rate is
@@ -54,25 +55,25 @@ func (w *reportWriter) racePrediction(cases []*runfile.Case) {
 	byKey := map[string]*group{}
 	skipped := 0
 	for _, c := range cases {
-		p := runfile.NameParams(c.Name)
-		if p["mode"] != "reregister" || atoiOr(p["competitors"], 0) == 0 {
+		p := bench.NameParams(c.Name)
+		if p[bench.ParamMode] != "reregister" || atoiOr(p[bench.ParamCompetitors], 0) == 0 {
 			continue
 		}
 		if !predictionApplies(c) {
-			if _, ok := c.Metric("steals-predicted/op"); ok {
+			if _, ok := c.Metric(bench.MetricStealsPredicted); ok {
 				skipped++
 			}
 			continue
 		}
-		k := p["backend"] + "/" + p["strategy"]
+		k := p[bench.ParamBackend] + "/" + p[bench.ParamStrategy]
 		g := byKey[k]
 		if g == nil {
-			g = &group{be: p["backend"], st: p["strategy"]}
+			g = &group{be: p[bench.ParamBackend], st: p[bench.ParamStrategy]}
 			byKey[k] = g
 			groups = append(groups, g)
 		}
 		si := runfile.StealsIv(c)
-		pr := runfile.MustMetric(c, "steals-predicted/op")
+		pr := runfile.MustMetric(c, bench.MetricStealsPredicted)
 		g.n++
 		if predictionHolds(si.Median, pr, si.Hi) {
 			g.holds++

@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 
+	"bpbench/bench"
 	"bpbench/internal/present"
 	"bpbench/runfile"
 )
@@ -16,20 +17,20 @@ func (w *reportWriter) sectionRegisters() {
 	}
 	backends := map[string]bool{}
 	for _, c := range cases {
-		backends[runfile.NameParams(c.Name)["backend"]] = true
+		backends[bench.NameParams(c.Name)[bench.ParamBackend]] = true
 	}
 	var rows []verdict
 	head := false
 	for _, be := range present.OrderedBackends(backends) {
-		all := w.find("Registers", map[string]string{"backend": be, "policy": "all"})
-		ch := w.find("Registers", map[string]string{"backend": be, "policy": "changed"})
+		all := w.find("Registers", map[string]string{bench.ParamBackend: be, bench.ParamPolicy: "all"})
+		ch := w.find("Registers", map[string]string{bench.ParamBackend: be, bench.ParamPolicy: "changed"})
 		if all == nil || ch == nil {
 			continue
 		}
-		ai, ci := runfile.IvOf(all, "ns/op"), runfile.IvOf(ch, "ns/op")
+		ai, ci := runfile.IvOf(all, bench.UnitNsPerOp), runfile.IvOf(ch, bench.UnitNsPerOp)
 		writes := "n/a"
-		wa, aok := all.Metric("writes/op")
-		wc, cok := ch.Metric("writes/op")
+		wa, aok := all.Metric(bench.MetricWrites)
+		wc, cok := ch.Metric(bench.MetricWrites)
 		if aok && cok {
 			writes = fmt.Sprintf("%s, %s", present.TrimFloat(wc), present.TrimFloat(wa))
 		}
@@ -65,7 +66,7 @@ func (w *reportWriter) sectionRegisters() {
 // asked for failed its case instead (the Writer checks every plan).
 func (w *reportWriter) otherPolicies(cases []*runfile.Case, backends map[string]bool) {
 	var others []string
-	for _, p := range runfile.ParamValues(cases, "policy") {
+	for _, p := range runfile.ParamValues(cases, bench.ParamPolicy) {
 		if p != "all" && p != "changed" {
 			others = append(others, p)
 		}
@@ -77,18 +78,18 @@ func (w *reportWriter) otherPolicies(cases []*runfile.Case, backends map[string]
 	w.p("Policies of one's own, against write-changed (their plans reached the registers asked for on every change, or the case would have failed):\n")
 	w.p("| backend | policy | cost per update | write-changed | policy vs write-changed | register writes per update (policy, changed) |\n|---|---|---|---|---|---|")
 	for _, be := range present.OrderedBackends(backends) {
-		ch := w.find("Registers", map[string]string{"backend": be, "policy": "changed"})
+		ch := w.find("Registers", map[string]string{bench.ParamBackend: be, bench.ParamPolicy: "changed"})
 		for _, p := range others {
-			c := w.find("Registers", map[string]string{"backend": be, "policy": p})
+			c := w.find("Registers", map[string]string{bench.ParamBackend: be, bench.ParamPolicy: p})
 			if c == nil {
 				continue
 			}
-			pi := runfile.IvOf(c, "ns/op")
-			ref, vs, writes := "n/a", "n/a", present.TrimFloat(runfile.MustMetric(c, "writes/op"))
+			pi := runfile.IvOf(c, bench.UnitNsPerOp)
+			ref, vs, writes := "n/a", "n/a", present.TrimFloat(runfile.MustMetric(c, bench.MetricWrites))
 			if ch != nil {
-				ci := runfile.IvOf(ch, "ns/op")
+				ci := runfile.IvOf(ch, bench.UnitNsPerOp)
 				ref, vs = w.iv(ci, nsUnit), costVerdict(ci, pi)
-				writes += ", " + present.TrimFloat(runfile.MustMetric(ch, "writes/op"))
+				writes += ", " + present.TrimFloat(runfile.MustMetric(ch, bench.MetricWrites))
 			}
 			w.p("| %s | %s | %s | %s | %s | %s |", be, p, w.iv(pi, nsUnit), ref, vs, writes)
 		}

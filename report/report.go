@@ -112,7 +112,7 @@ func Build(run *runfile.Run, dir string) string {
 	w := &reportWriter{dir: dir, run: run, all: runfile.Summarize(run), broken: map[string]string{}}
 	var nsIvs []stats.Interval
 	for _, c := range w.all {
-		nsIvs = append(nsIvs, runfile.IvOf(c, "ns/op"))
+		nsIvs = append(nsIvs, runfile.IvOf(c, bench.UnitNsPerOp))
 	}
 	w.std = standardStyle(nsIvs)
 	for _, f := range run.Failed {

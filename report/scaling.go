@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"bpbench/bench"
 	"bpbench/charts"
 	"bpbench/internal/present"
 	"bpbench/runfile"
@@ -20,14 +21,14 @@ func (w *reportWriter) sectionScaling() {
 		return
 	}
 	ncpu := w.run.Machine.NumCPU
-	for _, mix := range runfile.ParamValues(cases, "mix") {
+	for _, mix := range runfile.ParamValues(cases, bench.ParamMix) {
 		if mix != "" {
 			w.p("### mix=%s\n", mix)
 		}
-		w.scalingTable(runfile.Subset(cases, "mix", mix), mix, ncpu)
+		w.scalingTable(runfile.Subset(cases, bench.ParamMix, mix), mix, ncpu)
 	}
 	w.spurious("Scaling", "scaling")
-	for _, mix := range runfile.ParamValues(cases, "mix") {
+	for _, mix := range runfile.ParamValues(cases, bench.ParamMix) {
 		w.plotLink(charts.ScalingStem(mix), "throughput vs goroutines"+strings.TrimSuffix(" mix="+mix, " mix="))
 	}
 	w.gap()
@@ -46,7 +47,7 @@ func goroutinesLabel(g, ncpu int) string {
 func (w *reportWriter) scalingTable(cases []*runfile.Case, mix string, ncpu int) {
 	maxG := 0
 	for _, c := range cases {
-		g, _ := strconv.Atoi(runfile.NameParams(c.Name)["goroutines"])
+		g, _ := strconv.Atoi(bench.NameParams(c.Name)[bench.ParamGoroutines])
 		maxG = max(maxG, g)
 	}
 	type row struct {
@@ -54,14 +55,14 @@ func (w *reportWriter) scalingTable(cases []*runfile.Case, mix string, ncpu int)
 		one, top stats.Interval
 	}
 	var rows []row
-	for _, st := range runfile.ParamValues(cases, "strategy") {
+	for _, st := range runfile.ParamValues(cases, bench.ParamStrategy) {
 		r := row{strategy: st}
 		for _, c := range cases {
-			p := runfile.NameParams(c.Name)
-			if p["strategy"] != st {
+			p := bench.NameParams(c.Name)
+			if p[bench.ParamStrategy] != st {
 				continue
 			}
-			switch p["goroutines"] {
+			switch p[bench.ParamGoroutines] {
 			case "1":
 				r.one = runfile.TputIv(c)
 			case strconv.Itoa(maxG):

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"bpbench/bench"
 	"bpbench/internal/present"
 	"bpbench/runfile"
 	"bpbench/stats"
@@ -36,19 +37,19 @@ func (w *reportWriter) switchReal(cases []*runfile.Case) {
 	var anchor *runfile.Case
 	backends := map[string]bool{}
 	for _, c := range cases {
-		be := runfile.NameParams(c.Name)["backend"]
+		be := bench.NameParams(c.Name)[bench.ParamBackend]
 		if be == "perfbench" {
 			anchor = c
 			continue
 		}
 		backends[be] = true
 	}
-	bs := runfile.ParamValues(cases, "breakpoints")
+	bs := runfile.ParamValues(cases, bench.ParamBreakpoints)
 	w.p("| backend | threads with breakpoints | %s |\n|---|---|%s", "B="+strings.Join(bs, " | B="), strings.Repeat("---|", len(bs)))
 	var rows []verdict
 	for _, be := range present.OrderedBackends(backends) {
-		bc := runfile.Subset(cases, "backend", be)
-		zero := w.find("Switch", map[string]string{"backend": be, "breakpoints": "0"})
+		bc := runfile.Subset(cases, bench.ParamBackend, be)
+		zero := w.find("Switch", map[string]string{bench.ParamBackend: be, bench.ParamBreakpoints: "0"})
 		for _, tw := range runfile.ParamValues(bc, "threads-with") {
 			if tw == "0" && len(runfile.ParamValues(bc, "threads-with")) > 1 {
 				continue // the 0-breakpoint round trip heads every row
@@ -56,7 +57,7 @@ func (w *reportWriter) switchReal(cases []*runfile.Case) {
 			cells := make([]string, len(bs))
 			var top *runfile.Case
 			for i, b := range bs {
-				c := w.find("Switch", map[string]string{"backend": be, "threads-with": tw, "breakpoints": b})
+				c := w.find("Switch", map[string]string{bench.ParamBackend: be, "threads-with": tw, bench.ParamBreakpoints: b})
 				if b == "0" {
 					c = zero
 				}
@@ -64,8 +65,8 @@ func (w *reportWriter) switchReal(cases []*runfile.Case) {
 					cells[i] = "n/a"
 					continue
 				}
-				cells[i] = w.iv(runfile.IvOf(c, "usecs/op"), plainUnit)
-				if v, ok := c.Metric("slowdown"); ok && b != "0" {
+				cells[i] = w.iv(runfile.IvOf(c, bench.MetricUsecs), plainUnit)
+				if v, ok := c.Metric(bench.MetricSlowdown); ok && b != "0" {
 					cells[i] += " (" + present.TrimFloat(v) + "×)"
 				}
 				if b != "0" {
@@ -80,7 +81,7 @@ func (w *reportWriter) switchReal(cases []*runfile.Case) {
 	}
 	w.gap()
 	if anchor != nil {
-		ai := runfile.IvOf(anchor, "usecs/op")
+		ai := runfile.IvOf(anchor, bench.MetricUsecs)
 		s := fmt.Sprintf("Anchor: `perf bench sched pipe` takes %s µs per round trip", w.iv(ai, plainUnit))
 		if _, ok := anchor.Metric("go/perfbench"); ok {
 			gi := runfile.IvOf(anchor, "go/perfbench")
@@ -98,10 +99,10 @@ func (w *reportWriter) switchReal(cases []*runfile.Case) {
 // timed alternately with it, it is resolved when its interval excludes 1
 // (the two cases' own intervals include the drift between them).
 func (w *reportWriter) switchVerdict(be, tw string, zero, top *runfile.Case) verdict {
-	zi, ti := runfile.IvOf(zero, "usecs/op"), runfile.IvOf(top, "usecs/op")
-	tb := runfile.NameParams(top.Name)["breakpoints"]
+	zi, ti := runfile.IvOf(zero, bench.MetricUsecs), runfile.IvOf(top, bench.MetricUsecs)
+	tb := bench.NameParams(top.Name)[bench.ParamBreakpoints]
 	v := verdict{question: "Debug registers at a context switch, real kernel (" + be + ")"}
-	sl, ok := top.Metric("slowdown")
+	sl, ok := top.Metric(bench.MetricSlowdown)
 	if !ok {
 		v.answer, v.figure, v.resolved = "no cost shown", w.iv(ti, plainUnit)+" vs "+w.iv(zi, plainUnit)+" µs per round trip", resolution(ti, zi)
 		if ti.Separated(zi) {
@@ -109,7 +110,7 @@ func (w *reportWriter) switchVerdict(be, tw string, zero, top *runfile.Case) ver
 		}
 		return v
 	}
-	si := runfile.IvOf(top, "slowdown")
+	si := runfile.IvOf(top, bench.MetricSlowdown)
 	v.figure = fmt.Sprintf("slowdown %s; %s vs %s µs per round trip", w.iv(si, suffixUnit("×")), present.TrimFloat(ti.Median), present.TrimFloat(zi.Median))
 	switch {
 	case si.N < 2:
@@ -141,7 +142,7 @@ func switchPolicyLabel(p string) string {
 // every run of the cases of a policy, as events out of watched accesses.
 func (w *reportWriter) modelCount(pol, unit string) (k, n float64) {
 	for _, r := range w.run.Results {
-		if f, _, _ := strings.Cut(r.Name, "/"); f != "SwitchModel" || runfile.NameParams(r.Name)["policy"] != pol {
+		if f, _, _ := strings.Cut(r.Name, "/"); f != "SwitchModel" || bench.NameParams(r.Name)[bench.ParamPolicy] != pol {
 			continue
 		}
 		ops := r.Metrics["ops"]
@@ -156,24 +157,24 @@ func (w *reportWriter) switchModel(cases []*runfile.Case) {
 		w.p("_No SwitchModel results (model) in this run._\n")
 		return
 	}
-	tasks := runfile.ParamValues(cases, "tasks")
+	tasks := runfile.ParamValues(cases, bench.ParamTasks)
 	maxT := tasks[len(tasks)-1]
-	cpus := runfile.ParamValues(cases, "cpus")
-	policies := runfile.ParamValues(cases, "policy")
+	cpus := runfile.ParamValues(cases, bench.ParamCPUs)
+	policies := runfile.ParamValues(cases, bench.ParamPolicy)
 	w.p("**Model.** A seeded scheduler switches %s tasks over simulated CPUs under four install policies: %s. Register writes per context switch (debugged: tasks holding breakpoints):\n", maxT, strings.Join(mapStrings(policies, switchPolicyLabel), "; "))
 	w.p("| policy | debugged | %s |\n|---|---|%s", strings.Join(mapStrings(cpus, func(c string) string { return present.Plural(atoiOr(c, 0), "CPU") }), " | "), strings.Repeat("---|", len(cpus)))
 	for _, pol := range policies {
-		for _, d := range runfile.ParamValues(runfile.Subset(cases, "policy", pol), "debugged") {
+		for _, d := range runfile.ParamValues(runfile.Subset(cases, bench.ParamPolicy, pol), "debugged") {
 			var cells []string
 			any := false
 			for _, cp := range cpus {
-				c := w.find("SwitchModel", map[string]string{"policy": pol, "cpus": cp, "tasks": maxT, "debugged": d})
+				c := w.find("SwitchModel", map[string]string{bench.ParamPolicy: pol, bench.ParamCPUs: cp, bench.ParamTasks: maxT, "debugged": d})
 				if c == nil {
 					cells = append(cells, "n/a")
 					continue
 				}
 				any = true
-				cells = append(cells, w.iv(runfile.IvOf(c, "writes/switch"), plainUnit))
+				cells = append(cells, w.iv(runfile.IvOf(c, bench.MetricWritesPerSwitch), plainUnit))
 			}
 			if any {
 				w.p("| %s | %s | %s |", pol, d, strings.Join(cells, " | "))
@@ -185,8 +186,8 @@ func (w *reportWriter) switchModel(cases []*runfile.Case) {
 	at := func(pol string) *runfile.Case {
 		var best *runfile.Case
 		for _, c := range cases {
-			p := runfile.NameParams(c.Name)
-			if p["policy"] == pol && p["cpus"] == top && p["tasks"] == maxT {
+			p := bench.NameParams(c.Name)
+			if p[bench.ParamPolicy] == pol && p[bench.ParamCPUs] == top && p[bench.ParamTasks] == maxT {
 				best = c // the last debugged count: the most debugged tasks
 			}
 		}
@@ -197,8 +198,8 @@ func (w *reportWriter) switchModel(cases []*runfile.Case) {
 	var clean []string
 	var kClean, nClean float64
 	for _, pol := range policies {
-		kl, n := w.modelCount(pol, "lost/op")
-		km, _ := w.modelCount(pol, "misdelivered/op")
+		kl, n := w.modelCount(pol, bench.MetricLost)
+		km, _ := w.modelCount(pol, bench.MetricMisdelivered)
 		if kl+km == 0 && n > 0 {
 			clean = append(clean, pol)
 			if nClean == 0 || n < nClean {
@@ -208,9 +209,9 @@ func (w *reportWriter) switchModel(cases []*runfile.Case) {
 		}
 		var parts []string
 		for _, cp := range cpus {
-			if c := w.find("SwitchModel", map[string]string{"policy": pol, "cpus": cp, "tasks": maxT}); c != nil {
-				if v := runfile.MustMetric(c, "lost/op"); v > 0 {
-					parts = append(parts, fmt.Sprintf("%s at %s CPUs", w.iv(runfile.IvOf(c, "lost/op"), pctUnit), cp))
+			if c := w.find("SwitchModel", map[string]string{bench.ParamPolicy: pol, bench.ParamCPUs: cp, bench.ParamTasks: maxT}); c != nil {
+				if v := runfile.MustMetric(c, bench.MetricLost); v > 0 {
+					parts = append(parts, fmt.Sprintf("%s at %s CPUs", w.iv(runfile.IvOf(c, bench.MetricLost), pctUnit), cp))
 				}
 			}
 		}
@@ -228,7 +229,7 @@ func (w *reportWriter) switchModel(cases []*runfile.Case) {
 		var ex []string
 		for _, pol := range policies {
 			if c := at(pol); c != nil {
-				if v, ok := c.Metric("exceptions/switch"); ok {
+				if v, ok := c.Metric(bench.MetricExceptionsPerSwitch); ok {
 					ex = append(ex, pol+" "+present.TrimFloat(v))
 				}
 			}
@@ -242,9 +243,9 @@ func (w *reportWriter) switchModel(cases []*runfile.Case) {
 	if lp == nil || eager == nil {
 		return
 	}
-	li, ei := runfile.IvOf(lp, "writes/switch"), runfile.IvOf(eager, "writes/switch")
-	kl, n := w.modelCount("lazy-percpu", "lost/op")
-	km, _ := w.modelCount("lazy-percpu", "misdelivered/op")
+	li, ei := runfile.IvOf(lp, bench.MetricWritesPerSwitch), runfile.IvOf(eager, bench.MetricWritesPerSwitch)
+	kl, n := w.modelCount("lazy-percpu", bench.MetricLost)
+	km, _ := w.modelCount("lazy-percpu", bench.MetricMisdelivered)
 	answer := "not shown: " + resolveNote(li, ei)
 	switch {
 	case kl+km > 0:

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"bpbench/bench"
 	"bpbench/charts"
 	"bpbench/internal/present"
 	"bpbench/runfile"
@@ -45,21 +46,21 @@ func (w *reportWriter) sectionTasks() {
 	}
 	grid := tasksGrid{}
 	for _, c := range cases {
-		p := runfile.NameParams(c.Name)
-		n, err := strconv.Atoi(p["tasks"])
+		p := bench.NameParams(c.Name)
+		n, err := strconv.Atoi(p[bench.ParamTasks])
 		if err != nil {
 			continue
 		}
-		if grid[p["cpus"]] == nil {
-			grid[p["cpus"]] = map[int]map[string]*runfile.Case{}
+		if grid[p[bench.ParamCPUs]] == nil {
+			grid[p[bench.ParamCPUs]] = map[int]map[string]*runfile.Case{}
 		}
-		if grid[p["cpus"]][n] == nil {
-			grid[p["cpus"]][n] = map[string]*runfile.Case{}
+		if grid[p[bench.ParamCPUs]][n] == nil {
+			grid[p[bench.ParamCPUs]][n] = map[string]*runfile.Case{}
 		}
-		grid[p["cpus"]][n][p["strategy"]] = c
+		grid[p[bench.ParamCPUs]][n][p[bench.ParamStrategy]] = c
 	}
-	cpuCounts := runfile.ParamValues(cases, "cpus")
-	strategies := runfile.ParamValues(cases, "strategy")
+	cpuCounts := runfile.ParamValues(cases, bench.ParamCPUs)
+	strategies := runfile.ParamValues(cases, bench.ParamStrategy)
 	host := w.run.Machine.NumCPU
 	for _, cpus := range cpuCounts {
 		counts := grid.counts(cpus)
@@ -79,11 +80,11 @@ func (w *reportWriter) sectionTasks() {
 				if c == nil {
 					return "n/a (skipped)"
 				}
-				return w.iv(runfile.IvOf(c, "ns/op"), nsUnit)
+				return w.iv(runfile.IvOf(c, bench.UnitNsPerOp), nsUnit)
 			}
 			growth := "n/a"
 			if a != nil && b != nil {
-				ai, bi := runfile.IvOf(a, "ns/op"), runfile.IvOf(b, "ns/op")
+				ai, bi := runfile.IvOf(a, bench.UnitNsPerOp), runfile.IvOf(b, bench.UnitNsPerOp)
 				growth = ratioVerdict(bi, ai)
 				if ai.Separated(bi) && bi.Median < ai.Median {
 					growth += "; cheaper with more live tasks: **unexplained**"
@@ -115,10 +116,10 @@ func (w *reportWriter) tasksVerdict(grid tasksGrid, cpus string, lo int) {
 			continue
 		}
 		slow, fast := extremes(grid[cpus][n])
-		si, fi := runfile.IvOf(grid[cpus][n][slow], "ns/op"), runfile.IvOf(grid[cpus][n][fast], "ns/op")
+		si, fi := runfile.IvOf(grid[cpus][n][slow], bench.UnitNsPerOp), runfile.IvOf(grid[cpus][n][fast], bench.UnitNsPerOp)
 		growth := ""
 		if a := grid[cpus][lo][slow]; a != nil {
-			growth = fmt.Sprintf("; it costs %s at %s", present.FmtNs(runfile.IvOf(a, "ns/op").Median), present.Plural(lo, "task"))
+			growth = fmt.Sprintf("; it costs %s at %s", present.FmtNs(runfile.IvOf(a, bench.UnitNsPerOp).Median), present.Plural(lo, "task"))
 		}
 		w.verdict(verdict{
 			question: "Cost against live tasks, " + strings.TrimPrefix(cpusLabel(cpus, w.run.Machine.NumCPU), "at "),
@@ -171,7 +172,7 @@ func (w *reportWriter) tasksCPUs(grid tasksGrid, cpuCounts, strategies []string)
 		if ca == nil || cb == nil {
 			continue
 		}
-		ai, bi := runfile.IvOf(ca, "ns/op"), runfile.IvOf(cb, "ns/op")
+		ai, bi := runfile.IvOf(ca, bench.UnitNsPerOp), runfile.IvOf(cb, bench.UnitNsPerOp)
 		w.p("| %s | %s | %s | %s |", w.strat(st), w.iv(ai, nsUnit), w.iv(bi, nsUnit), ratioVerdict(bi, ai))
 		if ai.Separated(bi) && bi.Median > 2*ai.Median {
 			grew = append(grew, w.strat(st))

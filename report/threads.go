@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"bpbench/bench"
 	"bpbench/internal/present"
 	"bpbench/runfile"
 )
@@ -19,16 +20,16 @@ func (w *reportWriter) sectionThreads() {
 		"BlindWindow measures how long the watchpoint is not armed on every thread, and the tracee's writes on threads not yet armed, which no trap reports.\n")
 	if cs := runfile.Family(w.all, "Apply"); len(cs) > 0 {
 		w.p("| Apply threads | eager | lazy |\n|---|---|---|")
-		for _, t := range runfile.ParamValues(cs, "threads") {
+		for _, t := range runfile.ParamValues(cs, bench.ParamThreads) {
 			w.p("| %s | %s | %s |", t, w.applyCell("eager", t), w.applyCell("lazy", t))
 		}
 		w.p("\nCells: time per change per thread, and register writes per change per thread.")
-		w.threadVerdict("Apply", "ns/change-thread", "cost per change per thread", "Apply a change to every thread eagerly or lazily: cost")
+		w.threadVerdict("Apply", bench.MetricNsPerChangeThread, "cost per change per thread", "Apply a change to every thread eagerly or lazily: cost")
 		w.gap()
 	}
 	if cs := runfile.Family(w.all, "BlindWindow"); len(cs) > 0 {
 		w.p("| BlindWindow threads | eager | lazy |\n|---|---|---|")
-		for _, t := range runfile.ParamValues(cs, "threads") {
+		for _, t := range runfile.ParamValues(cs, bench.ParamThreads) {
 			w.p("| %s | %s | %s |", t, w.blindCell("eager", t), w.blindCell("lazy", t))
 		}
 		w.p("\nCells: the blind window from the request to the last thread armed, p50 (first to last armed in parentheses), and the tracee's writes missed per watchpoint set.")
@@ -43,34 +44,34 @@ func (w *reportWriter) sectionThreads() {
 }
 
 func (w *reportWriter) applyCell(pol, threads string) string {
-	c := w.find("Apply", map[string]string{"policy": pol, "threads": threads})
+	c := w.find("Apply", map[string]string{bench.ParamPolicy: pol, bench.ParamThreads: threads})
 	if c == nil {
 		return "n/a"
 	}
 	var parts []string
-	if _, ok := c.Metric("ns/change-thread"); ok {
-		parts = append(parts, w.iv(runfile.IvOf(c, "ns/change-thread"), nsUnit))
+	if _, ok := c.Metric(bench.MetricNsPerChangeThread); ok {
+		parts = append(parts, w.iv(runfile.IvOf(c, bench.MetricNsPerChangeThread), nsUnit))
 	}
-	if v, ok := c.Metric("writes/change-thread"); ok {
+	if v, ok := c.Metric(bench.MetricWritesPerChangeThread); ok {
 		parts = append(parts, present.TrimFloat(v)+" writes")
 	}
 	return strings.Join(parts, ", ")
 }
 
 func (w *reportWriter) blindCell(pol, threads string) string {
-	c := w.find("BlindWindow", map[string]string{"policy": pol, "threads": threads})
+	c := w.find("BlindWindow", map[string]string{bench.ParamPolicy: pol, bench.ParamThreads: threads})
 	if c == nil {
 		return "n/a"
 	}
 	var parts []string
 	if _, ok := c.Metric("blind-request-ns/p50"); ok {
 		s := w.iv(runfile.IvOf(c, "blind-request-ns/p50"), nsUnit)
-		if v, ok := c.Metric("blind-ns/p50"); ok {
+		if v, ok := c.Metric(bench.MetricBlindP50); ok {
 			s += " (" + present.FmtNs(v) + ")"
 		}
 		parts = append(parts, s)
 	}
-	if v, ok := c.Metric("missed/op"); ok {
+	if v, ok := c.Metric(bench.MetricMissed); ok {
 		parts = append(parts, present.TrimFloat(v)+" missed")
 	}
 	return strings.Join(parts, ", ")
@@ -81,8 +82,8 @@ func (w *reportWriter) blindCell(pol, threads string) string {
 func (w *reportWriter) threadVerdict(fam, unit, what, question string) {
 	ts := runfile.ParamValues(runfile.Family(w.all, fam), "threads")
 	for i := len(ts) - 1; i >= 0; i-- {
-		e := w.find(fam, map[string]string{"policy": "eager", "threads": ts[i]})
-		l := w.find(fam, map[string]string{"policy": "lazy", "threads": ts[i]})
+		e := w.find(fam, map[string]string{bench.ParamPolicy: "eager", bench.ParamThreads: ts[i]})
+		l := w.find(fam, map[string]string{bench.ParamPolicy: "lazy", bench.ParamThreads: ts[i]})
 		if e == nil || l == nil {
 			continue
 		}
@@ -95,7 +96,7 @@ func (w *reportWriter) threadVerdict(fam, unit, what, question string) {
 		if ei.Separated(li) {
 			v = "lazy/eager = " + present.Ratio(li.Median, ei.Median)
 			better := "shorter"
-			if unit == "ns/change-thread" {
+			if unit == bench.MetricNsPerChangeThread {
 				better = "cheaper"
 			}
 			answer = "eager is " + better

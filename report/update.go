@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"bpbench/bench"
 	"bpbench/internal/present"
 	"bpbench/runfile"
 	"bpbench/stats"
@@ -27,16 +28,16 @@ func (w *reportWriter) updateRows() []updateRow {
 	cases := runfile.Family(w.all, "Update")
 	backends := map[string]bool{}
 	for _, c := range cases {
-		backends[runfile.NameParams(c.Name)["backend"]] = true
+		backends[bench.NameParams(c.Name)[bench.ParamBackend]] = true
 	}
 	var rows []updateRow
 	for _, be := range present.OrderedBackends(backends) {
-		for _, st := range runfile.ParamValues(runfile.Subset(cases, "backend", be), "strategy") {
-			want := map[string]string{"backend": be}
+		for _, st := range runfile.ParamValues(runfile.Subset(cases, bench.ParamBackend, be), "strategy") {
+			want := map[string]string{bench.ParamBackend: be}
 			if st != "" {
-				want["strategy"] = st
+				want[bench.ParamStrategy] = st
 			}
-			get := func(op string) *runfile.Case { return w.find("Update", mergeParams(want, "op", op)) }
+			get := func(op string) *runfile.Case { return w.find("Update", mergeParams(want, bench.ParamOp, op)) }
 			r := updateRow{be, st, get("modify"), get("disable-enable"), get("reregister")}
 			if r.mod != nil {
 				rows = append(rows, r)
@@ -59,12 +60,12 @@ func (w *reportWriter) sectionUpdate() {
 		if c == nil {
 			return "n/a"
 		}
-		return w.iv(runfile.IvOf(c, "ns/op"), nsUnit)
+		return w.iv(runfile.IvOf(c, bench.UnitNsPerOp), nsUnit)
 	}
 	for _, r := range rows {
 		v := "n/a"
 		if r.rr != nil {
-			v = costVerdict(runfile.IvOf(r.rr, "ns/op"), runfile.IvOf(r.mod, "ns/op"))
+			v = costVerdict(runfile.IvOf(r.rr, bench.UnitNsPerOp), runfile.IvOf(r.mod, bench.UnitNsPerOp))
 		}
 		w.p("| %s | %s | %s | %s | %s |", r.label(w), cell(r.mod), cell(r.de), cell(r.rr), v)
 	}
@@ -73,7 +74,7 @@ func (w *reportWriter) sectionUpdate() {
 		if r.de == nil || r.rr == nil {
 			continue
 		}
-		di, ri := runfile.IvOf(r.de, "ns/op"), runfile.IvOf(r.rr, "ns/op")
+		di, ri := runfile.IvOf(r.de, bench.UnitNsPerOp), runfile.IvOf(r.rr, bench.UnitNsPerOp)
 		if di.Separated(ri) && di.Median > ri.Median {
 			w.p("- Anomaly, **unexplained**: on %s disable-modify-enable costs more than re-register, though it reserves nothing.", r.label(w))
 		}
@@ -95,12 +96,12 @@ func (w *reportWriter) floorNotes(rows []updateRow) {
 			if c == nil {
 				continue
 			}
-			if _, ok := c.Metric("x-floor"); !ok {
+			if _, ok := c.Metric(bench.MetricXFloor); !ok {
 				continue
 			}
-			iv := runfile.IvOf(c, "x-floor")
-			op := runfile.NameParams(c.Name)["op"]
-			parts = append(parts, fmt.Sprintf("%s %s of a %s floor", op, w.iv(iv, suffixUnit("×")), present.FmtNs(runfile.MustMetric(c, "floor-ns/op"))))
+			iv := runfile.IvOf(c, bench.MetricXFloor)
+			op := bench.NameParams(c.Name)[bench.ParamOp]
+			parts = append(parts, fmt.Sprintf("%s %s of a %s floor", op, w.iv(iv, suffixUnit("×")), present.FmtNs(runfile.MustMetric(c, bench.MetricFloorNs))))
 			where := r.label(w) + " " + op
 			switch {
 			case iv.Median >= 1:
@@ -145,7 +146,7 @@ func (w *reportWriter) updateVerdicts(rows []updateRow) {
 			sim = append(sim, r)
 			continue
 		}
-		mi, ri := runfile.IvOf(r.mod, "ns/op"), runfile.IvOf(r.rr, "ns/op")
+		mi, ri := runfile.IvOf(r.mod, bench.UnitNsPerOp), runfile.IvOf(r.rr, bench.UnitNsPerOp)
 		w.verdict(verdict{
 			question: q + " (" + r.backend + ")",
 			answer:   w.cheaperAnswer("modify in place", ri, mi),
@@ -161,7 +162,7 @@ func (w *reportWriter) updateVerdicts(rows []updateRow) {
 	var order []string
 	lo, hi := 0.0, 0.0
 	for i, r := range sim {
-		mi, ri := runfile.IvOf(r.mod, "ns/op"), runfile.IvOf(r.rr, "ns/op")
+		mi, ri := runfile.IvOf(r.mod, bench.UnitNsPerOp), runfile.IvOf(r.rr, bench.UnitNsPerOp)
 		mods, rrs = append(mods, mi.Median), append(rrs, ri.Median)
 		res[r.strategy], order = resolution(mi, ri), append(order, r.strategy)
 		x := ri.Median / mi.Median

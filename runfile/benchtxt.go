@@ -1,6 +1,7 @@
 package runfile
 
 import (
+	"bpbench/bench"
 	"bpbench/internal/present"
 	"bytes"
 	"fmt"
@@ -71,7 +72,7 @@ func WriteBench(w io.Writer, r *Run) error {
 			Iters:  int(iters),
 			// Six significant digits are far below any run's noise and
 			// keep a full run's bench.txt small.
-			Values: []benchfmt.Value{{Value: present.RoundSig(res.NsPerOp, benchDigits), Unit: "ns/op"}},
+			Values: []benchfmt.Value{{Value: present.RoundSig(res.NsPerOp, benchDigits), Unit: bench.UnitNsPerOp}},
 		}
 		for _, unit := range slices.Sorted(maps.Keys(res.Metrics)) {
 			v := res.Metrics[unit]

@@ -85,7 +85,7 @@ func Summarize(r *Run) []*Case {
 		for u, vs := range units {
 			cs.Metrics[u] = stats.Median(vs)
 		}
-		units["ns/op"] = ns
+		units[bench.UnitNsPerOp] = ns
 		cs.CI = map[string]stats.Interval{}
 		for u, vs := range units {
 			switch b := reps[0].Batches[u]; {
@@ -120,7 +120,7 @@ func IvOf(c *Case, unit string) stats.Interval {
 		return iv
 	}
 	v := c.NsPerOp
-	if unit != "ns/op" {
+	if unit != bench.UnitNsPerOp {
 		v = c.Metrics[unit]
 	}
 	return stats.Interval{Median: v, Lo: v, Hi: v, N: 1, From: "runs"}
@@ -155,12 +155,12 @@ func MustMetric(c *Case, unit string) float64 {
 // runs when it ran several times, else the run's Wilson interval
 // (steals-lo/op, steals-hi/op, widened by the batches' dispersion).
 func StealsIv(c *Case) stats.Interval {
-	iv := IvOf(c, "steals/op")
+	iv := IvOf(c, bench.MetricSteals)
 	if iv.N > 1 {
 		return iv
 	}
-	lo, lok := c.Metric("steals-lo/op")
-	hi, hok := c.Metric("steals-hi/op")
+	lo, lok := c.Metric(bench.MetricStealsLo)
+	hi, hok := c.Metric(bench.MetricStealsHi)
 	if !lok || !hok {
 		return iv
 	}
@@ -168,7 +168,7 @@ func StealsIv(c *Case) stats.Interval {
 }
 
 // TputIv is a scaling case's throughput (ops/s) with its interval.
-func TputIv(c *Case) stats.Interval { return IvOf(c, "ops/s") }
+func TputIv(c *Case) stats.Interval { return IvOf(c, bench.MetricOpsPerSec) }
 
 // Subset returns the cases whose name parameter key is v ("" also
 // matching cases without it).
@@ -203,7 +203,3 @@ func SortedCategories(set map[string]bool) []string {
 	})
 	return out
 }
-
-// NameParams parses the key=value elements of a benchmark name; see
-// bench.NameParams.
-func NameParams(name string) map[string]string { return bench.NameParams(name) }
