@@ -86,6 +86,9 @@ type casState struct {
 	task []casCPU
 }
 
+// words returns the pool's W_c words and layout, for casStates.
+func (s *casState) words() *casPool { return &s.casPool }
+
 // casCPU is cas's task accounting on one CPU of one pool.
 type casCPU struct {
 	// h is H_c in ge form: count[j-1] is the number of tasks whose P_tc
@@ -115,18 +118,9 @@ type casAlloc struct {
 
 func newCAS(cfg Config) (Allocator, error) {
 	a := new(casAlloc)
-	var own [numKinds]*casState
-	var pools [numKinds]*casPool
-	for k, n := range casPoolSizes(cfg) {
-		if n > 0 {
-			own[k] = &casState{casPool: newCASPool(n, cfg.CPUs), task: make([]casCPU, cfg.CPUs)}
-			pools[k] = &own[k].casPool
-		}
-	}
-	a.init(cfg, pools, a)
-	for k := range a.kinds {
-		a.kinds[k] = own[cfg.poolIndex(Kind(k))]
-	}
+	a.kinds = casStates(&a.casBase, cfg, a, func(p casPool) *casState {
+		return &casState{casPool: p, task: make([]casCPU, cfg.CPUs)}
+	})
 	return a, nil
 }
 
@@ -469,39 +463,46 @@ func (a *casAlloc) unclaimOne(p *casState, pc *casOneCPU, c, i int) {
 	}
 }
 
-// Release implements Allocator: CPU-bound slots inline (releaseCPU), task
-// slots by releaseTask. A release never lowers a bound: G and W_c keep
-// theirs until a CPU-bound refusal needs them lower (reserveCPUSlow).
+// Release implements Allocator: CPU-bound slots by casBase, task slots
+// with a register index inline, the rest by releaseTask. A release never
+// lowers a bound: G and W_c keep theirs until a CPU-bound refusal needs
+// them lower (reserveCPUSlow).
 func (a *casAlloc) Release(s Slot) error {
 	r := s.req
 	if r.Task == NoTask {
 		if done, err := a.releaseCPU(s); done {
 			return err
 		}
-	} else if r.Kind < numKinds && s.gen&1 != 0 && uint(s.index) < MaxSlots && uint(r.CPU+1) <= uint(a.cfg.CPUs) {
-		// A task slot with a register index: checked by its generation
-		// alone (an index beyond the pool never had one).
-		if rec := a.tasks.dense(r.Task); rec != nil {
-			ts := &rec.pools[a.cfg.poolIndex(r.Kind)]
-			p := a.kinds[r.Kind]
-			i := int(s.index)
-			if r.CPU == AnyCPU {
-				if !ts.allGen.give(i, s.gen) {
-					return a.errs.stale(r)
-				}
-				a.dropAll(p, ts, r.Task, holdAt(i))
-				return nil
-			}
-			cp := ts.cpu.Load()
-			if cp == nil || !(*cp)[r.CPU].gen.give(i, s.gen) {
-				return a.errs.stale(r)
-			}
-			a.unclaimOne(p, &(*cp)[r.CPU], r.CPU, i)
-			ts.one.Sub(oneHold)
-			return nil
+		return a.releaseTask(s)
+	}
+	if r.Kind >= numKinds || s.gen&1 == 0 || uint(s.index) >= MaxSlots || uint(r.CPU+1) > uint(a.cfg.CPUs) {
+		return a.releaseTask(s)
+	}
+	// A task slot with a register index: checked by its generation alone
+	// (an index beyond the pool never had one).
+	rec := a.tasks.dense(r.Task)
+	if rec == nil {
+		if rec = a.tasks.lookup(r.Task); rec == nil {
+			return a.releaseTask(s)
 		}
 	}
-	return a.releaseTask(s)
+	ts := &rec.pools[a.cfg.poolIndex(r.Kind)]
+	p := a.kinds[r.Kind]
+	i := int(s.index)
+	if r.CPU == AnyCPU {
+		if !ts.allGen.give(i, s.gen) {
+			return a.errs.stale(r)
+		}
+		a.dropAll(p, ts, r.Task, holdAt(i))
+		return nil
+	}
+	cp := ts.cpu.Load()
+	if cp == nil || !(*cp)[r.CPU].gen.give(i, s.gen) {
+		return a.errs.stale(r)
+	}
+	a.unclaimOne(p, &(*cp)[r.CPU], r.CPU, i)
+	ts.one.Sub(oneHold)
+	return nil
 }
 
 // dropAll takes a released all-CPU breakpoint (T change sub) out of T and
@@ -514,50 +515,35 @@ func (a *casAlloc) dropAll(p *casState, ts *casTaskState, task int, sub taskWord
 	}
 }
 
-// releaseTask releases task slots and rejects everything releaseCPU did
-// not take.
+// releaseTask releases what Release does not take inline, an all-CPU slot
+// at an overflow position (see NoIndex), and rejects everything else it
+// is given: nothing else it gets can be held.
 func (a *casAlloc) releaseTask(s Slot) error {
 	if err := a.cfg.checkRelease(s); err != nil {
 		return err
 	}
 	r := s.req
-	if r.IsCPUBound() || s.gen&1 == 0 {
-		return a.errs.stale(r) // an even generation: never live
+	var rec *casTask
+	if !r.IsCPUBound() && s.gen&1 != 0 && s.index < 0 { // checkRelease: only all-CPU slots have one
+		rec = a.tasks.lookup(r.Task)
 	}
-	rec := a.tasks.lookup(r.Task)
 	if rec == nil {
 		return a.errs.stale(r)
 	}
-	p := a.kinds[r.Kind]
 	ts := &rec.pools[a.cfg.poolIndex(r.Kind)]
 	raw := int(s.index)
-	if r.CPU != AnyCPU {
-		cp := ts.cpu.Load()
-		if cp == nil || !(*cp)[r.CPU].gen.give(raw, s.gen) {
-			return a.errs.stale(r)
-		}
-		a.unclaimOne(p, &(*cp)[r.CPU], r.CPU, raw)
-		ts.one.Sub(oneHold)
-		return nil
-	}
 	if !ts.give(raw, s.gen) {
 		return a.errs.stale(r)
 	}
-	sub := holdOv
-	if raw >= 0 {
-		sub = holdAt(raw)
-	}
-	a.dropAll(p, ts, r.Task, sub)
-	if raw < 0 {
-		ts.dropOv(overflowPos(raw))
-	}
+	a.dropAll(a.kinds[r.Kind], ts, r.Task, holdOv)
+	ts.dropOv(overflowPos(raw))
 	return nil
 }
 
 // InUse implements Allocator: a live CPU-bound field, a task counted in
 // H_c or in the all-CPU counts (tmax itself may be left high by releases).
 func (a *casAlloc) InUse() bool {
-	if a.cpuBoundHeld() {
+	if a.cpuHeld(false) {
 		return true
 	}
 	for k, p := range a.pools {

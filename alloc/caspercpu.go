@@ -78,6 +78,9 @@ type pcState struct {
 	task []pcCPU
 }
 
+// words returns the pool's W_c words and layout, for casStates.
+func (s *pcState) words() *casPool { return &s.casPool }
+
 // pcCPU is cas-percpu's task accounting on one CPU of one pool.
 type pcCPU struct {
 	h    histogram // H_c: count[k-1] is the number of tasks with k breakpoints on c
@@ -154,18 +157,9 @@ type casPercpuAlloc struct {
 
 func newCASPercpu(cfg Config) (Allocator, error) {
 	a := new(casPercpuAlloc)
-	var own [numKinds]*pcState
-	var pools [numKinds]*casPool
-	for k, n := range casPoolSizes(cfg) {
-		if n > 0 {
-			own[k] = &pcState{casPool: newCASPool(n, cfg.CPUs), task: make([]pcCPU, cfg.CPUs)}
-			pools[k] = &own[k].casPool
-		}
-	}
-	a.init(cfg, pools, a)
-	for k := range a.kinds {
-		a.kinds[k] = own[cfg.poolIndex(Kind(k))]
-	}
+	a.kinds = casStates(&a.casBase, cfg, a, func(p casPool) *pcState {
+		return &pcState{casPool: p, task: make([]pcCPU, cfg.CPUs)}
+	})
 	return a, nil
 }
 
@@ -462,19 +456,4 @@ func (a *casPercpuAlloc) releaseSlow(s Slot) error {
 // InUse implements Allocator: a live CPU-bound field or a task count
 // bounded above zero on any CPU (cas-percpu lowers tmax exactly once the
 // last task operation on the CPU ends).
-func (a *casPercpuAlloc) InUse() bool {
-	if a.cpuBoundHeld() {
-		return true
-	}
-	for _, p := range a.pools {
-		if p == nil {
-			continue
-		}
-		for c := range p.cpu {
-			if p.tmax(p.cpu[c].w.Load()) > 0 {
-				return true
-			}
-		}
-	}
-	return false
-}
+func (a *casPercpuAlloc) InUse() bool { return a.cpuHeld(true) }

@@ -331,17 +331,23 @@ type taskBound interface {
 	inFlight(k Kind, c int) bool
 }
 
-// casPoolSizes returns the register count of each pool a Config has, 0
-// for an instruction pool shared with the data pool.
-func casPoolSizes(cfg Config) [numKinds]int { return [numKinds]int{cfg.Slots, cfg.InstSlots} }
-
-// init sets the base up with the strategy's pools (nil for a shared
-// instruction pool) and its side of reserveCPUSlow.
-func (b *casBase) init(cfg Config, pools [numKinds]*casPool, bound taskBound) {
-	b.cfg, b.errs, b.pools, b.bound = cfg, newErrTable(cfg), pools, bound
-	for k := range b.byKind {
-		b.byKind[k] = pools[cfg.poolIndex(Kind(k))]
+// casStates sets b up for a strategy whose state of a pool of n registers
+// mk builds around the pool's words p, and returns those states by Kind,
+// as b.byKind. bound is the strategy's side of reserveCPUSlow.
+func casStates[S interface{ words() *casPool }](b *casBase, cfg Config, bound taskBound, mk func(p casPool) S) (byKind [numKinds]S) {
+	var own [numKinds]S
+	b.cfg, b.errs, b.bound = cfg, newErrTable(cfg), bound
+	for k, n := range [numKinds]int{cfg.Slots, cfg.InstSlots} { // 0: instructions share the data pool
+		if n > 0 {
+			own[k] = mk(newCASPool(n, cfg.CPUs))
+			b.pools[k] = own[k].words()
+		}
 	}
+	for k := range byKind {
+		byKind[k] = own[cfg.poolIndex(Kind(k))]
+		b.byKind[k] = b.pools[cfg.poolIndex(Kind(k))]
+	}
+	return byKind
 }
 
 // SpuriousRefusals implements SpuriousRefusals.
@@ -400,14 +406,16 @@ func (b *casBase) reserveCPUSlow(p *casPool, r Request) (Slot, error) {
 	}
 }
 
-// cpuBoundHeld reports whether any CPU-bound breakpoint is held.
-func (b *casBase) cpuBoundHeld() bool {
+// cpuHeld reports whether any CPU-bound breakpoint is held or, with
+// tmax, any task bound is above zero.
+func (b *casBase) cpuHeld(tmax bool) bool {
 	for _, p := range b.pools {
 		if p == nil {
 			continue
 		}
 		for c := range p.cpu {
-			if p.cp(p.cpu[c].w.Load()) > 0 {
+			w := p.cpu[c].w.Load()
+			if p.cp(w) > 0 || tmax && p.tmax(w) > 0 {
 				return true
 			}
 		}

@@ -67,11 +67,12 @@ func (g globalWord) lowering() bool { return g&gFlag != 0 }
 // maximum, or a larger one being installed.
 func (g globalWord) bound() int { return max(g.max(), int(g>>gPendShift&31)) }
 
-// unflagged is G after a reservation cleared a lowering's flag, which
-// makes the lowering's install fail.
-func (g globalWord) unflagged() globalWord {
+// withFlag is G once a lowering of gmax begins its scan (flag set), or
+// once a reservation has cleared the flag, which makes the lowering's
+// install fail.
+func (g globalWord) withFlag(flag bool) globalWord {
 	m, pend, np, _, ver := g.unpack()
-	return packGlobal(m, pend, np, false, ver+1)
+	return packGlobal(m, pend, np, flag, ver+1)
 }
 
 // announced is G once a raise to v has begun (it also clears the flag).
@@ -91,12 +92,6 @@ func (g globalWord) raised(v int, ok bool) globalWord {
 		m = max(m, v)
 	}
 	return packGlobal(m, pend, np, flag, ver+1)
-}
-
-// flagged is G once a lowering of gmax begins its scan.
-func (g globalWord) flagged() globalWord {
-	m, pend, np, _, ver := g.unpack()
-	return packGlobal(m, pend, np, true, ver+1)
 }
 
 // lowered is G with the lowering's result m installed.
@@ -159,7 +154,7 @@ func (gl *casGlobal) lower() bool {
 		if m == 0 || gl.count(m) > 0 {
 			return true
 		}
-		fg := g.flagged()
+		fg := g.withFlag(true)
 		if !gl.g.CompareAndSwap(g, fg) {
 			continue
 		}
@@ -190,7 +185,7 @@ func (p *casState) admitAll(v int) bool {
 	for {
 		g := gl.g.Load()
 		if g.max() >= v {
-			if !g.lowering() || gl.g.CompareAndSwap(g, g.unflagged()) {
+			if !g.lowering() || gl.g.CompareAndSwap(g, g.withFlag(false)) {
 				return true
 			}
 			continue

@@ -64,8 +64,8 @@ func TestCASWordPacking(t *testing.T) {
 							t.Fatalf("G(%d, %d, %d, %v, %d) unpacks to (%d, %d, %d, %v, %d)", gmax, pend, npend, flag, ver, m, p, n, f, v)
 						}
 						next := (ver + 1) & top // the version wraps off the top
-						if got, want := g.flagged(), packGlobal(gmax, pend, npend, true, next); got != want {
-							t.Errorf("G(%d, %d, %d, %v, %d).flagged() = %#x, want %#x", gmax, pend, npend, flag, ver, got, want)
+						if got, want := g.withFlag(true), packGlobal(gmax, pend, npend, true, next); got != want {
+							t.Errorf("G(%d, %d, %d, %v, %d).withFlag(true) = %#x, want %#x", gmax, pend, npend, flag, ver, got, want)
 						}
 						if npend > 0 {
 							wantPend := pend
