@@ -1,7 +1,5 @@
 package alloc
 
-import "sync/atomic"
-
 func init() { register("cas", newCAS) }
 
 // The cas strategy takes no lock on any Reserve or Release path, and an
@@ -68,8 +66,9 @@ func init() { register("cas", newCAS) }
 //
 // Tentative holds are visible, so cas can refuse what a serial order would
 // admit. SpuriousRefusals counts the refusals that saw one: a task request
-// while another reservation of the same task was in flight (T.tent or
-// oneCounts' in-flight half), a CPU-bound request while a raise of gmax or
+// while another reservation of the same task was in flight (T.tent, an
+// uncommitted claim in P_tc or one taken back meanwhile, see oneCounts),
+// a CPU-bound request while a raise of gmax or
 // a tentative synchronisation on its CPU was in flight, or after a
 // lowering lost a race. Not told apart, to keep per-CPU counters off the
 // one-CPU reservation's path (they cost it two locked operations): a
@@ -82,33 +81,12 @@ func init() { register("cas", newCAS) }
 // task accounting beside W_c.
 type casState struct {
 	casPool
-	gl   casGlobal
+	gl   *casGlobal
 	task []casCPU
 }
 
 // words returns the pool's W_c words and layout, for casStates.
 func (s *casState) words() *casPool { return &s.casPool }
-
-// casCPU is cas's task accounting on one CPU of one pool.
-type casCPU struct {
-	// h is H_c in ge form: count[j-1] is the number of tasks whose P_tc
-	// on c stands for a value of at least j. A task whose value moves
-	// from v to nv moves the buckets in between, and h.max is the largest
-	// value any task's P_tc stands for.
-	h histogram
-	// syncing counts tentative synchronisations of all-CPU reservations
-	// in flight on c, for SpuriousRefusals only.
-	syncing atomic.Int32
-	_       [60]byte
-}
-
-// move moves a task in H_c from value lo to hi > lo (d = 1) or back
-// (d = -1).
-func (t *casCPU) move(lo, hi int, d int32) {
-	for j := lo; j < hi; j++ {
-		t.h.count[j].Add(d)
-	}
-}
 
 type casAlloc struct {
 	casBase
@@ -119,7 +97,7 @@ type casAlloc struct {
 func newCAS(cfg Config) (Allocator, error) {
 	a := new(casAlloc)
 	a.kinds = casStates(&a.casBase, cfg, a, func(p casPool) *casState {
-		return &casState{casPool: p, task: make([]casCPU, cfg.CPUs)}
+		return &casState{casPool: p, gl: new(casGlobal), task: make([]casCPU, cfg.CPUs)}
 	})
 	return a, nil
 }
@@ -127,8 +105,10 @@ func newCAS(cfg Config) (Allocator, error) {
 // Reserve implements Allocator: CPU-bound requests by casBase, the rest
 // by reserveTask.
 func (a *casAlloc) Reserve(r Request) (Slot, error) {
-	if s, done, err := a.reserveCPUBound(r); done {
-		return s, err
+	if r.Task == NoTask { // tested here, so task requests skip the call
+		if s, done, err := a.reserveCPUBound(r); done {
+			return s, err
+		}
 	}
 	return a.reserveTask(r)
 }
@@ -358,29 +338,6 @@ func (a *casAlloc) syncAll(p *casState, ts *casTaskState, raise bool) int {
 	return -1
 }
 
-// transition changes P_tc from ow to nw and moves the task in H_c from
-// ow.val() to nw.val(): an increase is counted before the CAS (and taken
-// back if it fails), a decrease after it, so every bucket of H_c is at
-// least what the P_tc words stand for at every instant. The caller checks
-// that an increase stays within the pool. It reports false if P_tc changed.
-func (p *casState) transition(c int, pw *atomicWord[oneWord], ow, nw oneWord) bool {
-	v, nv := ow.val(), nw.val()
-	t := &p.task[c]
-	if nv > v {
-		t.move(v, nv, 1)
-		if !pw.CompareAndSwap(ow, nw) {
-			t.move(v, nv, -1)
-			return false
-		}
-		return true
-	}
-	if !pw.CompareAndSwap(ow, nw) {
-		return false
-	}
-	t.move(nv, v, -1)
-	return true
-}
-
 // syncCPU brings gseen in P_tc to the task's current g and, with raise,
 // commits the resulting value on W_c (cp(c) + value <= N, invariant C); it
 // reports false if that does not fit. Without raise (releases and
@@ -410,134 +367,167 @@ func (a *casAlloc) syncCPU(p *casState, ts *casTaskState, pc *casOneCPU, c int, 
 // reserveOne reserves a one-CPU breakpoint of a task on c: claimed in P_tc
 // with gseen = g, then checked against T's mask (an all-CPU reservation of
 // the task may have taken the index), synchronised and committed on W_c.
+// Its slot generation, taken last, marks the claim committed.
 func (a *casAlloc) reserveOne(p *casState, ts *casTaskState, r Request) (Slot, error) {
 	c := r.CPU
-	pc := &ts.cpus(a.cfg.CPUs)[c]
-	ts.one.Add(oneHold + oneFlight)
+	cpus := ts.cpu.Load()
+	if cpus == nil {
+		cpus = ts.newCPUs(a.cfg.CPUs)
+	}
+	pc := &(*cpus)[c]
+	start := ts.one.Add(oneHold).rolled()
+	var own uint16 // claims this reservation took back
 	for {
 		ow := pc.w.Load()
 		tw := ts.w.Load()
 		g, one := tw.g(), ow.one()
 		i := lowestFree(ow.mask()|tw.mask(), p.n)
 		if i < 0 || g+one+1 > p.n {
-			return a.refuseOne(ts, r, tw.tent() > 0)
+			return a.refuseOne(ts, pc, r, tw.tent() > 0, start+own)
 		}
 		if !p.transition(c, &pc.w, ow, ow.claimed(i, g)) {
 			continue
 		}
 		tw = ts.w.Load()
 		if tw.mask()&(1<<i) != 0 {
-			a.unclaimOne(p, pc, c, i)
+			a.rollbackOne(p, ts, pc, c, i)
+			own++
 			continue
 		}
 		// Commonly g has not moved and W_c already bounds the value: the
 		// claim is then committed (raiseTmax's fast case, inline).
 		if w := p.cpu[c].w.Load(); tw.g() == g && p.tmax(w) >= g+one+1 && !p.lowering(w) {
-			ts.one.Sub(oneFlight)
 			return NewSlot(r, i, pc.gen.take(i)), nil
 		}
 		if !a.syncCPU(p, ts, pc, c, true) {
-			a.unclaimOne(p, pc, c, i)
-			return a.refuseOne(ts, r, ts.w.Load().tent() > 0)
+			a.rollbackOne(p, ts, pc, c, i)
+			return a.refuseOne(ts, pc, r, ts.w.Load().tent() > 0, start+own+1)
 		}
-		ts.one.Sub(oneFlight)
 		return NewSlot(r, i, pc.gen.take(i)), nil
 	}
 }
 
-// refuseOne ends a refused one-CPU reservation, counting it as spurious if
-// a tentative all-CPU hold or another one-CPU reservation of the task was
-// in flight.
-func (a *casAlloc) refuseOne(ts *casTaskState, r Request, tentative bool) (Slot, error) {
-	others := ts.one.Sub(oneHold+oneFlight).inFlight() != 0
+// rollbackOne takes back reserveOne's claim at index i, counted in
+// oneCounts as rolling before the unclaim and as rolled after it.
+func (a *casAlloc) rollbackOne(p *casState, ts *casTaskState, pc *casOneCPU, c, i int) {
+	ts.one.Add(oneRolling)
+	p.unclaim(pc, c, i)
+	ts.one.Add(oneRolled - oneRolling)
+}
+
+// refuseOne ends a refused one-CPU reservation on pc, counting it as
+// spurious if a tentative all-CPU hold, or another one-CPU claim of the
+// task, may have caused it. A claim it saw in P_tc is, when it looks
+// again: still there and uncommitted (claimsInFlight); or committed, so
+// the refusal stands; or taken back. A claim taken back was counted as
+// rolling before its unclaim, which came after the reservation's start,
+// and is counted as rolled after it: so P_tc, read first, still shows it,
+// or the counts, read after, show it rolling, or rolled beyond want (the
+// count at the start plus the reservation's own).
+func (a *casAlloc) refuseOne(ts *casTaskState, pc *casOneCPU, r Request, tentative bool, want uint16) (Slot, error) {
+	others := pc.claimsInFlight()
+	if n := ts.one.Sub(oneHold); n.rolling() != 0 || n.rolled() != want {
+		others = true
+	}
 	return a.refuse(r, tentative || others)
 }
 
-// unclaimOne removes the one-CPU breakpoint at index i from P_tc.
-func (a *casAlloc) unclaimOne(p *casState, pc *casOneCPU, c, i int) {
-	for {
-		ow := pc.w.Load()
-		if p.transition(c, &pc.w, ow, ow.unclaimed(i)) {
-			return
-		}
-	}
-}
-
 // Release implements Allocator: CPU-bound slots by casBase, task slots
-// with a register index inline, the rest by releaseTask. A release never
-// lowers a bound: G and W_c keep theirs until a CPU-bound refusal needs
-// them lower (reserveCPUSlow).
+// with a register index inline, the rest by releaseTask. Either way a
+// task slot's release is one call, to releaseAll or releaseOne. A release
+// never lowers a bound: G and W_c keep theirs until a CPU-bound refusal
+// needs them lower (reserveCPUSlow).
 func (a *casAlloc) Release(s Slot) error {
 	r := s.req
 	if r.Task == NoTask {
 		if done, err := a.releaseCPU(s); done {
 			return err
 		}
-		return a.releaseTask(s)
-	}
-	if r.Kind >= numKinds || s.gen&1 == 0 || uint(s.index) >= MaxSlots || uint(r.CPU+1) > uint(a.cfg.CPUs) {
-		return a.releaseTask(s)
-	}
-	// A task slot with a register index: checked by its generation alone
-	// (an index beyond the pool never had one).
-	rec := a.tasks.dense(r.Task)
-	if rec == nil {
-		if rec = a.tasks.lookup(r.Task); rec == nil {
-			return a.releaseTask(s)
+	} else if r.Kind < numKinds && s.gen&1 != 0 && uint(s.index) < MaxSlots && uint(r.CPU+1) <= uint(a.cfg.CPUs) {
+		if rec := a.tasks.dense(r.Task); rec != nil {
+			ts := &rec.pools[a.cfg.poolIndex(r.Kind)]
+			if r.CPU == AnyCPU {
+				return a.releaseAll(ts, s)
+			}
+			return a.releaseOne(ts, s)
 		}
 	}
-	ts := &rec.pools[a.cfg.poolIndex(r.Kind)]
-	p := a.kinds[r.Kind]
-	i := int(s.index)
-	if r.CPU == AnyCPU {
-		if !ts.allGen.give(i, s.gen) {
-			return a.errs.stale(r)
-		}
-		a.dropAll(p, ts, r.Task, holdAt(i))
-		return nil
+	return a.releaseTask(s)
+}
+
+// releaseAll releases all-CPU slot s: its generation decides whether it is
+// held (an index beyond the pool never had one), then it comes out of T
+// and then out of the counts.
+func (a *casAlloc) releaseAll(ts *casTaskState, s Slot) error {
+	r, raw := s.req, int(s.index)
+	if raw < 0 {
+		return a.releaseOv(ts, s)
 	}
+	if !ts.allGen.give(raw&(MaxSlots-1), s.gen) {
+		return a.errs.stale(r)
+	}
+	if p := a.kinds[r.Kind]; p.dropAll(ts, r.Task, holdAt(raw)) {
+		a.syncAll(p, ts, false)
+	}
+	return nil
+}
+
+// releaseOv is releaseAll for a slot at an overflow position (NoIndex).
+func (a *casAlloc) releaseOv(ts *casTaskState, s Slot) error {
+	r, pos := s.req, overflowPos(int(s.index))
+	if !ts.ovGen.give(pos, s.gen) {
+		return a.errs.stale(r)
+	}
+	if p := a.kinds[r.Kind]; p.dropAll(ts, r.Task, holdOv) {
+		a.syncAll(p, ts, false)
+	}
+	ts.dropOv(pos)
+	return nil
+}
+
+// dropAll takes a released all-CPU breakpoint (T change sub) of task out
+// of T and then out of the counts. It reports whether the task has one-CPU
+// breakpoints, whose P_tc words the caller then synchronises (syncAll).
+func (p *casState) dropAll(ts *casTaskState, task int, sub taskWord) bool {
+	k := (ts.w.Sub(sub) + sub).g()
+	p.gl.shard[uint(task)%casShards].ge[k-1].Add(-1)
+	return ts.one.Load().held() > 0
+}
+
+// releaseOne releases one-CPU slot s: its generation decides whether it is
+// held (an index beyond the pool never had one), then it comes out of P_tc
+// and H_c, and then out of the task's count.
+func (a *casAlloc) releaseOne(ts *casTaskState, s Slot) error {
+	r, i := s.req, int(s.index)&(MaxSlots-1)
 	cp := ts.cpu.Load()
 	if cp == nil || !(*cp)[r.CPU].gen.give(i, s.gen) {
 		return a.errs.stale(r)
 	}
-	a.unclaimOne(p, &(*cp)[r.CPU], r.CPU, i)
+	a.kinds[r.Kind].unclaim(&(*cp)[r.CPU], r.CPU, i)
 	ts.one.Sub(oneHold)
 	return nil
 }
 
-// dropAll takes a released all-CPU breakpoint (T change sub) out of T and
-// then out of the counts.
-func (a *casAlloc) dropAll(p *casState, ts *casTaskState, task int, sub taskWord) {
-	k := (ts.w.Sub(sub) + sub).g()
-	p.gl.shard[uint(task)%casShards].ge[k-1].Add(-1)
-	if ts.one.Load().held() > 0 {
-		a.syncAll(p, ts, false)
-	}
-}
-
-// releaseTask releases what Release does not take inline, an all-CPU slot
-// at an overflow position (see NoIndex), and rejects everything else it
-// is given: nothing else it gets can be held.
+// releaseTask releases what Release does not take inline (task slots of
+// ids above the radix table, all-CPU slots at an overflow position) and
+// rejects everything else, which cannot be held.
 func (a *casAlloc) releaseTask(s Slot) error {
 	if err := a.cfg.checkRelease(s); err != nil {
 		return err
 	}
 	r := s.req
 	var rec *casTask
-	if !r.IsCPUBound() && s.gen&1 != 0 && s.index < 0 { // checkRelease: only all-CPU slots have one
+	if !r.IsCPUBound() && s.gen&1 != 0 {
 		rec = a.tasks.lookup(r.Task)
 	}
 	if rec == nil {
 		return a.errs.stale(r)
 	}
 	ts := &rec.pools[a.cfg.poolIndex(r.Kind)]
-	raw := int(s.index)
-	if !ts.give(raw, s.gen) {
-		return a.errs.stale(r)
+	if r.CPU == AnyCPU {
+		return a.releaseAll(ts, s) // checkRelease: only these have overflow positions
 	}
-	a.dropAll(a.kinds[r.Kind], ts, r.Task, holdOv)
-	ts.dropOv(overflowPos(raw))
-	return nil
+	return a.releaseOne(ts, s)
 }
 
 // InUse implements Allocator: a live CPU-bound field, a task counted in

@@ -179,8 +179,10 @@ func (a *casPercpuAlloc) task(id int) *pcTask {
 // Reserve implements Allocator: CPU-bound requests by casBase, the rest
 // by reserveSlow.
 func (a *casPercpuAlloc) Reserve(r Request) (Slot, error) {
-	if s, done, err := a.reserveCPUBound(r); done {
-		return s, err
+	if r.Task == NoTask { // tested here, so task requests skip the call
+		if s, done, err := a.reserveCPUBound(r); done {
+			return s, err
+		}
 	}
 	return a.reserveSlow(r)
 }

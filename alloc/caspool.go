@@ -195,11 +195,6 @@ func (p *casPool) cpuSlot(r Request, nw, free cpuWord) Slot {
 	return NewSlot(r, int(p.idxOf[sh]), uint32(uint64(nw)>>sh&p.fieldMask))
 }
 
-// String describes the packing, for test failure messages.
-func (p *casPool) String() string {
-	return fmt.Sprintf("cas pool n=%d field=%d bits tmax@%d flag@%d version@%d", p.n, p.fb, p.tShift, p.tShift+5, p.tShift+6)
-}
-
 // releaseCPU is the inline CPU-bound release of cas and cas-percpu. It
 // reports done = false for anything it does not judge (task slots, and
 // CPU-bound slots out of range or of an even generation), which the
@@ -248,6 +243,11 @@ func (b *casBase) releaseCPU(s Slot) (done bool, err error) {
 			return true, nil
 		}
 	}
+}
+
+// String describes the packing, for test failure messages.
+func (p *casPool) String() string {
+	return fmt.Sprintf("cas pool n=%d field=%d bits tmax@%d flag@%d version@%d", p.n, p.fb, p.tShift, p.tShift+5, p.tShift+6)
 }
 
 // slotGens holds a generation per register index (or overflow position):
@@ -350,16 +350,13 @@ func casStates[S interface{ words() *casPool }](b *casBase, cfg Config, bound ta
 	return byKind
 }
 
-// SpuriousRefusals implements SpuriousRefusals.
-func (b *casBase) SpuriousRefusals() uint64 { return b.spurious.Load() }
-
-// reserveCPUBound is the CPU-bound Reserve of both strategies: the request
-// is validated by the comparisons reserveCPU needs anyway, then admitted by
-// reserveCPU or, when a task bound is set on the CPU, tryCPU, with
-// reserveCPUSlow behind them. done is false for anything else, which the
-// strategy validates and reserves as a task request.
+// reserveCPUBound is the Reserve of both strategies for a request with
+// Task == NoTask: the request is validated by the comparisons reserveCPU
+// needs anyway, then admitted by reserveCPU or, when a task bound is set
+// on the CPU, tryCPU, with reserveCPUSlow behind them. done is false for
+// an invalid request, which the strategy's validation then reports.
 func (b *casBase) reserveCPUBound(r Request) (s Slot, done bool, err error) {
-	if r.Task != NoTask || r.Kind >= numKinds {
+	if r.Kind >= numKinds {
 		return Slot{}, false, nil
 	}
 	p := b.byKind[r.Kind]
@@ -422,3 +419,6 @@ func (b *casBase) cpuHeld(tmax bool) bool {
 	}
 	return false
 }
+
+// SpuriousRefusals implements SpuriousRefusals.
+func (b *casBase) SpuriousRefusals() uint64 { return b.spurious.Load() }

@@ -1,12 +1,16 @@
 package alloc
 
-import "sync/atomic"
+import (
+	"math/bits"
+	"sync/atomic"
+)
 
 // The words of cas's task accounting: G (one per pool), T (one per task
 // and pool) and P_tc (one per task, CPU and pool), with the counts kept
 // beside them: ge (tasks by all-CPU count, casGlobal) and H_c (tasks by
-// the value of their P_tc on c, casCPU), and the raise of gmax that
-// invariant G is about (admitAll, raiseTmax).
+// the value of their P_tc on c, casCPU); the raise of gmax that invariant
+// G is about (admitAll, raiseTmax); and the changes of P_tc that move H_c
+// (transition, unclaim).
 //
 // Every count is kept at or above the state it stands for: an increase of
 // T.g or of P_tc's value is counted in ge or H_c before the CAS that makes
@@ -181,7 +185,7 @@ func (gl *casGlobal) used() bool {
 // every CPU where cp(c) + v <= N, then publish. A raise that finds a CPU
 // without room refuses and leaves the CPUs it raised for lowerCPU.
 func (p *casState) admitAll(v int) bool {
-	gl := &p.gl
+	gl := p.gl
 	for {
 		g := gl.g.Load()
 		if g.max() >= v {
@@ -262,7 +266,7 @@ func (w taskWord) tent() int    { return int(w >> tTentShift) }
 // holdAt is the change of T that holds one more all-CPU breakpoint at
 // register index i; holdOv holds one at an overflow position. T changes
 // by adding and subtracting these, so concurrent changes commute.
-func holdAt(i int) taskWord { return 1 + 1<<(tMaskShift+uint(i)&63) }
+func holdAt(i int) taskWord { return 1 + 1<<((tMaskShift+uint(i))&63) }
 
 const (
 	holdOv  taskWord = 1
@@ -313,29 +317,112 @@ func (w oneWord) val() int {
 // synchronised with g.
 func (w oneWord) claimed(i, g int) oneWord { return packOne(w.one()+1, g, w.mask()|1<<i) }
 
-// unclaimed is P_tc without its one-CPU breakpoint at index i.
-func (w oneWord) unclaimed(i int) oneWord { return packOne(w.one()-1, w.gseen(), w.mask()&^(1<<i)) }
+// unclaimed is P_tc without its one-CPU breakpoint at index i, which it
+// holds: one down by one and bit i cleared, by subtraction.
+func (w oneWord) unclaimed(i int) oneWord { return w - 1 - 1<<((oMaskShift+uint(i))&63) }
 
-// oneCounts is a task's count of its one-CPU breakpoints in one pool, in
-// two halves. The low 32 bits count them, held or being reserved: raised
-// before the P_tc claim and lowered after the unclaim, so an all-CPU
-// operation that reads 0 after changing T may skip the CPUs (the crossing
-// of invariant C). The high 32 bits count its one-CPU reservations in
-// flight, for SpuriousRefusals.
+// casCPU is cas's task accounting on one CPU of one pool.
+type casCPU struct {
+	// h is H_c in ge form: count[j-1] is the number of tasks whose P_tc
+	// on c stands for a value of at least j. A task whose value moves
+	// from v to nv moves the buckets in between, and h.max is the largest
+	// value any task's P_tc stands for.
+	h histogram
+	// syncing counts tentative synchronisations of all-CPU reservations
+	// in flight on c, for SpuriousRefusals only.
+	syncing atomic.Int32
+	_       [60]byte
+}
+
+// move moves a task in H_c from value lo to hi > lo (d = 1) or back
+// (d = -1).
+func (t *casCPU) move(lo, hi int, d int32) {
+	for j := lo; j < hi; j++ {
+		t.h.count[j].Add(d)
+	}
+}
+
+// transition changes P_tc from ow to nw and moves the task in H_c from
+// ow.val() to nw.val(): an increase is counted before the CAS (and taken
+// back if it fails), a decrease after it, so every bucket of H_c is at
+// least what the P_tc words stand for at every instant. The caller checks
+// that an increase stays within the pool. It reports false if P_tc changed.
+func (p *casState) transition(c int, pw *atomicWord[oneWord], ow, nw oneWord) bool {
+	v, nv := ow.val(), nw.val()
+	t := &p.task[c]
+	if nv > v {
+		t.move(v, nv, 1)
+		if !pw.CompareAndSwap(ow, nw) {
+			t.move(v, nv, -1)
+			return false
+		}
+		return true
+	}
+	if !pw.CompareAndSwap(ow, nw) {
+		return false
+	}
+	t.move(nv, v, -1)
+	return true
+}
+
+// unclaim removes the one-CPU breakpoint at index i from P_tc on c. The
+// value P_tc stands for falls, so H_c follows after the CAS, as in
+// transition (written out here: the release's path is one call shorter).
+func (p *casState) unclaim(pc *casOneCPU, c, i int) {
+	for {
+		ow := pc.w.Load()
+		if nw := ow.unclaimed(i); pc.w.CompareAndSwap(ow, nw) {
+			p.task[c].move(nw.val(), ow.val(), -1)
+			return
+		}
+	}
+}
+
+// oneCounts is a task's count of its one-CPU breakpoints in one pool,
+// with the claims its one-CPU reservations took back. From bit 0:
+//
+//   - held, bits 0-31: its one-CPU breakpoints, held or being reserved:
+//     raised before the P_tc claim and lowered after the unclaim, so an
+//     all-CPU operation that reads 0 after changing T may skip the CPUs
+//     (the crossing of invariant C).
+//   - rolling, bits 32-47: claims being taken back (after a refusal, or a
+//     crossing with an all-CPU reservation), counted before the unclaim.
+//   - rolled, bits 48-63: claims taken back, counted after the unclaim;
+//     it wraps off the top, so a refusal misses those taken back during
+//     its reservation only if they are an exact multiple of 2^16.
+//
+// The two halves serve SpuriousRefusals (refuseOne): a refused
+// reservation that saw another claim of the task in P_tc finds it there
+// still, uncommitted (claimsInFlight), or being taken back (rolling), or
+// taken back since the reservation began (rolled moved).
 type oneCounts uint64
 
 const (
-	oneHold   oneCounts = 1
-	oneFlight oneCounts = 1 << 32
+	oneHold    oneCounts = 1
+	oneRolling oneCounts = 1 << 32
+	oneRolled  oneCounts = 1 << 48
 )
 
-func (n oneCounts) held() int32      { return int32(n) }
-func (n oneCounts) inFlight() uint32 { return uint32(n >> 32) }
+func (n oneCounts) held() int32     { return int32(n) }
+func (n oneCounts) rolling() uint16 { return uint16(n >> 32) }
+func (n oneCounts) rolled() uint16  { return uint16(n >> 48) }
 
 // casOneCPU is one task's one-CPU state on one CPU.
 type casOneCPU struct {
 	w   atomicWord[oneWord] // P_tc
 	gen slotGens
+}
+
+// claimsInFlight reports whether P_tc holds a claim whose generation is
+// even: a reservation between its claim and its commit, or a release
+// between its generation and its unclaim.
+func (pc *casOneCPU) claimsInFlight() bool {
+	for m := pc.w.Load().mask(); m != 0; m &= m - 1 {
+		if pc.gen[bits.TrailingZeros32(m)].Load()&1 == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // casTaskState is one task's state in one pool.
@@ -346,19 +433,13 @@ type casTaskState struct {
 	allSlots
 }
 
-// cpus returns the task's per-CPU state, allocating it on first use.
-func (ts *casTaskState) cpus(n int) []casOneCPU {
-	if p := ts.cpu.Load(); p != nil {
-		return *p
-	}
-	return ts.newCPUs(n)
-}
-
-// newCPUs is cpus' slow path.
-func (ts *casTaskState) newCPUs(n int) []casOneCPU {
+// newCPUs allocates the task's per-CPU state on its first one-CPU
+// breakpoint (reserveOne loads ts.cpu inline, since a call to a helper
+// costs the one-CPU pair more than the load).
+func (ts *casTaskState) newCPUs(n int) *[]casOneCPU {
 	s := make([]casOneCPU, n)
 	ts.cpu.CompareAndSwap(nil, &s)
-	return *ts.cpu.Load()
+	return ts.cpu.Load()
 }
 
 // oneMasks is the union of the task's one-CPU register masks.
