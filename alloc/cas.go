@@ -433,10 +433,9 @@ func (a *casAlloc) refuseOne(ts *casTaskState, pc *casOneCPU, r Request, tentati
 }
 
 // Release implements Allocator: CPU-bound slots by casBase, task slots
-// with a register index inline, the rest by releaseTask. Either way a
-// task slot's release is one call, to releaseAll or releaseOne. A release
-// never lowers a bound: G and W_c keep theirs until a CPU-bound refusal
-// needs them lower (reserveCPUSlow).
+// of the radix table with a register index inline, the rest by
+// releaseTask. A release never lowers a bound: G and W_c keep theirs
+// until a CPU-bound refusal needs them lower (reserveCPUSlow).
 func (a *casAlloc) Release(s Slot) error {
 	r := s.req
 	if r.Task == NoTask {
@@ -446,52 +445,50 @@ func (a *casAlloc) Release(s Slot) error {
 	} else if r.Kind < numKinds && s.gen&1 != 0 && uint(s.index) < MaxSlots && uint(r.CPU+1) <= uint(a.cfg.CPUs) {
 		if rec := a.tasks.dense(r.Task); rec != nil {
 			ts := &rec.pools[a.cfg.poolIndex(r.Kind)]
-			if r.CPU == AnyCPU {
-				return a.releaseAll(ts, s)
+			if r.CPU != AnyCPU {
+				return a.releaseOne(ts, s)
 			}
-			return a.releaseOne(ts, s)
+			// releaseAll for a register index, written out: one call
+			// more costs the all-CPU pair 2 cycles of 80 here.
+			i := int(s.index) & (MaxSlots - 1)
+			if !ts.allGen.give(i, s.gen) {
+				return a.errs.stale(r)
+			}
+			a.dropAll(a.kinds[r.Kind], ts, r.Task, holdAt(i))
+			return nil
 		}
 	}
 	return a.releaseTask(s)
 }
 
-// releaseAll releases all-CPU slot s: its generation decides whether it is
-// held (an index beyond the pool never had one), then it comes out of T
-// and then out of the counts.
+// releaseAll releases all-CPU slot s, at a register index or an overflow
+// position: its generation decides whether it is held (an index beyond
+// the pool never had one), then it comes out of T and then out of the
+// counts.
 func (a *casAlloc) releaseAll(ts *casTaskState, s Slot) error {
 	r, raw := s.req, int(s.index)
+	if !ts.give(raw, s.gen) {
+		return a.errs.stale(r)
+	}
+	sub := holdOv
+	if raw >= 0 {
+		sub = holdAt(raw)
+	}
+	a.dropAll(a.kinds[r.Kind], ts, r.Task, sub)
 	if raw < 0 {
-		return a.releaseOv(ts, s)
+		ts.dropOv(overflowPos(raw))
 	}
-	if !ts.allGen.give(raw&(MaxSlots-1), s.gen) {
-		return a.errs.stale(r)
-	}
-	if p := a.kinds[r.Kind]; p.dropAll(ts, r.Task, holdAt(raw)) {
-		a.syncAll(p, ts, false)
-	}
-	return nil
-}
-
-// releaseOv is releaseAll for a slot at an overflow position (NoIndex).
-func (a *casAlloc) releaseOv(ts *casTaskState, s Slot) error {
-	r, pos := s.req, overflowPos(int(s.index))
-	if !ts.ovGen.give(pos, s.gen) {
-		return a.errs.stale(r)
-	}
-	if p := a.kinds[r.Kind]; p.dropAll(ts, r.Task, holdOv) {
-		a.syncAll(p, ts, false)
-	}
-	ts.dropOv(pos)
 	return nil
 }
 
 // dropAll takes a released all-CPU breakpoint (T change sub) of task out
-// of T and then out of the counts. It reports whether the task has one-CPU
-// breakpoints, whose P_tc words the caller then synchronises (syncAll).
-func (p *casState) dropAll(ts *casTaskState, task int, sub taskWord) bool {
+// of T and then out of the counts.
+func (a *casAlloc) dropAll(p *casState, ts *casTaskState, task int, sub taskWord) {
 	k := (ts.w.Sub(sub) + sub).g()
 	p.gl.shard[uint(task)%casShards].ge[k-1].Add(-1)
-	return ts.one.Load().held() > 0
+	if ts.one.Load().held() > 0 {
+		a.syncAll(p, ts, false)
+	}
 }
 
 // releaseOne releases one-CPU slot s: its generation decides whether it is
