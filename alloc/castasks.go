@@ -14,8 +14,8 @@ type casTask struct {
 // radix table whose levels are allocated on first use and installed by
 // CAS, so a lookup is three dependent loads and no hashing, and a record
 // never moves once created; larger ids fall back to a sync.Map. Records
-// are never freed: a task id is a small number that a benchmark or a
-// debugger reuses, and a record without breakpoints holds no count.
+// are never freed (nor are cas-percpu's); one whose task holds nothing
+// stands in no count.
 type casTasks struct {
 	top [1 << casTopBits]atomic.Pointer[casMid]
 	big sync.Map // task id >= casDense -> *casTask
