@@ -13,24 +13,21 @@ func init() { register("cas-percpu", newCASPercpu) }
 // an all-CPU task reservation costs a dozen locked operations per simulated
 // CPU, which is why Linux 6.x keeps all-CPU task counts in one global
 // histogram. It takes no lock on any Reserve or Release path. Its state,
-// per pool:
+// per pool (pcState):
 //
-//   - per CPU c, one packed word W_c: for each register index a field
-//     holding a generation counter, then tmax, then a version. Reserving and
-//     releasing each advance a field by one (modulo its width), so an odd
-//     field is held and its value is the holder's Slot.Gen; its low bit is
-//     the live bit. cp(c), the number of CPU-bound breakpoints on c, is the
-//     number of live bits. tmax is an upper bound on pinned_t(c) for every
-//     task t.
-//   - per CPU c, a histogram H_c of the tasks' counts on c (bucket k: tasks
-//     with k breakpoints on c) and a counter of histogram moves in flight.
-//   - per task and CPU, a word P_tc = {register mask, count}: count is
-//     pinned_t(c) (tentative holds included), mask the indexes the task uses
-//     on c (an all-CPU breakpoint sets its bit in every P_tc).
+//   - per CPU c, the word W_c (cpuWord, shared with cas): the CPU-bound
+//     breakpoints, tmax and a version; tmax is an upper bound on
+//     pinned_t(c) for every task t. cas-percpu never sets W_c's lowering
+//     flag.
+//   - per CPU c (pcCPU), a histogram H_c of the tasks' counts on c (bucket
+//     k: tasks with k breakpoints on c) and busy_c, which counts the task
+//     operations on c started and in flight.
+//   - per task and CPU, a word P_tc = {register mask, count} (pcWord):
+//     count is pinned_t(c) (tentative holds included), mask the indexes
+//     the task uses on c (an all-CPU breakpoint sets its bit in every
+//     P_tc).
 //
-// Invariant A: every CAS that raises cp(c) or tmax(c) checks
-// cp(c) + tmax(c) <= N in the value it installs; lowering either only
-// decreases it. So cp(c) + tmax(c) <= N always holds in W_c.
+// Invariant A (cpuWord): cp(c) + tmax(c) <= N always holds in W_c.
 //
 // Invariant B: every change of P_tc (claim, unclaim: CAS or atomic add, so
 // one task's changes on c are totally ordered) is followed by exactly one
@@ -40,12 +37,12 @@ func init() { register("cas-percpu", newCASPercpu) }
 // transiently at -1, which would hide another task counted in it; hence D.
 //
 // Invariant D: a task operation on c is bracketed by begin/end, which count
-// it in busy_c (started<<32 | in flight) from before its P_tc change until
-// after its histogram move. A scan of H_c taken while busy_c showed nothing
-// in flight and did not change is of a quiescent histogram, whose buckets
-// are then exactly the committed pinned_t(c) of the tasks. Only such a scan
-// may lower tmax; every operation tries to lower after its end, so the last
-// one out leaves tmax exact.
+// it in busy_c from before its P_tc change until after its histogram move.
+// A scan of H_c taken while busy_c showed nothing in flight and did not
+// change is of a quiescent histogram, whose buckets are then exactly the
+// committed pinned_t(c) of the tasks. Only such a scan may lower tmax;
+// every operation tries to lower after its end, so the last one out leaves
+// tmax exact.
 //
 // Invariant C: tmax(c) >= the committed pinned_t(c) of every task. A task
 // reservation commits on c only after a CAS on W_c that installs
@@ -59,48 +56,87 @@ func init() { register("cas-percpu", newCASPercpu) }
 // sees the lowered tmax and re-checks it against cp.
 //
 // From A and C: cp(c) + pinned_t(c) <= N for every task and CPU at every
-// instant, which is exactly what Linux's rules guarantee, so cas never
-// over-admits. Each decision is linearised at its successful CAS on W_c
-// (for an all-CPU breakpoint, the last of its per-CPU CASes, with the
+// instant, which is exactly what Linux's rules guarantee, so cas-percpu
+// never over-admits. Each decision is linearised at its successful CAS on
+// W_c (for an all-CPU breakpoint, the last of its per-CPU CASes, with the
 // earlier ones tentative holds that are rolled back on refusal).
 //
-// Because tentative holds are visible, cas can refuse what some serial
-// order would admit: a CPU-bound request that sees a raiser's hold that is
-// later rolled back, or a task request that sees a concurrent tentative
-// hold of the same task. Refusals made while such holds were in flight are
-// counted (SpuriousRefusals); the count is an upper bound. A CPU-bound
-// refusal caused only by a tmax not yet lowered after a release is not
-// made: the refuser helps lower tmax and retries. Under continuous task
-// traffic on a CPU, D can defer lowering; CPU-bound refusals made meanwhile
-// see task operations in flight and are counted too.
-//
-// Limits of the packing, documented rather than hidden: a CPU-bound
-// slot's field has 8 bits for pools of up to 6 registers, so a stale
-// CPU-bound Slot is recognised unless its index was reused a multiple of
-// 128 times since; larger pools (narrower fields, 3 bits at 16) keep a
-// 32-bit generation per CPU and index beside W_c (casPool.wide). The
-// version has 64 - 6 - N*field bits (26 at N = 4, 10 at N = 16; cas uses
-// the bit after tmax) and a lowering is only fooled if exactly a multiple
-// of 2^bits raises on the same CPU happen between its two accesses to W_c.
-// Task slots keep full 32-bit generations.
+// Because tentative holds are visible, cas-percpu can refuse what some
+// serial order would admit: a CPU-bound request that sees a raiser's hold
+// that is later rolled back, or a task request that sees a concurrent
+// tentative hold of the same task. Refusals made while such holds were in
+// flight are counted (SpuriousRefusals); the count is an upper bound. A
+// CPU-bound refusal caused only by a tmax not yet lowered after a release
+// is not made: the refuser helps lower tmax and retries. Under continuous
+// task traffic on a CPU, D can defer lowering; CPU-bound refusals made
+// meanwhile see task operations in flight and are counted too.
+
+// pcState is cas-percpu's state of one pool: W_c and its layout (casPool,
+// shared with cas), and per CPU the task accounting beside W_c.
+type pcState struct {
+	casPool
+	task []pcCPU
+}
+
+// words returns the pool's W_c words and layout, for casStates.
+func (s *pcState) words() *casPool { return &s.casPool }
+
+// pcCPU is cas-percpu's task accounting on one CPU of one pool.
+type pcCPU struct {
+	h    histogram // H_c: count[k-1] is the number of tasks with k breakpoints on c
+	busy atomicWord[busyWord]
+	_    [56]byte
+}
+
+// busyWord is busy_c (invariant D): task operations on c started, in its
+// high 32 bits, and in flight, in its low 32 bits. A lowering trusts a
+// scan of H_c only if busy_c showed nothing in flight and was the same
+// after the scan, so nothing started meanwhile either.
+type busyWord uint64
 
 const (
-	pcCntShift = 16 // P_tc: bits 0..15 register mask, bits 16.. count
-	pcOne      = 1 << pcCntShift
+	busyBegin busyWord = 1<<32 | 1 // one more started and in flight
+	busyEnd   busyWord = 1         // one fewer in flight (subtracted)
 )
+
+func (b busyWord) inFlight() uint32 { return uint32(b) }
+
+// pcWord is cas-percpu's P_tc, one task's word on one CPU in one pool:
+// bits 0-15 are the register indexes the task uses on c, bits 16 and up
+// its count there, pinned_t(c), tentative holds included. It changes by
+// adding and subtracting pcHold, so concurrent changes commute.
+type pcWord uint64
+
+const pcCntShift = 16
+
+// packPC builds P_tc from its fields.
+func packPC(mask uint32, count int) pcWord { return pcWord(mask) | pcWord(count)<<pcCntShift }
+
+// unpack returns P_tc's fields.
+func (w pcWord) unpack() (mask uint32, count int) { return w.mask(), w.count() }
+
+func (w pcWord) mask() uint32 { return uint32(w) & 0xffff }
+func (w pcWord) count() int   { return int(w >> pcCntShift) }
+
+// pcHold is the change of P_tc that holds one more breakpoint at index i,
+// or, for i < 0 (an overflow position, see NoIndex), without an index.
+func pcHold(i int) pcWord {
+	if i < 0 {
+		return packPC(0, 1)
+	}
+	return packPC(1<<i, 1)
+}
 
 // pcTaskCPU is one task's state on one CPU.
 type pcTaskCPU struct {
-	w   atomic.Uint64 // P_tc
-	gen [MaxSlots]atomic.Uint32
+	w   atomicWord[pcWord] // P_tc
+	gen slotGens
 }
 
 // pcTaskPool is one task's state in one pool.
 type pcTaskPool struct {
-	cpu    []pcTaskCPU
-	allGen [MaxSlots]atomic.Uint32
-	ovGen  [MaxSlots]atomic.Uint32
-	ov     atomic.Uint32 // overflow positions held (see NoIndex)
+	cpu []pcTaskCPU
+	allSlots
 	// one counts the task's one-CPU breakpoints, held or being reserved.
 	// Only they can fragment its indexes; without them a full union of
 	// masks is a full pool or another operation of the task in flight.
@@ -115,12 +151,15 @@ type pcTask struct {
 
 type casPercpuAlloc struct {
 	casBase
-	tasks sync.Map // task id -> *pcTask
+	kinds [numKinds]*pcState // by Kind, as casBase.byKind
+	tasks sync.Map           // task id -> *pcTask
 }
 
 func newCASPercpu(cfg Config) (Allocator, error) {
 	a := new(casPercpuAlloc)
-	a.init(cfg, false)
+	a.kinds = casStates(&a.casBase, cfg, a, func(p casPool) *pcState {
+		return &pcState{casPool: p, task: make([]pcCPU, cfg.CPUs)}
+	})
 	return a, nil
 }
 
@@ -137,14 +176,12 @@ func (a *casPercpuAlloc) task(id int) *pcTask {
 	return v.(*pcTask)
 }
 
-// Reserve implements Allocator: CPU-bound requests by cpuFast, the rest
+// Reserve implements Allocator: CPU-bound requests by casBase, the rest
 // by reserveSlow.
 func (a *casPercpuAlloc) Reserve(r Request) (Slot, error) {
-	if r.Task == NoTask {
-		if s, p, ok := a.cpuFast(r); ok {
-			return s, nil
-		} else if p != nil {
-			return a.reserveCPUSlow(p, r)
+	if r.Task == NoTask { // tested here, so task requests skip the call
+		if s, done, err := a.reserveCPUBound(r); done {
+			return s, err
 		}
 	}
 	return a.reserveSlow(r)
@@ -156,7 +193,7 @@ func (a *casPercpuAlloc) reserveSlow(r Request) (Slot, error) {
 	if err := a.cfg.validate(r); err != nil {
 		return Slot{}, err
 	}
-	p := a.byKind[r.Kind]
+	p := a.kinds[r.Kind]
 	t := a.task(r.Task)
 	t.inflight.Add(1)
 	s, err := a.reserveTask(p, &t.pools[a.cfg.poolIndex(r.Kind)], r)
@@ -167,42 +204,34 @@ func (a *casPercpuAlloc) reserveSlow(r Request) (Slot, error) {
 	return s, err
 }
 
-// reserveCPUSlow retries tryCPU after lost CASes, helps a release that has
-// not lowered tmax yet, and refuses.
-func (a *casPercpuAlloc) reserveCPUSlow(p *casPool, r Request) (Slot, error) {
-	st := &p.cpu[r.CPU]
-	for tries := 0; ; tries++ {
-		if nw, free := p.tryCPU(st); free != 0 {
-			return p.cpuSlot(r, nw, free), nil
-		}
-		w := st.w.Load()
-		cp, t := p.cp(w), p.tmax(w)
-		if admits(cp, t, p.n) {
-			continue // lost a race; try again
-		}
-		if m := st.h.max(p.n); m < t && admits(cp, m, p.n) && tries < 8 {
-			a.lower(p, r.CPU) // a release has not lowered tmax yet: help
-			continue
-		}
-		if uint32(st.busy.Load()) != 0 || tries >= 8 {
-			a.spurious.Add(1)
-		}
-		return Slot{}, a.errs.noSlot(r)
+// lowerTmax implements taskBound: a release that has not lowered tmax(c)
+// yet is helped when the histogram leaves room.
+func (a *casPercpuAlloc) lowerTmax(k Kind, c, cp, t int) (retry, inexact bool) {
+	p := a.kinds[k]
+	if m := p.task[c].h.max(p.n); m < t && admits(cp, m, p.n) {
+		a.lower(p, c)
+		return true, false
 	}
+	return false, false
+}
+
+// inFlight implements taskBound: a task operation on c.
+func (a *casPercpuAlloc) inFlight(k Kind, c int) bool {
+	return a.kinds[k].task[c].busy.Load().inFlight() != 0
 }
 
 // begin and end bracket every task operation on CPUs lo..hi-1: the change
 // of P_tc and its histogram move. A lowering trusts only a scan that saw
 // nothing in flight and nothing started (invariant D).
-func pcBegin(p *casPool, lo, hi int) {
+func (p *pcState) begin(lo, hi int) {
 	for c := lo; c < hi; c++ {
-		p.cpu[c].busy.Add(1<<32 | 1)
+		p.task[c].busy.Add(busyBegin)
 	}
 }
 
-func (a *casPercpuAlloc) end(p *casPool, lo, hi int) {
+func (a *casPercpuAlloc) end(p *pcState, lo, hi int) {
 	for c := lo; c < hi; c++ {
-		p.cpu[c].busy.Add(^uint64(0))
+		p.task[c].busy.Sub(busyEnd)
 	}
 	for c := lo; c < hi; c++ {
 		a.lower(p, c)
@@ -213,9 +242,9 @@ func (a *casPercpuAlloc) end(p *casPool, lo, hi int) {
 // on W_c (invariant C). The histogram move always happens: on refusal the
 // caller undoes the claim with unclaim and move, so every change of P_tc
 // has exactly one histogram move with the same old and new counts.
-func (a *casPercpuAlloc) raise(p *casPool, c, k int) bool {
+func (p *pcState) raise(c, k int) bool {
+	p.task[c].h.add(k, 1)
 	st := &p.cpu[c]
-	st.h.add(k, 1)
 	for {
 		w := st.w.Load()
 		nt := max(p.tmax(w), k+1)
@@ -229,25 +258,25 @@ func (a *casPercpuAlloc) raise(p *casPool, c, k int) bool {
 }
 
 // move records in H_c a task going from k to k-1 breakpoints on c.
-func pcMove(p *casPool, c, k int) { p.cpu[c].h.add(k, -1) }
+func (p *pcState) move(c, k int) { p.task[c].h.add(k, -1) }
 
 // lower brings tmax(c) down to the histogram maximum, if that is lower and
 // the scan was quiescent (invariant D); otherwise the last operation in
 // flight on c lowers it when it ends.
-func (a *casPercpuAlloc) lower(p *casPool, c int) {
-	st := &p.cpu[c]
+func (a *casPercpuAlloc) lower(p *pcState, c int) {
+	st, t := &p.cpu[c], &p.task[c]
 	for {
 		w := st.w.Load()
-		t := p.tmax(w)
-		if t == 0 {
+		tmax := p.tmax(w)
+		if tmax == 0 {
 			return
 		}
-		b := st.busy.Load()
-		if uint32(b) != 0 {
+		b := t.busy.Load()
+		if b.inFlight() != 0 {
 			return
 		}
-		m := st.h.max(p.n)
-		if m >= t || st.busy.Load() != b {
+		m := t.h.max(p.n)
+		if m >= tmax || t.busy.Load() != b {
 			return
 		}
 		if st.w.CompareAndSwap(w, p.withTmax(w, m)) {
@@ -261,21 +290,18 @@ func (a *casPercpuAlloc) lower(p *casPool, c int) {
 // holds n breakpoints on the CPU: the count never exceeds the pool, so no
 // histogram move can index past it (a task with 16 one-CPU breakpoints on a
 // CPU of a 16-register pool once crashed an all-CPU request here).
-func pcClaim(w *atomic.Uint64, i, n int) int {
-	add := uint64(pcOne)
-	if i >= 0 {
-		add |= 1 << i
-	}
+func pcClaim(w *atomicWord[pcWord], i, n int) int {
+	add := pcHold(i)
 	for {
 		old := w.Load()
-		if i >= 0 && old&(1<<i) != 0 {
+		if i >= 0 && old.mask()&(1<<i) != 0 {
 			return pcTaken
 		}
-		if int(old>>pcCntShift) >= n {
+		if old.count() >= n {
 			return pcFull
 		}
 		if w.CompareAndSwap(old, old+add) {
-			return int(old >> pcCntShift)
+			return old.count()
 		}
 	}
 }
@@ -286,24 +312,21 @@ const (
 	pcFull  = -2
 )
 
-// unclaim removes a breakpoint at index i (-1: none) from P_tc, returning
+// pcUnclaim removes a breakpoint at index i (-1: none) from P_tc, returning
 // the old count.
-func pcUnclaim(w *atomic.Uint64, i int) int {
-	sub := uint64(pcOne)
-	if i >= 0 {
-		sub |= 1 << i
-	}
-	return int(w.Add(-sub)+sub) >> pcCntShift
+func pcUnclaim(w *atomicWord[pcWord], i int) int {
+	sub := pcHold(i)
+	return (w.Sub(sub) + sub).count()
 }
 
-func (a *casPercpuAlloc) reserveTask(p *casPool, tp *pcTaskPool, r Request) (Slot, error) {
+func (a *casPercpuAlloc) reserveTask(p *pcState, tp *pcTaskPool, r Request) (Slot, error) {
 	if c := r.CPU; c != AnyCPU {
 		pc := &tp.cpu[c]
 		tp.one.Add(1)
-		pcBegin(p, c, c+1)
+		p.begin(c, c+1)
 		defer a.end(p, c, c+1)
 		for {
-			i := lowestFree(uint32(pc.w.Load()), p.n)
+			i := lowestFree(pc.w.Load().mask(), p.n)
 			if i < 0 { // pinned_t(c) >= N already
 				tp.one.Add(-1)
 				return Slot{}, a.errs.noSlot(r)
@@ -316,21 +339,21 @@ func (a *casPercpuAlloc) reserveTask(p *casPool, tp *pcTaskPool, r Request) (Slo
 				tp.one.Add(-1)
 				return Slot{}, a.errs.noSlot(r)
 			}
-			if !a.raise(p, c, k) {
-				pcMove(p, c, pcUnclaim(&pc.w, i))
+			if !p.raise(c, k) {
+				p.move(c, pcUnclaim(&pc.w, i))
 				tp.one.Add(-1)
 				return Slot{}, a.errs.noSlot(r)
 			}
-			return NewSlot(r, i, pc.gen[i].Add(1)), nil
+			return NewSlot(r, i, pc.gen.take(i)), nil
 		}
 	}
-	pcBegin(p, 0, len(tp.cpu))
+	p.begin(0, len(tp.cpu))
 	defer a.end(p, 0, len(tp.cpu))
 	for tries := 0; ; tries++ {
 		var used uint32
 		full := false
 		for c := range tp.cpu {
-			m := uint32(tp.cpu[c].w.Load())
+			m := tp.cpu[c].w.Load().mask()
 			used |= m
 			full = full || lowestFree(m, p.n) < 0
 		}
@@ -346,12 +369,8 @@ func (a *casPercpuAlloc) reserveTask(p *casPool, tp *pcTaskPool, r Request) (Slo
 			continue
 		}
 		if i < 0 { // fragmented indexes: see NoIndex
-			for {
-				o := tp.ov.Load()
-				pos = lowestFree(o, MaxSlots)
-				if tp.ov.CompareAndSwap(o, o|1<<pos) {
-					break
-				}
+			if pos = tp.takeOv(); pos < 0 {
+				return Slot{}, a.errs.noSlot(r)
 			}
 		}
 		c, taken, refused := 0, false, false
@@ -365,35 +384,30 @@ func (a *casPercpuAlloc) reserveTask(p *casPool, tp *pcTaskPool, r Request) (Slo
 				refused = true
 				break
 			}
-			if !a.raise(p, c, k) {
-				pcMove(p, c, pcUnclaim(&tp.cpu[c].w, i))
+			if !p.raise(c, k) {
+				p.move(c, pcUnclaim(&tp.cpu[c].w, i))
 				refused = true
 				break
 			}
 		}
 		if taken || refused {
 			for d := c - 1; d >= 0; d-- {
-				pcMove(p, d, pcUnclaim(&tp.cpu[d].w, i))
+				p.move(d, pcUnclaim(&tp.cpu[d].w, i))
 			}
-			if pos >= 0 {
-				tp.ov.And(^uint32(1 << pos))
-			}
+			tp.dropOv(pos)
 			if taken {
 				continue
 			}
 			return Slot{}, a.errs.noSlot(r)
 		}
-		if pos >= 0 {
-			return NewSlot(r, overflowRaw(pos), tp.ovGen[pos].Add(1)), nil
-		}
-		return NewSlot(r, i, tp.allGen[i].Add(1)), nil
+		return tp.slot(r, i, pos), nil
 	}
 }
 
 // Release implements Allocator: CPU-bound slots inline (releaseCPU), the
 // rest by releaseSlow.
 func (a *casPercpuAlloc) Release(s Slot) error {
-	if done, err := releaseCPU(&a.byKind, &a.errs, s); done {
+	if done, err := a.releaseCPU(s); done {
 		return err
 	}
 	return a.releaseSlow(s)
@@ -406,7 +420,7 @@ func (a *casPercpuAlloc) releaseSlow(s Slot) error {
 		return err
 	}
 	r := s.req
-	p := a.byKind[r.Kind]
+	p := a.kinds[r.Kind]
 	raw := int(s.index)
 	if r.IsCPUBound() {
 		return a.errs.stale(r) // an even generation: never live
@@ -417,48 +431,31 @@ func (a *casPercpuAlloc) releaseSlow(s Slot) error {
 	}
 	tp := &v.(*pcTask).pools[a.cfg.poolIndex(r.Kind)]
 	if r.CPU != AnyCPU {
-		if s.gen&1 == 0 || !tp.cpu[r.CPU].gen[raw].CompareAndSwap(s.gen, s.gen+1) {
+		if s.gen&1 == 0 || !tp.cpu[r.CPU].gen.give(raw, s.gen) {
 			return a.errs.stale(r)
 		}
-		pcBegin(p, r.CPU, r.CPU+1)
-		pcMove(p, r.CPU, pcUnclaim(&tp.cpu[r.CPU].w, raw))
+		p.begin(r.CPU, r.CPU+1)
+		p.move(r.CPU, pcUnclaim(&tp.cpu[r.CPU].w, raw))
 		a.end(p, r.CPU, r.CPU+1)
 		tp.one.Add(-1)
 		return nil
 	}
-	i := raw
-	if raw < 0 {
-		if s.gen&1 == 0 || !tp.ovGen[overflowPos(raw)].CompareAndSwap(s.gen, s.gen+1) {
-			return a.errs.stale(r)
-		}
-		i = -1
-	} else if s.gen&1 == 0 || !tp.allGen[raw].CompareAndSwap(s.gen, s.gen+1) {
+	if s.gen&1 == 0 || !tp.give(raw, s.gen) {
 		return a.errs.stale(r)
 	}
-	pcBegin(p, 0, len(tp.cpu))
+	i := max(raw, -1) // an overflow position holds no index
+	p.begin(0, len(tp.cpu))
 	for c := range tp.cpu {
-		pcMove(p, c, pcUnclaim(&tp.cpu[c].w, i))
+		p.move(c, pcUnclaim(&tp.cpu[c].w, i))
 	}
 	a.end(p, 0, len(tp.cpu))
 	if raw < 0 {
-		tp.ov.And(^uint32(1 << overflowPos(raw)))
+		tp.dropOv(overflowPos(raw))
 	}
 	return nil
 }
 
 // InUse implements Allocator: a live CPU-bound field or a task count
-// bounded above zero on any CPU.
-func (a *casPercpuAlloc) InUse() bool {
-	for _, p := range a.pools {
-		if p == nil {
-			continue
-		}
-		for c := range p.cpu {
-			w := p.cpu[c].w.Load()
-			if p.cp(w) > 0 || p.tmax(w) > 0 {
-				return true
-			}
-		}
-	}
-	return false
-}
+// bounded above zero on any CPU (cas-percpu lowers tmax exactly once the
+// last task operation on the CPU ends).
+func (a *casPercpuAlloc) InUse() bool { return a.cpuHeld(true) }
