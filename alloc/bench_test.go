@@ -1,9 +1,11 @@
 package alloc
 
 import (
+	"bpbench/stats"
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"testing"
@@ -206,18 +208,21 @@ func BenchmarkFloorRatio(b *testing.B) {
 			b.StopTimer()
 			// b.N pairs were asked for, up to a chunk more were run.
 			b.ReportMetric(float64(total.Nanoseconds())/float64(chunks*ratioChunk), "ns/op")
-			ms, mf := median(strat), median(floor)
-			b.ReportMetric(float64(mf.Nanoseconds())/ratioChunk, "floor-ns")
-			b.ReportMetric(float64(ms)/float64(mf), "x-floor")
-			b.ReportMetric(float64(strat[0])/float64(floor[0]), "x-floor-min") // sorted by median
+			ms, mf := stats.Median(nanos(strat)), stats.Median(nanos(floor))
+			b.ReportMetric(mf/ratioChunk, "floor-ns")
+			b.ReportMetric(ms/mf, "x-floor")
+			b.ReportMetric(float64(slices.Min(strat))/float64(slices.Min(floor)), "x-floor-min")
 		})
 	}
 }
 
-// median sorts d and returns its middle element.
-func median(d []time.Duration) time.Duration {
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	return d[len(d)/2]
+// nanos returns d in nanoseconds, for stats.Median.
+func nanos(d []time.Duration) []float64 {
+	out := make([]float64, len(d))
+	for i, v := range d {
+		out[i] = float64(v.Nanoseconds())
+	}
+	return out
 }
 
 // benchTaskCounts are the live-task populations of BenchmarkTasks.
@@ -423,9 +428,9 @@ func BenchmarkCPUsRatio(b *testing.B) {
 			b.ReportMetric(float64(total.Nanoseconds())/float64(chunks*ratioChunk), "ns/op")
 			med, fast := map[string]float64{}, map[string]float64{}
 			for _, sd := range sides {
-				m := float64(median(sd.d).Nanoseconds()) / ratioChunk
+				m := stats.Median(nanos(sd.d)) / ratioChunk
 				key := fmt.Sprintf("%s-%d", sd.s, sd.cpus)
-				med[key], fast[key] = m, float64(sd.d[0]) // median sorts
+				med[key], fast[key] = m, float64(slices.Min(sd.d))
 				b.ReportMetric(m, key+"-ns")
 				releasePopulation(b, sd.a, sd.held)
 			}
