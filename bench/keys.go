@@ -81,4 +81,6 @@ const (
 	ParamThreads     = "threads"
 	ParamPolicy      = "policy"
 	ParamBreakpoints = "breakpoints"
+	// ParamFigures says what a case's figures measure (not a selector).
+	ParamFigures = "figures"
 )
