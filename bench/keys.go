@@ -47,6 +47,14 @@ const (
 	MetricPerfSlowdown = "perf-slowdown"
 	MetricGoPerPerf    = "go/perf"
 
+	// Context switches per thread created by a kernel thread case, of the
+	// Go twin's workload and of perf bench's process: voluntary (a thread
+	// blocked, and another had to wake it) and involuntary (preempted).
+	MetricCswPerThread       = "csw/thread"
+	MetricIvcswPerThread     = "ivcsw/thread"
+	MetricPerfCswPerThread   = "perf-csw/thread"
+	MetricPerfIvcswPerThread = "perf-ivcsw/thread"
+
 	// Context switches (model).
 	MetricWritesPerSwitch     = "writes/switch"
 	MetricExceptionsPerSwitch = "exceptions/switch"
