@@ -75,9 +75,8 @@ func kernelChildMain(mode, args string) int {
 // start, releases and joins them. A worker locks its OS thread and returns
 // still locked, so the runtime destroys the thread; the next worker needs a
 // thread the runtime has to create (clone), which inherits the
-// breakpoints. It prints the elapsed µs, how many distinct thread ids
-// the workers ran on, and the voluntary and involuntary context switches
-// the process made meanwhile.
+// breakpoints. It prints the elapsed µs and how many distinct thread ids
+// the workers ran on.
 func threadChild(repeat, parallel, threads, nbp int, touch bool) error {
 	var watched []byte
 	var touchMu sync.Mutex // the workers' writes would race otherwise; the lock's own accesses are elsewhere
@@ -91,11 +90,6 @@ func threadChild(repeat, parallel, threads, nbp int, touch bool) error {
 	left := atomic.Int64{}
 	left.Store(int64(repeat))
 	var wg sync.WaitGroup
-	// The context switches of every thread of the process, the exited
-	// ones included (RUSAGE_SELF), over the timed part only: what the
-	// workload costs in wakeups, apart from the runtime's start.
-	var ru0, ru1 unix.Rusage
-	unix.Getrusage(unix.RUSAGE_SELF, &ru0)
 	start := time.Now()
 	for p := 0; p < parallel; p++ {
 		wg.Add(1)
@@ -130,10 +124,8 @@ func threadChild(repeat, parallel, threads, nbp int, touch bool) error {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	unix.Getrusage(unix.RUSAGE_SELF, &ru1)
 	window := tidWindow(len(tids))
-	fmt.Printf("usec=%g workers=%d distinct=%d window=%d vcsw=%d ivcsw=%d\n", float64(elapsed.Nanoseconds())/1e3, len(tids), distinctWithin(tids, window), window,
-		ru1.Nvcsw-ru0.Nvcsw, ru1.Nivcsw-ru0.Nivcsw)
+	fmt.Printf("usec=%g workers=%d distinct=%d window=%d\n", float64(elapsed.Nanoseconds())/1e3, len(tids), distinctWithin(tids, window), window)
 	io.Copy(io.Discard, os.Stdin)
 	return nil
 }

@@ -84,16 +84,15 @@ type threadRun struct {
 	Window     int // workers in the distinctness window
 	Counts     []uint64
 	// Switches are the context switches of every thread of the child
-	// while the workload ran, voluntary (a thread blocked: each needs a
-	// wakeup from another) and involuntary (preempted).
+	// over its life (its rusage at exit, exited threads included),
+	// voluntary (a thread blocked: each needs a wakeup from another) and
+	// involuntary (preempted), counted as perf bench's are: the runtime's
+	// start adds a few tens to the thousand or more of a run.
 	Switches switches
-	// ProcSwitches are the child's over its whole life (its rusage at
-	// exit), runtime start included, as perf bench's are counted.
-	ProcSwitches switches
 }
 
-// sample is the run's usecs/op and its workload's context switches per
-// worker (thread created).
+// sample is the run's usecs/op and its context switches per worker
+// (thread created).
 func (r threadRun) sample() kernelSample {
 	n := float64(max(r.Workers, 1))
 	return kernelSample{usecs: r.UsecsPerOp, csw: float64(r.Switches.Voluntary) / n, ivcsw: float64(r.Switches.Involuntary) / n}
@@ -137,15 +136,14 @@ func runThread(ctx context.Context, p threadParams, touch bool) (threadRun, erro
 	}
 	var usec float64
 	var workers, distinct, window int
-	var sw switches
-	if _, err := fmt.Sscanf(line, "usec=%g workers=%d distinct=%d window=%d vcsw=%d ivcsw=%d", &usec, &workers, &distinct, &window, &sw.Voluntary, &sw.Involuntary); err != nil {
+	if _, err := fmt.Sscanf(line, "usec=%g workers=%d distinct=%d window=%d", &usec, &workers, &distinct, &window); err != nil {
 		return threadRun{}, fmt.Errorf("bench: kernel thread child said %q: %w", line, err)
 	}
 	if err := c.wait(); err != nil {
 		return threadRun{}, err
 	}
 	r := threadRun{UsecsPerOp: usec / float64(p.Repeat) / float64(p.Threads), Workers: workers, DistinctOS: distinct, Window: window,
-		Switches: sw, ProcSwitches: rusageSwitches(c.cmd.ProcessState)}
+		Switches: rusageSwitches(c.cmd.ProcessState)}
 	for _, e := range c.events {
 		n, err := e.Count()
 		if err != nil {
