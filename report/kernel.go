@@ -4,10 +4,16 @@ import (
 	"fmt"
 	"strconv"
 
+	"bpbench/bench"
 	"bpbench/internal/present"
 	"bpbench/runfile"
 	"bpbench/stats"
 )
+
+// kernelSwitchesWhy says why the Go twin makes more context switches per
+// thread than perf bench and what follows under load (issue 17 §6).
+const kernelSwitchesWhy = "The Go runtime creates a thread for a goroutine locked to it through its template thread (the blocked locked thread may not clone), and the processor passes between threads when a locked goroutine blocks and again when it is woken; pthread_create and pthread_join block about once per thread. " +
+	"Each voluntary switch waits for a CPU when other work runs, so under load the twin's time per thread grows more than perf bench's (with a CPU hog on each vCPU, about 12× against perf bench's 4×, on top of other engineers' load), and its slowdown, a ratio of two runs made moments apart, follows the load more than the breakpoints: compare the two slowdowns only from runs the noise section does not mark as loaded."
 
 // kernelEnableCaveat explains the one kernel case where Go and perf bench
 // differ by an order of magnitude (README, Known limitations).
@@ -21,7 +27,7 @@ func (w *reportWriter) sectionKernel() {
 		return
 	}
 	w.p("Microseconds per operation of each workload in the Go harness and in `perf bench breakpoint`, run alternately; slowdown is against the same tool's run without breakpoints.\n")
-	w.p("| case | Go usecs/op | perf usecs/op | Go/perf | Go slowdown | perf slowdown |\n|---|---|---|---|---|---|")
+	w.p("| case | Go usecs/op | perf usecs/op | Go/perf | Go slowdown | perf slowdown | voluntary switches per thread, Go / perf |\n|---|---|---|---|---|---|---|")
 	caveat := ""
 	var thread *runfile.Case
 	topB := -1
@@ -41,7 +47,12 @@ func (w *reportWriter) sectionKernel() {
 		}
 		_, sd := cell("slowdown")
 		_, psd := cell("perf-slowdown")
-		w.p("| `%s` | %s | %s | %s | %s | %s |", c.Name, gs, ps, r, sd, psd)
+		sw := "n/a"
+		if _, gcs := cell(bench.MetricCswPerThread); gcs != "n/a" {
+			_, pcs := cell(bench.MetricPerfCswPerThread)
+			sw = gcs + " / " + pcs
+		}
+		w.p("| `%s` | %s | %s | %s | %s | %s | %s |", c.Name, gs, ps, r, sd, psd, sw)
 		if c.Family() == "KernelEnable" && runfile.HasParams(c, map[string]string{"passive": "0", "active": "0"}) && g.Separated(pf) && g.Median/pf.Median > 3 {
 			caveat = fmt.Sprintf("`%s` in Go is %s perf bench: %s", c.Name, present.Ratio(g.Median, pf.Median), kernelEnableCaveat)
 		}
@@ -53,6 +64,9 @@ func (w *reportWriter) sectionKernel() {
 	}
 	if caveat != "" {
 		w.p("\nCause of the outlier: %s", caveat)
+	}
+	if thread != nil {
+		w.kernelSwitches(thread)
 	}
 	if thread != nil {
 		gi, pi := runfile.IvOf(thread, "slowdown"), runfile.IvOf(thread, "perf-slowdown")
@@ -73,4 +87,32 @@ func (w *reportWriter) sectionKernel() {
 	}
 	w.plotLink("kernel-vs-perf", "Go vs perf bench")
 	w.gap()
+}
+
+// kernelSwitches says, with this run's counts, why the Go twin's figures
+// follow the machine's load more than perf bench's, and whether c ran
+// under load.
+func (w *reportWriter) kernelSwitches(c *runfile.Case) {
+	if _, ok := c.Metric(bench.MetricCswPerThread); !ok {
+		return
+	}
+	if _, ok := c.Metric(bench.MetricPerfCswPerThread); !ok {
+		return
+	}
+	f := func(unit string) string { return w.iv(runfile.IvOf(c, unit), plainUnit) }
+	w.p("\nWhy the Go twin is the more load-sensitive: in `%s` it makes %s voluntary context switches per created thread where perf bench makes %s (involuntary, from preemption: %s vs %s). %s",
+		c.Name, f(bench.MetricCswPerThread), f(bench.MetricPerfCswPerThread), f(bench.MetricIvcswPerThread), f(bench.MetricPerfIvcswPerThread), kernelSwitchesWhy)
+	runs, loaded := 0, 0
+	for _, r := range w.run.Results {
+		if r.Name != c.Name {
+			continue
+		}
+		runs++
+		if l, _ := loadOf(r, w.run.Machine.NumCPU); l {
+			loaded++
+		}
+	}
+	if loaded > 0 {
+		w.p("In this run `%s` ran under load in %d of its %s.", c.Name, loaded, present.Plural(runs, "run"))
+	}
 }
