@@ -55,6 +55,14 @@ const (
 	MetricPerfCswPerThread   = "perf-csw/thread"
 	MetricPerfIvcswPerThread = "perf-ivcsw/thread"
 
+	// The switch experiment's perf bench anchor: `perf bench sched pipe`
+	// with -T (two threads of one process) beside its default (two
+	// processes), and the Go ping-pong's round trip over each.
+	MetricThreadsUsecs          = "threads-usecs/op"
+	MetricGoPerPerfBench        = "go/perfbench"
+	MetricGoPerPerfBenchThreads = "go/perfbench-T"
+	MetricProcessesPerThreads   = "processes/threads"
+
 	// Context switches (model).
 	MetricWritesPerSwitch     = "writes/switch"
 	MetricExceptionsPerSwitch = "exceptions/switch"
