@@ -12,8 +12,8 @@ import (
 
 // kernelSwitchesWhy says why the Go twin makes more context switches per
 // thread than perf bench and what follows under load (issue 17 §6).
-const kernelSwitchesWhy = "The Go runtime creates a thread for a goroutine locked to it through its template thread (the blocked locked thread may not clone), and the processor passes between threads when a locked goroutine blocks and again when it is woken; pthread_create and pthread_join block about once per thread. " +
-	"Each voluntary switch waits for a CPU when other work runs, so under load the twin's time per thread grows more than perf bench's (with a CPU hog on each vCPU, about 12× against perf bench's 4×, on top of other engineers' load), and its slowdown, a ratio of two runs made moments apart, follows the load more than the breakpoints: compare the two slowdowns only from runs the noise section does not mark as loaded."
+const kernelSwitchesWhy = "A locked goroutine's thread does not clone: when it blocks, the runtime hands its processor to another thread, which a locked thread asks the template thread to create, and when it is woken the waker hands it the processor and sleeps; pthread_create and pthread_join block about once per thread. " +
+	"Each voluntary switch waits for a CPU when other work runs, so under load the twin's time per thread grows more than perf bench's (with a `yes` pinned to each vCPU on top of other work, about 15× against perf bench's 3× on the reference VM), and its slowdown, a ratio of two runs made moments apart, follows the load more than the breakpoints: compare the two slowdowns only from runs the noise section does not mark as loaded."
 
 // kernelEnableCaveat explains the one kernel case where Go and perf bench
 // differ by an order of magnitude (README, Known limitations).
@@ -112,7 +112,11 @@ func (w *reportWriter) kernelSwitches(c *runfile.Case) {
 			loaded++
 		}
 	}
-	if loaded > 0 {
-		w.p("In this run `%s` ran under load in %d of its %s.", c.Name, loaded, present.Plural(runs, "run"))
+	switch {
+	case loaded == 0:
+	case runs == 1:
+		w.p("In this run `%s` ran under load.", c.Name)
+	default:
+		w.p("In this run `%s` ran under load in %d of its %d runs.", c.Name, loaded, runs)
 	}
 }
