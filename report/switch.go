@@ -126,7 +126,7 @@ func anchorCause(pt, gp, gt stats.Interval) string {
 		return "The address-space switch is not why perf bench's round trip is longer than the Go ping-pong's: as threads it takes longer than as processes (processes/threads " + fmt.Sprintf("[%s, %s]", present.TrimFloat(pt.Lo), present.TrimFloat(pt.Hi)) + ")."
 	case !(pt.Lo > 1):
 		one := stats.Interval{Median: 1, Lo: 1, Hi: 1, N: pt.N, From: pt.From}
-		return "Whether the address-space switch is why perf bench's round trip is longer than the Go ping-pong's is not resolved: perf bench as processes against threads (processes/threads " + fmt.Sprintf("[%s, %s]", present.TrimFloat(pt.Lo), present.TrimFloat(pt.Hi)) + ") is within its batches' spread of equal; " + fmt.Sprintf("about %d runs would resolve it.", stats.RunsToResolve(pt, one))
+		return "Whether the address-space switch is why perf bench's round trip is longer than the Go ping-pong's is not resolved: perf bench as processes against threads (processes/threads " + fmt.Sprintf("[%s, %s]", present.TrimFloat(pt.Lo), present.TrimFloat(pt.Hi)) + ") is within its spread of equal: " + unresolved(pt, one) + "."
 	case gt.Hi < 1:
 		share := (1/gp.Median - 1/gt.Median) / (1/gp.Median - 1) // (P-T)/(P-G) in units of G
 		return fmt.Sprintf("The address-space switch is part of why perf bench's round trip is longer than the Go ping-pong's: about %s of the gap. As threads perf bench is still longer; the rest is pipes (a write and a read per hand-off) against a futex.", pct(share, 1))
