@@ -164,7 +164,17 @@ func setLoop(res *Result, s harness.LoopStats, rec *harness.Recorder) {
 	res.NsPerOp = s.NsPerOp()
 	setLatency(res, rec)
 	res.Metrics[MetricSamplerNs] = s.TareNs
+	setFigures(res, harness.LoopNsFigure)
 	addBatches(res, UnitNsPerOp, s.Batches)
+}
+
+// setFigures says in res's params what a timed loop's figures measure:
+// ns/op as nsFigure says, and the sampled percentiles.
+func setFigures(res *Result, nsFigure string) {
+	if res.Params == nil {
+		res.Params = map[string]string{}
+	}
+	res.Params[ParamFigures] = nsFigure + "; " + harness.SampledFigures
 }
 
 // addBatches records per-batch values of a unit in res.Batches.

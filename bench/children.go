@@ -70,20 +70,30 @@ func parsePerfUsecs(out string) (float64, error) {
 	return strconv.ParseFloat(m[1], 64)
 }
 
-// runPerfBench runs `perf bench -r repeat breakpoint <args>` and returns its
-// usecs/op; ok is false when perf is not installed.
-func runPerfBench(ctx context.Context, repeat int, args ...string) (usecs float64, ok bool, err error) {
+// perfRun is one run of perf bench: its usecs/op and the context
+// switches of its process over its whole life (every thread's, exited
+// ones included: its rusage at exit).
+type perfRun struct {
+	Usecs    float64
+	Switches switches
+}
+
+// runPerfBench runs `perf bench -r repeat breakpoint <args>`; ok is false
+// when perf is not installed.
+func runPerfBench(ctx context.Context, repeat int, args ...string) (r perfRun, ok bool, err error) {
 	perf, err := exec.LookPath("perf")
 	if err != nil {
-		return 0, false, nil
+		return r, false, nil
 	}
 	full := append([]string{"bench", "-r", strconv.Itoa(repeat), "breakpoint"}, args...)
-	out, err := outputOf(exec.CommandContext(ctx, perf, full...))
+	cmd := exec.CommandContext(ctx, perf, full...)
+	out, err := outputOf(cmd)
 	if err != nil {
-		return 0, true, fmt.Errorf("bench: perf %s: %w", strings.Join(full, " "), err)
+		return r, true, fmt.Errorf("bench: perf %s: %w", strings.Join(full, " "), err)
 	}
-	u, err := parsePerfUsecs(out)
-	return u, true, err
+	r.Switches = rusageSwitches(cmd.ProcessState)
+	r.Usecs, err = parsePerfUsecs(out)
+	return r, true, err
 }
 
 func perfVersion() string {

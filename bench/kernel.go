@@ -78,26 +78,23 @@ func threadCase(p threadParams) Case {
 			args := func(b int) []string {
 				return []string{"thread", "-b", strconv.Itoa(b), "-p", strconv.Itoa(p.Parallelism), "-t", strconv.Itoa(p.Threads)}
 			}
-			goRun := func(p threadParams) func(context.Context) (float64, error) {
-				return func(ctx context.Context) (float64, error) {
+			goRun := func(p threadParams) func(context.Context) (kernelSample, error) {
+				return func(ctx context.Context) (kernelSample, error) {
 					run, err := runThread(ctx, p, false)
 					if err != nil {
-						return 0, err
+						return kernelSample{}, err
 					}
 					if run.DistinctOS != run.Workers {
-						return 0, fmt.Errorf("bench: %s: %d of %d workers ran on a thread id already used within the previous %d workers; threads were reused, not created", name, run.Workers-run.DistinctOS, run.Workers, run.Window)
+						return kernelSample{}, fmt.Errorf("bench: %s: %d of %d workers ran on a thread id already used within the previous %d workers; threads were reused, not created", name, run.Workers-run.DistinctOS, run.Workers, run.Window)
 					}
-					return run.UsecsPerOp, nil
+					return run.sample(), nil
 				}
 			}
-			r := kernelRuns{goRun: goRun(p), perfArgs: args(p.Breakpoints)}
+			r := kernelRuns{goRun: goRun(p), perfArgs: args(p.Breakpoints), perOp: p.Repeat * p.Threads}
 			if p.Breakpoints > 0 {
 				base := p
 				base.Breakpoints = 0
-				r.goBase = func(ctx context.Context) (float64, error) {
-					run, err := runThread(ctx, base, false)
-					return run.UsecsPerOp, err
-				}
+				r.goBase = goRun(base)
 				r.perfBaseArgs = args(0)
 			}
 			f, err := r.alternate(ctx, t, p.Repeat)
@@ -124,7 +121,10 @@ func enableCase(p enableParams) Case {
 				p.Repeat = int(n)
 			}
 			r := kernelRuns{
-				goRun:    func(ctx context.Context) (float64, error) { return runEnable(ctx, p) },
+				goRun: func(ctx context.Context) (kernelSample, error) {
+					u, err := runEnable(ctx, p)
+					return kernelSample{usecs: u}, err
+				},
 				perfArgs: []string{"enable", "-p", strconv.Itoa(p.Passive), "-a", strconv.Itoa(p.Active)},
 			}
 			f, err := r.alternate(ctx, t, p.Repeat)
@@ -137,22 +137,37 @@ func enableCase(p enableParams) Case {
 }
 
 // kernelRounds is how many times each case alternates its Go and perf
-// bench runs; results are medians.
-const kernelRounds = 3
+// bench runs: each tool's figures are medians over the rounds with their
+// intervals (Result.Batches), perf bench's included, so that even a
+// single run of the suite compares intervals, not single values. Five
+// rounds make the median's interval from the extreme rounds a 94% one.
+const kernelRounds = 5
 
-// kernelRuns are the runs a kernel case alternates, each giving usecs/op:
-// its Go run and perf bench's (perfArgs after `perf bench -r N
-// breakpoint`) of the same workload and, for a thread case with
-// breakpoints, the same two without them (goBase and perfBaseArgs, nil
-// otherwise).
-type kernelRuns struct {
-	goRun, goBase          func(context.Context) (float64, error)
-	perfArgs, perfBaseArgs []string
+// kernelSample is one run of a kernel workload: its µs per operation and,
+// for a thread run, the context switches it made per thread created.
+type kernelSample struct {
+	usecs float64
+	// csw and ivcsw are the voluntary and involuntary context switches
+	// per thread created (0 for an enable run, which does not count
+	// them).
+	csw, ivcsw float64
 }
 
-// kernelFigures are the usecs/op of each of a case's runs, one per round.
+// kernelRuns are the runs a kernel case alternates: its Go run and perf
+// bench's (perfArgs after `perf bench -r N breakpoint`) of the same
+// workload and, for a thread case with breakpoints, the same two without
+// them (goBase and perfBaseArgs, nil otherwise). perOp is the operations
+// a run makes (threads created), which perf bench's context switches are
+// divided by; 0 when they are not counted.
+type kernelRuns struct {
+	goRun, goBase          func(context.Context) (kernelSample, error)
+	perfArgs, perfBaseArgs []string
+	perOp                  int
+}
+
+// kernelFigures are each of a case's runs, one per round.
 type kernelFigures struct {
-	goU, goBase, perfU, perfBase []float64
+	goU, goBase, perfU, perfBase []kernelSample
 	havePerf                     bool // perf bench ran every round
 }
 
@@ -164,6 +179,15 @@ type kernelFigures struct {
 // included.
 func (r kernelRuns) alternate(ctx context.Context, t Timer, repeat int) (kernelFigures, error) {
 	f := kernelFigures{havePerf: true}
+	perf := func(args []string) (kernelSample, bool, error) {
+		pr, ok, err := runPerfBench(ctx, repeat, args...)
+		ks := kernelSample{usecs: pr.Usecs}
+		if r.perOp > 0 {
+			ks.csw = float64(pr.Switches.Voluntary) / float64(r.perOp)
+			ks.ivcsw = float64(pr.Switches.Involuntary) / float64(r.perOp)
+		}
+		return ks, ok, err
+	}
 	for round := 0; round < kernelRounds; round++ {
 		if round == 0 {
 			t.StartTimer()
@@ -184,7 +208,7 @@ func (r kernelRuns) alternate(ctx context.Context, t Timer, repeat int) (kernelF
 		if !f.havePerf {
 			continue
 		}
-		pu, ok, err := runPerfBench(ctx, repeat, r.perfArgs...)
+		pu, ok, err := perf(r.perfArgs)
 		if err != nil || !ok {
 			if err = ignoreSkip(err); err != nil {
 				return f, err
@@ -194,7 +218,7 @@ func (r kernelRuns) alternate(ctx context.Context, t Timer, repeat int) (kernelF
 		}
 		f.perfU = append(f.perfU, pu)
 		if r.perfBaseArgs != nil {
-			pb0, _, err := runPerfBench(ctx, repeat, r.perfBaseArgs...)
+			pb0, _, err := perf(r.perfBaseArgs)
 			if err != nil {
 				return f, err
 			}
@@ -204,50 +228,105 @@ func (r kernelRuns) alternate(ctx context.Context, t Timer, repeat int) (kernelF
 	return f, nil
 }
 
-// result is the case's Result: the median Go usecs/op as the headline,
-// each round's Go run as a batch, and, where they ran, the baseline's
-// median and the slowdown against it ("b0-usecs/op", "slowdown") and perf
-// bench's figures ("perf-usecs/op", "go/perf", "perf-b0-usecs/op",
-// "perf-slowdown").
+// result is the case's Result: the median Go usecs/op as the headline
+// and, where they ran, the baseline's ("b0-usecs/op"), the slowdown
+// against it ("slowdown"), perf bench's figures ("perf-usecs/op",
+// "go/perf", "perf-b0-usecs/op", "perf-slowdown") and the context
+// switches per thread created ("csw/thread", "perf-csw/thread" and their
+// involuntary "ivcsw/thread", "perf-ivcsw/thread"). Each is the median
+// over the rounds, a ratio the median of the rounds' ratios (the two
+// runs of a round ran back to back, so a burst of load lands on both),
+// and every round's value is a batch, so that each figure has an
+// interval.
 func (f kernelFigures) result(name string, iterations int64, params map[string]string) Result {
-	batches := roundBatches(f.goU)
-	u := stats.Median(f.goU)
 	res := Result{
 		Experiment: "kernel",
 		Name:       name,
 		Params:     params,
 		Iterations: iterations,
-		NsPerOp:    u * 1e3,
-		Metrics:    map[string]float64{MetricUsecs: u},
-		Batches:    batches,
+		Metrics:    map[string]float64{},
+		Batches:    map[string][]float64{},
+	}
+	put := func(unit string, vs []float64) {
+		if len(vs) == 0 {
+			return
+		}
+		res.Metrics[unit] = stats.Median(vs)
+		if len(vs) > 1 {
+			res.Batches[unit] = vs
+		}
+	}
+	goU := usecsOf(f.goU)
+	put(MetricUsecs, goU)
+	res.NsPerOp = res.Metrics[MetricUsecs] * 1e3
+	if len(goU) > 1 {
+		ns := make([]float64, len(goU))
+		for i, u := range goU {
+			ns[i] = u * 1e3
+		}
+		res.Batches[UnitNsPerOp] = ns
 	}
 	if len(f.goBase) > 0 {
-		res.Metrics[MetricB0Usecs] = stats.Median(f.goBase)
-		res.Metrics[MetricSlowdown] = u / stats.Median(f.goBase)
+		put(MetricB0Usecs, usecsOf(f.goBase))
+		put(MetricSlowdown, ratios(f.goU, f.goBase))
+	}
+	if anyCsw(f.goU) {
+		put(MetricCswPerThread, cswOf(f.goU, false))
+		put(MetricIvcswPerThread, cswOf(f.goU, true))
 	}
 	if f.havePerf && len(f.perfU) > 0 {
-		res.Metrics[MetricPerfUsecs] = stats.Median(f.perfU)
-		res.Metrics[MetricGoPerPerf] = u / stats.Median(f.perfU)
+		put(MetricPerfUsecs, usecsOf(f.perfU))
+		put(MetricGoPerPerf, ratios(f.goU, f.perfU))
 		if len(f.perfBase) > 0 {
-			res.Metrics[MetricPerfB0Usecs] = stats.Median(f.perfBase)
-			res.Metrics[MetricPerfSlowdown] = stats.Median(f.perfU) / stats.Median(f.perfBase)
+			put(MetricPerfB0Usecs, usecsOf(f.perfBase))
+			put(MetricPerfSlowdown, ratios(f.perfU, f.perfBase))
 		}
+		if anyCsw(f.perfU) {
+			put(MetricPerfCswPerThread, cswOf(f.perfU, false))
+			put(MetricPerfIvcswPerThread, cswOf(f.perfU, true))
+		}
+	}
+	if len(res.Batches) == 0 {
+		res.Batches = nil
 	}
 	return res
 }
 
-// roundBatches returns the Go runs' usecs/op, one per round, as the case's
-// batches: each round is a separate child process, as independent as
-// runs of the case get.
-func roundBatches(usecs []float64) map[string][]float64 {
-	if len(usecs) < 2 {
-		return nil
+func usecsOf(ks []kernelSample) []float64 {
+	out := make([]float64, len(ks))
+	for i, k := range ks {
+		out[i] = k.usecs
 	}
-	ns := make([]float64, len(usecs))
-	for i, u := range usecs {
-		ns[i] = u * 1e3
+	return out
+}
+
+func cswOf(ks []kernelSample, involuntary bool) []float64 {
+	out := make([]float64, len(ks))
+	for i, k := range ks {
+		out[i] = k.csw
+		if involuntary {
+			out[i] = k.ivcsw
+		}
 	}
-	return map[string][]float64{MetricUsecs: append([]float64(nil), usecs...), "ns/op": ns}
+	return out
+}
+
+func anyCsw(ks []kernelSample) bool {
+	for _, k := range ks {
+		if k.csw > 0 || k.ivcsw > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// ratios are the rounds' a/b, as many as both have.
+func ratios(a, b []kernelSample) []float64 {
+	out := make([]float64, min(len(a), len(b)))
+	for i := range out {
+		out[i] = a[i].usecs / b[i].usecs
+	}
+	return out
 }
 
 // ignoreSkip drops a perf bench skip (no hardware support): the Go figures

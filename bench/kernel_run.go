@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"syscall"
 	"time"
 )
 
@@ -81,6 +83,34 @@ type threadRun struct {
 	DistinctOS int
 	Window     int // workers in the distinctness window
 	Counts     []uint64
+	// Switches are the context switches of every thread of the child
+	// over its life (its rusage at exit, exited threads included),
+	// voluntary (a thread blocked: each needs a wakeup from another) and
+	// involuntary (preempted), counted as perf bench's are: the runtime's
+	// start adds a few tens to the thousand or more of a run.
+	Switches switches
+}
+
+// sample is the run's usecs/op and its context switches per worker
+// (thread created).
+func (r threadRun) sample() kernelSample {
+	n := float64(max(r.Workers, 1))
+	return kernelSample{usecs: r.UsecsPerOp, csw: float64(r.Switches.Voluntary) / n, ivcsw: float64(r.Switches.Involuntary) / n}
+}
+
+// switches are context switches counted by getrusage.
+type switches struct{ Voluntary, Involuntary int64 }
+
+// rusageSwitches returns the switches of a reaped child.
+func rusageSwitches(ps *os.ProcessState) switches {
+	if ps == nil {
+		return switches{}
+	}
+	ru, ok := ps.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return switches{}
+	}
+	return switches{Voluntary: ru.Nvcsw, Involuntary: ru.Nivcsw}
 }
 
 // runThread runs the Go version of `perf bench breakpoint thread` once. With
@@ -112,7 +142,8 @@ func runThread(ctx context.Context, p threadParams, touch bool) (threadRun, erro
 	if err := c.wait(); err != nil {
 		return threadRun{}, err
 	}
-	r := threadRun{UsecsPerOp: usec / float64(p.Repeat) / float64(p.Threads), Workers: workers, DistinctOS: distinct, Window: window}
+	r := threadRun{UsecsPerOp: usec / float64(p.Repeat) / float64(p.Threads), Workers: workers, DistinctOS: distinct, Window: window,
+		Switches: rusageSwitches(c.cmd.ProcessState)}
 	for _, e := range c.events {
 		n, err := e.Count()
 		if err != nil {

@@ -88,20 +88,32 @@ func TestKernelCases(t *testing.T) {
 		if res.Params["kernel"] == "" {
 			t.Errorf("%s: no kernel release in Params %v", c.Name, res.Params)
 		}
+		thread := strings.HasPrefix(c.Name, "KernelThread/")
 		want := []string{MetricUsecs}
-		if c.Name[:len("KernelThread")] == "KernelThread" {
-			want = append(want, MetricB0Usecs, MetricSlowdown)
+		if thread {
+			// Every created thread blocks at least once (it waits to be
+			// released), so there is at least one voluntary switch per
+			// thread.
+			want = append(want, MetricB0Usecs, MetricSlowdown, MetricCswPerThread)
 		}
 		if perfErr == nil {
 			want = append(want, MetricPerfUsecs, MetricGoPerPerf)
-			if c.Name[:len("KernelThread")] == "KernelThread" {
-				want = append(want, MetricPerfB0Usecs, MetricPerfSlowdown)
+			if thread {
+				want = append(want, MetricPerfB0Usecs, MetricPerfSlowdown, MetricPerfCswPerThread)
 			}
 		}
 		for _, m := range want {
 			if v, ok := res.Metrics[m]; !ok || v <= 0 {
 				t.Errorf("%s: metric %s = %v (present %v), want > 0", c.Name, m, v, ok)
 			}
+			// Each figure has one value per round, perf bench's too, so
+			// that a single run gives intervals on both sides.
+			if got := res.Batches[m]; len(got) != kernelRounds {
+				t.Errorf("%s: %s batches %v, want one per round (%d)", c.Name, m, got, kernelRounds)
+			}
+		}
+		if thread && res.Metrics[MetricCswPerThread] < 1 {
+			t.Errorf("%s: %v voluntary switches per created thread; each one blocks until released", c.Name, res.Metrics[MetricCswPerThread])
 		}
 		t.Logf("%s: %v", c.Name, res.Metrics)
 	}

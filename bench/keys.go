@@ -47,6 +47,22 @@ const (
 	MetricPerfSlowdown = "perf-slowdown"
 	MetricGoPerPerf    = "go/perf"
 
+	// Context switches per thread created by a kernel thread case, of the
+	// Go twin's workload and of perf bench's process: voluntary (a thread
+	// blocked, and another had to wake it) and involuntary (preempted).
+	MetricCswPerThread       = "csw/thread"
+	MetricIvcswPerThread     = "ivcsw/thread"
+	MetricPerfCswPerThread   = "perf-csw/thread"
+	MetricPerfIvcswPerThread = "perf-ivcsw/thread"
+
+	// The switch experiment's perf bench anchor: `perf bench sched pipe`
+	// with -T (two threads of one process) beside its default (two
+	// processes), and the Go ping-pong's round trip over each.
+	MetricThreadsUsecs          = "threads-usecs/op"
+	MetricGoPerPerfBench        = "go/perfbench"
+	MetricGoPerPerfBenchThreads = "go/perfbench-T"
+	MetricProcessesPerThreads   = "processes/threads"
+
 	// Context switches (model).
 	MetricWritesPerSwitch     = "writes/switch"
 	MetricExceptionsPerSwitch = "exceptions/switch"
@@ -81,4 +97,6 @@ const (
 	ParamThreads     = "threads"
 	ParamPolicy      = "policy"
 	ParamBreakpoints = "breakpoints"
+	// ParamFigures says what a case's figures measure (not a selector).
+	ParamFigures = "figures"
 )

@@ -296,6 +296,7 @@ func scalingRun(ctx context.Context, o Options, s string, mx scalingMix, g, cpus
 	res.Metrics[MetricOpsPerSec] = wr.WallOpsPerSec
 	res.Metrics[MetricSamplerShare] = wr.SamplerShare
 	res.Metrics[MetricSamplerNs] = wr.TareNs
+	setFigures(&res, harness.WorkersNsFigure)
 	addBatches(&res, UnitNsPerOp, wr.BatchNsPerOp())
 	addBatches(&res, MetricOpsPerSec, wr.WallBatches)
 	if sr, ok := a.(alloc.SpuriousRefusals); ok {

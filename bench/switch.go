@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -395,12 +394,17 @@ func switchResult(p SwitchParams, o Options, run SwitchRun) Result {
 }
 
 // perfBenchSchedCase runs `taskset -c CPU perf bench sched pipe -l trips`
-// alternately with the Go ping-pong without breakpoints, batches times.
+// (two processes, so every switch also changes address space), the same
+// with -T (two threads of one process) and the Go ping-pong without
+// breakpoints (two threads of one process, through a futex, not pipes),
+// alternately, batches times: the two perf bench forms tell how much of
+// its round trip is the address-space switch, and the -T form is the one
+// shaped like the Go ping-pong.
 func perfBenchSchedCase(o Options, trips, batches int) Case {
 	const name = "Switch/backend=perfbench/breakpoints=0/threads-with=0"
 	return Case{
 		Name:     name,
-		Estimate: time.Duration(2*trips*batches)*8*time.Microsecond + 300*time.Millisecond,
+		Estimate: time.Duration(3*trips*batches)*8*time.Microsecond + 400*time.Millisecond,
 		Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
 			t.StopTimer()
 			if n > 0 {
@@ -422,14 +426,18 @@ func perfBenchSchedCase(o Options, trips, batches int) Case {
 			if _, err := pp.trips(max(1, trips/4)); err != nil {
 				return Result{}, err
 			}
-			var pu, gu []float64
+			var pu, tu, gu []float64
 			for b := 0; b < batches; b++ {
 				if err := ctx.Err(); err != nil {
 					return Result{}, err
 				}
 				t.StartTimer()
-				u, err := runPerfBenchSched(ctx, perf, taskset, o.PinCPU, trips)
+				u, err := runPerfBenchSched(ctx, perf, taskset, o.PinCPU, trips, false)
 				t.StopTimer()
+				if err != nil {
+					return Result{}, err
+				}
+				th, err := runPerfBenchSched(ctx, perf, taskset, o.PinCPU, trips, true)
 				if err != nil {
 					return Result{}, err
 				}
@@ -437,19 +445,20 @@ func perfBenchSchedCase(o Options, trips, batches int) Case {
 				if err != nil {
 					return Result{}, err
 				}
-				pu, gu = append(pu, u), append(gu, g)
+				pu, tu, gu = append(pu, u), append(tu, th), append(gu, g)
 			}
-			ratio := make([]float64, len(pu))
 			ns := make([]float64, len(pu))
+			goPerProc, goPerThr, procPerThr := make([]float64, len(pu)), make([]float64, len(pu)), make([]float64, len(pu))
 			for i := range pu {
-				ratio[i], ns[i] = gu[i]/pu[i], pu[i]*1e3
+				ns[i] = pu[i] * 1e3
+				goPerProc[i], goPerThr[i], procPerThr[i] = gu[i]/pu[i], gu[i]/tu[i], pu[i]/tu[i]
 			}
-			u, g := stats.Median(pu), stats.Median(gu)
-			gp := stats.Median(ratio)
+			u := stats.Median(pu)
 			sc := harness.Scenario{Experiment: "switch", Backend: SwitchPerfBench, Workers: 2, Ops: int64(trips * batches), Seed: o.Seed, PinCPU: o.PinCPU}
 			params := commonParams(sc, "breakpoints", "0", "threads-with", "0", "trips", strconv.Itoa(trips),
 				"batches", strconv.Itoa(batches), "op", "round trip (2 context switches)",
-				"command", fmt.Sprintf("taskset -c %d perf bench sched pipe -l %d", o.PinCPU, trips))
+				"command", fmt.Sprintf("taskset -c %d perf bench sched pipe -l %d", o.PinCPU, trips),
+				"command-threads", fmt.Sprintf("taskset -c %d perf bench sched pipe -T -l %d", o.PinCPU, trips))
 			if v := perfVersion(); v != "" {
 				params["perf"] = v
 			}
@@ -459,24 +468,31 @@ func perfBenchSchedCase(o Options, trips, batches int) Case {
 				Params:     params,
 				Iterations: int64(trips * batches),
 				NsPerOp:    u * 1e3,
-				Metrics:    map[string]float64{MetricUsecs: u, MetricGoUsecs: g, "go/perfbench": gp},
-				Batches:    map[string][]float64{"ns/op": ns, MetricUsecs: pu, MetricGoUsecs: gu, "go/perfbench": ratio},
+				Metrics: map[string]float64{
+					MetricUsecs: u, MetricThreadsUsecs: stats.Median(tu), MetricGoUsecs: stats.Median(gu),
+					MetricGoPerPerfBench: stats.Median(goPerProc), MetricGoPerPerfBenchThreads: stats.Median(goPerThr),
+					MetricProcessesPerThreads: stats.Median(procPerThr),
+				},
+				Batches: map[string][]float64{
+					"ns/op": ns, MetricUsecs: pu, MetricThreadsUsecs: tu, MetricGoUsecs: gu,
+					MetricGoPerPerfBench: goPerProc, MetricGoPerPerfBenchThreads: goPerThr, MetricProcessesPerThreads: procPerThr,
+				},
 			}, nil
 		},
 	}
 }
 
-// runPerfBenchSched runs `taskset -c cpu perf bench sched pipe -l loops`
-// and returns its usecs/op (one op is a round trip through two pipes).
-func runPerfBenchSched(ctx context.Context, perf, taskset string, cpu, loops int) (float64, error) {
+// runPerfBenchSched runs `taskset -c cpu perf bench sched pipe -l loops`,
+// with -T when threads is set, and returns its usecs/op (one op is a
+// round trip through two pipes).
+func runPerfBenchSched(ctx context.Context, perf, taskset string, cpu, loops int, threads bool) (float64, error) {
 	args := []string{"-c", strconv.Itoa(cpu), perf, "bench", "sched", "pipe", "-l", strconv.Itoa(loops)}
-	cmd := exec.CommandContext(ctx, taskset, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return 0, fmt.Errorf("bench: taskset %s: %w (stderr: %s)", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	if threads {
+		args = append(args, "-T")
 	}
-	return parsePerfUsecs(string(out))
+	out, err := outputOf(exec.CommandContext(ctx, taskset, args...))
+	if err != nil {
+		return 0, fmt.Errorf("bench: taskset %s: %w", strings.Join(args, " "), err)
+	}
+	return parsePerfUsecs(out)
 }

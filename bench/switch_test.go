@@ -155,6 +155,38 @@ func TestSwitchCaseResult(t *testing.T) {
 	}
 }
 
+// TestSwitchPerfBenchAnchor runs the perf bench anchor small: perf bench
+// sched pipe as two processes and with -T as two threads, and the Go
+// ping-pong, one figure each per batch, and the ratios between them.
+func TestSwitchPerfBenchAnchor(t *testing.T) {
+	const batches = 3
+	c := perfBenchSchedCase(Options{}, 500, batches)
+	res, err := c.Run(context.Background(), 0, NopTimer)
+	testenv.SkipIfUnsupported(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{MetricUsecs, MetricThreadsUsecs, MetricGoUsecs, MetricGoPerPerfBench, MetricGoPerPerfBenchThreads, MetricProcessesPerThreads} {
+		if v, ok := res.Metrics[m]; !ok || !(v > 0) {
+			t.Errorf("metric %s = %v (present %v), want > 0", m, v, ok)
+		}
+		if n := len(res.Batches[m]); n != batches {
+			t.Errorf("%d batches of %s, want %d", n, m, batches)
+		}
+	}
+	// The ratios are of the same batch's figures.
+	b := res.Batches
+	for i := 0; i < batches; i++ {
+		if got, want := b[MetricProcessesPerThreads][i], b[MetricUsecs][i]/b[MetricThreadsUsecs][i]; got != want {
+			t.Errorf("batch %d: processes/threads %v, want %v", i, got, want)
+		}
+	}
+	if !strings.Contains(res.Params["command-threads"], "perf bench sched pipe -T") {
+		t.Errorf("params %v do not name the -T command", res.Params)
+	}
+	t.Logf("%v", res.Metrics)
+}
+
 // TestSwitchCaseNames checks the case list: the perf bench anchor and, per
 // backend, breakpoints 0 (threads-with=0) and 1, 2, 4 on 1 or 2 threads.
 func TestSwitchCaseNames(t *testing.T) {

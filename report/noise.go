@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"bpbench/bench"
+	"bpbench/bench/harness"
 	"bpbench/internal/present"
 	"bpbench/runfile"
 	"bpbench/stats"
@@ -17,16 +18,8 @@ import (
 // counts as wide.
 const wideSpread = 0.25
 
-// Load thresholds: a case shared the machine when other processes took
-// more than othersLoaded of all CPUs' time or the hypervisor stole more
-// than stealLoaded (harness.Noise.Loaded), beyond what the clock-tick
-// counters can tell.
-const (
-	othersLoaded = 0.10
-	stealLoaded  = 0.02
-	// tickNs is a tick of /proc/stat's counters (USER_HZ = 100 on Linux).
-	tickNs = 10e6
-)
+// tickNs is a tick of /proc/stat's counters (USER_HZ = 100 on Linux).
+const tickNs = 10e6
 
 // spread is an interval's width relative to its median.
 func spread(iv stats.Interval) float64 {
@@ -36,41 +29,38 @@ func spread(iv stats.Interval) float64 {
 	return (iv.Hi - iv.Lo) / math.Abs(iv.Median)
 }
 
-// tickMargin is the fraction of a case's CPU time that the clock-tick
-// counters cannot resolve: /proc/stat charges each CPU's time a whole
-// 10 ms tick to whatever runs when the tick fires, so over a case each
-// CPU's share is off by up to a tick at either end, and the process's
-// own time is truncated to a tick. A case of 40 ms on 2 CPUs spans 8
-// ticks, and one stray tick is 12.5% of them: other processes' share
-// moves in steps of 12.5%, 25%, 37.5%. ticks is a lower bound on the
-// ticks the case spanned, from the time its operations took (the case
-// ran at least that long); 0 when unknown.
-func tickMargin(r bench.Result, ncpu int) (margin float64, ticks float64) {
-	if ncpu < 1 {
-		ncpu = 1
+// noiseOf is r's Noise as harness.Noise.Loaded judges it. Results
+// recorded before Noise carried its Ticks get an estimate: a lower bound
+// on the ticks the case spanned, from the time its operations took (the
+// case ran at least that long) on ncpu CPUs, which makes Margin an upper
+// bound; without one the counters resolve nothing.
+func noiseOf(r bench.Result, ncpu int) (harness.Noise, bool) {
+	if r.Noise == nil {
+		return harness.Noise{}, false
 	}
-	ticks = float64(r.Iterations) * r.NsPerOp / tickNs * float64(ncpu)
-	if ticks <= 0 {
-		return 1, 0
+	n := *r.Noise
+	if n.Ticks == 0 {
+		n.CPUs = max(ncpu, 1)
+		n.Ticks = uint64(float64(r.Iterations) * r.NsPerOp / tickNs * float64(n.CPUs))
 	}
-	return float64(ncpu+1) / ticks, ticks
+	return n, true
 }
 
 // loadOf says whether a result was measured under load, and whether the
-// tick counters could tell at all.
+// tick counters could tell at all (harness.Noise.Resolved; a lock wait
+// or a lost pin tells regardless).
 func loadOf(r bench.Result, ncpu int) (loaded, known bool) {
-	n := r.Noise
-	if n == nil {
+	n, ok := noiseOf(r, ncpu)
+	if !ok {
 		return false, false
 	}
 	if n.LockWait > 0 || n.PinLost > 0 {
 		return true, true
 	}
-	m, _ := tickMargin(r, ncpu)
-	if othersLoaded+m >= 1 {
+	if !n.Resolved() {
 		return false, false
 	}
-	return n.Others > othersLoaded+m || n.Steal > stealLoaded+m, true
+	return n.Loaded(), true
 }
 
 // sectionNoise says which figures were measured under load
@@ -109,8 +99,8 @@ func (w *reportWriter) sectionNoise() {
 		if !known {
 			f.unknown++
 			unknownRuns++
-			_, t := tickMargin(r, ncpu)
-			maxShort = math.Max(maxShort, t*tickNs/float64(max(ncpu, 1)))
+			n, _ := noiseOf(r, ncpu)
+			maxShort = math.Max(maxShort, float64(n.Ticks)*tickNs/float64(max(n.CPUs, 1)))
 			continue
 		}
 		if !loaded {
@@ -128,9 +118,9 @@ func (w *reportWriter) sectionNoise() {
 	case !recorded:
 		w.p("_This run recorded no machine noise; load is unknown._")
 	case loadedRuns == 0:
-		w.p("No case ran under load that the counters can tell (other processes above %s of the CPUs' time or steal above %s, beyond the counters' 10 ms ticks; a wait for the debug-register lock; a pinned thread off its CPU).", pct(othersLoaded, 1), pct(stealLoaded, 1))
+		w.p("No case ran under load that the counters can tell (other processes above %s of the CPUs' time or steal above %s, beyond the counters' 10 ms ticks; a wait for the debug-register lock; a pinned thread off its CPU).", pct(harness.OthersLoaded, 1), pct(harness.StealLoaded, 1))
 	default:
-		w.p("Case runs under load: other processes took more than %s of the CPUs' time or the hypervisor stole more than %s, by more than the counters' 10 ms ticks can blur (a run spanning few ticks needs a larger share to count), or the case waited for the debug-register lock, or a pinned thread was found off its CPU.\n", pct(othersLoaded, 1), pct(stealLoaded, 1))
+		w.p("Case runs under load: other processes took more than %s of the CPUs' time or the hypervisor stole more than %s, by more than the counters' 10 ms ticks can blur (a run spanning few ticks needs a larger share to count), or the case waited for the debug-register lock, or a pinned thread was found off its CPU.\n", pct(harness.OthersLoaded, 1), pct(harness.StealLoaded, 1))
 		w.p("| experiment | runs under load | cases | other processes up to | steal up to | lock wait | pinned threads off their CPU |\n|---|---|---|---|---|---|---|")
 		for _, n := range order {
 			f := byFam[n]

@@ -33,7 +33,7 @@ func (w *reportWriter) switchReal(cases []*runfile.Case) {
 		w.p("_No Switch results (real kernel) in this run._\n")
 		return
 	}
-	w.p("**Real kernel.** Two threads of one tracee ping-pong through pipes on one CPU; a figure is µs per round trip (two context switches), with B breakpoints on each thread that has them, and in parentheses its slowdown against the same backend's round trip without breakpoints.\n")
+	w.p("**Real kernel.** Two threads of one tracee ping-pong through a futex on one CPU; a figure is µs per round trip (two context switches), with B breakpoints on each thread that has them, and in parentheses its slowdown against the same backend's round trip without breakpoints.\n")
 	var anchor *runfile.Case
 	backends := map[string]bool{}
 	for _, c := range cases {
@@ -44,11 +44,11 @@ func (w *reportWriter) switchReal(cases []*runfile.Case) {
 		}
 		backends[be] = true
 	}
-	bs := runfile.ParamValues(cases, bench.ParamBreakpoints)
+	bs := runfile.ParamValues(cases, "breakpoints")
 	w.p("| backend | threads with breakpoints | %s |\n|---|---|%s", "B="+strings.Join(bs, " | B="), strings.Repeat("---|", len(bs)))
 	var rows []verdict
 	for _, be := range present.OrderedBackends(backends) {
-		bc := runfile.Subset(cases, bench.ParamBackend, be)
+		bc := runfile.Subset(cases, "backend", be)
 		zero := w.find("Switch", map[string]string{bench.ParamBackend: be, bench.ParamBreakpoints: "0"})
 		for _, tw := range runfile.ParamValues(bc, "threads-with") {
 			if tw == "0" && len(runfile.ParamValues(bc, "threads-with")) > 1 {
@@ -81,16 +81,57 @@ func (w *reportWriter) switchReal(cases []*runfile.Case) {
 	}
 	w.gap()
 	if anchor != nil {
-		ai := runfile.IvOf(anchor, bench.MetricUsecs)
-		s := fmt.Sprintf("Anchor: `perf bench sched pipe` takes %s µs per round trip", w.iv(ai, plainUnit))
-		if _, ok := anchor.Metric("go/perfbench"); ok {
-			gi := runfile.IvOf(anchor, "go/perfbench")
-			s += fmt.Sprintf("; the Go ping-pong without breakpoints, run alternately with it, takes %s its time", w.iv(gi, suffixUnit("×")))
-		}
-		w.p("%s. perf bench runs its two tasks as processes (no -T), so each of its switches also changes address space, which the Go ping-pong's two threads of one process do not: a difference of setup, not of debug registers, and not measured apart here.\n", s)
+		w.switchAnchor(anchor)
 	}
 	for _, v := range rows {
 		w.verdict(v)
+	}
+}
+
+// switchAnchor says what perf bench sched pipe takes beside the Go
+// ping-pong and, where the run has it with -T (two threads of one process)
+// as well as in its default form (two processes), whether the
+// address-space switch is why perf bench's round trip is longer than the
+// Go ping-pong's.
+func (w *reportWriter) switchAnchor(anchor *runfile.Case) {
+	ai := runfile.IvOf(anchor, bench.MetricUsecs)
+	_, haveT := anchor.Metric(bench.MetricThreadsUsecs)
+	if !haveT {
+		s := fmt.Sprintf("Anchor: `perf bench sched pipe` takes %s µs per round trip", w.iv(ai, plainUnit))
+		if _, ok := anchor.Metric(bench.MetricGoPerPerfBench); ok {
+			s += fmt.Sprintf("; the Go ping-pong without breakpoints, run alternately with it, takes %s its time", w.iv(runfile.IvOf(anchor, bench.MetricGoPerPerfBench), suffixUnit("×")))
+		}
+		w.p("%s. perf bench runs its two tasks as processes (no -T), so each of its switches also changes address space, which the Go ping-pong's two threads of one process do not; this run did not measure perf bench with -T to tell them apart.\n", s)
+		return
+	}
+	ti := runfile.IvOf(anchor, bench.MetricThreadsUsecs)
+	gp, gt := runfile.IvOf(anchor, bench.MetricGoPerPerfBench), runfile.IvOf(anchor, bench.MetricGoPerPerfBenchThreads)
+	pt := runfile.IvOf(anchor, bench.MetricProcessesPerThreads)
+	x := suffixUnit("×")
+	w.p("Anchor: `perf bench sched pipe` takes %s µs per round trip as two processes (its default, so each switch also changes address space) and %s µs with -T, as two threads of one process; processes take %s the threads' time. The Go ping-pong without breakpoints (two threads of one process, through a futex), run alternately with both, takes %s the first and %s the second.",
+		w.iv(ai, plainUnit), w.iv(ti, plainUnit), w.iv(pt, x), w.iv(gp, x), w.iv(gt, x))
+	w.p("\n%s\n", anchorCause(pt, gp, gt))
+}
+
+// anchorCause says, from the ratios of perf bench as processes to
+// threads (pt) and of the Go ping-pong to each (gp, gt), why perf bench's
+// default round trip is longer than the Go ping-pong's.
+func anchorCause(pt, gp, gt stats.Interval) string {
+	switch {
+	case pt.N < 2 || gt.N < 2:
+		return "Whether the address-space switch is why perf bench's round trip is longer than the Go ping-pong's is not resolved: " + unresolved(pt, gt) + "."
+	case !(gp.Hi < 1):
+		return "The Go ping-pong is not shorter than perf bench's default round trip here, so there is no gap to explain."
+	case pt.Hi < 1:
+		return "The address-space switch is not why perf bench's round trip is longer than the Go ping-pong's: as threads it takes longer than as processes (processes/threads " + fmt.Sprintf("[%s, %s]", present.TrimFloat(pt.Lo), present.TrimFloat(pt.Hi)) + ")."
+	case !(pt.Lo > 1):
+		one := stats.Interval{Median: 1, Lo: 1, Hi: 1, N: pt.N, From: pt.From}
+		return "Whether the address-space switch is why perf bench's round trip is longer than the Go ping-pong's is not resolved: perf bench as processes against threads (processes/threads " + fmt.Sprintf("[%s, %s]", present.TrimFloat(pt.Lo), present.TrimFloat(pt.Hi)) + ") is within its spread of equal: " + unresolved(pt, one) + "."
+	case gt.Hi < 1:
+		share := (1/gp.Median - 1/gt.Median) / (1/gp.Median - 1) // (P-T)/(P-G) in units of G
+		return fmt.Sprintf("The address-space switch is part of why perf bench's round trip is longer than the Go ping-pong's: about %s of the gap. As threads perf bench is still longer; the rest is pipes (a write and a read per hand-off) against a futex.", pct(share, 1))
+	default:
+		return "The address-space switch is why perf bench's round trip is longer than the Go ping-pong's: as threads of one process perf bench takes no longer than the Go ping-pong (Go/threads " + fmt.Sprintf("[%s, %s]", present.TrimFloat(gt.Lo), present.TrimFloat(gt.Hi)) + "), so pipes against a futex account for none of the gap."
 	}
 }
 
@@ -157,14 +198,14 @@ func (w *reportWriter) switchModel(cases []*runfile.Case) {
 		w.p("_No SwitchModel results (model) in this run._\n")
 		return
 	}
-	tasks := runfile.ParamValues(cases, bench.ParamTasks)
+	tasks := runfile.ParamValues(cases, "tasks")
 	maxT := tasks[len(tasks)-1]
-	cpus := runfile.ParamValues(cases, bench.ParamCPUs)
-	policies := runfile.ParamValues(cases, bench.ParamPolicy)
+	cpus := runfile.ParamValues(cases, "cpus")
+	policies := runfile.ParamValues(cases, "policy")
 	w.p("**Model.** A seeded scheduler switches %s tasks over simulated CPUs under four install policies: %s. Register writes per context switch (debugged: tasks holding breakpoints):\n", maxT, strings.Join(mapStrings(policies, switchPolicyLabel), "; "))
 	w.p("| policy | debugged | %s |\n|---|---|%s", strings.Join(mapStrings(cpus, func(c string) string { return present.Plural(atoiOr(c, 0), "CPU") }), " | "), strings.Repeat("---|", len(cpus)))
 	for _, pol := range policies {
-		for _, d := range runfile.ParamValues(runfile.Subset(cases, bench.ParamPolicy, pol), "debugged") {
+		for _, d := range runfile.ParamValues(runfile.Subset(cases, "policy", pol), "debugged") {
 			var cells []string
 			any := false
 			for _, cp := range cpus {

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"math/rand"
 	"sort"
 	"testing"
@@ -108,4 +109,91 @@ func BenchmarkHarness(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 		}
 	})
+}
+
+// TestMergeNetShifts checks that merging with the sampler's cost taken out
+// is recording every value less that cost, clamped at 0: exact in the
+// linear region, within a bucket above it, and with an exact mean.
+func TestMergeNetShifts(t *testing.T) {
+	const c = 25
+	rng := rand.New(rand.NewSource(2))
+	gross, net, got := NewRecorder(), NewRecorder(), NewRecorder()
+	var sum uint64
+	for i := 0; i < 50_000; i++ {
+		v := Ticks(rng.ExpFloat64() * 400)
+		if i%10 == 0 {
+			v = Ticks(rng.Intn(2 * c)) // some below the cost: clamp at 0
+		}
+		gross.Record(v)
+		net.Record(max(0, v-c))
+		sum += uint64(max(0, v-c))
+	}
+	got.mergeNet(gross, c)
+	if got.n != net.n || got.min != net.min || got.max != net.max || got.sum != sum {
+		t.Fatalf("n %d min %d max %d sum %d; recording the net values gives %d %d %d %d", got.n, got.min, got.max, got.sum, net.n, net.min, net.max, sum)
+	}
+	for i := 0; i < subCount-c; i++ {
+		if got.counts[i] != net.counts[i] {
+			t.Fatalf("linear bucket %d holds %d, want %d", i, got.counts[i], net.counts[i])
+		}
+	}
+	for _, q := range []float64{0.1, 0.5, 0.9, 0.99, 0.999} {
+		g, w := got.Quantile(q), net.Quantile(q)
+		if g < w/1.02-TicksToNs(1) || g > w*1.02+TicksToNs(1) {
+			t.Errorf("q%.3f = %.1f ns, recording the net values gives %.1f ns (allowed 2%%)", q, g, w)
+		}
+	}
+	// Merging net into a Recorder that already holds values adds to them.
+	got.mergeNet(gross, c)
+	if got.n != 2*net.n || got.sum != 2*sum {
+		t.Fatalf("second merge: n %d sum %d, want %d %d", got.n, got.sum, 2*net.n, 2*sum)
+	}
+}
+
+// TestDiffLogMedian checks that the per-chunk differences kept, however
+// many chunks a loop has, span the whole loop and give its median.
+func TestDiffLogMedian(t *testing.T) {
+	for _, n := range []int{minDiffs - 1, minDiffs, 101, diffCap, 10*diffCap + 3, 1 << 20} {
+		var l diffLog
+		for i := 0; i < n; i++ {
+			l.add(float64(i))
+		}
+		m, _, _, ok := l.median()
+		if n < minDiffs {
+			if ok {
+				t.Errorf("%d chunks: median %v from too few", n, m)
+			}
+			continue
+		}
+		if !ok || l.n > diffCap || l.n < min(n, diffCap/2) {
+			t.Fatalf("%d chunks: %d kept, ok %v", n, l.n, ok)
+		}
+		// The kept values are every stride-th: the last one kept is
+		// within a stride of the end, and the median within a stride
+		// of the middle.
+		if last := l.d[l.n-1]; last < float64(n-2*l.stride) {
+			t.Errorf("%d chunks: last kept %v, the loop ran to %d", n, last, n-1)
+		}
+		if mid := float64(n-1) / 2; m < mid-float64(l.stride) || m > mid+float64(l.stride) {
+			t.Errorf("%d chunks: median %v, want %v within %d", n, m, mid, l.stride)
+		}
+	}
+}
+
+// TestTimeLoopTareInSitu checks that a loop long enough measures the
+// sampler's cost in the loop and subtracts that, and that a short one
+// falls back to its cost alone.
+func TestTimeLoopTareInSitu(t *testing.T) {
+	op := func(int64) error { return nil }
+	long, err := TimeLoop(context.Background(), NopTimer, 1<<16, 1024, 0, op, NewRecorder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, err := TimeLoop(context.Background(), NopTimer, 10, 1024, 0, op, NewRecorder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !long.TareInSitu || short.TareInSitu || short.TareNs <= 0 {
+		t.Errorf("long loop in situ %v (%v ns), short loop in situ %v (%v ns)", long.TareInSitu, long.TareNs, short.TareInSitu, short.TareNs)
+	}
 }
