@@ -21,10 +21,8 @@ import (
 // would make for the same register states (replayed), and the untraced
 // time.
 func (w *reportWriter) sectionDebuggers() {
-	w.section("What do real debuggers make the kernel do?\n")
-	cases := runfile.Family(w.all, "Debugger")
-	if len(cases) == 0 {
-		w.absent("Debugger")
+	cases := w.open("What do real debuggers make the kernel do?\n", "Debugger")
+	if cases == nil {
 		for _, s := range w.run.Skipped {
 			if s.Experiment == "debuggers" {
 				w.missing[len(w.missing)-1] += fmt.Sprintf(" (%s: %s)", s.Name, s.Reason)

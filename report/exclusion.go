@@ -9,10 +9,8 @@ import (
 )
 
 func (w *reportWriter) sectionExclusion() {
-	w.section("What does exclusive-breakpoint support cost?\n")
-	cases := runfile.Family(w.all, "Exclusion")
-	if len(cases) == 0 {
-		w.absent("Exclusion")
+	cases := w.open("What does exclusive-breakpoint support cost?\n", "Exclusion")
+	if cases == nil {
 		return
 	}
 	w.p("mode=on checks every reservation against a global list of breakpoints under one lock (powerpc's ptrace/perf exclusion, removed in 2023); mode=off is the same allocator without it.\n")

@@ -62,10 +62,8 @@ func placeCell(pl string) string {
 }
 
 func (w *reportWriter) sectionRace() {
-	w.section("How often does re-registering lose the slot to a competitor?\n")
-	cases := runfile.Family(w.all, "Race")
-	if len(cases) == 0 {
-		w.absent("Race")
+	cases := w.open("How often does re-registering lose the slot to a competitor?\n", "Race")
+	if cases == nil {
 		return
 	}
 	backends := map[string]bool{}

@@ -9,10 +9,8 @@ import (
 )
 
 func (w *reportWriter) sectionRegisters() {
-	w.section("Should updates write only the changed debug registers?\n")
-	cases := runfile.Family(w.all, "Registers")
-	if len(cases) == 0 {
-		w.absent("Registers")
+	cases := w.open("Should updates write only the changed debug registers?\n", "Registers")
+	if cases == nil {
 		return
 	}
 	backends := map[string]bool{}

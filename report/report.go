@@ -69,6 +69,23 @@ func (w *reportWriter) plotLink(stem, alt string) {
 	}
 }
 
+// open starts the section titled title on the cases of family fam, and
+// returns them; without any it records the family as not measured and
+// returns nil, and the section prints nothing.
+func (w *reportWriter) open(title, fam string) []*runfile.Case { return w.openAs(title, fam, fam) }
+
+// openAs is open for a section that names what it lacks otherwise than
+// by its family.
+func (w *reportWriter) openAs(title, fam, missing string) []*runfile.Case {
+	w.section(title)
+	cases := runfile.Family(w.all, fam)
+	if len(cases) == 0 {
+		w.absent(missing)
+		return nil
+	}
+	return cases
+}
+
 // absent drops the current section, which has no data, and records it
 // for the one line that lists what the run did not measure.
 func (w *reportWriter) absent(what string) {

@@ -14,10 +14,8 @@ import (
 )
 
 func (w *reportWriter) sectionScaling() {
-	w.section("Which allocation strategy scales with concurrent reservers?\n")
-	cases := runfile.Family(w.all, "Scaling")
-	if len(cases) == 0 {
-		w.absent("Scaling")
+	cases := w.open("Which allocation strategy scales with concurrent reservers?\n", "Scaling")
+	if cases == nil {
 		return
 	}
 	ncpu := w.run.Machine.NumCPU

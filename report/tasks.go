@@ -38,10 +38,8 @@ func (g tasksGrid) counts(cpus string) []int {
 }
 
 func (w *reportWriter) sectionTasks() {
-	w.section("Does reservation cost grow with the number of live tasks, and with CPUs?\n")
-	cases := runfile.Family(w.all, "Tasks")
-	if len(cases) == 0 {
-		w.absent("Tasks")
+	cases := w.open("Does reservation cost grow with the number of live tasks, and with CPUs?\n", "Tasks")
+	if cases == nil {
 		return
 	}
 	grid := tasksGrid{}
