@@ -110,7 +110,9 @@ func guest(enc string, run Runner) int {
 		drain(out)
 		return 2
 	}
-	r, err := run(context.Background(), job, os.Stderr)
+	// The console is a terminal, but no one watches it redraw a progress
+	// bar: hide that, so the runner logs one line per case.
+	r, err := run(context.Background(), job, plainWriter{os.Stderr})
 	info.UptimeEnd = uptime()
 	b, _ := json.Marshal(info)
 	send(frameGuest, b)
@@ -255,3 +257,8 @@ func onlineCPUs() int {
 	}
 	return n
 }
+
+// plainWriter hides that its writer is a terminal.
+type plainWriter struct{ w *os.File }
+
+func (p plainWriter) Write(b []byte) (int, error) { return p.w.Write(b) }

@@ -1,0 +1,62 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"time"
+)
+
+// The kernel-series experiment runs the 2022 series' own benchmark
+// (Elver, "perf/hw_breakpoint: Optimize for thousands of tasks":
+// `perf bench -r 30 breakpoint thread -b 4 -p 64 -t 64` on 256 CPUs,
+// 236 s before and 0.067 s after) and its Go twin (the kernel
+// experiment's thread case), with the parallelism and the threads per
+// batch scaled to this machine's CPUs, so that a kernel booted at 2, 8
+// or 32 vCPUs runs the series' shape at its own size.
+func init() {
+	register(Experiment{
+		Name:     "kernel-series",
+		Question: "What does the 2022 series' own benchmark (perf bench breakpoint thread -b 4, parallelism and threads scaled to the CPU count) cost on this kernel, from perf bench and from Go, against the same run without breakpoints?",
+		Cases:    kernelSeriesCases,
+	})
+}
+
+// KernelSeriesParams returns the thread-benchmark parameters for a
+// machine of cpus CPUs: parallelism = cpus (the series used a quarter of
+// its 256 CPUs; here every CPU creates threads, so that the breakpoint
+// walk, not idle CPUs, sets the pace), threads per batch = cpus (and 2 x
+// cpus in the full form), and batches enough for every parallel thread
+// to run two.
+func KernelSeriesParams(o Options, cpus int) []ThreadParams {
+	ts := []int{cpus}
+	if o.Full {
+		ts = append(ts, 2*cpus)
+	}
+	var ps []ThreadParams
+	for _, t := range ts {
+		ps = append(ps, ThreadParams{Breakpoints: 4, Parallelism: cpus, Threads: t, Repeat: 2 * cpus})
+	}
+	return ps
+}
+
+func kernelSeriesCases(o Options) ([]Case, error) {
+	var cs []Case
+	for _, p := range KernelSeriesParams(o, runtime.NumCPU()) {
+		c := threadCase(p)
+		run := c.Run
+		c.Run = func(ctx context.Context, n int64, t Timer) (Result, error) {
+			res, err := run(ctx, n, t)
+			res.Experiment = "kernel-series"
+			if res.Params != nil {
+				res.Params["cpus"] = fmt.Sprint(runtime.NumCPU())
+			}
+			return res, err
+		}
+		// Thread creation with inherited breakpoints is what the
+		// pre-2022 walk makes O(threads x CPUs).
+		c.Estimate = max(c.Estimate, time.Duration(p.Repeat*p.Threads)*4*kernelRounds*200*time.Microsecond)
+		cs = append(cs, c)
+	}
+	return cs, nil
+}
