@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -103,7 +104,11 @@ func guest(enc string, run Runner) int {
 		return 0
 	case ModeHang:
 		guestf("hanging on purpose (job mode %q)", job.Mode)
-		select {}
+		// Not select{}: with no other goroutine the runtime would call
+		// that a deadlock and exit, and the kernel would panic.
+		for {
+			time.Sleep(time.Hour)
+		}
 	case ModeRun:
 	default:
 		send(frameError, []byte(fmt.Sprintf("unknown job mode %q", job.Mode)))
