@@ -383,3 +383,19 @@ func readInt(path string) (int, error) {
 	}
 	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
+
+// ModelTasksCase is the model's twin of a kernel-tasks case, for putting
+// a kernel's curve next to the model's: the Tasks case of the scaling
+// experiment (a task breakpoint's reservation and release, alternating
+// with a CPU-bound one's, while tasks other tasks each hold one) for
+// strategy s on cpus simulated CPUs. Its "task-ns/op" metric is the
+// task reservation's cost.
+func ModelTasksCase(o Options, s string, cpus, tasks int) Case {
+	return Case{
+		Name:     fmt.Sprintf("Tasks/strategy=%s/cpus=%d/tasks=%d", s, cpus, tasks),
+		Estimate: liveBudget(o),
+		Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
+			return tasksRun(ctx, o, s, cpus, tasks, n, t)
+		},
+	}
+}

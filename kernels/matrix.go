@@ -70,6 +70,9 @@ type Matrix struct {
 	Started  time.Time     `json:"started"`
 	Duration time.Duration `json:"duration_ns"`
 	Cells    []*Cell       `json:"cells"`
+	// Model holds the model's Tasks cases run on the host for the
+	// verdicts: legacy and linux at each vCPU count of the cells.
+	Model []bench.Result `json:"model,omitempty"`
 }
 
 // resolved is a spec with its image found.
@@ -192,11 +195,60 @@ func RunMatrix(ctx context.Context, cfg *Config) (*Matrix, error) {
 			}
 		}
 	}
+	if err := runModel(ctx, cfg, m); err != nil {
+		return m, err
+	}
 	m.Duration = time.Since(m.Started)
 	if err := writeMatrix(cfg, m); err != nil {
 		return m, err
 	}
 	return m, nil
+}
+
+// modelStrategies are the model's curves the verdicts compare a kernel's
+// with: the pre-2022 list walk and 6.1's histograms.
+var modelStrategies = []string{"legacy", "linux"}
+
+// runModel runs, on this host, the model's Tasks cases at each vCPU
+// count of the cells that ran kernel-tasks, at the held counts from 64
+// up: the curves each kernel's is held against (shapes only: the model's
+// absolute times are not the kernel's).
+func runModel(ctx context.Context, cfg *Config, m *Matrix) error {
+	if !slices.Contains(cfg.Job.Experiments, "kernel-tasks") {
+		return nil
+	}
+	o := bench.Options{Full: cfg.Job.Full, Seed: cfg.Job.Seed}
+	seen := map[int]bool{}
+	for _, c := range m.Cells {
+		if !c.OK() || seen[c.CPUs] {
+			continue
+		}
+		seen[c.CPUs] = true
+		for _, s := range modelStrategies {
+			for _, n := range bench.KernelTasksHeld(o) {
+				if n < 64 {
+					continue
+				}
+				cs := bench.ModelTasksCase(o, s, c.CPUs, n)
+				r, err := cs.Run(ctx, 0, bench.NopTimer)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if err != nil {
+					cfg.logf("model %s: %v", cs.Name, err)
+					continue
+				}
+				if r.Name == "" {
+					r.Name = cs.Name
+				}
+				m.Model = append(m.Model, r)
+			}
+		}
+	}
+	if len(m.Model) > 0 {
+		cfg.logf("model: %d Tasks cases for the verdicts (legacy, linux)", len(m.Model))
+	}
+	return nil
 }
 
 // cellSummary is a cell's one-line result for the log.
