@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-
 )
 
 // TestKernelsUsageErrors checks that bad kernels command lines exit 2

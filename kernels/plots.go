@@ -233,4 +233,3 @@ func WritePlots(m *Matrix, dir string) ([]string, error) {
 	}
 	return out, nil
 }
-

@@ -361,7 +361,7 @@ func writeTasks(b *strings.Builder, m *Matrix, labels []string, cpus []int, at m
 
 // seriesPoint is one kernel-series figure.
 type seriesPoint struct {
-	cpus, par, threads int
+	cpus, par, threads      int
 	perf, perfB0, goU, goB0 float64
 	goIv                    interval
 }
@@ -467,4 +467,3 @@ func plotNamed(plots []string, stem string) string {
 	}
 	return ""
 }
-
