@@ -255,6 +255,7 @@ var errSetupSlow = errors.New("setup deadline passed")
 // opened on it by this process.
 type taskHolder struct {
 	fds  []int
+	tids []int
 	stop chan struct{}
 	wg   sync.WaitGroup
 	done bool
@@ -295,6 +296,7 @@ func holdTaskBreakpoints(ctx context.Context, n int, attr *unix.PerfEventAttr, d
 			return nil, fmt.Errorf("holding breakpoint %d of %d (thread %d): perf_event_open: %w", i+1, n, tid, classifyOpen(err))
 		}
 		h.fds = append(h.fds, fd)
+		h.tids = append(h.tids, tid)
 	}
 	return h, nil
 }

@@ -1,0 +1,113 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"bpbench/hwregs"
+	"bpbench/internal/kernlock"
+)
+
+func BenchmarkKernelTasks(b *testing.B) {
+	kernlock.For(b)
+	runCases(b, "KernelTasks", casesOf(b, "kernel-tasks", Options{}))
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestHoldTaskBreakpoints holds one breakpoint on each of 64 threads and
+// checks the kernel counts it against that thread: three more fit on it,
+// not four. Releasing closes every fd.
+func TestHoldTaskBreakpoints(t *testing.T) {
+	if err := hwregs.PerfSupported(); err != nil {
+		t.Skip(err)
+	}
+	kernlock.For(t)
+	before := openFDs(t)
+	attr := hwregs.PerfAttr(hwregs.Attr{Addr: uint64(uintptr(unsafe.Pointer(&kernelTasksHeldVar))), Len: 8, Type: hwregs.Write})
+	h, err := holdTaskBreakpoints(context.Background(), 64, &attr, time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.release()
+	if len(h.tids) != 64 || len(h.fds) != 64 {
+		t.Fatalf("holding %d fds on %d threads, want 64", len(h.fds), len(h.tids))
+	}
+	for _, tid := range []int{h.tids[0], h.tids[63]} {
+		var extra []int
+		for {
+			fd, err := unix.PerfEventOpen(&attr, tid, -1, -1, unix.PERF_FLAG_FD_CLOEXEC)
+			if err != nil {
+				if !errors.Is(err, unix.ENOSPC) {
+					t.Fatalf("thread %d: %v, want ENOSPC at the limit", tid, err)
+				}
+				break
+			}
+			extra = append(extra, fd)
+		}
+		for _, fd := range extra {
+			unix.Close(fd)
+		}
+		if len(extra) != 3 {
+			t.Errorf("thread %d took %d more breakpoints, want 3 (it holds one of 4)", tid, len(extra))
+		}
+	}
+	if err := h.release(); err != nil {
+		t.Fatal(err)
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("%d fds open after release, %d before", after, before)
+	}
+}
+
+// TestKernelTasksCase runs one case of each target on the host and checks
+// its result: name, op count, the p50 sub-samples that give its interval.
+func TestKernelTasksCase(t *testing.T) {
+	if err := hwregs.PerfSupported(); err != nil {
+		t.Skip(err)
+	}
+	for _, tg := range kernelTasksTargets {
+		res, err := kernelTasksRun(context.Background(), Options{}, tg, 64, 512, NopTimer)
+		kernelOrSkip(t, err)
+		if res.Name != KernelTasksName(tg, 64) || res.Iterations != 512 || res.NsPerOp <= 0 {
+			t.Errorf("%s: name %q, %d ops, %v ns/op", tg, res.Name, res.Iterations, res.NsPerOp)
+		}
+		if n := len(res.Batches["p50-ns"]); n != kernelTasksRecs {
+			t.Errorf("%s: %d p50 sub-samples, want %d", tg, n, kernelTasksRecs)
+		}
+		if res.Params["held"] != "64" || res.Params["target"] != tg {
+			t.Errorf("%s: params %v", tg, res.Params)
+		}
+	}
+	if _, err := kernelTasksRun(context.Background(), Options{}, "nope", 0, 16, NopTimer); err == nil || !strings.Contains(err.Error(), "unknown") {
+		t.Errorf("an unknown target: err = %v", err)
+	}
+}
+
+// TestKernelSeriesScales checks that the series' benchmark is sized to
+// the CPU count it is given.
+func TestKernelSeriesScales(t *testing.T) {
+	for _, cpus := range []int{2, 8, 32} {
+		ps := KernelSeriesParams(Options{}, cpus)
+		if len(ps) != 1 || ps[0].Parallelism != cpus || ps[0].Threads != cpus || ps[0].Breakpoints != 4 || ps[0].Validate() != nil {
+			t.Errorf("%d CPUs: %+v", cpus, ps)
+		}
+		if full := KernelSeriesParams(Options{Full: true}, cpus); len(full) != 2 || full[1].Threads != 2*cpus {
+			t.Errorf("%d CPUs, full: %+v", cpus, full)
+		}
+	}
+}
