@@ -191,14 +191,23 @@ func kernelTasksRun(ctx context.Context, o Options, target string, held int, n i
 	if cpu < 0 {
 		cpuArg = ^uintptr(0)
 	}
-	op := func(int64) error {
-		fd, _, e := unix.Syscall6(unix.SYS_PERF_EVENT_OPEN, uintptr(unsafe.Pointer(&attr)), pidArg, cpuArg, ^uintptr(0), unix.PERF_FLAG_FD_CLOEXEC, 0)
-		if e != 0 {
-			return e
+	openClose := func(pidArg, cpuArg uintptr) func(int64) error {
+		return func(int64) error {
+			fd, _, e := unix.Syscall6(unix.SYS_PERF_EVENT_OPEN, uintptr(unsafe.Pointer(&attr)), pidArg, cpuArg, ^uintptr(0), unix.PERF_FLAG_FD_CLOEXEC, 0)
+			if e != 0 {
+				return e
+			}
+			unix.Syscall(unix.SYS_CLOSE, fd, 0, 0)
+			return nil
 		}
-		unix.Syscall(unix.SYS_CLOSE, fd, 0, 0)
-		return nil
 	}
+	op := openClose(pidArg, cpuArg)
+	// The reference is a CPU-bound open+close on the same CPU, which no
+	// kernel's accounting makes depend on task breakpoints: timed just
+	// before and just after the case's loop, it measures how fast the
+	// machine ran then (a shared host, and emulation, can halve it for
+	// seconds), so cost/reference compares cases run at different times.
+	ref := openClose(^uintptr(0), uintptr(o.PinCPU))
 	// Warm up, and time a few ops to size the loop to its budget: one op
 	// ranges from microseconds (6.x, native) to milliseconds (5.10 with
 	// thousands held, under emulation).
@@ -220,6 +229,11 @@ func kernelTasksRun(ctx context.Context, o Options, target string, held int, n i
 		n = min(max(n, kernelTasksMinOps), kernelTasksMaxOps)
 	}
 	res.Params["ops"] = strconv.FormatInt(n, 10)
+	refOps := max(n/8, 64)
+	ref1, err := refP50(ctx, ref, refOps)
+	if err != nil {
+		return res, fmt.Errorf("%s: reference: %w", name, err)
+	}
 	recs := make([]*harness.Recorder, kernelTasksRecs)
 	for i := range recs {
 		recs[i] = harness.NewRecorder()
@@ -231,21 +245,46 @@ func kernelTasksRun(ctx context.Context, o Options, target string, held int, n i
 	if err != nil {
 		return res, fmt.Errorf("%s #%d: %w", name, st.Done, err)
 	}
+	ref2, err := refP50(ctx, ref, refOps)
+	if err != nil {
+		return res, fmt.Errorf("%s: reference: %w", name, err)
+	}
 	pinCheck(&res, o.PinCPU)
 	if err := h.release(); err != nil {
 		return res, fmt.Errorf("%s: releasing the held breakpoints: %w", name, err)
 	}
 	rec := harness.NewRecorder()
-	var p50s []float64
+	refNs := (ref1 + ref2) / 2
+	var p50s, rel []float64
 	for _, r := range recs {
 		rec.Merge(r)
 		if r.Count() >= 4 {
 			p50s = append(p50s, r.Quantile(0.5))
+			if refNs > 0 {
+				rel = append(rel, r.Quantile(0.5)/refNs)
+			}
 		}
 	}
 	setLoop(&res, st, rec)
 	addBatches(&res, "p50-ns", p50s)
+	res.Metrics["ref-p50-ns"] = refNs
+	// How far the machine's speed moved within the case: the two
+	// reference halves' ratio.
+	res.Metrics["ref-drift"] = ref2 / ref1
+	if refNs > 0 {
+		res.Metrics["p50/ref"] = res.Metrics["p50-ns"] / refNs
+		addBatches(&res, "p50/ref", rel)
+	}
 	return res, nil
+}
+
+// refP50 times n reference ops one by one and returns their p50 in ns.
+func refP50(ctx context.Context, ref func(int64) error, n int64) (float64, error) {
+	rec := harness.NewRecorder()
+	if _, err := harness.TimeLoop(ctx, NopTimer, n, 16, 0, ref, rec); err != nil {
+		return 0, err
+	}
+	return rec.Quantile(0.5), nil
 }
 
 // errSetupSlow is holdTaskBreakpoints' error past its deadline.

@@ -22,7 +22,7 @@ import (
 
 // kernelsCommand is the `bpbench kernels` entry of the command table.
 var kernelsCommand = &command{name: "kernels",
-	args:    "[--kernels LIST] [--cpus LIST] [--accel auto|kvm|tcg] [--experiments LIST] [--count N] [--full] [--out DIR] [--timeout D] [--console]",
+	args:    "[--report DIR] [--kernels LIST] [--cpus LIST] [--accel auto|kvm|tcg] [--experiments LIST] [--count N] [--full] [--out DIR] [--timeout D] [--console]",
 	summary: "Boot real kernels under QEMU (Debian 5.10, 6.1, 6.12, your own build) and run conform and the real-kernel experiments inside.",
 	more: `Each (kernel, vCPU count) is a cell: the kernel boots with an initramfs
 built on the fly (this bpbench as init, perf with its libraries), runs
@@ -55,12 +55,21 @@ func cmdKernels(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	timeout := fs.Duration("timeout", 0, "time limit of one VM cell, boot to power-off (default: estimated from the experiments and the vCPU count)")
 	console := fs.Bool("console", false, "copy every guest console to standard error as it arrives (default: off; each cell keeps its console.log)")
 	seed := fs.Int64("seed", 1, "seed `N` of every random choice")
+	rewrite := fs.String("report", "", "rewrite the report.md and plots/ of an existing kernels output `DIR` from its cells, and run nothing (default: run the cells)")
 	pos, help, err := parseCommand(fs, args, stdout)
 	if help || err != nil {
 		return err
 	}
 	if len(pos) > 0 {
 		return usagef("kernels: unexpected argument %q (kernels takes only flags: %s)", pos[0], flagNames(fs))
+	}
+	if *rewrite != "" {
+		m, err := kernels.Rewrite(*rewrite, loadRun)
+		if err != nil {
+			return usagef("kernels --report: %v", err)
+		}
+		fmt.Fprintf(stdout, "wrote %s (%d cells)\n", filepath.Join(*rewrite, "report.md"), len(m.Cells))
+		return nil
 	}
 	specs, err := kernels.ParseSpecs(splitList(*kList))
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"bpbench/bench"
+	"bpbench/bench/harness"
 	"bpbench/kernels/frame"
 	"bpbench/kernels/qemu"
 )
@@ -101,6 +102,10 @@ func vmCell(ctx context.Context, cfg *Config, k *resolved, cpus int, im *Image, 
 		c.Error = fmt.Sprintf("%s at %d vCPUs: %v: the kernel lacks perf events or hardware breakpoints: %s; console ends:\n%s", k.spec, cpus, ErrCell, why, qemu.Tail(c.console, 10))
 		return c, nil
 	}
+	// The guest binary carries no VCS stamp (it may be a fresh build
+	// of the same tree): the run is this checkout's.
+	host := harness.CollectMachine()
+	run.Machine.Commit, run.Machine.Dirty = host.Commit, host.Dirty
 	annotate(run, c)
 	c.Run = run
 	return c, nil

@@ -392,3 +392,26 @@ func writeMatrix(cfg *Config, m *Matrix) error {
 	}
 	return writeFile(filepath.Join(cfg.Out, "report.md"), []byte(Report(m, plots)))
 }
+
+// Rewrite reads a kernels output directory (kernels.json and every
+// cell's results, through load) and writes its report.md and plots/
+// again, with this version's report code.
+func Rewrite(dir string, load func(dir string) (*bench.Run, error)) (*Matrix, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "kernels.json"))
+	if err != nil {
+		return nil, fmt.Errorf("kernels: %w (want a directory written by `bpbench kernels`)", err)
+	}
+	var m Matrix
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("kernels: %s: %w", filepath.Join(dir, "kernels.json"), err)
+	}
+	for _, c := range m.Cells {
+		if c.Error != "" {
+			continue
+		}
+		if c.Run, err = load(filepath.Join(dir, c.Name)); err != nil {
+			return nil, fmt.Errorf("kernels: cell %s: %w", c.Name, err)
+		}
+	}
+	return &m, writeMatrix(&Config{Out: dir}, &m)
+}

@@ -20,8 +20,10 @@ type taskPoint struct {
 }
 
 // tasksOf returns a cell's kernel-tasks points for target, by held count,
-// each interval at coverage conf.
-func tasksOf(c *Cell, target string, conf float64) map[int]interval {
+// each interval at coverage conf: the p50 cost in ns, or, with rel, the
+// cost over the case's reference (a CPU-bound open+close timed around it,
+// which follows the machine's speed and not the held breakpoints).
+func tasksOf(c *Cell, target string, conf float64, rel bool) map[int]interval {
 	out := map[int]interval{}
 	if c.Run == nil {
 		return out
@@ -35,13 +37,18 @@ func tasksOf(c *Cell, target string, conf float64) map[int]interval {
 			continue
 		}
 		vs := r.Batches["p50-ns"]
-		if len(vs) == 0 {
+		if rel {
+			vs = r.Batches["p50/ref"]
+		}
+		if len(vs) == 0 && !rel {
 			vs = r.Batches["ns/op"]
 		}
-		if len(vs) == 0 {
+		if len(vs) == 0 && !rel {
 			vs = []float64{r.NsPerOp}
 		}
-		out[held] = medianIntervalAt(vs, conf)
+		if len(vs) > 0 {
+			out[held] = medianIntervalAt(vs, conf)
+		}
 	}
 	return out
 }
@@ -49,8 +56,13 @@ func tasksOf(c *Cell, target string, conf float64) map[int]interval {
 // taskCurve returns the cell's points for target with their ratios to
 // held=64, sorted by held.
 func taskCurve(c *Cell, target string) []taskPoint {
-	pts := tasksOf(c, target, confidence)
-	comp := tasksOf(c, target, componentConfidence)
+	pts := tasksOf(c, target, confidence, false)
+	// The CPU-bound target is its own reference.
+	rel := target != "cpu"
+	comp := tasksOf(c, target, componentConfidence, rel)
+	if len(comp) == 0 {
+		comp, rel = tasksOf(c, target, componentConfidence, false), false
+	}
 	base, okBase := comp[64]
 	var out []taskPoint
 	for h, iv := range pts {
@@ -236,7 +248,7 @@ func jobText(j Job) string {
 // against live task breakpoints follows, at each vCPU count.
 func writeVerdicts(b *strings.Builder, m *Matrix, labels []string, cpus []int, at map[string]map[int]*Cell) {
 	fmt.Fprintf(b, "## Verdicts: cost against live task breakpoints\n\n")
-	fmt.Fprintf(b, "One more task breakpoint (perf_event_open + close, on all CPUs) while N task breakpoints are held on N other threads (`KernelTasks/target=task`), p50 with its 95%% interval; the ratio is to the same cell's N = 64, its interval conservative (from the two intervals' ends). The model's strategies are `legacy` (the pre-2022 walk of every task breakpoint, per CPU) and `linux` (6.1's histograms).\n\n")
+	fmt.Fprintf(b, "One more task breakpoint (perf_event_open + close, on all CPUs) while N task breakpoints are held on N other threads (`KernelTasks/target=task`), p50 with its 95%% interval. The ratio is the cost at N over the cost at N = 64 in the same cell, each first divided by its case's reference (a CPU-bound open+close on the same CPU timed just before and after the case: flat in N on every kernel, it follows the machine's speed, which a shared host and emulation move by up to 2× for seconds at a time); its interval is conservative (from the two intervals' ends). The model's strategies are `legacy` (the pre-2022 walk of every task breakpoint, per CPU) and `linux` (6.1's histograms); their ratios are of the model's own task reservation cost.\n\n")
 	any := false
 	for _, l := range labels {
 		var parts []string
