@@ -136,6 +136,8 @@ func collect(boot *qemu.Boot, arch qemu.Arch) (*bench.Run, *GuestInfo, error) {
 		what := "the guest powered off without sending results"
 		con := string(boot.Console)
 		switch {
+		case strings.Contains(con, "Attempted to kill init"):
+			what = "init (bpbench) exited or crashed, and the kernel panicked"
 		case strings.Contains(con, "Kernel panic"):
 			what = "the kernel panicked"
 		case !strings.Contains(con, "bpbench-guest: up"):

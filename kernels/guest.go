@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"bpbench/bench"
 	"bpbench/kernels/frame"
 )
 
@@ -117,7 +119,7 @@ func guest(enc string, run Runner) int {
 	}
 	// The console is a terminal, but no one watches it redraw a progress
 	// bar: hide that, so the runner logs one line per case.
-	r, err := run(context.Background(), job, plainWriter{os.Stderr})
+	r, err := runRecovered(run, job)
 	info.UptimeEnd = uptime()
 	b, _ := json.Marshal(info)
 	send(frameGuest, b)
@@ -267,3 +269,15 @@ func onlineCPUs() int {
 type plainWriter struct{ w *os.File }
 
 func (p plainWriter) Write(b []byte) (int, error) { return p.w.Write(b) }
+
+// runRecovered runs the job and turns a panic into an error: init must
+// send it home rather than exit, which the kernel answers with a panic of
+// its own that would hide the cause.
+func runRecovered(run Runner, job Job) (r *bench.Run, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("bpbench panicked in the guest: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return run(context.Background(), job, plainWriter{os.Stderr})
+}
