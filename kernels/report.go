@@ -224,6 +224,7 @@ func Report(m *Matrix, plots []string) string {
 	}
 	w("\nboot: guest uptime when init started; job: conform and the experiments inside; wall: QEMU's start to its exit (the host cell: its run).\n\n")
 
+	writeSummary(&b, m, labels, cpus, at)
 	writeVerdicts(&b, m, labels, cpus, at)
 	writeTasks(&b, m, labels, cpus, at, plots)
 	writeSeries(&b, m, labels, cpus, at, plots)
@@ -478,4 +479,42 @@ func plotNamed(plots []string, stem string) string {
 		}
 	}
 	return ""
+}
+
+// writeSummary is the matrix in one table: per cell, conformance, the
+// task breakpoint's cost growth, the 2022 benchmark and the cell's time.
+func writeSummary(b *strings.Builder, m *Matrix, labels []string, cpus []int, at map[string]map[int]*Cell) {
+	fmt.Fprintf(b, "## Summary\n\n| kernel | vCPUs | conform | task open+close at N=64 | largest N: cost / N=64 cost (vs reference) | perf bench thread -b 4 µs/op (slowdown over -b 0) | Go twin µs/op (slowdown) | cell wall |\n|---|---|---|---|---|---|---|---|\n")
+	for _, l := range labels {
+		for _, n := range cpus {
+			c := at[l][n]
+			if c == nil {
+				continue
+			}
+			if !c.OK() {
+				fmt.Fprintf(b, "| %s | %d | FAILED | | | | | %.0f s |\n", l, n, c.Wall.Seconds())
+				continue
+			}
+			conf := "–"
+			if r := c.Run.Conformance; r != nil {
+				conf = fmt.Sprintf("%s (%d opens)", map[bool]string{true: "0 divergences", false: "DIVERGED"}[r.Agrees()], r.Opens)
+			}
+			at64, grow := "–", "–"
+			if curve := taskCurve(c, "task"); len(curve) > 0 {
+				at64 = fmtIv(pointAt(curve, 64).cost, fmtNs)
+				if last := curve[len(curve)-1]; last.held > 64 {
+					grow = fmt.Sprintf("N=%d: %s", last.held, fmtIv(last.ratio, fmtX))
+				}
+			}
+			perf, goS := "–", "–"
+			for _, p := range seriesOf(c) {
+				if p.threads == p.par {
+					perf = fmt.Sprintf("%s (%s)", num(p.perf), div(p.perf, p.perfB0))
+					goS = fmt.Sprintf("%s (%s)", num(p.goU), div(p.goU, p.goB0))
+				}
+			}
+			fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %s | %.0f s |\n", l, n, conf, at64, grow, perf, goS, c.Wall.Seconds())
+		}
+	}
+	fmt.Fprintf(b, "\n")
 }
