@@ -103,10 +103,11 @@ func TestKernelTasksCase(t *testing.T) {
 func TestKernelSeriesScales(t *testing.T) {
 	for _, cpus := range []int{2, 8, 32} {
 		ps := KernelSeriesParams(Options{}, cpus)
-		if len(ps) != 1 || ps[0].Parallelism != cpus || ps[0].Threads != cpus || ps[0].Breakpoints != 4 || ps[0].Validate() != nil {
+		if len(ps) != 1 || ps[0].Parallelism != cpus || ps[0].Threads != min(cpus, 8) || ps[0].Repeat != cpus || ps[0].Breakpoints != 4 || ps[0].Validate() != nil {
 			t.Errorf("%d CPUs: %+v", cpus, ps)
 		}
-		if full := KernelSeriesParams(Options{Full: true}, cpus); len(full) != 2 || full[1].Threads != 2*cpus {
+		full := KernelSeriesParams(Options{Full: true}, cpus)
+		if len(full) != 2 || full[1].Threads <= full[0].Threads {
 			t.Errorf("%d CPUs, full: %+v", cpus, full)
 		}
 	}
