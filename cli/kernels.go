@@ -149,7 +149,7 @@ func cmdKernels(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return interrupted(ctx)
 	}
 	if err != nil {
-		return fmt.Errorf("kernels: %w", err)
+		return err // package kernels' errors say "kernels:" already
 	}
 	failed := 0
 	for _, c := range m.Cells {
