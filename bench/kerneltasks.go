@@ -203,24 +203,30 @@ func kernelTasksRun(ctx context.Context, o Options, target string, held int, n i
 	}
 	op := openClose(pidArg, cpuArg)
 	// The reference is a CPU-bound open+close on the same CPU, which no
-	// kernel's accounting makes depend on task breakpoints: timed just
-	// before and just after the case's loop, it measures how fast the
-	// machine ran then (a shared host, and emulation, can halve it for
-	// seconds), so cost/reference compares cases run at different times.
+	// kernel's accounting makes depend on task breakpoints. It runs
+	// between every two measured ops, so both see the machine at the
+	// same speed (a shared host, and emulation, halve it for stretches),
+	// and cost/reference compares cases run at different times.
 	ref := openClose(^uintptr(0), uintptr(o.PinCPU))
-	// Warm up, and time a few ops to size the loop to its budget: one op
-	// ranges from microseconds (6.x, native) to milliseconds (5.10 with
-	// thousands held, under emulation).
+	// Warm up, and time a few pairs to size the loop to its budget: one
+	// op ranges from microseconds (6.x, native) to milliseconds (5.10
+	// with thousands held, under emulation).
 	const warmOps, probeOps = 8, 16
 	for i := int64(0); i < warmOps; i++ {
 		if err := op(i); err != nil {
 			return res, fmt.Errorf("%s: warm-up: %w", name, skipIfUnsupported(fmt.Errorf("perf_event_open: %w", classifyOpen(err))))
+		}
+		if err := ref(i); err != nil {
+			return res, fmt.Errorf("%s: reference warm-up: %w", name, skipIfUnsupported(fmt.Errorf("perf_event_open: %w", classifyOpen(err))))
 		}
 	}
 	start := time.Now()
 	for i := int64(0); i < probeOps; i++ {
 		if err := op(i); err != nil {
 			return res, fmt.Errorf("%s: warm-up: %w", name, err)
+		}
+		if err := ref(i); err != nil {
+			return res, fmt.Errorf("%s: reference warm-up: %w", name, err)
 		}
 	}
 	if n <= 0 {
@@ -229,62 +235,114 @@ func kernelTasksRun(ctx context.Context, o Options, target string, held int, n i
 		n = min(max(n, kernelTasksMinOps), kernelTasksMaxOps)
 	}
 	res.Params["ops"] = strconv.FormatInt(n, 10)
-	refOps := max(n/8, 64)
-	ref1, err := refP50(ctx, ref, refOps)
-	if err != nil {
-		return res, fmt.Errorf("%s: reference: %w", name, err)
-	}
-	recs := make([]*harness.Recorder, kernelTasksRecs)
-	for i := range recs {
-		recs[i] = harness.NewRecorder()
-	}
-	st, err := harness.TimeLoop(ctx, t, n, 16, 0, op, recs...)
+	pl, err := pairedLoop(ctx, t, n, op, ref)
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
 	if err != nil {
-		return res, fmt.Errorf("%s #%d: %w", name, st.Done, err)
-	}
-	ref2, err := refP50(ctx, ref, refOps)
-	if err != nil {
-		return res, fmt.Errorf("%s: reference: %w", name, err)
+		return res, fmt.Errorf("%s: %w", name, err)
 	}
 	pinCheck(&res, o.PinCPU)
 	if err := h.release(); err != nil {
 		return res, fmt.Errorf("%s: releasing the held breakpoints: %w", name, err)
 	}
-	rec := harness.NewRecorder()
-	refNs := (ref1 + ref2) / 2
-	var p50s, rel []float64
-	for _, r := range recs {
-		rec.Merge(r)
-		if r.Count() >= 4 {
-			p50s = append(p50s, r.Quantile(0.5))
-			if refNs > 0 {
-				rel = append(rel, r.Quantile(0.5)/refNs)
-			}
-		}
-	}
-	setLoop(&res, st, rec)
-	addBatches(&res, "p50-ns", p50s)
-	res.Metrics["ref-p50-ns"] = refNs
-	// How far the machine's speed moved within the case: the two
-	// reference halves' ratio.
-	res.Metrics["ref-drift"] = ref2 / ref1
-	if refNs > 0 {
-		res.Metrics["p50/ref"] = res.Metrics["p50-ns"] / refNs
-		addBatches(&res, "p50/ref", rel)
-	}
+	pl.fill(&res)
 	return res, nil
 }
 
-// refP50 times n reference ops one by one and returns their p50 in ns.
-func refP50(ctx context.Context, ref func(int64) error, n int64) (float64, error) {
-	rec := harness.NewRecorder()
-	if _, err := harness.TimeLoop(ctx, NopTimer, n, 16, 0, ref, rec); err != nil {
-		return 0, err
+// pairedStats is what pairedLoop measured.
+type pairedStats struct {
+	done  int64
+	total harness.Ticks // the measured ops' time, tare removed
+	tare  harness.Ticks
+	op    [kernelTasksRecs]*harness.Recorder
+	ref   [kernelTasksRecs]*harness.Recorder
+	log   harness.BatchLog
+}
+
+// pairedLoop runs op and ref alternately n times each (which of the two
+// goes first alternates too), timing each op alone (its ops are tens of
+// microseconds and up, so a clock read per op is noise) into
+// kernelTasksRecs interleaved sub-samples.
+func pairedLoop(ctx context.Context, t Timer, n int64, op, ref func(int64) error) (*pairedStats, error) {
+	ps := &pairedStats{tare: harness.MeasureTare()}
+	for i := range ps.op {
+		ps.op[i], ps.ref[i] = harness.NewRecorder(), harness.NewRecorder()
 	}
-	return rec.Quantile(0.5), nil
+	net := func(d harness.Ticks) harness.Ticks { return max(d-ps.tare, 0) }
+	t.ResetTimer()
+	t.StartTimer()
+	defer t.StopTimer()
+	for i := int64(0); i < n; i++ {
+		if i%16 == 0 && ctx.Err() != nil {
+			return ps, ctx.Err()
+		}
+		k := i % kernelTasksRecs
+		var dOp, dRef harness.Ticks
+		if i&1 == 0 {
+			t0 := harness.Now()
+			if err := op(i); err != nil {
+				return ps, fmt.Errorf("op %d: %w", i, err)
+			}
+			t1 := harness.Now()
+			if err := ref(i); err != nil {
+				return ps, fmt.Errorf("reference %d: %w", i, err)
+			}
+			dOp, dRef = net(t1-t0), net(harness.Now()-t1)
+		} else {
+			t0 := harness.Now()
+			if err := ref(i); err != nil {
+				return ps, fmt.Errorf("reference %d: %w", i, err)
+			}
+			t1 := harness.Now()
+			if err := op(i); err != nil {
+				return ps, fmt.Errorf("op %d: %w", i, err)
+			}
+			dRef, dOp = net(t1-t0), net(harness.Now()-t1)
+		}
+		ps.op[k].Record(dOp)
+		ps.ref[k].Record(dRef)
+		ps.log.Add(dOp, 1)
+		ps.total += dOp
+		ps.done++
+	}
+	return ps, nil
+}
+
+// fill writes the loop's figures into res: ns/op (mean) with its
+// consecutive batches, the latency histogram and p50/p99, the p50 of
+// each sub-sample ("p50-ns" batches), the reference's p50 and each
+// sub-sample's p50 over its reference's ("p50/ref").
+func (ps *pairedStats) fill(res *Result) {
+	if res.Metrics == nil {
+		res.Metrics = map[string]float64{}
+	}
+	res.Iterations = ps.done
+	if ps.done > 0 {
+		res.NsPerOp = harness.TicksToNs(ps.total) / float64(ps.done)
+	}
+	all, refAll := harness.NewRecorder(), harness.NewRecorder()
+	var p50s, rel []float64
+	for k := range ps.op {
+		all.Merge(ps.op[k])
+		refAll.Merge(ps.ref[k])
+		if ps.op[k].Count() >= 4 {
+			p, r := ps.op[k].Quantile(0.5), ps.ref[k].Quantile(0.5)
+			p50s = append(p50s, p)
+			if r > 0 {
+				rel = append(rel, p/r)
+			}
+		}
+	}
+	setLatency(res, all)
+	res.Metrics["sampler-ns"] = harness.TicksToNs(ps.tare)
+	addBatches(res, "ns/op", ps.log.NsPerOp())
+	addBatches(res, "p50-ns", p50s)
+	if r := refAll.Quantile(0.5); r > 0 {
+		res.Metrics["ref-p50-ns"] = r
+		res.Metrics["p50/ref"] = res.Metrics["p50-ns"] / r
+		addBatches(res, "p50/ref", rel)
+	}
 }
 
 // errSetupSlow is holdTaskBreakpoints' error past its deadline.

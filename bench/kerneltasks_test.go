@@ -89,6 +89,9 @@ func TestKernelTasksCase(t *testing.T) {
 		if n := len(res.Batches["p50-ns"]); n != kernelTasksRecs {
 			t.Errorf("%s: %d p50 sub-samples, want %d", tg, n, kernelTasksRecs)
 		}
+		if n := len(res.Batches["p50/ref"]); n != kernelTasksRecs || res.Metrics["ref-p50-ns"] <= 0 {
+			t.Errorf("%s: %d sub-samples over the reference, reference p50 %v", tg, n, res.Metrics["ref-p50-ns"])
+		}
 		if res.Params["held"] != "64" || res.Params["target"] != tg {
 			t.Errorf("%s: params %v", tg, res.Params)
 		}
@@ -110,5 +113,20 @@ func TestKernelSeriesScales(t *testing.T) {
 		if len(full) != 2 || full[1].Threads <= full[0].Threads {
 			t.Errorf("%d CPUs, full: %+v", cpus, full)
 		}
+	}
+}
+
+// TestPairedLoopDoesNotAllocate checks the measured loop makes no
+// allocation per op.
+func TestPairedLoopDoesNotAllocate(t *testing.T) {
+	nop := func(int64) error { return nil }
+	ps, err := pairedLoop(context.Background(), NopTimer, 1, nop, nop)
+	if err != nil || ps.done != 1 {
+		t.Fatal(err)
+	}
+	a := testing.AllocsPerRun(5, func() { pairedLoop(context.Background(), NopTimer, 0, nop, nop) })
+	b := testing.AllocsPerRun(5, func() { pairedLoop(context.Background(), NopTimer, 1000, nop, nop) })
+	if b > a {
+		t.Errorf("1000 ops allocate %v, none %v: the loop allocates per op", b, a)
 	}
 }
