@@ -319,6 +319,7 @@ func slope(curve []taskPoint) (interval, bool) {
 // target, p50 and ratio to N = 64.
 func writeTasks(b *strings.Builder, m *Matrix, labels []string, cpus []int, at map[string]map[int]*Cell, plots []string) {
 	fmt.Fprintf(b, "## Cost against live task breakpoints, per vCPU count\n\n")
+	fmt.Fprintf(b, "p50 of one perf_event_open + close with its 95%% interval, and its ratio to the same target's N = 64 after dividing each by the interleaved reference (see the verdicts). The `cpu` target is the reference itself: its ratios are raw and carry the machine's swings.\n\n")
 	for _, n := range cpus {
 		var cols []*Cell
 		for _, l := range labels {
