@@ -26,7 +26,8 @@ func init() {
 // machine of cpus CPUs: parallelism = cpus (the series used a quarter of
 // its 256 CPUs; here every CPU creates threads), threads per batch =
 // cpus up to 8 (the full form adds cpus, or 2 x cpus when that is 8 or
-// fewer), and one batch for each parallel thread. Before 6.1 a thread
+// fewer), and one batch for each parallel thread, or more to create at
+// least seriesMinThreads threads. Before 6.1 a thread
 // created with 4 inherited breakpoints walks every live task breakpoint
 // on every CPU, 4 times: at 32 emulated CPUs, -t 32 takes minutes a run.
 func KernelSeriesParams(o Options, cpus int) []ThreadParams {
@@ -40,10 +41,16 @@ func KernelSeriesParams(o Options, cpus int) []ThreadParams {
 	}
 	var ps []ThreadParams
 	for _, t := range ts {
-		ps = append(ps, ThreadParams{Breakpoints: 4, Parallelism: cpus, Threads: t, Repeat: cpus})
+		// At least seriesMinThreads threads a run: at 2 CPUs, one batch
+		// per parallel thread would be 4 threads, too few to time.
+		ps = append(ps, ThreadParams{Breakpoints: 4, Parallelism: cpus, Threads: t, Repeat: max(cpus, (seriesMinThreads+t-1)/t)})
 	}
 	return ps
 }
+
+// seriesMinThreads is the fewest threads one run of the series'
+// benchmark creates.
+const seriesMinThreads = 128
 
 func kernelSeriesCases(o Options) ([]Case, error) {
 	var cs []Case

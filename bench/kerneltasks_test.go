@@ -106,7 +106,7 @@ func TestKernelTasksCase(t *testing.T) {
 func TestKernelSeriesScales(t *testing.T) {
 	for _, cpus := range []int{2, 8, 32} {
 		ps := KernelSeriesParams(Options{}, cpus)
-		if len(ps) != 1 || ps[0].Parallelism != cpus || ps[0].Threads != min(cpus, 8) || ps[0].Repeat != cpus || ps[0].Breakpoints != 4 || ps[0].Validate() != nil {
+		if len(ps) != 1 || ps[0].Parallelism != cpus || ps[0].Threads != min(cpus, 8) || ps[0].Repeat*ps[0].Threads < seriesMinThreads || ps[0].Repeat < cpus || ps[0].Breakpoints != 4 || ps[0].Validate() != nil {
 			t.Errorf("%d CPUs: %+v", cpus, ps)
 		}
 		full := KernelSeriesParams(Options{Full: true}, cpus)

@@ -303,16 +303,18 @@ func safeRatio(c map[int]float64, n int) float64 {
 	return c[n] / c[64]
 }
 
-// slope is (cost(N) - cost(64)) / (N - 64) at the largest N, with the
-// conservative interval from the two intervals' ends.
+// slope is the cost added per held breakpoint from N = 64 to the
+// largest N: cost(64) x (ratio - 1) / (N - 64), with the ratio taken
+// against the reference (so the machine's swings between the two cases
+// cancel) and its interval.
 func slope(curve []taskPoint) (interval, bool) {
 	base := pointAt(curve, 64)
 	last := curve[len(curve)-1]
-	if !base.cost.ok() || last.held <= 64 {
+	if !base.cost.ok() || !last.ratio.ok() || last.held <= 64 {
 		return interval{}, false
 	}
-	d := float64(last.held - 64)
-	return interval{Median: (last.cost.Median - base.cost.Median) / d, Lo: (last.cost.Lo - base.cost.Hi) / d, Hi: (last.cost.Hi - base.cost.Lo) / d, N: min(base.cost.N, last.cost.N), Coverage: confidence}, true
+	f := base.cost.Median / float64(last.held-64)
+	return interval{Median: f * (last.ratio.Median - 1), Lo: f * (last.ratio.Lo - 1), Hi: f * (last.ratio.Hi - 1), N: last.ratio.N, Coverage: confidence}, true
 }
 
 // writeTasks tabulates kernel-tasks per vCPU count: every kernel and
