@@ -22,6 +22,8 @@ var experiments = []Experiment{
 	switchExperiment,
 	switchModelExperiment,
 	debuggersExperiment,
+	kernelTasksExperiment,
+	kernelSeriesExperiment,
 }
 
 // Experiments returns every experiment in presentation order. The slice is

@@ -122,6 +122,7 @@ any divergence, or when this machine cannot run it (the reason is said).`,
 			run: cmdConform},
 		{name: "doctor", summary: "Show what this machine supports and which experiments will run.",
 			run: func(_ context.Context, a []string, o, e io.Writer) error { return cmdDoctor(a, o, e) }},
+		kernelsCommand,
 		{name: "help", args: "[COMMAND]", summary: "Show this text, or a command's own usage.", run: cmdHelp},
 	}
 }
@@ -231,7 +232,9 @@ func exitCode(ctx context.Context, err error) int {
 // the exit status: 0 on success, 1 when a case or command failed, 2 for a
 // usage error, 130 when interrupted by SIGINT, 143 by SIGTERM.
 func Main(args []string) int {
-	child.Main() // a copy of this binary started as a helper (a tracee, a workload) runs it and exits here
+	// A copy of this binary started as a helper (a tracee, a workload, the
+	// init of a bpbench kernels guest) runs its child mode and exits here.
+	child.Main()
 	return withSignals(func(ctx context.Context) int {
 		return runMain(ctx, args, os.Stdout, os.Stderr)
 	})
