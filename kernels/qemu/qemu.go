@@ -7,6 +7,7 @@
 package qemu
 
 import (
+	"bpbench/internal/support"
 	"bytes"
 	"context"
 	"debug/elf"
@@ -33,7 +34,7 @@ var (
 	// that is not a kernel, a bad option).
 	ErrQEMU = errors.New("QEMU failed")
 	// ErrNoQEMU: the QEMU binary for the architecture is not installed.
-	ErrNoQEMU = errors.New("QEMU is not installed")
+	ErrNoQEMU = support.New("QEMU is not installed")
 )
 
 // Arch is what differs between guest architectures.
