@@ -26,7 +26,10 @@ const (
 // error is a failed case.
 func checkConformance(ctx context.Context, rc *runConfig, run *runfile.Run, log io.Writer) {
 	ops := conformQuickOps
-	if rc.opts.Full {
+	switch {
+	case rc.conformOps > 0:
+		ops = rc.conformOps
+	case rc.opts.Full:
 		ops = conformFullOps
 	}
 	check := rc.conform

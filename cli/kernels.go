@@ -13,10 +13,7 @@ import (
 	"time"
 
 	"bpbench/bench"
-	"bpbench/bench/harness"
-	"bpbench/conform"
 	"bpbench/internal/child"
-	"bpbench/internal/kernlock"
 	"bpbench/kernels"
 	"bpbench/kernels/qemu"
 	"bpbench/runfile"
@@ -178,44 +175,14 @@ func runJob(ctx context.Context, job kernels.Job, log io.Writer) (*runfile.Run, 
 			return nil, err
 		}
 	}
-	rc := &runConfig{exps: exps, opts: bench.Options{Full: job.Full, Seed: job.Seed, Strategies: job.Strategies}, count: max(job.Count, 1)}
-	run := &runfile.Run{Mode: rc.mode(), Started: time.Now().UTC()}
-	var plan []plannedCase
-	for _, e := range rc.exps {
-		cases, cerr := e.Cases(rc.opts)
-		switch {
-		case errors.Is(cerr, bench.ErrSkip):
-			run.Skipped = append(run.Skipped, runfile.Skip{Experiment: e.Name, Name: e.Name, Reason: cerr.Error()})
-			continue
-		case cerr != nil:
-			run.Failed = append(run.Failed, runfile.Failure{Experiment: e.Name, Name: e.Name, Error: cerr.Error()})
-			continue
-		}
-		for _, c := range cases {
-			plan = append(plan, plannedCase{exp: e.Name, c: c})
-		}
-	}
-	run.Machine = harness.CollectMachine()
-	var logw io.Writer = log
-	prev := kernlock.Notify.Swap(&logw)
-	defer kernlock.Notify.Store(prev)
-	if n, perr := probeSlots(); perr == nil {
-		run.Machine.Slots = n
-	}
-	r, err := conform.Run(ctx, conform.Options{Ops: conformFullOps, Seed: job.Seed, Strategies: job.Strategies})
-	switch {
-	case errors.Is(err, conform.ErrUnavailable):
-		run.Conformance = &conform.Report{Note: err.Error()}
-	case err != nil:
-		run.Failed = append(run.Failed, runfile.Failure{Experiment: "conform", Name: "Conform", Error: err.Error()})
-	default:
-		run.Conformance = r
-	}
-	fmt.Fprintln(log, run.Conformance.Summary())
-	if err := runPlan(ctx, plan, rc.count, run, log); err != nil {
+	// A cell checks the model with the long sequence: the kernel is the
+	// thing under test.
+	rc := &runConfig{exps: exps, opts: bench.Options{Full: job.Full, Seed: job.Seed, Strategies: job.Strategies},
+		count: max(job.Count, 1), conformOps: conformFullOps}
+	run, plan, _ := planRun(rc, log)
+	if err := measure(ctx, rc, run, plan, log); err != nil {
 		return nil, err
 	}
-	run.Duration = time.Since(run.Started)
 	return run, nil
 }
 

@@ -38,10 +38,13 @@ const (
 
 // runConfig is a validated `bpbench run` command line.
 type runConfig struct {
-	exps  []bench.Experiment
-	opts  bench.Options
-	count int
-	out   string
+	// conformOps, when set, is the length of the lockstep check (default:
+	// the quick or full length).
+	conformOps int
+	exps       []bench.Experiment
+	opts       bench.Options
+	count      int
+	out        string
 	// outDefault says out was chosen by bpbench, so a name clash picks
 	// another name instead of failing.
 	outDefault bool
@@ -227,29 +230,66 @@ type plannedCase struct {
 }
 
 // runExperiments runs rc and writes its results directory atomically.
-func runExperiments(ctx context.Context, rc *runConfig, stdout, stderr io.Writer) (err error) {
+// planRun lists the cases of rc's experiments into a new run: an
+// experiment that cannot run here is recorded as skipped, one whose cases
+// cannot be listed as failed, each said on log. It returns the plan and
+// its estimated time per experiment.
+func planRun(rc *runConfig, log io.Writer) (*runfile.Run, []plannedCase, map[string]time.Duration) {
 	run := &runfile.Run{Mode: rc.mode(), Started: time.Now().UTC()}
 	var plan []plannedCase
 	perExp := map[string]time.Duration{}
-	var total time.Duration
 	for _, e := range rc.exps {
 		cases, cerr := e.Cases(rc.opts)
 		switch {
 		case errors.Is(cerr, bench.ErrSkip):
 			run.Skipped = append(run.Skipped, runfile.Skip{Experiment: e.Name, Name: e.Name, Reason: cerr.Error()})
-			fmt.Fprintf(stderr, "skip %s: %v\n", e.Name, cerr)
+			fmt.Fprintf(log, "skip %s: %v\n", e.Name, cerr)
 			continue
 		case cerr != nil:
 			run.Failed = append(run.Failed, runfile.Failure{Experiment: e.Name, Name: e.Name, Error: cerr.Error()})
-			fmt.Fprintf(stderr, "FAIL %s: listing cases: %v\n", e.Name, cerr)
+			fmt.Fprintf(log, "FAIL %s: listing cases: %v\n", e.Name, cerr)
 			continue
 		}
 		for _, c := range cases {
 			plan = append(plan, plannedCase{exp: e.Name, c: c})
-			est := c.Estimate * time.Duration(rc.count)
-			perExp[e.Name] += est
-			total += est
+			perExp[e.Name] += c.Estimate * time.Duration(rc.count)
 		}
+	}
+	return run, plan, perExp
+}
+
+// measure runs plan into run: it records the machine, checks the model
+// against the kernel, runs every case rc.count times and holds each
+// experiment to its cross-case checks. Waits for the debug-register lock
+// are said on log.
+func measure(ctx context.Context, rc *runConfig, run *runfile.Run, plan []plannedCase, log io.Writer) error {
+	run.Machine = harness.CollectMachine()
+	run.Machine.PinnedCPU = rc.opts.PinCPU
+	var logw io.Writer = log
+	prev := kernlock.Notify.Swap(&logw)
+	defer kernlock.Notify.Store(prev)
+	slots := rc.slots
+	if slots == nil {
+		slots = probeSlots
+	}
+	if n, perr := slots(); perr == nil {
+		run.Machine.Slots = n
+	}
+	checkConformance(ctx, rc, run, log)
+	if err := runPlan(ctx, plan, rc.count, run, log); err != nil {
+		return err
+	}
+	checkExperiments(rc.exps, run, log)
+	run.Duration = time.Since(run.Started)
+	return nil
+}
+
+// runExperiments runs rc and writes its results directory atomically.
+func runExperiments(ctx context.Context, rc *runConfig, stdout, stderr io.Writer) (err error) {
+	run, plan, perExp := planRun(rc, stderr)
+	var total time.Duration
+	for _, d := range perExp {
+		total += d
 	}
 	fmt.Fprintf(stdout, "bpbench run: %s suite, %s, %s × %d, estimated %v (budget %v)\n",
 		rc.mode(), present.Plural(len(rc.exps), "experiment"), present.Plural(len(plan), "case"), rc.count, total.Round(time.Second), rc.budget())
@@ -280,26 +320,9 @@ func runExperiments(ctx context.Context, rc *runConfig, stdout, stderr io.Writer
 		}
 	}()
 
-	run.Machine = harness.CollectMachine()
-	run.Machine.PinnedCPU = rc.opts.PinCPU
-	// Waits for the debug-register lock, here or in a case, are said.
-	var logw io.Writer = stderr
-	prev := kernlock.Notify.Swap(&logw)
-	defer kernlock.Notify.Store(prev)
-	slots := rc.slots
-	if slots == nil {
-		slots = probeSlots
-	}
-	if n, perr := slots(); perr == nil {
-		run.Machine.Slots = n
-	}
-
-	checkConformance(ctx, rc, run, stderr)
-	if err := runPlan(ctx, plan, rc.count, run, stderr); err != nil {
+	if err := measure(ctx, rc, run, plan, stderr); err != nil {
 		return err
 	}
-	checkExperiments(rc.exps, run, stderr)
-	run.Duration = time.Since(run.Started)
 
 	if err := writeResults(tmp, run, io.Discard); err != nil {
 		return err

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"bpbench/bench/harness"
-	"bpbench/internal/child"
 	"bpbench/kernels/frame"
 	"bpbench/kernels/qemu"
 	"bpbench/runfile"
@@ -78,7 +77,7 @@ func vmCell(ctx context.Context, cfg *Config, k *resolved, cpus int, im *Image, 
 		return nil, err
 	}
 	boot, err := qemu.Run(ctx, qemu.Config{Arch: cfg.Arch, Kernel: k.image, Initrd: im.File, CPUs: cpus,
-		Accel: accel, Append: []string{child.Env(GuestMode), enc}, Timeout: timeout, Console: cfg.Console})
+		Accel: accel, Append: enc, Timeout: timeout, Console: cfg.Console})
 	if boot != nil {
 		c.Wall = boot.Wall
 		c.console = boot.Console

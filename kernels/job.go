@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"bpbench/internal/child"
 	"bpbench/runfile"
 	"context"
 	"encoding/base64"
@@ -43,12 +44,14 @@ const GuestMode = "guest-init"
 // jobEnv is the variable the job arrives in.
 const jobEnv = "BPBENCH_JOB"
 
-func (j Job) encode() (string, error) {
+// encode is the kernel command line's part that makes a guest's init run
+// the job: the child mode that selects GuestMain, and the job itself.
+func (j Job) encode() ([]string, error) {
 	b, err := json.Marshal(j)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return jobEnv + "=" + base64.RawURLEncoding.EncodeToString(b), nil
+	return []string{child.Env(GuestMode), jobEnv + "=" + base64.RawURLEncoding.EncodeToString(b)}, nil
 }
 
 func decodeJob(s string) (Job, error) {

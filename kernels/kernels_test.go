@@ -210,7 +210,7 @@ func TestGarbageKernel(t *testing.T) {
 	}
 	enc, _ := Job{Mode: ModeRun, ResultsDev: amd64.Results}.encode()
 	timeout := 30 * time.Second
-	boot, err := qemu.Run(context.Background(), qemu.Config{Arch: amd64, Kernel: fake, Initrd: im.File, CPUs: 1, Accel: "tcg", Append: []string{enc}, Timeout: timeout})
+	boot, err := qemu.Run(context.Background(), qemu.Config{Arch: amd64, Kernel: fake, Initrd: im.File, CPUs: 1, Accel: "tcg", Append: enc, Timeout: timeout})
 	noQEMULeft(t)
 	if !errors.Is(err, qemu.ErrQEMU) && !errors.Is(err, qemu.ErrTimeout) {
 		t.Fatalf("booting a fake bzImage: err = %v, want ErrQEMU or ErrTimeout", err)
@@ -228,7 +228,7 @@ func TestHangingInit(t *testing.T) {
 	dk, im, _ := setup(t)
 	enc, _ := Job{Mode: ModeHang, ResultsDev: amd64.Results}.encode()
 	timeout := 25 * time.Second
-	_, err := qemu.Run(context.Background(), qemu.Config{Arch: amd64, Kernel: dk.Image, Initrd: im.File, CPUs: 1, Accel: "tcg", Append: []string{enc}, Timeout: timeout})
+	_, err := qemu.Run(context.Background(), qemu.Config{Arch: amd64, Kernel: dk.Image, Initrd: im.File, CPUs: 1, Accel: "tcg", Append: enc, Timeout: timeout})
 	noQEMULeft(t)
 	if !errors.Is(err, qemu.ErrTimeout) {
 		t.Fatalf("err = %v, want ErrTimeout", err)
@@ -247,7 +247,7 @@ func TestCancelKillsQEMU(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		_, err := qemu.Run(ctx, qemu.Config{Arch: amd64, Kernel: dk.Image, Initrd: im.File, CPUs: 1, Accel: "tcg", Append: []string{enc}, Timeout: 5 * time.Minute})
+		_, err := qemu.Run(ctx, qemu.Config{Arch: amd64, Kernel: dk.Image, Initrd: im.File, CPUs: 1, Accel: "tcg", Append: enc, Timeout: 5 * time.Minute})
 		done <- err
 	}()
 	for len(ourQEMUs(t)) == 0 {
@@ -293,7 +293,7 @@ func hangChild() int {
 		return 1
 	}
 	enc, _ := Job{Mode: ModeHang, ResultsDev: amd64.Results}.encode()
-	qemu.Run(context.Background(), qemu.Config{Arch: amd64, Kernel: k.Image, Initrd: im.File, CPUs: 1, Accel: "tcg", Append: []string{enc}, Timeout: 5 * time.Minute})
+	qemu.Run(context.Background(), qemu.Config{Arch: amd64, Kernel: k.Image, Initrd: im.File, CPUs: 1, Accel: "tcg", Append: enc, Timeout: 5 * time.Minute})
 	return 0
 }
 

@@ -345,7 +345,7 @@ func chooseAccel(ctx context.Context, cfg *Config, k *resolved, im *Image) (stri
 		return "tcg", "auto: " + err.Error()
 	}
 	boot, err := qemu.Run(ctx, qemu.Config{Arch: cfg.Arch, Kernel: k.image, Initrd: im.File, CPUs: 1, Accel: "kvm",
-		Append: []string{enc}, Timeout: probeTimeout})
+		Append: enc, Timeout: probeTimeout})
 	if err != nil {
 		return "tcg", "auto: the KVM probe boot failed (" + firstLine(err.Error()) + lastConsoleLine(boot) + ")"
 	}
