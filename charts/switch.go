@@ -64,6 +64,14 @@ func plotSwitchCost(d *plotData) (*chart, string) {
 			xs:    []float64{lo, hi}, ys: []float64{iv.Median, iv.Median},
 			style: &lineStyle{color: color.Gray{Y: 140}, width: vg.Points(3), dashes: []vg.Length{vg.Points(1), vg.Points(4)}},
 		})
+		if _, ok := anchor.Metric(bench.MetricThreadsUsecs); ok {
+			ti := runfile.IvOf(anchor, bench.MetricThreadsUsecs)
+			series = append(series, lineSeries{
+				label: "perf bench sched pipe -T, no breakpoints: two threads of one process, as Go's ping-pong",
+				xs:    []float64{lo, hi}, ys: []float64{ti.Median, ti.Median},
+				style: &lineStyle{color: color.Gray{Y: 60}, width: vg.Points(2), dashes: []vg.Length{vg.Points(6), vg.Points(3), vg.Points(1), vg.Points(3)}},
+			})
+		}
 	}
 	return withLegend(lineOpts{
 		title:  "Context-switch round trip (two switches, two threads of one process on one CPU) vs breakpoints installed",
