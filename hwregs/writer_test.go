@@ -156,6 +156,21 @@ func traps(sim *Sim, tg Target, addr uint64, size int) (int, bool) {
 
 var taskReq = alloc.Request{Task: 1, CPU: alloc.AnyCPU, Kind: alloc.Data}
 
+// registerFour registers four 8-byte write breakpoints of taskReq, at
+// 0x1000, 0x1008, 0x1010 and 0x1018: one x86 pool's worth.
+func registerFour(t *testing.T, w *Writer) []Breakpoint {
+	t.Helper()
+	var bps []Breakpoint
+	for i := 0; i < 4; i++ {
+		bp, err := w.Register(taskReq, Attr{Addr: uint64(0x1000 + 8*i), Len: 8, Type: Write})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bps = append(bps, bp)
+	}
+	return bps
+}
+
 // TestWriterRegister fills a task's four registers, checks their exact
 // contents and traps, refuses a fifth, and unregisters everything.
 func TestWriterRegister(t *testing.T) {
@@ -534,14 +549,7 @@ func TestWriterKinds(t *testing.T) {
 func TestWriterSlotRange(t *testing.T) {
 	for _, s := range strategies(t) {
 		w := NewWriter(newAlloc(t, s, alloc.Config{CPUs: 1, Slots: 8}), NewSim(), WriteChanged)
-		var bps []Breakpoint
-		for i := 0; i < 4; i++ {
-			bp, err := w.Register(taskReq, Attr{Addr: uint64(0x1000 + 8*i), Len: 8, Type: Write})
-			if err != nil {
-				t.Fatal(err)
-			}
-			bps = append(bps, bp)
-		}
+		bps := registerFour(t, w)
 		if _, err := w.Register(taskReq, Attr{Addr: 0x2000, Len: 8, Type: Write}); !errors.Is(err, ErrSlotRange) {
 			t.Errorf("%s: fifth of eight = %v, want ErrSlotRange", s, err)
 		}
@@ -584,14 +592,7 @@ func TestWriterReregisterRace(t *testing.T) {
 			st := &stealing{Allocator: newAlloc(t, s, alloc.X86(1)), steal: alloc.Request{Task: alloc.NoTask, CPU: 0, Kind: alloc.Data}}
 			sim := NewSim()
 			w := NewWriter(st, sim, WriteChanged)
-			var bps []Breakpoint
-			for i := 0; i < 4; i++ {
-				bp, err := w.Register(taskReq, Attr{Addr: uint64(0x1000 + 8*i), Len: 8, Type: Write})
-				if err != nil {
-					t.Fatal(err)
-				}
-				bps = append(bps, bp)
-			}
+			bps := registerFour(t, w)
 			if err := w.Modify(&bps[1], Attr{Addr: 0x5000, Len: 8, Type: Write}); err != nil {
 				t.Fatalf("Modify under a thief: %v", err)
 			}
