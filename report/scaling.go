@@ -13,11 +13,9 @@ import (
 	"bpbench/stats"
 )
 
-func (w *reportWriter) sectionScaling() {
-	cases := w.open("Which allocation strategy scales with concurrent reservers?\n", "Scaling")
-	if cases == nil {
-		return
-	}
+// sectionScaling answers which strategy scales with concurrent
+// reservers, from the Scaling cases: one table per mix.
+func (w *reportWriter) sectionScaling(cases []*runfile.Case) {
 	ncpu := w.run.Machine.NumCPU
 	for _, mix := range runfile.ParamValues(cases, bench.ParamMix) {
 		if mix != "" {

@@ -37,11 +37,9 @@ func (g tasksGrid) counts(cpus string) []int {
 	return out
 }
 
-func (w *reportWriter) sectionTasks() {
-	cases := w.open("Does reservation cost grow with the number of live tasks, and with CPUs?\n", "Tasks")
-	if cases == nil {
-		return
-	}
+// sectionTasks answers whether reservation cost grows with live tasks and
+// with CPUs, from the Tasks cases.
+func (w *reportWriter) sectionTasks(cases []*runfile.Case) {
 	grid := tasksGrid{}
 	for _, c := range cases {
 		p := bench.NameParams(c.Name)
