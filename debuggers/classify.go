@@ -1,9 +1,8 @@
 package debuggers
 
 import (
-	"fmt"
-
 	"bpbench/hwregs"
+	"bpbench/internal/enum"
 )
 
 // Outcome is what the kernel made of one debug-register write for one
@@ -35,12 +34,7 @@ const (
 var outcomeNames = [...]string{"reserved", "enabled", "disabled", "changed", "same", "status", "refused"}
 
 // String returns the outcome's name ("reserved", "disabled"...).
-func (o Outcome) String() string {
-	if int(o) < len(outcomeNames) {
-		return outcomeNames[o]
-	}
-	return fmt.Sprintf("Outcome(%d)", o)
-}
+func (o Outcome) String() string { return enum.Name("Outcome", outcomeNames[:], o) }
 
 // Modifies reports whether the outcome is a modify_user_hw_breakpoint call
 // on a held breakpoint.
