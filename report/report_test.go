@@ -5,10 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"bpbench/bench"
-	"bpbench/bench/harness"
 	"bpbench/conform"
 	"bpbench/internal/fixtures"
 	"bpbench/runfile"
@@ -246,34 +244,6 @@ func TestReportTasksAtEachCPUCount(t *testing.T) {
 	)
 	if strings.Contains(md, "(the host's count), at") {
 		t.Errorf("a line repeats the CPU count its header gives:\n%s", md)
-	}
-}
-
-// TestReportNoise: load is called only where the clock-tick counters can
-// tell it from their granularity.
-func TestReportNoise(t *testing.T) {
-	run := &runfile.Run{Machine: bench.Machine{NumCPU: 2}}
-	mk := func(name string, iters int64, ns float64, n harness.Noise) {
-		r := fixtures.CaseResult(name, ns, nil)
-		r.Iterations, r.Noise = iters, &n
-		run.Results = append(run.Results, r)
-	}
-	// 40 ms on 2 CPUs is 8 ticks: one stray tick is 12.5%.
-	mk("Tasks/strategy=cas/tasks=16", 1e6, 40, harness.Noise{Others: 0.125, Busy: 0.625})
-	// 80 ms: two ticks of 16 are 12.5%, still within the counters' blur.
-	mk("Tasks/strategy=cas/tasks=64", 1e6, 80, harness.Noise{Others: 0.125, Busy: 0.625})
-	// 800 ms with half the CPUs' time taken by others: loaded.
-	mk("Update/backend=sim/strategy=cas/op=modify", 1e7, 80, harness.Noise{Others: 0.5, Busy: 1})
-	// 10 ms on 2 CPUs is 2 ticks: nothing can be told.
-	mk("Registers/backend=sim/policy=all", 1e6, 10, harness.Noise{Others: 0.5, Busy: 1})
-	// A lock wait is load however short the case.
-	mk("Update/backend=sim/strategy=cas/op=reregister", 1e3, 100, harness.Noise{LockWait: 3 * time.Millisecond})
-	md := buildWant(t, run,
-		"| Update | 2 of 2 | 2 | 50.0% | 0% | 3ms | 0 |",
-		"1 case run too short for the tick counters to tell load from noise",
-	)
-	if strings.Contains(md, "| Tasks |") || strings.Contains(md, "| Registers |") {
-		t.Errorf("a case with a tick or two of others is called loaded:\n%s", md)
 	}
 }
 
