@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"bpbench/alloc"
 	"bpbench/bench/harness"
 	"bpbench/hwregs"
 )
@@ -186,11 +185,7 @@ func raceCases(opts Options) ([]Case, error) {
 	if err := checkOptions("race", opts); err != nil {
 		return nil, err
 	}
-	strategies := opts.Strategies
-	if strategies == nil {
-		strategies = alloc.Strategies()
-	}
-	cases := raceCasesOn("sim", strategies, opts, 10*time.Millisecond, false, runRaceSim)
+	cases := raceCasesOn("sim", strategiesOf(opts), opts, 10*time.Millisecond, false, runRaceSim)
 	return append(cases, raceCasesOn("perf", []string{"kernel"}, opts, 50*time.Millisecond, true, runRacePerf)...), nil
 }
 
