@@ -88,11 +88,13 @@ type Kernel struct {
 // NewKernel returns a Kernel with no thread holding a breakpoint.
 func NewKernel() *Kernel { return &Kernel{threads: map[int]*threadState{}} }
 
-func (k *Kernel) thread(tid int) *threadState {
-	t := k.threads[tid]
+// stateOf returns tid's entry in m, made zero on its first use: the
+// per-thread state of the models a trace is fed to (Kernel, Replay).
+func stateOf[T any](m map[int]*T, tid int) *T {
+	t := m[tid]
 	if t == nil {
-		t = &threadState{}
-		k.threads[tid] = t
+		t = new(T)
+		m[tid] = t
 	}
 	return t
 }
@@ -113,7 +115,7 @@ func (k *Kernel) Write(dst []SlotOutcome, tid, reg int, val uint64, ok bool) ([]
 		}
 		return append(dst, SlotOutcome{slot, Refused}), false
 	}
-	t := k.thread(tid)
+	t := stateOf(k.threads, tid)
 	changed := t.regs[reg] != val
 	t.regs[reg] = val
 	switch {
