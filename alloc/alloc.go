@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"bpbench/internal/enum"
 )
 
 // NoTask is Request.Task of a CPU-bound breakpoint.
@@ -37,16 +39,11 @@ const (
 	numKinds
 )
 
+// kindNames are the names of the Kind values, for String.
+var kindNames = [...]string{Data: "data", Inst: "inst"}
+
 // String returns "data" or "inst".
-func (k Kind) String() string {
-	switch k {
-	case Data:
-		return "data"
-	case Inst:
-		return "inst"
-	}
-	return fmt.Sprintf("Kind(%d)", uint8(k))
-}
+func (k Kind) String() string { return enum.Name("Kind", kindNames[:], k) }
 
 // Request asks for one breakpoint slot.
 type Request struct {

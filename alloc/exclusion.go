@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"bpbench/internal/enum"
 )
 
 // Owner says which kernel interface created a breakpoint: ptrace (a
@@ -19,16 +21,11 @@ const (
 	Perf
 )
 
+// ownerNames are the names of the Owner values, for String.
+var ownerNames = [...]string{Ptrace: "ptrace", Perf: "perf"}
+
 // String returns "ptrace" or "perf".
-func (o Owner) String() string {
-	switch o {
-	case Ptrace:
-		return "ptrace"
-	case Perf:
-		return "perf"
-	}
-	return fmt.Sprintf("Owner(%d)", uint8(o))
-}
+func (o Owner) String() string { return enum.Name("Owner", ownerNames[:], o) }
 
 // ErrExcluded is wrapped, together with ErrNoSlot (the kernel answered
 // ENOSPC), by an Exclusion refusal: the range overlaps a live breakpoint

@@ -27,23 +27,26 @@ func newPerCPU(cfg Config) (Allocator, error) {
 	return &perCPUAlloc{cfg: cfg, ls: newLedgers(cfg, false), locks: make([]paddedMutex, cfg.CPUs)}, nil
 }
 
-func (a *perCPUAlloc) lock(all bool, cpu int) {
-	if !all {
-		a.locks[cpu].Lock()
-		return
+// span is the locks a task reservation takes: cpu's, or with all every
+// CPU's, which lock takes in ascending order so that no two deadlock.
+func (a *perCPUAlloc) span(all bool, cpu int) []paddedMutex {
+	if all {
+		return a.locks
 	}
-	for i := range a.locks {
-		a.locks[i].Lock()
+	return a.locks[cpu : cpu+1]
+}
+
+func (a *perCPUAlloc) lock(all bool, cpu int) {
+	locks := a.span(all, cpu)
+	for i := range locks {
+		locks[i].Lock()
 	}
 }
 
 func (a *perCPUAlloc) unlock(all bool, cpu int) {
-	if !all {
-		a.locks[cpu].Unlock()
-		return
-	}
-	for i := range a.locks {
-		a.locks[i].Unlock()
+	locks := a.span(all, cpu)
+	for i := range locks {
+		locks[i].Unlock()
 	}
 }
 

@@ -46,21 +46,35 @@ func checkNamed(t *testing.T, res Result, exp, name string, metrics []string) {
 	}
 }
 
-// TestApplyCounts runs the apply case on a small tracee: every cycle
-// writes DR0 and DR7 on each thread to set, DR0 to modify, and DR0 and DR7
-// to clear (the address is zeroed too), under either policy.
-func TestApplyCounts(t *testing.T) {
+// runApplyModes runs one case of exp (named prefix/...) under each apply
+// mode, on a tracee of the given threads for n cycles under the
+// debug-register lock, checks each result's name, params and metrics, and
+// returns the results.
+func runApplyModes(t *testing.T, run func(context.Context, applySpec, Options, int64, Timer) (Result, error), exp, prefix string, threads int, n int64, metrics []string) []Result {
+	t.Helper()
 	testenv.LockDebugRegs(t)
-	const threads, n = 6, 4
+	var out []Result
 	for _, pol := range hwregs.ApplyModes {
 		s := applySpec{policy: pol, threads: threads}
-		res, err := runApply(context.Background(), s, Options{}, n, NopTimer)
+		res, err := run(context.Background(), s, Options{}, n, NopTimer)
 		testenv.SkipIfUnsupported(t, err)
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkNamed(t, res, "apply", s.name("Apply"), []string{MetricNsPerChangeThread, "apply-ns/change-thread", MetricWritesPerCycle, "writes/cycle-thread", MetricWritesPerChangeThread,
-			"set-ns/p50", "modify-ns/p50", "clear-ns/p50", "change-ns/p50", "resume-ns/p50", MetricP50, MetricP99})
+		checkNamed(t, res, exp, s.name(prefix), metrics)
+		out = append(out, res)
+	}
+	return out
+}
+
+// TestApplyCounts runs the apply case on a small tracee: every cycle
+// writes DR0 and DR7 on each thread to set, DR0 to modify, and DR0 and DR7
+// to clear (the address is zeroed too), under either policy.
+func TestApplyCounts(t *testing.T) {
+	const threads, n = 6, 4
+	metrics := []string{MetricNsPerChangeThread, "apply-ns/change-thread", MetricWritesPerCycle, "writes/cycle-thread", MetricWritesPerChangeThread,
+		"set-ns/p50", "modify-ns/p50", "clear-ns/p50", "change-ns/p50", "resume-ns/p50", MetricP50, MetricP99}
+	for _, res := range runApplyModes(t, runApply, "apply", "Apply", threads, n, metrics) {
 		if res.Iterations != n {
 			t.Errorf("%s: %d iterations, want %d", res.Name, res.Iterations, n)
 		}
@@ -83,16 +97,9 @@ func TestApplyCounts(t *testing.T) {
 // tracee: the watchpoint traps (traps/op > 0), misses are counted, and the
 // lazy blind window is not shorter than its request-to-armed time allows.
 func TestBlindWindowCounts(t *testing.T) {
-	testenv.LockDebugRegs(t)
 	const threads, n = 4, 3
-	for _, pol := range hwregs.ApplyModes {
-		s := applySpec{policy: pol, threads: threads}
-		res, err := runBlind(context.Background(), s, Options{}, n, NopTimer)
-		testenv.SkipIfUnsupported(t, err)
-		if err != nil {
-			t.Fatal(err)
-		}
-		checkNamed(t, res, "blindwindow", s.name("BlindWindow"), []string{MetricBlindP50, MetricBlindP99, "blind-request-ns/p50", "blind-request-ns/p99", MetricMissed, "missed/thread", MetricTraps})
+	metrics := []string{MetricBlindP50, MetricBlindP99, "blind-request-ns/p50", "blind-request-ns/p99", MetricMissed, "missed/thread", MetricTraps}
+	for _, res := range runApplyModes(t, runBlind, "blindwindow", "BlindWindow", threads, n, metrics) {
 		m := res.Metrics
 		if m[MetricTraps] <= 0 {
 			t.Errorf("%s: no traps while armed: %v", res.Name, m)
@@ -113,15 +120,8 @@ func TestBlindWindowCounts(t *testing.T) {
 // count of their sweep, with distinct names.
 func TestApplyCasesNamed(t *testing.T) {
 	for _, exp := range []string{"apply", "blindwindow"} {
-		e, err := Lookup(exp)
-		if err != nil {
-			t.Fatal(err)
-		}
 		for _, full := range []bool{false, true} {
-			cs, err := e.Cases(Options{Full: full})
-			if err != nil {
-				t.Fatal(err)
-			}
+			cs := casesOf(t, exp, Options{Full: full})
 			if want := 2 * len(applyThreads(full)); len(cs) != want {
 				t.Errorf("%s full=%v: %d cases, want %d", exp, full, len(cs), want)
 			}
@@ -133,7 +133,7 @@ func TestApplyCasesNamed(t *testing.T) {
 				seen[c.Name] = true
 			}
 		}
-		if _, err := e.Cases(Options{PinCPU: 4096}); err == nil || !strings.Contains(err.Error(), "PinCPU") {
+		if _, err := lookup(t, exp).Cases(Options{PinCPU: 4096}); err == nil || !strings.Contains(err.Error(), "PinCPU") {
 			t.Errorf("%s with PinCPU = 4096: %v, want an error naming PinCPU", exp, err)
 		}
 	}

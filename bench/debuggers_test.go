@@ -11,22 +11,13 @@ import (
 
 // BenchmarkDebuggers runs the real debuggers' sessions; b.N sets the
 // repetitions of the actions.
-func BenchmarkDebuggers(b *testing.B) {
-	runCases(b, "Debugger", casesOf(b, "debuggers", Options{}))
-}
+func BenchmarkDebuggers(b *testing.B) { runCases(b, "Debugger", casesOf(b, "debuggers", Options{})) }
 
 // TestDebuggersCases checks the case list: five actions per debugger and
 // thread count, named key=value, and rr recorded as one case.
 func TestDebuggersCases(t *testing.T) {
-	e, err := Lookup("debuggers")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, full := range []bool{false, true} {
-		cs, err := e.Cases(Options{Full: full})
-		if err != nil {
-			t.Fatal(err)
-		}
+		cs := casesOf(t, "debuggers", Options{Full: full})
 		threads := debuggersThreads(full)
 		if want := 2*len(threads)*len(debuggers.Actions) + 1; len(cs) != want {
 			t.Errorf("full=%v: %d cases, want %d", full, len(cs), want)

@@ -37,17 +37,23 @@ func runCases(b *testing.B, prefix string, cases []Case) {
 	}
 }
 
-// casesOf returns the named experiment's cases for opts, failing b if it
-// does not exist.
-func casesOf(b *testing.B, name string, opts Options) []Case {
-	b.Helper()
+// lookup returns the named experiment, failing tb if it does not exist.
+func lookup(tb testing.TB, name string) Experiment {
+	tb.Helper()
 	e, err := Lookup(name)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	cs, err := e.Cases(opts)
+	return e
+}
+
+// casesOf returns the named experiment's cases for opts, failing tb if it
+// does not exist or refuses opts.
+func casesOf(tb testing.TB, name string, opts Options) []Case {
+	tb.Helper()
+	cs, err := lookup(tb, name).Cases(opts)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return cs
 }

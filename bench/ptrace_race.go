@@ -25,17 +25,7 @@ func ptraceRaceCases(o Options) ([]Case, error) {
 	if err := checkOptions("ptrace-race", o); err != nil {
 		return nil, err
 	}
-	var cs []Case
-	for _, s := range raceSpecs("ptrace", strategiesOf(o), o.Full) {
-		cs = append(cs, Case{
-			Name:     s.name(),
-			Estimate: raceEstimate(o, 30*time.Millisecond),
-			Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
-				return underKernlock(func() (Result, error) { return runRacePtrace(ctx, s, o, n, t, raceHooks{}) })
-			},
-		})
-	}
-	return cs, nil
+	return raceCasesOn("ptrace", strategiesOf(o), o, 30*time.Millisecond, true, runRacePtrace), nil
 }
 
 var ptraceRaceExperiment = Experiment{Name: "ptrace-race", Cases: ptraceRaceCases,

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"bpbench/alloc"
 	"bpbench/bench/harness"
 	"bpbench/hwregs"
 )
@@ -186,30 +185,29 @@ func raceCases(opts Options) ([]Case, error) {
 	if err := checkOptions("race", opts); err != nil {
 		return nil, err
 	}
-	strategies := opts.Strategies
-	if strategies == nil {
-		strategies = alloc.Strategies()
-	}
-	var cases []Case
-	for _, s := range raceSpecs("sim", strategies, opts.Full) {
-		cases = append(cases, Case{
+	cases := raceCasesOn("sim", strategiesOf(opts), opts, 10*time.Millisecond, false, runRaceSim)
+	return append(cases, raceCasesOn("perf", []string{"kernel"}, opts, 50*time.Millisecond, true, runRacePerf)...), nil
+}
+
+// raceCasesOn lists the cases of backend for strategies, each estimated at
+// setup beyond the run's budget and run by run; locked runs each under the
+// debug-register lock, for a backend that reaches the real registers.
+func raceCasesOn(backend string, strategies []string, o Options, setup time.Duration, locked bool,
+	run func(context.Context, raceSpec, Options, int64, Timer, raceHooks) (Result, error)) []Case {
+	var cs []Case
+	for _, s := range raceSpecs(backend, strategies, o.Full) {
+		cs = append(cs, Case{
 			Name:     s.name(),
-			Estimate: raceEstimate(opts, 10*time.Millisecond),
+			Estimate: raceEstimate(o, setup),
 			Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
-				return runRaceSim(ctx, s, opts, n, t, raceHooks{})
+				if !locked {
+					return run(ctx, s, o, n, t, raceHooks{})
+				}
+				return underKernlock(func() (Result, error) { return run(ctx, s, o, n, t, raceHooks{}) })
 			},
 		})
 	}
-	for _, s := range raceSpecs("perf", []string{"kernel"}, opts.Full) {
-		cases = append(cases, Case{
-			Name:     s.name(),
-			Estimate: raceEstimate(opts, 50*time.Millisecond),
-			Run: func(ctx context.Context, n int64, t Timer) (Result, error) {
-				return underKernlock(func() (Result, error) { return runRacePerf(ctx, s, opts, n, t, raceHooks{}) })
-			},
-		})
-	}
-	return cases, nil
+	return cs
 }
 
 var raceExperiment = Experiment{Name: "race", Cases: raceCases,

@@ -263,14 +263,7 @@ func TestRacePerf(t *testing.T) {
 // TestRaceCasesNamed: the case list covers every strategy and both
 // backends, names are unique and follow the benchmark naming scheme.
 func TestRaceCasesNamed(t *testing.T) {
-	e, err := Lookup("race")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := e.Cases(Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := casesOf(t, "race", Options{})
 	seen := map[string]bool{}
 	for _, c := range cs {
 		if seen[c.Name] {
@@ -298,7 +291,7 @@ func TestRaceCasesNamed(t *testing.T) {
 	if !seen["Race/backend=perf/strategy=kernel/mode=reregister/competitors=1/rate=10000/place=other"] {
 		t.Errorf("missing perf case; have %v", seen)
 	}
-	if _, err := e.Cases(Options{PinCPU: 1 << 20}); err == nil {
+	if _, err := lookup(t, "race").Cases(Options{PinCPU: 1 << 20}); err == nil {
 		t.Error("Options.PinCPU out of range was accepted")
 	}
 	if _, err := harness.NewPacer(-1); err == nil {

@@ -16,9 +16,7 @@ import (
 
 // BenchmarkSwitch runs the switch cases; each takes the debug-register
 // lock itself.
-func BenchmarkSwitch(b *testing.B) {
-	runCases(b, "Switch", casesOf(b, "switch", Options{}))
-}
+func BenchmarkSwitch(b *testing.B) { runCases(b, "Switch", casesOf(b, "switch", Options{})) }
 
 // startArmed starts a ping-pong tracee armed through backend, skipping
 // where the machine cannot.

@@ -66,17 +66,12 @@ func checkResult(t *testing.T, c Case, res Result, n, wantSamples int64, exp str
 	}
 }
 
+// experimentCases returns the named experiment's cases for o, and checks
+// that it refuses a negative PinCPU.
 func experimentCases(t *testing.T, name string, o Options) []Case {
 	t.Helper()
-	e, err := Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := e.Cases(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.Cases(Options{PinCPU: -1}); err == nil {
+	cs := casesOf(t, name, o)
+	if _, err := lookup(t, name).Cases(Options{PinCPU: -1}); err == nil {
 		t.Errorf("%s: Options.PinCPU = -1 accepted", name)
 	}
 	return cs

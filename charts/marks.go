@@ -171,31 +171,33 @@ func (zeroThumb) Thumbnail(c *draw.Canvas) {
 	downTriangle{}.DrawGlyph(c, draw.GlyphStyle{Color: color.Gray{Y: 60}, Radius: vg.Points(4)}, c.Center())
 }
 
-// hline is a horizontal line across the data area: a log axis' break.
-type hline struct {
-	y     float64
-	style draw.LineStyle
+// rule is a line across the data area at one value of an axis: of y (a
+// log axis' break) or, when vertical, of x (the vCPU count on scaling
+// charts).
+type rule struct {
+	at       float64
+	vertical bool
+	style    draw.LineStyle
 }
 
-func (h hline) Plot(c draw.Canvas, p *plot.Plot) {
+func (r rule) Plot(c draw.Canvas, p *plot.Plot) {
 	trX, trY := p.Transforms(&c)
-	y := trY(h.y)
-	c.StrokeLines(h.style, []vg.Point{{X: trX(p.X.Min), Y: y}, {X: trX(p.X.Max), Y: y}})
+	if r.vertical {
+		x := trX(r.at)
+		c.StrokeLines(r.style, []vg.Point{{X: x, Y: trY(p.Y.Min)}, {X: x, Y: trY(p.Y.Max)}})
+		return
+	}
+	y := trY(r.at)
+	c.StrokeLines(r.style, []vg.Point{{X: trX(p.X.Min), Y: y}, {X: trX(p.X.Max), Y: y}})
 }
 
-// vline is a vertical dashed line at x, the vCPU count on scaling charts.
-type vline struct {
-	x     float64
-	style draw.LineStyle
-}
-
-func (v vline) Plot(c draw.Canvas, p *plot.Plot) {
-	trX, trY := p.Transforms(&c)
-	x := trX(v.x)
-	c.StrokeLines(v.style, []vg.Point{{X: x, Y: trY(p.Y.Min)}, {X: x, Y: trY(p.Y.Max)}})
-}
-
-func (v vline) Thumbnail(c *draw.Canvas) {
-	x := (c.Min.X + c.Max.X) / 2
-	c.StrokeLine2(v.style, x, c.Min.Y, x, c.Max.Y)
+// Thumbnail draws the rule across the middle of its legend entry.
+func (r rule) Thumbnail(c *draw.Canvas) {
+	if r.vertical {
+		x := (c.Min.X + c.Max.X) / 2
+		c.StrokeLine2(r.style, x, c.Min.Y, x, c.Max.Y)
+		return
+	}
+	y := (c.Min.Y + c.Max.Y) / 2
+	c.StrokeLine2(r.style, c.Min.X, y, c.Max.X, y)
 }

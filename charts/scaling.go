@@ -64,7 +64,7 @@ func plotScaling(d *plotData) ([]*chart, string) {
 			yFmt:   siTick,
 		}, series)
 		if vx >= 0 {
-			v := vline{vx, draw.LineStyle{Color: color.Gray{Y: 60}, Width: vg.Points(1.5), Dashes: []vg.Length{vg.Points(4), vg.Points(3)}}}
+			v := rule{at: vx, vertical: true, style: draw.LineStyle{Color: color.Gray{Y: 60}, Width: vg.Points(1.5), Dashes: []vg.Length{vg.Points(4), vg.Points(3)}}}
 			ch.Add(v)
 			ch.addLegend(fmt.Sprintf("%d vCPUs: more goroutines are time-sliced", d.ncpu), v)
 		}
@@ -165,33 +165,4 @@ func plotTasksCPUs(d *plotData) (*chart, string) {
 		logY:   true,
 		yFmt:   nsTick,
 	}, groups, series), ""
-}
-
-// exclusionMode says what an Exclusion mode means, for the legend.
-func exclusionMode(label string) string {
-	switch label {
-	case "mode=on":
-		return "exclusion on: every reservation checks a global list under one lock"
-	case "mode=off":
-		return "exclusion off: the same allocator without the check"
-	}
-	return label
-}
-
-func plotExclusion(d *plotData) (*chart, string) {
-	series, _ := seriesBy(runfile.Family(d.all, "Exclusion"), "tasks", metricIv(bench.UnitNsPerOp), false)
-	if len(series) == 0 {
-		return nil, "no Exclusion results with tasks="
-	}
-	for i := range series {
-		series[i].label = exclusionMode(series[i].label)
-	}
-	return lineChart(lineOpts{
-		title:  "Reservation cost with exclusive breakpoints on vs off, vs live tasks",
-		xlabel: "live tasks",
-		ylabel: "time per reservation",
-		logX:   spansDecades(series, false, 10),
-		logY:   spansDecades(series, true, 30),
-		yFmt:   nsTick,
-	}, series), ""
 }

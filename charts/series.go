@@ -340,7 +340,7 @@ func lineChart(o lineOpts, series []lineSeries) *chart {
 		p.Y.Min = floor / 1.5
 		p.Y.Max = math.Max(p.Y.Max, ymax) * 1.3
 		p.Y.Tick.Marker = aboveBreak{p.Y.Tick.Marker, brk}
-		brkLine := hline{y: brk / math.Sqrt(zeroBand), style: draw.LineStyle{Color: color.Gray{Y: 120}, Width: vg.Points(0.8), Dashes: []vg.Length{vg.Points(2), vg.Points(2)}}}
+		brkLine := rule{at: brk / math.Sqrt(zeroBand), style: draw.LineStyle{Color: color.Gray{Y: 120}, Width: vg.Points(0.8), Dashes: []vg.Length{vg.Points(2), vg.Points(2)}}}
 		p.Add(brkLine)
 		if zeros {
 			ch.addLegend("zero (below the dashed break: a log scale has no 0)", zeroThumb{})

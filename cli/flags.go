@@ -87,13 +87,19 @@ func commandUsage(fs *flag.FlagSet) string {
 	return b.String()
 }
 
-// loadRunArg loads the run of the one results directory a subcommand
-// takes; cmd and synopsis name the subcommand in the usage error.
-func loadRunArg(pos []string, cmd, synopsis string) (*runfile.Run, error) {
-	if len(pos) != 1 {
-		return nil, usagef("%s: want exactly one results directory, got %s (usage: %s)", cmd, present.Plural(len(pos), "argument"), synopsis)
+// parseRunCommand parses the arguments of a subcommand that reads one
+// results directory, as parseCommand does, and loads that directory's run.
+// A nil run with a nil error means --help was answered.
+func parseRunCommand(fs *flag.FlagSet, args []string, stdout io.Writer) (run *runfile.Run, dir string, err error) {
+	pos, help, err := parseCommand(fs, args, stdout)
+	if help || err != nil {
+		return nil, "", err
 	}
-	return runfile.Load(pos[0])
+	if len(pos) != 1 {
+		return nil, "", usagef("%s: want exactly one results directory, got %s (usage: %s)", fs.Name(), present.Plural(len(pos), "argument"), lookupCommand(fs.Name()).synopsis())
+	}
+	run, err = runfile.Load(pos[0])
+	return run, pos[0], err
 }
 
 func flagNames(fs *flag.FlagSet) string {

@@ -75,6 +75,14 @@ func fixtureDir(t *testing.T, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	writeBenchTxt(t, dir, run)
+	return dir
+}
+
+// writeBenchTxt writes into dir the bench.txt `bpbench run` writes with
+// run's results.json.
+func writeBenchTxt(t *testing.T, dir string, run *runfile.Run) {
+	t.Helper()
 	var bt bytes.Buffer
 	if err := runfile.WriteBench(&bt, run); err != nil {
 		t.Fatal(err)
@@ -82,7 +90,6 @@ func fixtureDir(t *testing.T, name string) string {
 	if err := os.WriteFile(filepath.Join(dir, runfile.BenchFile), bt.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return dir
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -516,16 +523,10 @@ func writeRunDir(t *testing.T, run *runfile.Run) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var bt bytes.Buffer
-	if err := runfile.WriteBench(&bt, run); err != nil {
-		t.Fatal(err)
-	}
 	if err := os.WriteFile(filepath.Join(dir, runfile.ResultsFile), js, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, runfile.BenchFile), bt.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeBenchTxt(t, dir, run)
 	return dir
 }
 

@@ -1,9 +1,8 @@
 package debuggers
 
 import (
-	"fmt"
-
 	"bpbench/hwregs"
+	"bpbench/internal/enum"
 )
 
 // Outcome is what the kernel made of one debug-register write for one
@@ -35,12 +34,7 @@ const (
 var outcomeNames = [...]string{"reserved", "enabled", "disabled", "changed", "same", "status", "refused"}
 
 // String returns the outcome's name ("reserved", "disabled"...).
-func (o Outcome) String() string {
-	if int(o) < len(outcomeNames) {
-		return outcomeNames[o]
-	}
-	return fmt.Sprintf("Outcome(%d)", o)
-}
+func (o Outcome) String() string { return enum.Name("Outcome", outcomeNames[:], o) }
 
 // Modifies reports whether the outcome is a modify_user_hw_breakpoint call
 // on a held breakpoint.
@@ -94,11 +88,13 @@ type Kernel struct {
 // NewKernel returns a Kernel with no thread holding a breakpoint.
 func NewKernel() *Kernel { return &Kernel{threads: map[int]*threadState{}} }
 
-func (k *Kernel) thread(tid int) *threadState {
-	t := k.threads[tid]
+// stateOf returns tid's entry in m, made zero on its first use: the
+// per-thread state of the models a trace is fed to (Kernel, Replay).
+func stateOf[T any](m map[int]*T, tid int) *T {
+	t := m[tid]
 	if t == nil {
-		t = &threadState{}
-		k.threads[tid] = t
+		t = new(T)
+		m[tid] = t
 	}
 	return t
 }
@@ -119,7 +115,7 @@ func (k *Kernel) Write(dst []SlotOutcome, tid, reg int, val uint64, ok bool) ([]
 		}
 		return append(dst, SlotOutcome{slot, Refused}), false
 	}
-	t := k.thread(tid)
+	t := stateOf(k.threads, tid)
 	changed := t.regs[reg] != val
 	t.regs[reg] = val
 	switch {

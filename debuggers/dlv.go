@@ -86,15 +86,11 @@ func startDelve(ctx context.Context, target int) (*dlvDriver, error) {
 	}
 	cmd := exec.Command(bin, "attach", strconv.Itoa(target), "--headless", "--api-version=2",
 		"--accept-multiclient", "--listen=127.0.0.1:0")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, fmt.Errorf("debuggers: dlv: %w", err)
-	}
-	c, err := startChild(cmd)
+	c, out, err := startReading(cmd, "dlv")
 	if err != nil {
 		return nil, err
 	}
-	d := &dlvDriver{c: c, out: newLineReader(out), bin: bin, ids: map[string]int{}}
+	d := &dlvDriver{c: c, out: out, bin: bin, ids: map[string]int{}}
 	for {
 		l, err := d.out.next(ctx)
 		if err != nil {

@@ -48,15 +48,11 @@ func startGDB(ctx context.Context, target int, extra []string) (*gdbDriver, erro
 	if err != nil {
 		return nil, fmt.Errorf("debuggers: gdb: %w", err)
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, fmt.Errorf("debuggers: gdb: %w", err)
-	}
-	c, err := startChild(cmd)
+	c, out, err := startReading(cmd, "gdb")
 	if err != nil {
 		return nil, err
 	}
-	d := &gdbDriver{c: c, in: in, out: newLineReader(out), target: target}
+	d := &gdbDriver{c: c, in: in, out: out, target: target}
 	for {
 		l, err := d.out.next(ctx)
 		if err != nil {

@@ -68,6 +68,20 @@ func startChild(cmd *exec.Cmd) (*child, error) {
 	return c, nil
 }
 
+// startReading starts cmd as startChild does, with its standard output
+// read line by line; what names the program in an error.
+func startReading(cmd *exec.Cmd, what string) (*child, *lineReader, error) {
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("debuggers: %s: %w", what, err)
+	}
+	c, err := startChild(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, newLineReader(out), nil
+}
+
 // Pid returns the child's process id.
 func (c *child) Pid() int { return c.cmd.Process.Pid }
 

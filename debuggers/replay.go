@@ -60,15 +60,6 @@ func NewReplay(policies []NamedPolicy) *Replay {
 	return &Replay{policies: policies, threads: map[int]*replayThread{}, scratch: make([]hwregs.RegWrite, 0, 16), writes: make([]int, len(policies))}
 }
 
-func (r *Replay) thread(tid int) *replayThread {
-	t := r.threads[tid]
-	if t == nil {
-		t = &replayThread{}
-		r.threads[tid] = t
-	}
-	return t
-}
-
 // Call feeds one ptrace call of the debugger. Only successful
 // debug-register writes build states; any other request on a thread ends
 // its run of writes.
@@ -80,7 +71,7 @@ func (r *Replay) Call(c Call) {
 	if !c.OK() {
 		return
 	}
-	t := r.thread(c.Tid)
+	t := stateOf(r.threads, c.Tid)
 	switch reg := c.DR(); {
 	case reg < hwregs.NumSlots:
 		t.next.DR[reg] = c.Data

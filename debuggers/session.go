@@ -311,15 +311,10 @@ func (s *Session) account(path, keep string) error {
 // says they all run.
 func startTarget(ctx context.Context, path string, threads int) (*child, error) {
 	cmd := exec.Command(path, strconv.Itoa(threads))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, fmt.Errorf("debuggers: target: %w", err)
-	}
-	c, err := startChild(cmd)
+	c, lr, err := startReading(cmd, "target")
 	if err != nil {
 		return nil, err
 	}
-	lr := newLineReader(out)
 	tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	l, err := lr.next(tctx)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"bpbench/alloc"
+	"bpbench/internal/enum"
 	"bpbench/internal/support"
 )
 
@@ -26,20 +27,11 @@ const (
 	Read
 )
 
+// typeNames are the names of the Type values, for String.
+var typeNames = [...]string{Exec: "exec", Write: "write", ReadWrite: "rw", Read: "read"}
+
 // String returns "exec", "write", "rw" or "read".
-func (t Type) String() string {
-	switch t {
-	case Exec:
-		return "exec"
-	case Write:
-		return "write"
-	case ReadWrite:
-		return "rw"
-	case Read:
-		return "read"
-	}
-	return fmt.Sprintf("Type(%d)", uint8(t))
-}
+func (t Type) String() string { return enum.Name("Type", typeNames[:], t) }
 
 // Kind returns the alloc pool the type draws from.
 func (t Type) Kind() alloc.Kind {

@@ -136,10 +136,7 @@ func TestWriterCustomPolicy(t *testing.T) {
 	w := NewWriter(newAlloc(t, "mutex", alloc.X86(2)), sim, dr7Last)
 	tg := TargetOf(taskReq)
 	a8 := Attr{Addr: 0x1000, Len: 8, Type: Write}
-	bp, err := w.Register(taskReq, a8)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bp := mustRegister(t, w, taskReq, a8)
 	checkBP(t, sim, bp)
 	n0 := sim.Writes()
 	moved := Attr{Addr: 0x2000, Len: 8, Type: Write}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"bpbench/alloc"
+	"bpbench/internal/enum"
 )
 
 // ApplyMode says when a ProcessWriter writes a process-wide change into
@@ -29,24 +30,18 @@ const (
 // ApplyModes lists both modes, for benchmarks that sweep them.
 var ApplyModes = []ApplyMode{ApplyEager, ApplyLazy}
 
+// applyModeNames are the names of the ApplyMode values, for String and
+// ParseApplyMode.
+var applyModeNames = [...]string{ApplyEager: "eager", ApplyLazy: "lazy"}
+
 // String returns "eager" or "lazy", the names ParseApplyMode accepts.
-func (p ApplyMode) String() string {
-	switch p {
-	case ApplyEager:
-		return "eager"
-	case ApplyLazy:
-		return "lazy"
-	}
-	return fmt.Sprintf("ApplyMode(%d)", uint8(p))
-}
+func (p ApplyMode) String() string { return enum.Name("ApplyMode", applyModeNames[:], p) }
 
 // ParseApplyMode returns the mode named s; any other name is an error
 // wrapping alloc.ErrInvalid.
 func ParseApplyMode(s string) (ApplyMode, error) {
-	for _, p := range ApplyModes {
-		if p.String() == s {
-			return p, nil
-		}
+	if p, ok := enum.Parse[ApplyMode](applyModeNames[:], s); ok {
+		return p, nil
 	}
 	return 0, fmt.Errorf("%w: apply mode %q: unknown (want \"eager\" or \"lazy\")", alloc.ErrInvalid, s)
 }

@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/loov/hrtime"
-
-	"bpbench/internal/testenv"
 )
 
 // BenchmarkProcessModify changes one process-wide watchpoint between two
@@ -25,13 +23,7 @@ func BenchmarkProcessModify(b *testing.B) {
 
 func benchProcessModify(b *testing.B, pol ApplyMode, threads int) {
 	b.ReportAllocs()
-	testenv.LockDebugRegs(b)
-	p, err := StartPtrace(PtraceOptions{Threads: threads})
-	testenv.SkipIfUnsupported(b, err)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
+	p := ptStart(b, threads)
 	w, err := NewProcessWriter(p, pol)
 	if err != nil {
 		b.Fatal(err)

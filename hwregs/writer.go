@@ -159,25 +159,26 @@ func (w *Writer) mirrorOf(t Target) (*mirror, error) {
 	return m, nil
 }
 
-// held returns the mirror of bp's target, locked, if bp still owns its
-// register; otherwise an error wrapping alloc.ErrNotReserved or
-// ErrSlotRange. It takes bp's mirror hint if bp has one from this Writer.
-func (w *Writer) held(op string, bp *Breakpoint) (*mirror, error) {
-	i := bp.Slot.Index()
+// held returns the mirror of bp's target, locked, and the register i bp
+// owns in it, if bp still owns it; otherwise an error wrapping
+// alloc.ErrNotReserved or ErrSlotRange. It takes bp's mirror hint if bp
+// has one from this Writer.
+func (w *Writer) held(op string, bp *Breakpoint) (m *mirror, i int, err error) {
+	i = bp.Slot.Index()
 	if bp.Slot.Valid() && uint(i) < NumSlots {
-		m := bp.m
+		m = bp.m
 		if m == nil || m.w != w {
 			m = w.lookup(TargetOf(bp.Slot.Request()))
 		}
 		if m != nil {
 			m.mu.Lock()
 			if m.owner[i] == bp.Slot {
-				return m, nil
+				return m, i, nil
 			}
 			m.mu.Unlock()
 		}
 	}
-	return nil, notHeld(op, bp)
+	return nil, 0, notHeld(op, bp)
 }
 
 // notHeld explains why held refused bp; it is off the hot path so that
@@ -272,9 +273,9 @@ func (w *Writer) checkModify(bp *Breakpoint, a Attr) error {
 // heldForModify checks that bp may change to a (checkModify) and then
 // takes bp's mirror as held does; op names the call in errors. The caller
 // unlocks m.mu.
-func (w *Writer) heldForModify(op string, bp *Breakpoint, a Attr) (*mirror, error) {
+func (w *Writer) heldForModify(op string, bp *Breakpoint, a Attr) (m *mirror, i int, err error) {
 	if err := w.checkModify(bp, a); err != nil {
-		return nil, fmt.Errorf("hwregs: %s %v: %w", op, bp.Attr, err)
+		return nil, 0, fmt.Errorf("hwregs: %s %v: %w", op, bp.Attr, err)
 	}
 	return w.held(op, bp)
 }
@@ -286,12 +287,11 @@ func (w *Writer) heldForModify(op string, bp *Breakpoint, a Attr) (*mirror, erro
 // stay exactly as they were and the breakpoint keeps trapping. bp must not
 // be used by another goroutine at the same time.
 func (w *Writer) Modify(bp *Breakpoint, a Attr) error {
-	m, err := w.heldForModify("modify", bp, a)
+	m, i, err := w.heldForModify("modify", bp, a)
 	if err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
-	i := bp.Slot.Index()
 	if err := w.change(m, i, a.Addr, m.cur.DR7.WithSlot(i, a)); err != nil {
 		return fmt.Errorf("hwregs: modify %v to %v at DR%d: %w", bp.Attr, a, i, err)
 	}
@@ -304,12 +304,11 @@ func (w *Writer) Modify(bp *Breakpoint, a Attr) error {
 // DR7 with the slot on; under WriteAll each of the three states is written
 // whole. Failure leaves bp as it was, as Modify does.
 func (w *Writer) DisableModifyEnable(bp *Breakpoint, a Attr) error {
-	m, err := w.heldForModify("disable-modify-enable", bp, a)
+	m, i, err := w.heldForModify("disable-modify-enable", bp, a)
 	if err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
-	i := bp.Slot.Index()
 	addr, dr7 := m.cur.DR[i], m.cur.DR7
 	off := dr7.WithoutSlot(i)
 	err = w.set(m, i, addr, off, w.wp)
@@ -338,11 +337,10 @@ func (w *Writer) Unregister(bp Breakpoint) error {
 // unregister is Unregister; it also returns the mirror bp was in, for
 // Reregister to register into without looking it up again.
 func (w *Writer) unregister(bp *Breakpoint) (*mirror, error) {
-	m, err := w.held("unregister", bp)
+	m, i, err := w.held("unregister", bp)
 	if err != nil {
 		return nil, err
 	}
-	i := bp.Slot.Index()
 	addr := m.cur.DR[i]
 	if w.zero {
 		addr = 0

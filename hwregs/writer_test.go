@@ -156,6 +156,27 @@ func traps(sim *Sim, tg Target, addr uint64, size int) (int, bool) {
 
 var taskReq = alloc.Request{Task: 1, CPU: alloc.AnyCPU, Kind: alloc.Data}
 
+// mustRegister registers a for req, failing the test if w refuses.
+func mustRegister(t *testing.T, w *Writer, req alloc.Request, a Attr) Breakpoint {
+	t.Helper()
+	bp, err := w.Register(req, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bp
+}
+
+// registerFour registers four 8-byte write breakpoints of taskReq, at
+// 0x1000, 0x1008, 0x1010 and 0x1018: one x86 pool's worth.
+func registerFour(t *testing.T, w *Writer) []Breakpoint {
+	t.Helper()
+	var bps []Breakpoint
+	for i := 0; i < 4; i++ {
+		bps = append(bps, mustRegister(t, w, taskReq, Attr{Addr: uint64(0x1000 + 8*i), Len: 8, Type: Write}))
+	}
+	return bps
+}
+
 // TestWriterRegister fills a task's four registers, checks their exact
 // contents and traps, refuses a fifth, and unregisters everything.
 func TestWriterRegister(t *testing.T) {
@@ -233,10 +254,7 @@ func TestWriterModifyTraps(t *testing.T) {
 					modify = w.DisableModifyEnable
 				}
 				tg := TargetOf(req)
-				bp, err := w.Register(req, Attr{Addr: 0x1000, Len: 8, Type: Write})
-				if err != nil {
-					t.Fatal(err)
-				}
+				bp := mustRegister(t, w, req, Attr{Addr: 0x1000, Len: 8, Type: Write})
 				slot := bp.Slot
 				if err := modify(&bp, Attr{Addr: 0x2000, Len: 4, Type: ReadWrite}); err != nil {
 					t.Fatalf("%s: %v", op, err)
@@ -321,14 +339,8 @@ func TestWriterWriteCounts(t *testing.T) {
 func TestWriterRollback(t *testing.T) {
 	forEach(t, func(t *testing.T, w *Writer, sim *Sim) {
 		tg := TargetOf(taskReq)
-		other, err := w.Register(taskReq, Attr{Addr: 0x8000, Len: 8, Type: ReadWrite})
-		if err != nil {
-			t.Fatal(err)
-		}
-		bp, err := w.Register(taskReq, Attr{Addr: 0x1000, Len: 8, Type: Write})
-		if err != nil {
-			t.Fatal(err)
-		}
+		other := mustRegister(t, w, taskReq, Attr{Addr: 0x8000, Len: 8, Type: ReadWrite})
+		bp := mustRegister(t, w, taskReq, Attr{Addr: 0x1000, Len: 8, Type: Write})
 		ops := map[string]func() error{
 			"register": func() error {
 				_, err := w.Register(taskReq, Attr{Addr: 0x5000, Len: 4, Type: Write})
@@ -388,7 +400,7 @@ func TestWriterRollback(t *testing.T) {
 		// Restore fails too: the operation reports both, and the mirror
 		// still equals the backend, so the next operation repairs things.
 		sim.InjectFaults(1, 100)
-		err = w.DisableModifyEnable(&bp, Attr{Addr: 0x2000, Len: 2, Type: ReadWrite})
+		err := w.DisableModifyEnable(&bp, Attr{Addr: 0x2000, Len: 2, Type: ReadWrite})
 		sim.InjectFaults(0, 0)
 		if !errors.Is(err, ErrInjected) {
 			t.Fatalf("double failure: %v", err)
@@ -439,20 +451,14 @@ func undoRollbackOp(t *testing.T, w *Writer, name string, bp *Breakpoint, other 
 // unregistered or modified, even when its register now belongs to another.
 func TestWriterStale(t *testing.T) {
 	forEach(t, func(t *testing.T, w *Writer, sim *Sim) {
-		bp, err := w.Register(taskReq, Attr{Addr: 0x1000, Len: 8, Type: Write})
-		if err != nil {
-			t.Fatal(err)
-		}
+		bp := mustRegister(t, w, taskReq, Attr{Addr: 0x1000, Len: 8, Type: Write})
 		if err := w.Unregister(bp); err != nil {
 			t.Fatal(err)
 		}
 		if err := w.Unregister(bp); !errors.Is(err, alloc.ErrNotReserved) {
 			t.Errorf("double Unregister = %v, want ErrNotReserved", err)
 		}
-		now, err := w.Register(taskReq, Attr{Addr: 0x3000, Len: 4, Type: Write})
-		if err != nil {
-			t.Fatal(err)
-		}
+		now := mustRegister(t, w, taskReq, Attr{Addr: 0x3000, Len: 4, Type: Write})
 		for name, f := range map[string]func(*Breakpoint, Attr) error{"modify": w.Modify, "disable-enable": w.DisableModifyEnable} {
 			stale := bp
 			if err := f(&stale, Attr{Addr: 0x2000, Len: 8, Type: Write}); !errors.Is(err, alloc.ErrNotReserved) {
@@ -491,10 +497,7 @@ func TestWriterKinds(t *testing.T) {
 		}
 		instReq := taskReq
 		instReq.Kind = alloc.Inst
-		bp, err := w.Register(instReq, Attr{Addr: 0x1001, Len: 1, Type: Exec})
-		if err != nil {
-			t.Fatal(err)
-		}
+		bp := mustRegister(t, w, instReq, Attr{Addr: 0x1001, Len: 1, Type: Exec})
 		if err := w.Modify(&bp, Attr{Addr: 0x2000, Len: 8, Type: Write}); err != nil {
 			t.Fatalf("exec to write on x86: %v", err)
 		}
@@ -507,10 +510,7 @@ func TestWriterKinds(t *testing.T) {
 		cfg := alloc.Config{CPUs: 1, Slots: 2, InstSlots: 2}
 		w := NewWriter(configured{newAlloc(t, s, cfg), cfg}, NewSim(), WriteChanged)
 		req := alloc.Request{Task: 1, CPU: alloc.AnyCPU, Kind: alloc.Inst}
-		bp, err := w.Register(req, Attr{Addr: 0x1001, Len: 1, Type: Exec})
-		if err != nil {
-			t.Fatal(err)
-		}
+		bp := mustRegister(t, w, req, Attr{Addr: 0x1001, Len: 1, Type: Exec})
 		if err := w.Modify(&bp, Attr{Addr: 0x2000, Len: 8, Type: Write}); !errors.Is(err, alloc.ErrInvalid) {
 			t.Errorf("%s: exec to write across separate pools = %v, want ErrInvalid", s, err)
 		}
@@ -534,14 +534,7 @@ func TestWriterKinds(t *testing.T) {
 func TestWriterSlotRange(t *testing.T) {
 	for _, s := range strategies(t) {
 		w := NewWriter(newAlloc(t, s, alloc.Config{CPUs: 1, Slots: 8}), NewSim(), WriteChanged)
-		var bps []Breakpoint
-		for i := 0; i < 4; i++ {
-			bp, err := w.Register(taskReq, Attr{Addr: uint64(0x1000 + 8*i), Len: 8, Type: Write})
-			if err != nil {
-				t.Fatal(err)
-			}
-			bps = append(bps, bp)
-		}
+		bps := registerFour(t, w)
 		if _, err := w.Register(taskReq, Attr{Addr: 0x2000, Len: 8, Type: Write}); !errors.Is(err, ErrSlotRange) {
 			t.Errorf("%s: fifth of eight = %v, want ErrSlotRange", s, err)
 		}
@@ -584,14 +577,7 @@ func TestWriterReregisterRace(t *testing.T) {
 			st := &stealing{Allocator: newAlloc(t, s, alloc.X86(1)), steal: alloc.Request{Task: alloc.NoTask, CPU: 0, Kind: alloc.Data}}
 			sim := NewSim()
 			w := NewWriter(st, sim, WriteChanged)
-			var bps []Breakpoint
-			for i := 0; i < 4; i++ {
-				bp, err := w.Register(taskReq, Attr{Addr: uint64(0x1000 + 8*i), Len: 8, Type: Write})
-				if err != nil {
-					t.Fatal(err)
-				}
-				bps = append(bps, bp)
-			}
+			bps := registerFour(t, w)
 			if err := w.Modify(&bps[1], Attr{Addr: 0x5000, Len: 8, Type: Write}); err != nil {
 				t.Fatalf("Modify under a thief: %v", err)
 			}
@@ -645,10 +631,7 @@ func TestWriterReregisterMoves(t *testing.T) {
 		st := &stealing{Allocator: newAlloc(t, s, alloc.X86(1)), steal: taskReq}
 		sim := NewSim()
 		w := NewWriter(st, sim, WriteAll)
-		bp, err := w.Register(taskReq, Attr{Addr: 0x1000, Len: 8, Type: Write})
-		if err != nil {
-			t.Fatal(err)
-		}
+		bp := mustRegister(t, w, taskReq, Attr{Addr: 0x1000, Len: 8, Type: Write})
 		old := bp.Slot.Index()
 		moved, err := w.Reregister(&bp, Attr{Addr: 0x2000, Len: 8, Type: Write})
 		if err != nil {
@@ -674,10 +657,7 @@ func TestWriterReregisterMoves(t *testing.T) {
 func TestWriterModifyAllocs(t *testing.T) {
 	for _, p := range Policies {
 		w := NewWriter(newAlloc(t, strategies(t)[0], alloc.X86(2)), NewSim(), p)
-		bp, err := w.Register(taskReq, Attr{Addr: 0x1000, Len: 8, Type: Write})
-		if err != nil {
-			t.Fatal(err)
-		}
+		bp := mustRegister(t, w, taskReq, Attr{Addr: 0x1000, Len: 8, Type: Write})
 		a, b := Attr{Addr: 0x1000, Len: 8, Type: Write}, Attr{Addr: 0x2000, Len: 8, Type: Write}
 		n := testing.AllocsPerRun(1000, func() {
 			_ = w.Modify(&bp, b)
@@ -750,16 +730,14 @@ func TestWriterConcurrent(t *testing.T) {
 						claim(g, bp, true)
 						checkBP(t, sim, bp)
 						live = append(live, bp)
-					case op == 2:
-						bp := &live[rng.IntN(len(live))]
-						if err := w.Modify(bp, attr()); err != nil {
-							t.Error(err) // ends the loop; live breakpoints are still unregistered below
-							continue
+					case op == 2 || op == 3:
+						// Both change bp in its slot, so it stays live.
+						change := w.Modify
+						if op == 3 {
+							change = w.DisableModifyEnable
 						}
-						checkBP(t, sim, *bp)
-					case op == 3:
 						bp := &live[rng.IntN(len(live))]
-						if err := w.DisableModifyEnable(bp, attr()); err != nil {
+						if err := change(bp, attr()); err != nil {
 							t.Error(err) // ends the loop; live breakpoints are still unregistered below
 							continue
 						}
@@ -847,20 +825,14 @@ func TestAttrFastCheck(t *testing.T) {
 func TestWriterMirrorHint(t *testing.T) {
 	forEach(t, func(t *testing.T, w *Writer, sim *Sim) {
 		tg := TargetOf(taskReq)
-		bp, err := w.Register(taskReq, Attr{Addr: 0x1000, Len: 8, Type: Write})
-		if err != nil {
-			t.Fatal(err)
-		}
+		bp := mustRegister(t, w, taskReq, Attr{Addr: 0x1000, Len: 8, Type: Write})
 		stale := bp
 		if err := w.Unregister(bp); err != nil {
 			t.Fatal(err)
 		}
 		// The same register again, for a new slot: the stale copy's hint
 		// points at the right mirror, but its slot no longer owns DR0.
-		now, err := w.Register(taskReq, Attr{Addr: 0x3000, Len: 4, Type: Write})
-		if err != nil {
-			t.Fatal(err)
-		}
+		now := mustRegister(t, w, taskReq, Attr{Addr: 0x3000, Len: 4, Type: Write})
 		if now.Slot.Index() != stale.Slot.Index() {
 			t.Fatalf("re-registered at DR%d, want the freed DR%d", now.Slot.Index(), stale.Slot.Index())
 		}

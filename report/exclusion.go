@@ -8,11 +8,9 @@ import (
 	"bpbench/runfile"
 )
 
-func (w *reportWriter) sectionExclusion() {
-	cases := w.open("What does exclusive-breakpoint support cost?\n", "Exclusion")
-	if cases == nil {
-		return
-	}
+// sectionExclusion compares reservations with and without ptrace/perf
+// exclusion per live-task count, from the Exclusion cases.
+func (w *reportWriter) sectionExclusion(cases []*runfile.Case) {
 	w.p("mode=on checks every reservation against a global list of breakpoints under one lock (powerpc's ptrace/perf exclusion, removed in 2023); mode=off is the same allocator without it.\n")
 	w.p("| live tasks | exclusion on | off | on/off |\n|---|---|---|---|")
 	var last *verdict

@@ -24,8 +24,7 @@ func TestReportKernelSwitches(t *testing.T) {
 	})
 	// One run shared the machine: 400 ticks, half of them others'.
 	run.Results[1].Noise = &harness.Noise{Ticks: 400, CPUs: 2, Others: 0.5, Busy: 1}
-	md := Build(run, t.TempDir())
-	fixtures.WantAll(t, md,
+	buildWant(t, run,
 		"| voluntary switches per thread, Go / perf |",
 		" | 2.70 [2.70, 2.70] / 1.10 [1.10, 1.10] |",
 		"Why the Go twin is the more load-sensitive: in `"+name+"` it makes 2.70 [2.70, 2.70] voluntary context switches per created thread where perf bench makes 1.10 [1.10, 1.10] (involuntary, from preemption: 1.30 [1.30, 1.30] vs 0.6 [0.6, 0.6]).",

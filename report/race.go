@@ -61,15 +61,11 @@ func placeCell(pl string) string {
 	return present.PlaceLabel(pl)
 }
 
-func (w *reportWriter) sectionRace() {
-	cases := w.open("How often does re-registering lose the slot to a competitor?\n", "Race")
-	if cases == nil {
-		return
-	}
-	backends := map[string]bool{}
-	for _, c := range cases {
-		backends[bench.NameParams(c.Name)[bench.ParamBackend]] = true
-	}
+// sectionRace answers how often re-registering loses the slot, from the
+// Race cases: losses per backend and placement, the model's prediction,
+// the worst windows and spurious refusals.
+func (w *reportWriter) sectionRace(cases []*runfile.Case) {
+	backends := backendsOf(cases)
 	places := runfile.ParamValues(cases, bench.ParamPlace)
 	w.p("Slots lost to a competitor that reserves on the holder's CPU, pooled over every competitor count and rate, with the 95%% Wilson interval of the rate:\n")
 	w.p("| backend | competitor | modify in place lost | re-register lost | cases |\n|---|---|---|---|---|")
@@ -78,7 +74,7 @@ func (w *reportWriter) sectionRace() {
 		lm, lr tally
 	}
 	var other []row
-	for _, be := range present.OrderedBackends(backends) {
+	for _, be := range backends {
 		for _, pl := range places {
 			want := map[string]string{bench.ParamBackend: be}
 			if pl != "" {
@@ -98,7 +94,7 @@ func (w *reportWriter) sectionRace() {
 	w.racePrediction(cases)
 	w.raceWorst(cases)
 	w.spurious("Race", "race")
-	for _, be := range present.OrderedBackends(backends) {
+	for _, be := range backends {
 		for _, pl := range places {
 			if pl != "none" {
 				w.plotLink(charts.RaceStealsStem(be, pl), "steals vs achieved competitor rate, backend="+be+placeAlt(pl))

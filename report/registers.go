@@ -8,18 +8,14 @@ import (
 	"bpbench/runfile"
 )
 
-func (w *reportWriter) sectionRegisters() {
-	cases := w.open("Should updates write only the changed debug registers?\n", "Registers")
-	if cases == nil {
-		return
-	}
-	backends := map[string]bool{}
-	for _, c := range cases {
-		backends[bench.NameParams(c.Name)[bench.ParamBackend]] = true
-	}
+// sectionRegisters compares write-changed with write-all, and any
+// registered policy with write-changed, per backend, from the Registers
+// cases.
+func (w *reportWriter) sectionRegisters(cases []*runfile.Case) {
+	backends := backendsOf(cases)
 	var rows []verdict
 	head := false
-	for _, be := range present.OrderedBackends(backends) {
+	for _, be := range backends {
 		all := w.find("Registers", map[string]string{bench.ParamBackend: be, bench.ParamPolicy: "all"})
 		ch := w.find("Registers", map[string]string{bench.ParamBackend: be, bench.ParamPolicy: "changed"})
 		if all == nil || ch == nil {
@@ -62,7 +58,7 @@ func (w *reportWriter) sectionRegisters() {
 // with write-changed on each backend: its cost, its writes, and whether
 // the difference is resolved. A policy whose plans missed the registers
 // asked for failed its case instead (the Writer checks every plan).
-func (w *reportWriter) otherPolicies(cases []*runfile.Case, backends map[string]bool) {
+func (w *reportWriter) otherPolicies(cases []*runfile.Case, backends []string) {
 	var others []string
 	for _, p := range runfile.ParamValues(cases, bench.ParamPolicy) {
 		if p != "all" && p != "changed" {
@@ -75,7 +71,7 @@ func (w *reportWriter) otherPolicies(cases []*runfile.Case, backends map[string]
 	w.gap()
 	w.p("Policies of one's own, against write-changed (their plans reached the registers asked for on every change, or the case would have failed):\n")
 	w.p("| backend | policy | cost per update | write-changed | policy vs write-changed | register writes per update (policy, changed) |\n|---|---|---|---|---|---|")
-	for _, be := range present.OrderedBackends(backends) {
+	for _, be := range backends {
 		ch := w.find("Registers", map[string]string{bench.ParamBackend: be, bench.ParamPolicy: "changed"})
 		for _, p := range others {
 			c := w.find("Registers", map[string]string{bench.ParamBackend: be, bench.ParamPolicy: p})

@@ -106,17 +106,28 @@ func (w *reportWriter) strat(name string) string {
 // and adds its verdict rows.
 var sections = []func(*reportWriter){
 	(*reportWriter).sectionUpdate,
-	(*reportWriter).sectionRace,
-	(*reportWriter).sectionScaling,
-	(*reportWriter).sectionTasks,
-	(*reportWriter).sectionRegisters,
-	(*reportWriter).sectionExclusion,
+	onFamily("How often does re-registering lose the slot to a competitor?\n", "Race", (*reportWriter).sectionRace),
+	onFamily("Which allocation strategy scales with concurrent reservers?\n", "Scaling", (*reportWriter).sectionScaling),
+	onFamily("Does reservation cost grow with the number of live tasks, and with CPUs?\n", "Tasks", (*reportWriter).sectionTasks),
+	onFamily("Should updates write only the changed debug registers?\n", "Registers", (*reportWriter).sectionRegisters),
+	onFamily("What does exclusive-breakpoint support cost?\n", "Exclusion", (*reportWriter).sectionExclusion),
 	(*reportWriter).sectionThreads,
 	(*reportWriter).sectionSwitch,
 	(*reportWriter).sectionDebuggers,
 	(*reportWriter).sectionConformance,
 	(*reportWriter).sectionKernel,
 	(*reportWriter).sectionNoise,
+}
+
+// onFamily is the section titled title on the cases of family fam: write
+// writes it from them, or, without any, the family is recorded as not
+// measured and the section prints nothing.
+func onFamily(title, fam string, write func(*reportWriter, []*runfile.Case)) func(*reportWriter) {
+	return func(w *reportWriter) {
+		if cases := w.open(title, fam); cases != nil {
+			write(w, cases)
+		}
+	}
 }
 
 // conformPrefix names the failed case of a strategy that disagreed with
@@ -222,6 +233,15 @@ func (w *reportWriter) list(lines []string, max int) {
 		}
 		w.p("%s", l)
 	}
+}
+
+// backendsOf lists the backends cases ran on, in presentation order.
+func backendsOf(cases []*runfile.Case) []string {
+	set := map[string]bool{}
+	for _, c := range cases {
+		set[bench.NameParams(c.Name)[bench.ParamBackend]] = true
+	}
+	return present.OrderedBackends(set)
 }
 
 // find returns the case of family fam whose name parameters include all

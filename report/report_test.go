@@ -5,20 +5,26 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"bpbench/bench"
-	"bpbench/bench/harness"
 	"bpbench/conform"
 	"bpbench/internal/fixtures"
 	"bpbench/runfile"
 	"bpbench/stats"
 )
 
+// buildWant builds run's report, fails t unless it holds every want, and
+// returns it.
+func buildWant(t *testing.T, run *runfile.Run, wants ...string) string {
+	t.Helper()
+	md := Build(run, t.TempDir())
+	fixtures.WantAll(t, md, wants...)
+	return md
+}
+
 func TestReportNotesAbsentSections(t *testing.T) {
 	run := &runfile.Run{Results: []bench.Result{{Name: "Registers/backend=sim/policy=all", NsPerOp: 10}}}
-	md := Build(run, t.TempDir())
-	fixtures.WantAll(t, md,
+	md := buildWant(t, run,
 		"_Not in this run: Update, Race, Scaling, Tasks, Exclusion, Apply/BlindWindow, Switch/SwitchModel, Debugger, the model checked against the kernel, KernelThread/KernelEnable._",
 		"_This run recorded no machine noise; load is unknown._",
 	)
@@ -80,8 +86,7 @@ func updateRun(mod, rr []float64) *runfile.Run {
 
 func TestReportVerdictOnlyWhereIntervalsSeparate(t *testing.T) {
 	t.Run("separated", func(t *testing.T) {
-		md := Build(updateRun([]float64{1000, 1010, 990, 1005, 995, 1000}, []float64{3000, 3010, 2990, 3005, 2995, 3000}), t.TempDir())
-		fixtures.WantAll(t, md,
+		buildWant(t, updateRun([]float64{1000, 1010, 990, 1005, 995, 1000}, []float64{3000, 3010, 2990, 3005, 2995, 3000}),
 			"| ptrace | 1.00 µs [0.99, 1.01] | n/a | 3.00 µs [2.99, 3.01] | 3.00× cheaper |",
 			"| Modify a held breakpoint in place, or re-register it: cost (ptrace) | modify in place, 3.00× cheaper | 1.00 µs [0.99, 1.01] vs 3.00 µs [2.99, 3.01] | yes |",
 		)
@@ -159,8 +164,7 @@ func TestReportFloorAnomalies(t *testing.T) {
 	run := &runfile.Run{}
 	run.Results = append(run.Results, fixtures.Reps("Update/backend=ptrace/op=modify", []float64{966, 990, 1010}, floor(0.966, 0.99, 1.01))...)
 	run.Results = append(run.Results, fixtures.Reps("Update/backend=perf/op=modify", []float64{900, 910, 920}, floor(0.9, 0.91, 0.92))...)
-	md := Build(run, t.TempDir())
-	fixtures.WantAll(t, md,
+	buildWant(t, run,
 		"- ptrace, time per update over its raw-syscall floor (the op's bare syscalls, timed alone): modify 0.99× [0.966, 1.01] of a 1.00 µs floor.",
 		"- Below 1 only by noise (ptrace modify): the interval contains 1",
 		"- Anomaly, **unexplained** (perf modify): cheaper than its own floor",
@@ -179,8 +183,7 @@ func TestReportRaceSpuriousAndPrediction(t *testing.T) {
 	add("modify", "max", "same", 0, 0, 0.0002, 0, 0)
 	add("reregister", "max", "same", 0.3, 0.29, 0.31, 0.5, 28993)
 	add("reregister", "10000", "other", 0.01, 0.009, 0.011, 0.0105, 0)
-	md := Build(run, t.TempDir())
-	fixtures.WantAll(t, md,
+	md := buildWant(t, run,
 		"| sim | competitor on the holder's CPU (time-sliced) | 0 of 20,000 (95% upper bound 0.0192%) |",
 		"No prediction is given for the other 1 re-register case, whose competitor ran on the holder's CPU or without a pace: a competitor on the holder's CPU",
 		"| sim | cas | 1 of 1 | 1 | 0.952× |",
@@ -207,16 +210,14 @@ func TestReportKernelSingleValue(t *testing.T) {
 	sep := &runfile.Run{Results: fixtures.Reps("KernelEnable/passive=0/active=0", []float64{1, 1, 1}, func(i int) map[string]float64 {
 		return map[string]float64{"usecs/op": 62 + float64(i), "perf-usecs/op": 2.45 + 0.01*float64(i)}
 	})}
-	md = Build(sep, t.TempDir())
-	fixtures.WantAll(t, md, "Cause of the outlier: `KernelEnable/passive=0/active=0` in Go is 25.6× perf bench: the Go child runtime keeps threads on the other vCPU")
+	md = buildWant(t, sep, "Cause of the outlier: `KernelEnable/passive=0/active=0` in Go is 25.6× perf bench: the Go child runtime keeps threads on the other vCPU")
 }
 
 func TestReportBlindWindow(t *testing.T) {
 	run := &runfile.Run{Results: []bench.Result{
 		fixtures.CaseResult("BlindWindow/policy=lazy/threads=1", 100, map[string]float64{"blind-request-ns/p50": 2500, "blind-ns/p50": 0, "missed/op": 4.29}),
 	}}
-	md := Build(run, t.TempDir())
-	fixtures.WantAll(t, md, "| 1 | n/a | 2.50 µs (1 value) (0 ns), 4.29 missed |", "from the request to the last thread armed")
+	buildWant(t, run, "| 1 | n/a | 2.50 µs (1 value) (0 ns), 4.29 missed |", "from the request to the last thread armed")
 }
 
 func TestReportTasksAtEachCPUCount(t *testing.T) {
@@ -234,8 +235,7 @@ func TestReportTasksAtEachCPUCount(t *testing.T) {
 			}
 		}
 	}
-	md := Build(run, t.TempDir())
-	fixtures.WantAll(t, md,
+	md := buildWant(t, run,
 		"**Per reservation at 2 CPUs (the host's count):**",
 		"**Per reservation at 256 simulated CPUs:**",
 		"| walker | 1.60 µs [1.58, 1.62] | 410 µs [406, 414] | 256× |",
@@ -247,38 +247,8 @@ func TestReportTasksAtEachCPUCount(t *testing.T) {
 	}
 }
 
-// TestReportNoise: load is called only where the clock-tick counters can
-// tell it from their granularity.
-func TestReportNoise(t *testing.T) {
-	run := &runfile.Run{Machine: bench.Machine{NumCPU: 2}}
-	mk := func(name string, iters int64, ns float64, n harness.Noise) {
-		r := fixtures.CaseResult(name, ns, nil)
-		r.Iterations, r.Noise = iters, &n
-		run.Results = append(run.Results, r)
-	}
-	// 40 ms on 2 CPUs is 8 ticks: one stray tick is 12.5%.
-	mk("Tasks/strategy=cas/tasks=16", 1e6, 40, harness.Noise{Others: 0.125, Busy: 0.625})
-	// 80 ms: two ticks of 16 are 12.5%, still within the counters' blur.
-	mk("Tasks/strategy=cas/tasks=64", 1e6, 80, harness.Noise{Others: 0.125, Busy: 0.625})
-	// 800 ms with half the CPUs' time taken by others: loaded.
-	mk("Update/backend=sim/strategy=cas/op=modify", 1e7, 80, harness.Noise{Others: 0.5, Busy: 1})
-	// 10 ms on 2 CPUs is 2 ticks: nothing can be told.
-	mk("Registers/backend=sim/policy=all", 1e6, 10, harness.Noise{Others: 0.5, Busy: 1})
-	// A lock wait is load however short the case.
-	mk("Update/backend=sim/strategy=cas/op=reregister", 1e3, 100, harness.Noise{LockWait: 3 * time.Millisecond})
-	md := Build(run, t.TempDir())
-	fixtures.WantAll(t, md,
-		"| Update | 2 of 2 | 2 | 50.0% | 0% | 3ms | 0 |",
-		"1 case run too short for the tick counters to tell load from noise",
-	)
-	if strings.Contains(md, "| Tasks |") || strings.Contains(md, "| Registers |") {
-		t.Errorf("a case with a tick or two of others is called loaded:\n%s", md)
-	}
-}
-
 func TestReportSwitch(t *testing.T) {
-	md := Build(fixtures.SwitchRun(), t.TempDir())
-	fixtures.WantAll(t, md,
+	md := buildWant(t, fixtures.SwitchRun(),
 		"## What do debug registers cost at a context switch, and does lazy switching pay?",
 		"Anchor: `perf bench sched pipe` takes 4.53 [4.50, 4.55] µs per round trip",
 		"| perf | 2 | 4.72 [4.70, 4.75] | 6.03 [6.00, 6.05] (1.28×) |",
@@ -298,8 +268,7 @@ func TestReportSwitch(t *testing.T) {
 // prints no noise digits.
 func TestReportReferenceRun(t *testing.T) {
 	run := fixtures.ReferenceRun(t)
-	md := Build(run, t.TempDir())
-	fixtures.WantAll(t, md,
+	md := buildWant(t, run,
 		"| commit | "+run.Machine.Commit+" (clean tree) |",
 		"| Modify a held breakpoint in place, or re-register it: cost (ptrace) | modify in place",
 		"| Is the slot stolen in the window? (competitor on the other CPU) | re-register loses it; modify in place never did",

@@ -48,8 +48,7 @@ func TestReportSwitchAnchorThreads(t *testing.T) {
 			bench.MetricGoPerPerfBench: 0.667 + d, bench.MetricGoPerPerfBenchThreads: 0.98 + d, bench.MetricProcessesPerThreads: 1.5 + d,
 		}
 	})
-	md := Build(run, t.TempDir())
-	fixtures.WantAll(t, md,
+	buildWant(t, run,
 		"Two threads of one tracee ping-pong through a futex on one CPU",
 		"µs with -T, as two threads of one process",
 		"The address-space switch is why perf bench's round trip is longer than the Go ping-pong's",

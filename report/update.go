@@ -26,12 +26,8 @@ func (r updateRow) label(w *reportWriter) string {
 
 func (w *reportWriter) updateRows() []updateRow {
 	cases := runfile.Family(w.all, "Update")
-	backends := map[string]bool{}
-	for _, c := range cases {
-		backends[bench.NameParams(c.Name)[bench.ParamBackend]] = true
-	}
 	var rows []updateRow
-	for _, be := range present.OrderedBackends(backends) {
+	for _, be := range backendsOf(cases) {
 		for _, st := range runfile.ParamValues(runfile.Subset(cases, bench.ParamBackend, be), "strategy") {
 			want := map[string]string{bench.ParamBackend: be}
 			if st != "" {

@@ -186,38 +186,39 @@ func TestFamilyTicksCountsChildren(t *testing.T) {
 			t.Errorf("family ticks grew by %d, more than this process's %d and the child's whole %d: counted twice", got, own, whole)
 		}
 	}
-	t.Run("life=within", func(t *testing.T) {
-		f0, own0 := familyTicks(), ownTicks(t)
-		s := startSpinner(t, "harness-spin", ms)
-		inside := s.spin(t)
-		whole := s.reap(t)
-		f1, own1 := familyTicks(), ownTicks(t)
-		check(t, f0, f1, own0, own1, inside, whole)
-	})
-	t.Run("life=across", func(t *testing.T) {
-		s := startSpinner(t, "harness-spin", ms)
-		f0, own0 := familyTicks(), ownTicks(t)
-		inside := s.spin(t)
-		f1, own1 := familyTicks(), ownTicks(t)
-		whole := s.reap(t)
-		check(t, f0, f1, own0, own1, inside, whole)
-	})
-	t.Run("life=reaped-inside", func(t *testing.T) {
-		s := startSpinner(t, "harness-spin", ms)
-		f0, own0 := familyTicks(), ownTicks(t)
-		inside := s.spin(t)
-		whole := s.reap(t)
-		f1, own1 := familyTicks(), ownTicks(t)
-		check(t, f0, f1, own0, own1, inside, whole)
-	})
-	t.Run("life=grandchild", func(t *testing.T) {
-		s := startSpinner(t, "harness-spin-parent", ms)
-		f0, own0 := familyTicks(), ownTicks(t)
-		inside := s.spin(t)
-		f1, own1 := familyTicks(), ownTicks(t)
-		whole := s.reap(t)
-		check(t, f0, f1, own0, own1, inside, whole)
-	})
+	// Each life says whether the child starts after the case's first
+	// reading and whether it is reaped before the case's last one.
+	for _, tc := range []struct {
+		life                      string
+		mode                      string
+		startsInside, reapsInside bool
+	}{
+		{"within", "harness-spin", true, true},
+		{"across", "harness-spin", false, false},
+		{"reaped-inside", "harness-spin", false, true},
+		{"grandchild", "harness-spin-parent", false, false},
+	} {
+		t.Run("life="+tc.life, func(t *testing.T) {
+			var s *spinner
+			if !tc.startsInside {
+				s = startSpinner(t, tc.mode, ms)
+			}
+			f0, own0 := familyTicks(), ownTicks(t)
+			if tc.startsInside {
+				s = startSpinner(t, tc.mode, ms)
+			}
+			inside := s.spin(t)
+			var whole uint64
+			if tc.reapsInside {
+				whole = s.reap(t)
+			}
+			f1, own1 := familyTicks(), ownTicks(t)
+			if !tc.reapsInside {
+				whole = s.reap(t)
+			}
+			check(t, f0, f1, own0, own1, inside, whole)
+		})
+	}
 }
 
 // TestNoiseLeavesChildrenOut checks the probe's arithmetic end to end: a

@@ -25,6 +25,8 @@ package schedsim
 import (
 	"errors"
 	"fmt"
+
+	"bpbench/internal/enum"
 )
 
 // ErrInvalid is wrapped by every error about bad input.
@@ -67,27 +69,17 @@ const (
 // InstallPolicies lists every policy in presentation order.
 var InstallPolicies = []InstallPolicy{Eager, Changed, LazyPerCPU, LazyGlobal}
 
+// installPolicyNames are the names of the InstallPolicy values, for String
+// and ParseInstallPolicy.
+var installPolicyNames = [...]string{Eager: "eager", Changed: "changed", LazyPerCPU: "lazy-percpu", LazyGlobal: "lazy-global"}
+
 // String returns "eager", "changed", "lazy-percpu" or "lazy-global".
-func (p InstallPolicy) String() string {
-	switch p {
-	case Eager:
-		return "eager"
-	case Changed:
-		return "changed"
-	case LazyPerCPU:
-		return "lazy-percpu"
-	case LazyGlobal:
-		return "lazy-global"
-	}
-	return fmt.Sprintf("InstallPolicy(%d)", uint8(p))
-}
+func (p InstallPolicy) String() string { return enum.Name("InstallPolicy", installPolicyNames[:], p) }
 
 // ParseInstallPolicy returns the policy named s (as String prints it).
 func ParseInstallPolicy(s string) (InstallPolicy, error) {
-	for _, p := range InstallPolicies {
-		if p.String() == s {
-			return p, nil
-		}
+	if p, ok := enum.Parse[InstallPolicy](installPolicyNames[:], s); ok {
+		return p, nil
 	}
 	return 0, fmt.Errorf("%w: policy %q (want eager, changed, lazy-percpu or lazy-global)", ErrInvalid, s)
 }

@@ -39,6 +39,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"bpbench/internal/enum"
 )
 
 // File descriptors the tracer passes to the tracee (os/exec ExtraFiles order).
@@ -94,22 +96,11 @@ const (
 	numOps
 )
 
+// opNames are the names of the Op values, for String.
+var opNames = [...]string{OpNone: "none", OpWrite: "write", OpRead: "read", OpExec: "exec", OpPingPong: "pingpong"}
+
 // String returns "none", "write", "read", "exec" or "pingpong".
-func (o Op) String() string {
-	switch o {
-	case OpNone:
-		return "none"
-	case OpWrite:
-		return "write"
-	case OpRead:
-		return "read"
-	case OpExec:
-		return "exec"
-	case OpPingPong:
-		return "pingpong"
-	}
-	return fmt.Sprintf("Op(%d)", uint64(o))
-}
+func (o Op) String() string { return enum.Name("Op", opNames[:], o) }
 
 // Command tells every worker what to do until it next stops. Its memory
 // image (Ctl) lives in the tracee at Hello.CtlAddr.
