@@ -11,7 +11,7 @@
 //	bpbench run [--quick|--full] [--experiments LIST] [--strategies LIST] [--policies LIST] [--count N] [--out DIR] [--pin-cpu CPU] [--seed N]
 //	bpbench plot DIR [--out PLOTDIR]
 //	bpbench report DIR
-//	bpbench compare [--format text|csv|json] DIR1 DIR2
+//	bpbench compare [--format text|csv|json] [--filter REGEX] DIR1 DIR2
 //	bpbench doctor
 //	bpbench help [COMMAND]
 //
@@ -35,8 +35,8 @@
 // plot draws PNG and SVG charts from DIR/results.json; report writes
 // DIR/report.md and prints it; compare puts two runs side by side with
 // Mann-Whitney U significance, as benchstat does, over the runs of each
-// case or, for a case run fewer than 4 times, its within-run batches, with
-// a geomean per unit, as text, csv or json; doctor says which
+// case (a case run fewer than 4 times a side is shown but not tested),
+// with a geomean per unit, as text, csv or json; doctor says which
 // breakpoint facilities this machine offers and which experiments will run.
 //
 // Bad flags, unknown names and unreadable result directories produce a
@@ -104,11 +104,14 @@ directories left by a killed run are removed by the next run.`,
 		{name: "report", args: "DIR",
 			summary: "Write DIR/report.md answering each design question, and print it.",
 			run:     func(_ context.Context, a []string, o, e io.Writer) error { return cmdReport(a, o, e) }},
-		{name: "compare", args: "[--format text|csv|json] DIR1 DIR2",
+		{name: "compare", args: "[--format text|csv|json] [--filter REGEX] DIR1 DIR2",
 			summary: "Compare two runs with Mann-Whitney U significance and a geomean per unit.",
-			more: `Values are the runs of each case, or, for a case run fewer than 4
-times, its within-run batches (from results.json). csv columns:
-name,unit,old_median,new_median,delta_pct,p_value,significant.`,
+			more: `The samples of the test are the runs of each case: a case run fewer
+than 4 times on a side is shown (a single run with its within-run
+batches' interval) but not tested, and says so; batches of one run are
+not samples of how a second run would differ. Benchmarks one side lacks
+are summarised in one line. csv columns:
+name,unit,old_median,new_median,delta_pct,p_value,significant,note.`,
 			run: func(_ context.Context, a []string, o, e io.Writer) error { return cmdCompare(a, o, e) }},
 		{name: "conform", args: "[--ops N] [--threads N] [--seed N] [--strategies LIST] [--format text|json]",
 			summary: "Check every strategy in lockstep against the live kernel's admission.",

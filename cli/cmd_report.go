@@ -55,7 +55,7 @@ func cmdPlot(args []string, stdout, stderr io.Writer) error {
 func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
 	format := fs.String("format", "text", "output `FORMAT`: text (benchstat-like tables), csv (one row per benchmark and unit: name,unit,old_median,new_median,delta_pct,p_value,significant,note) or json")
-	filter := fs.String("filter", "", "compare only benchmarks whose name (without the Benchmark prefix) matches the Go regular expression `REGEX`")
+	filter := fs.String("filter", "", "compare only benchmarks whose name (without the Benchmark prefix) matches the Go regular expression `REGEX` (default: every benchmark)")
 	pos, help, err := parseCommand(fs, args, stdout)
 	if help || err != nil {
 		return err

@@ -80,7 +80,9 @@ func commandUsage(fs *flag.FlagSet) string {
 		case isBool && bf.IsBoolFlag() && f.DefValue == "false":
 			b.WriteString(" (default off)")
 		default:
-			fmt.Fprintf(&b, " (default %s)", f.DefValue)
+			if f.DefValue != "" {
+				fmt.Fprintf(&b, " (default %s)", f.DefValue)
+			}
 		}
 		b.WriteString("\n")
 	})
