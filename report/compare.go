@@ -13,6 +13,7 @@ import (
 	"golang.org/x/perf/benchmath"
 
 	"bpbench/bench"
+	"bpbench/internal/present"
 	"bpbench/runfile"
 	"bpbench/stats"
 )
@@ -260,7 +261,7 @@ func CompareSides(sides [2]*side, filter *regexp.Regexp) *Comparison {
 			}
 			if row.OldN >= stats.MinSignificant && row.NewN >= stats.MinSignificant {
 				row.Tested = true
-				row.cmp = benchmath.AssumeNothing.Compare(benchmath.NewSample(ov, &thr), benchmath.NewSample(nv, &thr))
+				row.cmp = benchmath.AssumeNothing.Compare(benchmath.NewSample(resolved(ov), &thr), benchmath.NewSample(resolved(nv), &thr))
 				row.P = row.cmp.P
 				row.Significant = row.cmp.P < row.cmp.Alpha
 			} else {
@@ -278,6 +279,24 @@ func CompareSides(sides [2]*side, filter *regexp.Regexp) *Comparison {
 		}
 	}
 	return c
+}
+
+// testDigits is the precision values are tested at. Each process
+// calibrates its clock afresh, and the calibrations differ in the fifth
+// digit, so one histogram bucket read in two runs gives two values a few
+// parts in 10⁵ apart: repeated within each run, they separate perfectly
+// and a test over them flags a difference no measurement here resolves.
+// Four digits keep every difference the clocks and histograms can show
+// (a bucket is up to 1.6% wide; a calibration is good to about 0.01%).
+const testDigits = 4
+
+// resolved returns vs at testDigits significant digits.
+func resolved(vs []float64) []float64 {
+	out := make([]float64, len(vs))
+	for i, v := range vs {
+		out[i] = present.RoundSig(v, testDigits)
+	}
+	return out
 }
 
 // sideInterval is one side's median and interval: over its runs, or,

@@ -130,3 +130,26 @@ func TestCSVFloat(t *testing.T) {
 		t.Errorf("csvFloat(NaN) = %q", got)
 	}
 }
+
+// TestCompareCalibrationTies: two runs that read the same histogram bucket
+// through clocks calibrated a few parts in 10⁵ apart are not different.
+func TestCompareCalibrationTies(t *testing.T) {
+	mk := func(scale float64) *side {
+		run := &runfile.Run{}
+		for rep := 0; rep < 5; rep++ {
+			run.Results = append(run.Results, bench.Result{Name: "Update/case=0", Iterations: 1000, NsPerOp: 100 + float64(rep),
+				Metrics: map[string]float64{"p50-ns": 79.7401 * scale}})
+		}
+		return sideFromRun("x", run)
+	}
+	c := CompareSides([2]*side{mk(1), mk(1.000024)}, nil)
+	for _, r := range c.Rows {
+		if r.Significant {
+			t.Errorf("%s %s: flagged a difference of %.4f%%", r.Name, r.Unit, r.DeltaPct)
+		}
+	}
+	c = CompareSides([2]*side{mk(1), mk(1.02)}, nil)
+	if n := c.Flagged(); n != 1 {
+		t.Errorf("a 2%% shift in p50: %d rows flagged, want 1", n)
+	}
+}
