@@ -63,7 +63,7 @@ func cmdKernels(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usagef("kernels: unexpected argument %q (kernels takes only flags: %s)", pos[0], flagNames(fs))
 	}
 	if *rewrite != "" {
-		m, err := kernels.Rewrite(*rewrite, runfile.Load)
+		m, err := kernels.Rewrite(*rewrite)
 		if err != nil {
 			return usagef("kernels --report: %v", err)
 		}

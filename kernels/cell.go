@@ -25,40 +25,9 @@ import (
 // experiments need.
 var ErrCell = errors.New("cell failed")
 
-// Cell is one (kernel, vCPU count) and what it produced.
-type Cell struct {
-	// Name is the results directory's name, "<label>-cpus<N>".
-	Name   string `json:"name"`
-	Label  string `json:"label"`
-	Kernel Spec   `json:"kernel"`
-	// Image, Package and PackageVersion say which kernel booted.
-	Image          string `json:"image,omitempty"`
-	Package        string `json:"package,omitempty"`
-	PackageVersion string `json:"package_version,omitempty"`
-	// Release is the kernel's own uname -r.
-	Release string `json:"release,omitempty"`
-	CPUs    int    `json:"cpus"`
-	// Accel is "tcg", "kvm", or "none" (the host cell), and AccelWhy why.
-	Accel    string `json:"accel"`
-	AccelWhy string `json:"accel_why,omitempty"`
-	// Wall is QEMU's start to its exit (boot to results and power-off),
-	// or the host cell's run.
-	Wall time.Duration `json:"wall_ns"`
-	// Guest is what the guest said about itself.
-	Guest *GuestInfo `json:"guest,omitempty"`
-	// Perf says whether perf ran inside (PerfNote why not).
-	Perf     bool   `json:"perf"`
-	PerfNote string `json:"perf_note,omitempty"`
-	// Error is set when the cell failed.
-	Error string `json:"error,omitempty"`
-	// Run is the cell's results (not in cells.json: results.json has it).
-	Run *runfile.Run `json:"-"`
-	// console is the guest's console log.
-	console []byte
-}
-
-// OK says whether the cell produced results.
-func (c *Cell) OK() bool { return c.Error == "" && c.Run != nil }
+// Cell is one (kernel, vCPU count) and what it produced; its schema lives
+// with the results it points to (runfile.Cell).
+type Cell = runfile.Cell
 
 // cellName is the results directory name of a kernel at cpus vCPUs.
 func cellName(label string, cpus int) string { return label + "-cpus" + strconv.Itoa(cpus) }
@@ -72,7 +41,7 @@ func vmCell(ctx context.Context, cfg *Config, k *resolved, cpus int, im *Image, 
 	job := cfg.Job
 	job.Mode = ModeRun
 	job.ResultsDev = cfg.Arch.Results
-	enc, err := job.encode()
+	enc, err := encodeJob(job)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +49,7 @@ func vmCell(ctx context.Context, cfg *Config, k *resolved, cpus int, im *Image, 
 		Accel: accel, Append: enc, Timeout: timeout, Console: cfg.Console})
 	if boot != nil {
 		c.Wall = boot.Wall
-		c.console = boot.Console
+		c.Console = boot.Console
 	}
 	if ctx.Err() != nil {
 		return c, ctx.Err()
@@ -99,7 +68,7 @@ func vmCell(ctx context.Context, cfg *Config, k *resolved, cpus int, im *Image, 
 		return c, nil
 	}
 	if why := lacksBreakpoints(run); why != "" {
-		c.Error = fmt.Sprintf("%s at %d vCPUs: %v: the kernel lacks perf events or hardware breakpoints: %s; console ends:\n%s", k.spec, cpus, ErrCell, why, qemu.Tail(c.console, 10))
+		c.Error = fmt.Sprintf("%s at %d vCPUs: %v: the kernel lacks perf events or hardware breakpoints: %s; console ends:\n%s", k.spec, cpus, ErrCell, why, qemu.Tail(c.Console, 10))
 		return c, nil
 	}
 	// The guest binary carries no VCS stamp (it may be a fresh build
@@ -224,8 +193,8 @@ func writeCell(cfg *Config, c *Cell) error {
 			}
 		}
 	}
-	if c.console != nil {
-		if err := writeFile(filepath.Join(tmp, "console.log"), c.console); err != nil {
+	if c.Console != nil {
+		if err := writeFile(filepath.Join(tmp, "console.log"), c.Console); err != nil {
 			return err
 		}
 	}

@@ -30,17 +30,9 @@ const (
 // perf's libraries), one NAME=value a line, written into the initramfs.
 const guestEnvFile = "/etc/bpbench/env"
 
-// GuestInfo is what the guest says about itself besides the results.
-type GuestInfo struct {
-	// UptimeStart and UptimeEnd are /proc/uptime when init started and
-	// when the results were sent: the boot's cost and the job's.
-	UptimeStart float64 `json:"uptime_start_s"`
-	UptimeEnd   float64 `json:"uptime_end_s"`
-	Kernel      string  `json:"kernel"`
-	CPUs        int     `json:"cpus"`
-	// NoFile is the RLIMIT_NOFILE init raised itself to.
-	NoFile uint64 `json:"nofile"`
-}
+// GuestInfo is what the guest says about itself besides the results
+// (runfile.GuestInfo).
+type GuestInfo = runfile.GuestInfo
 
 // GuestMain is the guest's init. It takes over only in a bpbench guest:
 // process 1 with a job in its environment (BPBENCH_JOB, from the kernel

@@ -208,7 +208,7 @@ func TestGarbageKernel(t *testing.T) {
 	if err := CheckImage(fake, amd64); err != nil {
 		t.Fatalf("CheckImage(fake) = %v, want it to pass the header check", err)
 	}
-	enc, _ := Job{Mode: ModeRun, ResultsDev: amd64.Results}.encode()
+	enc, _ := encodeJob(Job{Mode: ModeRun, ResultsDev: amd64.Results})
 	timeout := 30 * time.Second
 	boot, err := qemu.Run(context.Background(), qemu.Config{Arch: amd64, Kernel: fake, Initrd: im.File, CPUs: 1, Accel: "tcg", Append: enc, Timeout: timeout})
 	noQEMULeft(t)
@@ -226,7 +226,7 @@ func TestGarbageKernel(t *testing.T) {
 // (init's own) in the error, and QEMU is gone.
 func TestHangingInit(t *testing.T) {
 	dk, im, _ := setup(t)
-	enc, _ := Job{Mode: ModeHang, ResultsDev: amd64.Results}.encode()
+	enc, _ := encodeJob(Job{Mode: ModeHang, ResultsDev: amd64.Results})
 	timeout := 25 * time.Second
 	_, err := qemu.Run(context.Background(), qemu.Config{Arch: amd64, Kernel: dk.Image, Initrd: im.File, CPUs: 1, Accel: "tcg", Append: enc, Timeout: timeout})
 	noQEMULeft(t)
@@ -242,7 +242,7 @@ func TestHangingInit(t *testing.T) {
 // returns the context's error and QEMU is killed and reaped.
 func TestCancelKillsQEMU(t *testing.T) {
 	dk, im, _ := setup(t)
-	enc, _ := Job{Mode: ModeHang, ResultsDev: amd64.Results}.encode()
+	enc, _ := encodeJob(Job{Mode: ModeHang, ResultsDev: amd64.Results})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -292,7 +292,7 @@ func hangChild() int {
 	if err != nil {
 		return 1
 	}
-	enc, _ := Job{Mode: ModeHang, ResultsDev: amd64.Results}.encode()
+	enc, _ := encodeJob(Job{Mode: ModeHang, ResultsDev: amd64.Results})
 	qemu.Run(context.Background(), qemu.Config{Arch: amd64, Kernel: k.Image, Initrd: im.File, CPUs: 1, Accel: "tcg", Append: enc, Timeout: 5 * time.Minute})
 	return 0
 }

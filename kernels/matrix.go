@@ -23,9 +23,11 @@ import (
 	"time"
 
 	"bpbench/bench"
+	"bpbench/charts"
 	"bpbench/kernels/debian"
 	"bpbench/kernels/frame"
 	"bpbench/kernels/qemu"
+	"bpbench/report"
 	"bpbench/runfile"
 )
 
@@ -62,19 +64,9 @@ type Config struct {
 	Console io.Writer
 }
 
-// Matrix is what a `bpbench kernels` run produced: kernels.json.
-type Matrix struct {
-	Arch     string        `json:"arch"`
-	Accel    string        `json:"accel"`
-	AccelWhy string        `json:"accel_why"`
-	Job      Job           `json:"job"`
-	Started  time.Time     `json:"started"`
-	Duration time.Duration `json:"duration_ns"`
-	Cells    []*Cell       `json:"cells"`
-	// Model holds the model's Tasks cases run on the host for the
-	// verdicts: legacy and linux at each vCPU count of the cells.
-	Model []bench.Result `json:"model,omitempty"`
-}
+// Matrix is what a `bpbench kernels` run produced: kernels.json
+// (runfile.Matrix).
+type Matrix = runfile.Matrix
 
 // resolved is a spec with its image found.
 type resolved struct {
@@ -340,7 +332,7 @@ func chooseAccel(ctx context.Context, cfg *Config, k *resolved, im *Image) (stri
 		return "tcg", "auto: " + why
 	}
 	cfg.logf("accelerator: probing KVM with a %v boot of %s", probeTimeout, k.spec)
-	enc, err := Job{Mode: ModeProbe, ResultsDev: cfg.Arch.Results}.encode()
+	enc, err := encodeJob(Job{Mode: ModeProbe, ResultsDev: cfg.Arch.Results})
 	if err != nil {
 		return "tcg", "auto: " + err.Error()
 	}
@@ -378,41 +370,29 @@ func lastConsoleLine(b *qemu.Boot) string {
 	return "; last console line: " + t
 }
 
-// writeMatrix writes kernels.json, report.md and plots/ under cfg.Out.
+// writeMatrix writes kernels.json, then the cross-kernel plots/ and
+// report.md (packages charts and report) under cfg.Out.
 func writeMatrix(cfg *Config, m *Matrix) error {
 	js, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(cfg.Out, "kernels.json"), append(js, '\n')); err != nil {
+	if err := writeFile(filepath.Join(cfg.Out, runfile.MatrixFile), append(js, '\n')); err != nil {
 		return err
 	}
-	plots, err := WritePlots(m, filepath.Join(cfg.Out, "plots"))
-	if err != nil {
+	if _, err := charts.PlotKernels(m, filepath.Join(cfg.Out, runfile.PlotsDir)); err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(cfg.Out, "report.md"), []byte(Report(m, plots)))
+	return writeFile(filepath.Join(cfg.Out, "report.md"), []byte(report.BuildKernels(m, cfg.Out)))
 }
 
 // Rewrite reads a kernels output directory (kernels.json and every
-// cell's results, through load) and writes its report.md and plots/
-// again, with this version's report code.
-func Rewrite(dir string, load func(dir string) (*runfile.Run, error)) (*Matrix, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "kernels.json"))
+// cell's results) and writes its report.md and plots/ again, with this
+// version's report code.
+func Rewrite(dir string) (*Matrix, error) {
+	m, err := runfile.LoadMatrix(dir)
 	if err != nil {
-		return nil, fmt.Errorf("kernels: %w (want a directory written by `bpbench kernels`)", err)
+		return nil, fmt.Errorf("kernels: %w", err)
 	}
-	var m Matrix
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("kernels: %s: %w", filepath.Join(dir, "kernels.json"), err)
-	}
-	for _, c := range m.Cells {
-		if c.Error != "" {
-			continue
-		}
-		if c.Run, err = load(filepath.Join(dir, c.Name)); err != nil {
-			return nil, fmt.Errorf("kernels: cell %s: %w", c.Name, err)
-		}
-	}
-	return &m, writeMatrix(&Config{Out: dir}, &m)
+	return m, writeMatrix(&Config{Out: dir}, m)
 }

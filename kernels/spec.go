@@ -9,38 +9,14 @@ import (
 	"strings"
 
 	"bpbench/kernels/debian"
+	"bpbench/runfile"
 )
 
 // ErrBadSpec is wrapped by errors about a --kernels entry.
 var ErrBadSpec = errors.New("bad kernel")
 
-// Spec is one entry of --kernels: a Debian kernel by version, the
-// running kernel, or an image file.
-type Spec struct {
-	// Kind is "debian", "host" or "path".
-	Kind string `json:"kind"`
-	// Version is a Debian kernel's version ("6.1").
-	Version string `json:"version,omitempty"`
-	// Path is an image file's path.
-	Path string `json:"path,omitempty"`
-	// Label names the kernel's cells: debian-6.1, host, or the file's
-	// name.
-	Label string `json:"label"`
-}
-
-// String is the spec as written on the command line.
-func (s Spec) String() string {
-	switch s.Kind {
-	case "debian":
-		return "debian:" + s.Version
-	case "host":
-		return "host"
-	}
-	return s.Path
-}
-
-// VM says whether the spec's cells boot under QEMU.
-func (s Spec) VM() bool { return s.Kind != "host" }
+// Spec is one entry of --kernels for one architecture (runfile.KernelSpec).
+type Spec = runfile.KernelSpec
 
 var labelUnsafe = regexp.MustCompile(`[^A-Za-z0-9._+-]+`)
 
