@@ -36,7 +36,7 @@ func checkConformance(ctx context.Context, rc *runConfig, run *runfile.Run, log 
 	if check == nil {
 		check = conform.Run
 	}
-	r, err := check(ctx, conform.Options{Ops: ops, Seed: rc.opts.Seed, Strategies: rc.opts.Strategies})
+	r, err := check(ctx, conform.Options{Ops: ops, Seed: rc.opts.Seed, Strategies: rc.opts.Strategies, Trace: rc.conformTrace})
 	switch {
 	case errors.Is(err, conform.ErrUnavailable):
 		run.Conformance = &conform.Report{Note: err.Error()}

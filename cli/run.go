@@ -41,10 +41,13 @@ type runConfig struct {
 	// conformOps, when set, is the length of the lockstep check (default:
 	// the quick or full length).
 	conformOps int
-	exps       []bench.Experiment
-	opts       bench.Options
-	count      int
-	out        string
+	// conformTrace records the kernel's side of the lockstep check in
+	// the results (conform.Options.Trace).
+	conformTrace bool
+	exps         []bench.Experiment
+	opts         bench.Options
+	count        int
+	out          string
 	// outDefault says out was chosen by bpbench, so a name clash picks
 	// another name instead of failing.
 	outDefault bool

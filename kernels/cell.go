@@ -32,21 +32,22 @@ type Cell = runfile.Cell
 // cellName is the results directory name of a kernel at cpus vCPUs.
 func cellName(label string, cpus int) string { return label + "-cpus" + strconv.Itoa(cpus) }
 
-// vmCell boots k at cpus vCPUs with the image, runs job inside and
-// returns the cell, failed or not; the error is non-nil only when ctx
-// was cancelled (the matrix stops).
-func vmCell(ctx context.Context, cfg *Config, k *resolved, cpus int, im *Image, accel, why string, timeout time.Duration) (*Cell, error) {
-	c := &Cell{Name: cellName(k.spec.Label, cpus), Label: k.spec.Label, Kernel: k.spec, Image: k.image, Package: k.pkg,
-		PackageVersion: k.pkgVersion, CPUs: cpus, Accel: accel, AccelWhy: why, Perf: im.Perf, PerfNote: im.PerfNote}
+// vmCell boots k at cpus vCPUs with its architecture's guest, runs job
+// inside and returns the cell, failed or not; the error is non-nil only
+// when ctx was cancelled (the matrix stops).
+func vmCell(ctx context.Context, cfg *Config, k *resolved, cpus int, g *guestOf, timeout time.Duration) (*Cell, error) {
+	im := g.im
+	c := &Cell{Name: cellName(k.spec.Label, cpus), Label: k.spec.Label, Kernel: k.spec, Arch: k.arch.Name, Image: k.image, Package: k.pkg,
+		PackageVersion: k.pkgVersion, CPUs: cpus, Accel: g.accel, AccelWhy: g.why, Perf: im.Perf, PerfNote: im.PerfNote}
 	job := cfg.Job
 	job.Mode = ModeRun
-	job.ResultsDev = cfg.Arch.Results
+	job.ResultsDev = k.arch.Results
 	enc, err := encodeJob(job)
 	if err != nil {
 		return nil, err
 	}
-	boot, err := qemu.Run(ctx, qemu.Config{Arch: cfg.Arch, Kernel: k.image, Initrd: im.File, CPUs: cpus,
-		Accel: accel, Append: enc, Timeout: timeout, Console: cfg.Console})
+	boot, err := qemu.Run(ctx, qemu.Config{Arch: k.arch, Kernel: k.image, Initrd: im.File, CPUs: cpus,
+		Accel: g.accel, Append: enc, Timeout: timeout, Console: cfg.Console})
 	if boot != nil {
 		c.Wall = boot.Wall
 		c.Console = boot.Console
@@ -58,7 +59,7 @@ func vmCell(ctx context.Context, cfg *Config, k *resolved, cpus int, im *Image, 
 		c.Error = fmt.Sprintf("%s at %d vCPUs: %v", k.spec, cpus, err)
 		return c, nil
 	}
-	run, info, err := collect(boot, cfg.Arch)
+	run, info, err := collect(boot, k.arch)
 	c.Guest = info
 	if info != nil {
 		c.Release = info.Kernel
@@ -164,7 +165,7 @@ func annotate(run *runfile.Run, c *Cell) {
 		}
 	}
 	if c.Accel != "none" {
-		run.Machine.Host = fmt.Sprintf("%s under QEMU %s", c.Label, strings.ToUpper(c.Accel))
+		run.Machine.Host = fmt.Sprintf("%s (%s) under QEMU %s", c.Label, c.Arch, strings.ToUpper(c.Accel))
 	}
 }
 
@@ -224,9 +225,9 @@ func cellNote(c *Cell) string {
 	if c.Package != "" {
 		pkg = fmt.Sprintf(", package %s %s", c.Package, c.PackageVersion)
 	}
-	return fmt.Sprintf("> Cell %s: kernel %s (%s%s) under QEMU %s with %d vCPUs (%s). "+
+	return fmt.Sprintf("> Cell %s: %s kernel %s (%s%s) under QEMU %s with %d vCPUs (%s). "+
 		"Times are emulated%s: compare shapes within this kernel, and kernels with each other at the same vCPU count, not absolute times with the host.\n",
-		c.Name, c.Kernel, c.Release, pkg, strings.ToUpper(c.Accel), c.CPUs, c.AccelWhy, tcgFactorNote(c.Accel))
+		c.Name, c.Arch, c.Kernel, c.Release, pkg, strings.ToUpper(c.Accel), c.CPUs, c.AccelWhy, tcgFactorNote(c.Accel))
 }
 
 func tcgFactorNote(accel string) string {
