@@ -41,9 +41,6 @@ type runConfig struct {
 	// conformOps, when set, is the length of the lockstep check (default:
 	// the quick or full length).
 	conformOps int
-	// conformTrace records the kernel's side of the lockstep check in
-	// the results (conform.Options.Trace).
-	conformTrace bool
 	exps         []bench.Experiment
 	opts         bench.Options
 	count        int
@@ -57,6 +54,10 @@ type runConfig struct {
 	// conform runs the lockstep check against the kernel (nil:
 	// conform.Run, which takes the debug-register lock).
 	conform func(context.Context, conform.Options) (*conform.Report, error)
+
+	// conformTrace records the kernel's side of the lockstep check in
+	// the results (conform.Options.Trace).
+	conformTrace bool
 }
 
 func (rc *runConfig) mode() string {
