@@ -41,10 +41,10 @@ type runConfig struct {
 	// conformOps, when set, is the length of the lockstep check (default:
 	// the quick or full length).
 	conformOps int
-	exps         []bench.Experiment
-	opts         bench.Options
-	count        int
-	out          string
+	exps       []bench.Experiment
+	opts       bench.Options
+	count      int
+	out        string
 	// outDefault says out was chosen by bpbench, so a name clash picks
 	// another name instead of failing.
 	outDefault bool
