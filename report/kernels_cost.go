@@ -81,12 +81,13 @@ func (w *reportWriter) kernelsVerdicts(g kernelGrid) {
 	any := false
 	for _, l := range g.labels {
 		var parts, figs []string
-		resolved := true
+		resolved, noRatio := true, false
 		ns, curves := grownCurves(g, l)
 		for i, curve := range curves {
 			n, last := ns[i], curve[len(curve)-1]
 			v, ok := tasksVerdict(last)
 			resolved = resolved && ok
+			noRatio = noRatio || last.Ratio.N == 0
 			s := fmt.Sprintf("at %d CPUs, N = %d costs %s the N = 64 cost (%s vs %s): %s", n, last.Held, w.iv(last.Ratio, xUnit), present.FmtNs(last.Cost.Median), present.FmtNs(runfile.PointAt(curve, 64).Cost.Median), v)
 			if leg := g.m.ModelCurve("legacy", n); leg[64] > 0 && leg[last.Held] > 0 {
 				s += fmt.Sprintf("; model legacy %s, linux %s", present.Ratio(leg[last.Held], leg[64]), present.Ratio(g.m.ModelCurve("linux", n)[last.Held], g.m.ModelCurve("linux", n)[64]))
@@ -103,7 +104,10 @@ func (w *reportWriter) kernelsVerdicts(g kernelGrid) {
 		any = true
 		w.p("- **%s**: %s.", l, strings.Join(parts, "; "))
 		res := "yes"
-		if !resolved {
+		switch {
+		case noRatio:
+			res = "no: no ratio (the N = 64 case or its reference is missing)"
+		case !resolved:
 			res = fmt.Sprintf("no: an interval straddles %.1f–%.1f (more ops or `--count` would narrow it)", flatBelow, legacyAbove)
 		}
 		w.verdict(verdict{
