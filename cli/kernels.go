@@ -22,8 +22,8 @@ import (
 
 // kernelsCommand is the `bpbench kernels` entry of the command table.
 var kernelsCommand = &command{name: "kernels",
-	args:    "[--report DIR] [--kernels LIST] [--cpus LIST] [--accel auto|kvm|tcg] [--experiments LIST] [--count N] [--full] [--out DIR] [--timeout D] [--console]",
-	summary: "Boot real kernels under QEMU (Debian 5.10, 6.1, 6.12, your own build) and run conform and the real-kernel experiments inside.",
+	args:    "[--report DIR] [--kernels LIST] [--arch LIST] [--cpus LIST] [--accel auto|kvm|tcg] [--experiments LIST] [--count N] [--full] [--out DIR] [--timeout D] [--console]",
+	summary: "Boot real kernels under QEMU (Debian 5.10, 6.1, 6.12, your own build; amd64 and arm64) and run conform and the real-kernel experiments inside.",
 	more: `Each (kernel, vCPU count) is a cell: the kernel boots with an initramfs
 built on the fly (this bpbench as init, perf with its libraries), runs
 conform with the kernel facts and the experiments, and its results come
@@ -32,9 +32,12 @@ report.md, console.log, cell.json). DIR/report.md and DIR/plots/ hold the
 cross-kernel view. debian:VERSION kernels are fetched once with apt-get
 download from the system's own mirror into ~/.cache/bpbench/kernels;
 host runs on the running kernel without a VM; a path boots that image
-(a bzImage or vmlinuz). A cell that panics, hangs past --timeout, is not
-a kernel, or lacks perf events or hardware breakpoints fails with the
-last console lines; the others go on. Under TCG times are emulated
+(a bzImage or vmlinuz; an arm64 Image with --arch arm64). --arch arm64
+boots Debian's arm64 cloud kernels on QEMU's virt board with bpbench
+cross-built, and conform probes the pools a thread holds there (separate
+instruction and data breakpoints). A cell that panics, hangs past
+--timeout, is not a kernel, or lacks perf events or hardware breakpoints
+fails with the last console lines; the others go on. Under TCG times are emulated
 (about 15x native): compare kernels at the same vCPU count.`,
 	run: cmdKernels}
 
@@ -47,7 +50,7 @@ func cmdKernels(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	kList := fs.String("kernels", "debian:5.10,debian:6.1,host", "comma-separated `LIST` of kernels: debian:5.10, debian:6.1, debian:6.12, host, or a kernel image path")
 	cpuList := fs.String("cpus", "2,8,32", "comma-separated `LIST` of vCPU counts for the VM cells")
 	accel := fs.String("accel", "auto", "QEMU accelerator: auto (KVM if a probe boot works, else TCG), kvm or tcg")
-	arch := fs.String("arch", "amd64", "comma-separated guest `ARCH`itectures: amd64, arm64 (Debian's arm64 cloud kernels on QEMU's virt board, bpbench cross-built)")
+	arch := fs.String("arch", "amd64", "comma-separated `LIST` of guest architectures: amd64, arm64 (Debian's arm64 cloud kernels on QEMU's virt board, bpbench cross-built)")
 	expList := fs.String("experiments", defaultKernelExperiments, "comma-separated `LIST` of experiments each cell runs after conform; empty: conform alone (accepted: "+experimentNames()+")")
 	count := fs.Int("count", 1, "repetitions `N` of each case")
 	full := fs.Bool("full", false, "the experiments' full form, kernel-tasks up to 16384 held breakpoints (default: the quick form)")
