@@ -139,14 +139,18 @@ func noRunner(context.Context, Job, io.Writer) (*runfile.Run, error) {
 	return nil, errors.New("the boot tests run no host cell")
 }
 
-// TestConformInDebianKernel boots Debian's 6.1 cloud kernel at 2 vCPUs
-// with conform alone, and checks that the results came back whole: the
-// model agreed with the kernel, and the kernel facts are x86's (4 slots a
-// thread, one pool for instruction and data breakpoints).
-func TestConformInDebianKernel(t *testing.T) {
-	dk, im, cache := setup(t, amd64)
-	cfg := &Config{Out: t.TempDir(), Run: noRunner, Write: writeJSON, Cache: cache}
-	k := &resolved{spec: Spec{Kind: "debian", Version: "6.1", Arch: "amd64", Label: "debian-6.1"}, arch: amd64, image: dk.Image, pkg: dk.Package, pkgVersion: dk.PackageVersion}
+// conformCell boots Debian's 6.1 cloud kernel for arch at 2 vCPUs under
+// TCG with job (conform alone) and returns the cell, which must have
+// produced results, and QEMU gone.
+func conformCell(t *testing.T, arch qemu.Arch, job Job) (*Config, *Cell) {
+	t.Helper()
+	dk, im, cache := setup(t, arch)
+	spec, err := ParseSpecs([]string{"debian:6.1"}, []string{arch.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &Config{Out: t.TempDir(), Run: noRunner, Write: writeJSON, Cache: cache, Job: job}
+	k := &resolved{spec: spec[0], arch: arch, image: dk.Image, pkg: dk.Package, pkgVersion: dk.PackageVersion}
 	c, err := vmCell(context.Background(), cfg, k, 2, &guestOf{im: im, accel: "tcg", why: "test"}, 3*time.Minute)
 	noQEMULeft(t)
 	if err != nil {
@@ -155,6 +159,15 @@ func TestConformInDebianKernel(t *testing.T) {
 	if !c.OK() {
 		t.Fatalf("cell failed: %s", c.Error)
 	}
+	return cfg, c
+}
+
+// TestConformInDebianKernel boots Debian's 6.1 cloud kernel at 2 vCPUs
+// with conform alone, and checks that the results came back whole: the
+// model agreed with the kernel, and the kernel facts are x86's (4 slots a
+// thread, one pool for instruction and data breakpoints).
+func TestConformInDebianKernel(t *testing.T) {
+	cfg, c := conformCell(t, amd64, Job{})
 	r := c.Run.Conformance
 	if !r.Agrees() {
 		t.Errorf("conform inside 6.1: %s", r.Summary())
@@ -202,17 +215,7 @@ const arm64Fixture = "../conform/testdata/arm64-debian-6.1-cpus2.json"
 // 6 instruction breakpoints and 4 data watchpoints a thread, separate
 // (its ID_AA64DFR0_EL1 says BRPs 6, WRPs 4).
 func TestConformInArm64DebianKernel(t *testing.T) {
-	dk, im, cache := setup(t, arm64)
-	cfg := &Config{Out: t.TempDir(), Run: noRunner, Write: writeJSON, Cache: cache, Job: Job{ConformTrace: true}}
-	k := &resolved{spec: Spec{Kind: "debian", Version: "6.1", Arch: "arm64", Label: "debian-6.1-arm64"}, arch: arm64, image: dk.Image, pkg: dk.Package, pkgVersion: dk.PackageVersion}
-	c, err := vmCell(context.Background(), cfg, k, 2, &guestOf{im: im, accel: "tcg", why: "test"}, 3*time.Minute)
-	noQEMULeft(t)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !c.OK() {
-		t.Fatalf("cell failed: %s", c.Error)
-	}
+	_, c := conformCell(t, arm64, Job{ConformTrace: true})
 	if !strings.Contains(string(c.Console), "BPBENCH-FRAME name=results.json.gz") || !strings.Contains(string(c.Console), "bpbench-guest: up") {
 		t.Errorf("the results did not travel on the console with the guest's own lines:\n%s", qemu.Tail(c.Console, 10))
 	}
