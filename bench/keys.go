@@ -24,6 +24,7 @@ const (
 
 	// Latency percentiles net of the sampler, and the sampler itself.
 	MetricP50          = "p50-ns"
+	MetricP50OverRef   = "p50/ref" // kernel-tasks: a sub-sample's p50 over its reference's
 	MetricP99          = "p99-ns"
 	MetricSamplerNs    = "sampler-ns"
 	MetricSamplerShare = "sampler-share"
@@ -46,6 +47,9 @@ const (
 	MetricSlowdown     = "slowdown"
 	MetricPerfSlowdown = "perf-slowdown"
 	MetricGoPerPerf    = "go/perf"
+	// MetricTaskNs is a model Tasks case's task reservation cost, which
+	// the cross-kernel verdicts set beside kernel-tasks.
+	MetricTaskNs = "task-ns/op"
 
 	// Context switches per thread created by a kernel thread case, of the
 	// Go twin's workload and of perf bench's process: voluntary (a thread
@@ -97,6 +101,9 @@ const (
 	ParamThreads     = "threads"
 	ParamPolicy      = "policy"
 	ParamBreakpoints = "breakpoints"
+	ParamTarget      = "target"      // kernel-tasks: what the measured breakpoint binds to
+	ParamHeld        = "held"        // kernel-tasks: task breakpoints held by other threads
+	ParamParallelism = "parallelism" // perf bench breakpoint thread -p
 	// ParamFigures says what a case's figures measure (not a selector).
 	ParamFigures = "figures"
 )

@@ -90,18 +90,30 @@ func PlotAll(run *runfile.Run, dir string, log io.Writer) ([]string, error) {
 			if stem == "" {
 				stem = cs.stem
 			}
-			for _, format := range []string{"png", "svg"} {
-				b, err := ch.render(chartW, chartH, format)
-				if err != nil {
-					return files, fmt.Errorf("plot %s.%s: %w", stem, format, err)
-				}
-				path := filepath.Join(dir, stem+"."+format)
-				if err := runfile.WriteFileAtomic(path, b); err != nil {
-					return files, err
-				}
-				files = append(files, path)
+			fs, err := writeChart(dir, stem, ch)
+			files = append(files, fs...)
+			if err != nil {
+				return files, err
 			}
 		}
+	}
+	return files, nil
+}
+
+// writeChart renders ch into dir as stem.png and stem.svg, each written
+// atomically, and returns the files written.
+func writeChart(dir, stem string, ch *chart) ([]string, error) {
+	var files []string
+	for _, format := range []string{"png", "svg"} {
+		b, err := ch.render(chartW, chartH, format)
+		if err != nil {
+			return files, fmt.Errorf("plot %s.%s: %w", stem, format, err)
+		}
+		path := filepath.Join(dir, stem+"."+format)
+		if err := runfile.WriteFileAtomic(path, b); err != nil {
+			return files, err
+		}
+		files = append(files, path)
 	}
 	return files, nil
 }

@@ -36,7 +36,7 @@ func checkConformance(ctx context.Context, rc *runConfig, run *runfile.Run, log 
 	if check == nil {
 		check = conform.Run
 	}
-	r, err := check(ctx, conform.Options{Ops: ops, Seed: rc.opts.Seed, Strategies: rc.opts.Strategies})
+	r, err := check(ctx, conform.Options{Ops: ops, Seed: rc.opts.Seed, Strategies: rc.opts.Strategies, Trace: rc.conformTrace})
 	switch {
 	case errors.Is(err, conform.ErrUnavailable):
 		run.Conformance = &conform.Report{Note: err.Error()}
@@ -141,7 +141,7 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 func writeConformance(w io.Writer, r *conform.Report) {
 	fmt.Fprintln(w, r.Summary())
 	if r.CPUs > 0 {
-		fmt.Fprintf(w, "machine: %d CPUs, %d breakpoints a thread; %d threads, seed %d, %d closes, %d instruction opens\n", r.CPUs, r.Slots, r.Threads, r.Seed, r.Closes, r.Inst)
+		fmt.Fprintf(w, "machine: %d CPUs, breakpoints a thread: %s; %d threads, seed %d, %d closes, %d instruction opens\n", r.CPUs, r.Pools(), r.Threads, r.Seed, r.Closes, r.Inst)
 	}
 	if len(r.Facts) > 0 {
 		fmt.Fprintln(w, "\nkernel facts:")
@@ -151,8 +151,11 @@ func writeConformance(w io.Writer, r *conform.Report) {
 				mark = "NO "
 			}
 			v := f.Value
-			if f.Error != "" {
+			switch {
+			case f.Error != "":
 				v = "not probed: " + f.Error
+			case f.Skipped != "":
+				mark, v = "-- ", "skipped: "+f.Skipped
 			}
 			fmt.Fprintf(w, "  %s %-26s %s (%s)\n", mark, f.Name, v, f.Detail)
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -21,8 +22,8 @@ import (
 
 // kernelsCommand is the `bpbench kernels` entry of the command table.
 var kernelsCommand = &command{name: "kernels",
-	args:    "[--report DIR] [--kernels LIST] [--cpus LIST] [--accel auto|kvm|tcg] [--experiments LIST] [--count N] [--full] [--out DIR] [--timeout D] [--console]",
-	summary: "Boot real kernels under QEMU (Debian 5.10, 6.1, 6.12, your own build) and run conform and the real-kernel experiments inside.",
+	args:    "[--report DIR] [--kernels LIST] [--arch LIST] [--cpus LIST] [--accel auto|kvm|tcg] [--experiments LIST] [--count N] [--full] [--out DIR] [--timeout D] [--console]",
+	summary: "Boot real kernels under QEMU (Debian 5.10, 6.1, 6.12, your own build; amd64 and arm64) and run conform and the real-kernel experiments inside.",
 	more: `Each (kernel, vCPU count) is a cell: the kernel boots with an initramfs
 built on the fly (this bpbench as init, perf with its libraries), runs
 conform with the kernel facts and the experiments, and its results come
@@ -31,9 +32,12 @@ report.md, console.log, cell.json). DIR/report.md and DIR/plots/ hold the
 cross-kernel view. debian:VERSION kernels are fetched once with apt-get
 download from the system's own mirror into ~/.cache/bpbench/kernels;
 host runs on the running kernel without a VM; a path boots that image
-(a bzImage or vmlinuz). A cell that panics, hangs past --timeout, is not
-a kernel, or lacks perf events or hardware breakpoints fails with the
-last console lines; the others go on. Under TCG times are emulated
+(a bzImage or vmlinuz; an arm64 Image with --arch arm64). --arch arm64
+boots Debian's arm64 cloud kernels on QEMU's virt board with bpbench
+cross-built, and conform probes the pools a thread holds there (separate
+instruction and data breakpoints). A cell that panics, hangs past
+--timeout, is not a kernel, or lacks perf events or hardware breakpoints
+fails with the last console lines; the others go on. Under TCG times are emulated
 (about 15x native): compare kernels at the same vCPU count.`,
 	run: cmdKernels}
 
@@ -46,7 +50,7 @@ func cmdKernels(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	kList := fs.String("kernels", "debian:5.10,debian:6.1,host", "comma-separated `LIST` of kernels: debian:5.10, debian:6.1, debian:6.12, host, or a kernel image path")
 	cpuList := fs.String("cpus", "2,8,32", "comma-separated `LIST` of vCPU counts for the VM cells")
 	accel := fs.String("accel", "auto", "QEMU accelerator: auto (KVM if a probe boot works, else TCG), kvm or tcg")
-	arch := fs.String("arch", "amd64", "guest `ARCH`itecture: amd64")
+	arch := fs.String("arch", "amd64", "comma-separated `LIST` of guest architectures: amd64, arm64 (Debian's arm64 cloud kernels on QEMU's virt board, bpbench cross-built)")
 	expList := fs.String("experiments", defaultKernelExperiments, "comma-separated `LIST` of experiments each cell runs after conform; empty: conform alone (accepted: "+experimentNames()+")")
 	count := fs.Int("count", 1, "repetitions `N` of each case")
 	full := fs.Bool("full", false, "the experiments' full form, kernel-tasks up to 16384 held breakpoints (default: the quick form)")
@@ -63,14 +67,26 @@ func cmdKernels(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usagef("kernels: unexpected argument %q (kernels takes only flags: %s)", pos[0], flagNames(fs))
 	}
 	if *rewrite != "" {
-		m, err := kernels.Rewrite(*rewrite, runfile.Load)
+		m, err := kernels.Rewrite(*rewrite)
 		if err != nil {
 			return usagef("kernels --report: %v", err)
 		}
 		fmt.Fprintf(stdout, "wrote %s (%d cells)\n", filepath.Join(*rewrite, "report.md"), len(m.Cells))
 		return nil
 	}
-	specs, err := kernels.ParseSpecs(splitList(*kList))
+	arches := splitList(*arch)
+	for _, a := range arches {
+		if _, err := qemu.ArchOf(a); err != nil {
+			return usagef("kernels: --arch: %v", err)
+		}
+		if *accel == "kvm" && a != runtime.GOARCH {
+			return usagef("kernels: --accel kvm --arch %s: KVM runs only guests of the host's architecture (%s); use --accel tcg or auto", a, runtime.GOARCH)
+		}
+	}
+	if len(arches) == 0 {
+		return usagef("kernels: --arch %q names no architecture", *arch)
+	}
+	specs, err := kernels.ParseSpecs(splitList(*kList), arches)
 	if err != nil {
 		return usagef("kernels: --kernels: %v", err)
 	}
@@ -87,10 +103,6 @@ func cmdKernels(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *accel != "auto" && *accel != "kvm" && *accel != "tcg" {
 		return usagef("kernels: --accel %q: want auto, kvm or tcg", *accel)
-	}
-	a, err := qemu.ArchOf(*arch)
-	if err != nil {
-		return usagef("kernels: --arch: %v", err)
 	}
 	if *count < 1 {
 		return usagef("kernels: --count %d: need a repetition count >= 1", *count)
@@ -134,7 +146,7 @@ func cmdKernels(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return fmt.Errorf("kernels: %w", err)
 	}
-	cfg := &kernels.Config{Arch: a, Specs: specs, CPUs: cpus, Accel: *accel, Out: dir, Timeout: *timeout,
+	cfg := &kernels.Config{Specs: specs, CPUs: cpus, Accel: *accel, Out: dir, Timeout: *timeout,
 		Job:      kernels.Job{Experiments: names, Full: *full, Count: *count, Seed: *seed},
 		Run:      runJob,
 		Write:    func(d string, r *runfile.Run) error { return writeResults(d, r, io.Discard) },
@@ -142,7 +154,7 @@ func cmdKernels(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *console {
 		cfg.Console = stderr
 	}
-	fmt.Fprintf(stdout, "bpbench kernels: %d kernels x vCPUs %v, experiments conform,%s, into %s\n", len(specs), cpus, strings.Join(names, ","), dir)
+	fmt.Fprintf(stdout, "bpbench kernels: %d kernels (%s) x vCPUs %v, experiments %s, into %s\n", len(specs), strings.Join(arches, ", "), cpus, strings.Join(append([]string{"conform"}, names...), ","), dir)
 	m, err := kernels.RunMatrix(ctx, cfg)
 	if ctx.Err() != nil {
 		return interrupted(ctx)
@@ -178,7 +190,7 @@ func runJob(ctx context.Context, job kernels.Job, log io.Writer) (*runfile.Run, 
 	// A cell checks the model with the long sequence: the kernel is the
 	// thing under test.
 	rc := &runConfig{exps: exps, opts: bench.Options{Full: job.Full, Seed: job.Seed, Strategies: job.Strategies},
-		count: max(job.Count, 1), conformOps: conformFullOps}
+		count: max(job.Count, 1), conformOps: conformFullOps, conformTrace: job.ConformTrace}
 	run, plan, _ := planRun(rc, log)
 	if err := measure(ctx, rc, run, plan, log); err != nil {
 		return nil, err

@@ -28,6 +28,9 @@ func TestKernelsUsageErrors(t *testing.T) {
 		{[]string{"--cpus", "two"}, "not a vCPU count"},
 		{[]string{"--accel", "hvf"}, "want auto, kvm or tcg"},
 		{[]string{"--arch", "riscv64"}, "unknown architecture"},
+		{[]string{"--arch", "amd64,riscv64"}, "unknown architecture"},
+		{[]string{"--arch", ","}, "names no architecture"},
+		{[]string{"--arch", foreignArch(), "--accel", "kvm"}, "KVM runs only guests of the host's architecture"},
 		{[]string{"--count", "0"}, "need a repetition count"},
 		{[]string{"--experiments", "nope"}, "unknown experiment"},
 		{[]string{"--out", taken}, "already exists"},
@@ -92,6 +95,14 @@ func TestKernelsHost(t *testing.T) {
 	if code, _, stderr := invoke(t, context.Background(), "compare", cell, cell); code != 0 {
 		t.Errorf("compare on a cell: exit %d: %s", code, stderr)
 	}
+}
+
+// foreignArch is a guest architecture other than the host's.
+func foreignArch() string {
+	if runtime.GOARCH == "arm64" {
+		return "amd64"
+	}
+	return "arm64"
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }

@@ -54,6 +54,10 @@ type runConfig struct {
 	// conform runs the lockstep check against the kernel (nil:
 	// conform.Run, which takes the debug-register lock).
 	conform func(context.Context, conform.Options) (*conform.Report, error)
+
+	// conformTrace records the kernel's side of the lockstep check in
+	// the results (conform.Options.Trace).
+	conformTrace bool
 }
 
 func (rc *runConfig) mode() string {

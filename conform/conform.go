@@ -32,7 +32,8 @@ import (
 
 // ErrUnavailable is wrapped by Run's and Facts' errors when this machine
 // cannot take part: no permission for CPU-bound breakpoints, no breakpoint
-// PMU, or not linux/amd64. The message says which.
+// PMU, a machine the model cannot represent, or not Linux. The message
+// says which.
 var ErrUnavailable = support.New("kernel conformance check unavailable")
 
 // Options size one lockstep sequence.
@@ -50,14 +51,22 @@ type Options struct {
 	// MaxDivergences bounds how many divergences a strategy lists in full
 	// (default 10); all are counted.
 	MaxDivergences int
+	// Trace records the kernel's side of the sequence in Report.Trace,
+	// for Replay.
+	Trace bool
 }
 
 // Report is the outcome of one lockstep sequence.
 type Report struct {
-	// CPUs and Slots are the configuration the model was given: online
-	// CPUs, and breakpoints one thread could hold.
-	CPUs  int `json:"cpus"`
-	Slots int `json:"slots"`
+	// CPUs, Slots and InstSlots are the configuration the model was
+	// given (alloc.Config), probed from the kernel: online CPUs, the data
+	// watchpoints one thread could hold, and the instruction breakpoints,
+	// 0 when they share the data pool (x86).
+	CPUs      int `json:"cpus"`
+	Slots     int `json:"slots"`
+	InstSlots int `json:"inst_slots,omitempty"`
+	// Arch is the architecture the check ran on (GOARCH).
+	Arch string `json:"arch,omitempty"`
 	// Clean says whether nobody else held breakpoints when the sequence
 	// started (Slots CPU-bound ones fit on every CPU); Note says what was
 	// found otherwise. An unclean start makes divergences meaningless.
@@ -71,11 +80,25 @@ type Report struct {
 	Admitted int `json:"admitted"`
 	Refused  int `json:"refused"`
 	Closes   int `json:"closes"`
-	// Inst counts the opens that were instruction breakpoints.
-	Inst       int         `json:"inst_opens"`
-	Strategies []Agreement `json:"strategies"`
+	// Inst counts the opens that were instruction breakpoints, and
+	// InstRefused those of them the kernel refused.
+	Inst        int         `json:"inst_opens"`
+	InstRefused int         `json:"inst_refused"`
+	Strategies  []Agreement `json:"strategies"`
 	// Facts are the kernel facts probed alongside (see Facts).
 	Facts []Fact `json:"facts,omitempty"`
+	// Trace is the kernel's side of the sequence (Options.Trace), in
+	// Replay's format.
+	Trace []string `json:"trace,omitempty"`
+}
+
+// Pools returns the instruction and data pools the model was configured
+// with: "4 shared" when InstSlots is 0.
+func (r *Report) Pools() Pools {
+	if r.InstSlots == 0 {
+		return Pools{Data: r.Slots, Inst: r.Slots, Shared: true}
+	}
+	return Pools{Data: r.Slots, Inst: r.InstSlots}
 }
 
 // Agreement is one strategy's record against the kernel.
@@ -189,21 +212,12 @@ func classify(err error) (admitted bool, _ error) {
 	return false, err
 }
 
-// live is one breakpoint the kernel holds in the sequence.
-type live struct {
-	req   alloc.Request
-	ev    *hwregs.PerfEvent
-	slots []alloc.Slot // per strategy; zero Slot where it refused
-}
-
-func (l *live) String() string { return l.req.String() }
-
 // Run drives the lockstep sequence, holding the machine-wide
 // debug-register lock throughout, and returns its report (with Facts).
 // It fails with ErrUnavailable when this machine cannot run it.
 func Run(ctx context.Context, o Options) (*Report, error) {
-	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
-		return nil, fmt.Errorf("%w: needs linux/amd64, this is %s/%s", ErrUnavailable, runtime.GOOS, runtime.GOARCH)
+	if runtime.GOOS != "linux" {
+		return nil, fmt.Errorf("%w: needs Linux, this is %s/%s", ErrUnavailable, runtime.GOOS, runtime.GOARCH)
 	}
 	if o.Ops == 0 {
 		o.Ops = 400
@@ -237,15 +251,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer threads.stop()
 
-	slots, err := slotsPerThread(threads.tids[0])
+	pools, err := probePools(threads.tids[0])
 	if err != nil {
 		return nil, err
 	}
-	r := &Report{CPUs: cpus, Slots: slots, Seed: o.Seed, Threads: o.Threads}
-	if r.Clean, r.Note, err = cleanStart(cpus, slots); err != nil {
+	cfg := pools.Config(cpus)
+	r := &Report{CPUs: cpus, Slots: cfg.Slots, InstSlots: cfg.InstSlots, Arch: runtime.GOARCH, Seed: o.Seed, Threads: o.Threads}
+	if r.Clean, r.Note, err = cleanStart(cpus, pools); err != nil {
 		return nil, err
 	}
-	facts, err := probeFacts(ctx, threads.tids[0], slots, cpus)
+	facts, err := probeFacts(ctx, threads.tids[0], pools)
 	if err != nil {
 		return nil, err
 	}
@@ -259,132 +274,90 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return r, nil
 }
 
-// lockstep runs the sequence itself.
+// lockstep runs the sequence itself: each op is made on the kernel,
+// then asked of every strategy with the kernel's answer (models).
 func lockstep(ctx context.Context, r *Report, o Options, names []string, tids []int) (err error) {
-	cfg := alloc.Config{CPUs: r.CPUs, Slots: r.Slots}
-	models := make([]alloc.Allocator, len(names))
-	for i, n := range names {
-		if models[i], err = alloc.New(n, cfg); err != nil {
-			return err
-		}
-		r.Strategies = append(r.Strategies, Agreement{Strategy: n})
+	m, err := newModels(alloc.Config{CPUs: r.CPUs, Slots: r.Slots, InstSlots: r.InstSlots}, names, o.MaxDivergences)
+	if err != nil {
+		return err
 	}
-	var held []*live
 	defer func() {
-		for _, l := range held {
+		for _, l := range m.held {
 			if cerr := l.ev.Close(); cerr != nil && err == nil {
 				err = cerr
 			}
 		}
+		r.Strategies = m.agree
 	}()
 	rng := rand.New(rand.NewPCG(uint64(o.Seed), 0x636f6e666f726d))
+	// Close about as often as open once the machine is near full, so
+	// the sequence keeps crossing the admission boundary of each pool.
+	capacity := r.CPUs * (r.Slots + r.InstSlots)
+	instShare := 4 // a quarter of the opens: x86's one pool
+	if r.InstSlots > 0 {
+		// A pool of its own fills only if instruction opens come about
+		// as often as its share of the capacity.
+		instShare = 2
+	}
 	for op := 0; op < o.Ops; op++ {
 		if op%32 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
-		// Close about as often as open once the machine is near full, so
-		// the sequence keeps crossing the admission boundary.
-		capacity := r.CPUs * r.Slots
-		if len(held) > 0 && rng.IntN(3*capacity) < len(held) {
-			j := rng.IntN(len(held))
-			l := held[j]
-			held = append(held[:j], held[j+1:]...)
-			if err := l.ev.Close(); err != nil {
+		if len(m.held) > 0 && rng.IntN(3*capacity) < len(m.held) {
+			l, err := m.close(rng.IntN(len(m.held)))
+			if cerr := l.ev.Close(); cerr != nil {
+				return cerr
+			}
+			if err != nil {
 				return err
 			}
-			for i, m := range models {
-				if l.slots[i].Valid() {
-					if err := m.Release(l.slots[i]); err != nil {
-						return fmt.Errorf("conform: %s: release %v after the kernel closed it: %w", names[i], l.req, err)
-					}
-				}
-			}
 			r.Closes++
+			if o.Trace {
+				r.Trace = append(r.Trace, traceClose(op, l.op))
+			}
 			continue
 		}
-		req := randomRequest(rng, r.CPUs, len(tids))
-		attr := dataAttr(op)
-		if req.Kind == alloc.Inst {
-			attr = instAttr()
-			r.Inst++
-		}
+		req := randomRequest(rng, r.CPUs, len(tids), instShare)
 		pid, cpu := -1, req.CPU
 		if req.Task != alloc.NoTask {
 			pid = tids[req.Task]
 		}
-		ev, oerr := hwregs.OpenPerf(attr, pid, cpu)
+		ev, oerr := hwregs.OpenPerf(attrOf(req.Kind, op), pid, cpu)
 		admitted, err := classify(oerr)
 		if err != nil {
 			return fmt.Errorf("conform: op %d %v: %w", op, req, err)
 		}
 		r.Opens++
-		l := &live{req: req, ev: ev, slots: make([]alloc.Slot, len(models))}
-		kernel := "ENOSPC"
 		if admitted {
 			r.Admitted++
-			kernel = "admitted"
 		} else {
 			r.Refused++
 		}
-		for i, m := range models {
-			s, merr := m.Reserve(req)
-			ok := merr == nil
-			if merr != nil && !errors.Is(merr, alloc.ErrNoSlot) {
-				return fmt.Errorf("conform: %s: op %d %v: %w", names[i], op, req, merr)
-			}
-			a := &r.Strategies[i]
-			if ok == admitted {
-				a.Agreed++
-				if ok {
-					l.slots[i] = s
-				}
-				continue
-			}
-			a.Diverged++
-			if len(a.Divergences) < o.MaxDivergences {
-				d := Divergence{Op: op, Request: req.String(), Kernel: kernel, Model: "admitted"}
-				if !ok {
-					d.Model = "ENOSPC"
-				}
-				for _, h := range held {
-					d.Before = append(d.Before, h.String())
-				}
-				a.Divergences = append(a.Divergences, d)
-			}
-			// Follow the kernel: a slot the kernel refused is given
-			// back; one it admitted stays unheld by this strategy, whose
-			// state then differs, so rebuild it from the kernel's.
-			if ok {
-				if err := m.Release(s); err != nil {
-					return err
-				}
-				continue
-			}
-			fresh, err := alloc.New(names[i], cfg)
-			if err != nil {
-				return err
-			}
-			models[i] = fresh
-			for _, h := range append(held, l) {
-				h.slots[i] = alloc.Slot{}
-				if s, err := fresh.Reserve(h.req); err == nil {
-					h.slots[i] = s
-				}
+		if req.Kind == alloc.Inst {
+			r.Inst++
+			if !admitted {
+				r.InstRefused++
 			}
 		}
-		if admitted {
-			held = append(held, l)
+		if o.Trace {
+			r.Trace = append(r.Trace, traceOpen(op, req, admitted))
+		}
+		if err := m.open(op, req, ev, admitted); err != nil {
+			if ev != nil {
+				ev.Close()
+			}
+			return err
 		}
 	}
 	return nil
 }
 
 // randomRequest draws a target: CPU-bound on a random CPU, a thread on
-// every CPU, or a thread on one CPU; a quarter are instruction
+// every CPU, or a thread on one CPU; one in instShare are instruction
 // breakpoints.
-func randomRequest(rng *rand.Rand, cpus, threads int) alloc.Request {
+func randomRequest(rng *rand.Rand, cpus, threads, instShare int) alloc.Request {
 	kind := alloc.Data
-	if rng.IntN(4) == 0 {
+	if rng.IntN(instShare) == 0 {
 		kind = alloc.Inst
 	}
 	switch rng.IntN(10) {
@@ -396,34 +369,38 @@ func randomRequest(rng *rand.Rand, cpus, threads int) alloc.Request {
 	return alloc.Request{Task: rng.IntN(threads), CPU: rng.IntN(cpus), Kind: kind}
 }
 
-// cleanStart checks that slots CPU-bound breakpoints fit on every CPU,
-// which holds only when no other task or CPU holds one.
-func cleanStart(cpus, slots int) (clean bool, note string, err error) {
+// cleanStart checks that each pool's worth of CPU-bound breakpoints fits
+// on every CPU, which holds only when no other task or CPU holds one.
+func cleanStart(cpus int, p Pools) (clean bool, note string, err error) {
+	kinds := []alloc.Kind{alloc.Data}
+	if !p.Shared {
+		kinds = append(kinds, alloc.Inst)
+	}
 	for c := 0; c < cpus; c++ {
-		n, err := fill(-1, c, slots)
-		if err != nil {
-			return false, "", err
-		}
-		if n < slots {
-			return false, fmt.Sprintf("only %d of %d CPU-bound breakpoints fit on CPU %d: another process holds breakpoints", n, slots, c), nil
+		for _, k := range kinds {
+			want := p.Data
+			if k == alloc.Inst {
+				want = p.Inst
+			}
+			n, err := fill(-1, c, k, want)
+			if err != nil {
+				return false, "", err
+			}
+			if n < want {
+				return false, fmt.Sprintf("only %d of %d CPU-bound %s breakpoints fit on CPU %d: another process holds breakpoints", n, want, k, c), nil
+			}
 		}
 	}
 	return true, "", nil
 }
 
-// fill opens data breakpoints on (pid, cpu) until the kernel refuses or
-// limit are open, closes them all, and returns how many fit.
-func fill(pid, cpu, limit int) (n int, err error) {
+// fill opens breakpoints of kind k on (pid, cpu) until the kernel refuses
+// or limit are open, closes them all, and returns how many fit.
+func fill(pid, cpu int, k alloc.Kind, limit int) (n int, err error) {
 	var evs []*hwregs.PerfEvent
-	defer func() {
-		for _, e := range evs {
-			if cerr := e.Close(); cerr != nil && err == nil {
-				err = cerr
-			}
-		}
-	}()
+	defer func() { closeAll(evs, &err) }()
 	for len(evs) < limit {
-		e, oerr := hwregs.OpenPerf(dataAttr(len(evs)), pid, cpu)
+		e, oerr := hwregs.OpenPerf(attrOf(k, len(evs)), pid, cpu)
 		ok, err := classify(oerr)
 		if err != nil {
 			return len(evs), err
@@ -434,18 +411,6 @@ func fill(pid, cpu, limit int) (n int, err error) {
 		evs = append(evs, e)
 	}
 	return len(evs), nil
-}
-
-// slotsPerThread counts the task breakpoints one thread can hold.
-func slotsPerThread(tid int) (int, error) {
-	n, err := fill(tid, -1, alloc.MaxSlots+1)
-	if err != nil {
-		return 0, err
-	}
-	if n == 0 {
-		return 0, fmt.Errorf("%w: no breakpoint fits on a thread", ErrUnavailable)
-	}
-	return n, nil
 }
 
 // threadSet is a set of parked OS threads that task breakpoints bind to.

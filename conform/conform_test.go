@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -60,13 +61,75 @@ func TestFacts(t *testing.T) {
 			t.Errorf("fact %s: got %q, the model assumes %q (%s) %s", f.Name, f.Value, f.Assumed, f.Detail, f.Error)
 		}
 	}
-	for _, name := range []string{"slots-per-thread", "inst-data-one-pool", "modify-keeps-slot", "ptrace-dr-write-reserves", "ptrace-dr7-enable-keeps", "ptrace-dr7-zero-releases"} {
+	for _, name := range []string{"slots-per-thread", "inst-slots-per-thread", "inst-data-one-pool", "modify-keeps-slot", "ptrace-dr-write-reserves", "ptrace-dr7-enable-keeps", "ptrace-dr7-zero-releases"} {
 		if _, ok := seen[name]; !ok {
 			t.Errorf("fact %s not probed", name)
 		}
 	}
-	if f := seen["slots-per-thread"]; f.Value != "4" {
-		t.Errorf("x86 has 4 debug registers a thread, probed %s", f.Value)
+	switch runtime.GOARCH {
+	case "amd64":
+		// x86: four debug registers a thread, shared by both kinds; the
+		// model is configured as alloc.X86.
+		if seen["slots-per-thread"].Value != "4" || seen["inst-slots-per-thread"].Value != "4" || seen["inst-data-one-pool"].Value != "yes" {
+			t.Errorf("x86 has 4 debug registers a thread in one pool, probed %v", seen)
+		}
+		if r.Slots != 4 || r.InstSlots != 0 || r.Pools() != (Pools{Data: 4, Inst: 4, Shared: true}) {
+			t.Errorf("model configured with Slots %d, InstSlots %d; want alloc.X86's 4 and 0", r.Slots, r.InstSlots)
+		}
+	case "arm64":
+		if seen["inst-data-one-pool"].Value != "no" || r.InstSlots == 0 {
+			t.Errorf("arm64 has separate pools, probed %v (InstSlots %d)", seen["inst-data-one-pool"], r.InstSlots)
+		}
+		for _, name := range []string{"ptrace-dr-write-reserves", "ptrace-dr7-enable-keeps", "ptrace-dr7-zero-releases"} {
+			if seen[name].Skipped == "" {
+				t.Errorf("fact %s probed on arm64, want it skipped as x86 only", name)
+			}
+		}
+	}
+}
+
+// TestTraceReplays records the kernel's side of a sequence and replays it
+// without the kernel: every strategy, configured as the kernel's machine
+// was, answers every open as it did live, and a strategy that never
+// refuses diverges on every refusal, as it does live.
+func TestTraceReplays(t *testing.T) {
+	r := run(t, Options{Ops: 400, Seed: 4, Strategies: []string{"mutex"}, Trace: true})
+	if len(r.Trace) != r.Opens+r.Closes {
+		t.Fatalf("trace has %d lines for %d opens and %d closes", len(r.Trace), r.Opens, r.Closes)
+	}
+	ag, err := Replay(r.Trace, alloc.Config{CPUs: r.CPUs, Slots: r.Slots, InstSlots: r.InstSlots}, append(builtins(), "conform-test-admit-all"), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range ag {
+		want := 0
+		if a.Strategy == "conform-test-admit-all" {
+			want = r.Refused
+		}
+		if a.Diverged != want || a.Agreed+a.Diverged != r.Opens {
+			t.Errorf("replay: %s agreed %d, diverged %d; want %d divergences of %d opens", a.Strategy, a.Agreed, a.Diverged, want, r.Opens)
+		}
+	}
+}
+
+func TestReplayRefusesBadTraces(t *testing.T) {
+	cfg := alloc.X86(2)
+	for _, tr := range [][]string{
+		{"0 open task=0/cpu=any/data maybe"},
+		{"0 open task=0/cpu=any/disk admitted"},
+		{"0 close 7"},
+		{"x open task=0/cpu=any/data admitted"},
+		{"0 reopen"},
+	} {
+		if _, err := Replay(tr, cfg, []string{"mutex"}, 1); err == nil {
+			t.Errorf("Replay(%q) accepted it", tr)
+		}
+	}
+	for _, s := range []string{"task=none/cpu=1/inst", "task=3/cpu=any/data"} {
+		r, err := ParseRequest(s)
+		if err != nil || r.String() != s {
+			t.Errorf("ParseRequest(%q) = %v, %v; want it back", s, r, err)
+		}
 	}
 }
 

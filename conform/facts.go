@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 
 	"bpbench/alloc"
 	"bpbench/hwregs"
@@ -25,11 +26,18 @@ type Fact struct {
 	Detail string `json:"detail"`
 	// Error is set when the probe could not run; Value is then "".
 	Error string `json:"error,omitempty"`
+	// Skipped says why the fact does not apply on this architecture
+	// (the ptrace facts are about x86's debug registers); Value is then
+	// "".
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // Holds reports whether the probed answer is the one the model assumes
-// (true too when the model assumes nothing about it).
-func (f Fact) Holds() bool { return f.Error == "" && (f.Assumed == "" || f.Value == f.Assumed) }
+// (true too when the model assumes nothing about it, or the fact does not
+// apply here).
+func (f Fact) Holds() bool {
+	return f.Error == "" && (f.Skipped != "" || f.Assumed == "" || f.Value == f.Assumed)
+}
 
 func yesNo(b bool) string {
 	if b {
@@ -39,55 +47,19 @@ func yesNo(b bool) string {
 }
 
 // probeFacts probes every fact with thread tid of this process (for perf)
-// and a ptrace tracee of its own (for the ptrace facts). The caller holds
-// the debug-register lock and has checked that slots breakpoints fit on a
-// thread.
-func probeFacts(ctx context.Context, tid, slots, cpus int) ([]Fact, error) {
-	facts := []Fact{{
-		Name:     "slots-per-thread",
-		Question: "How many breakpoints can one thread hold?",
-		Value:    fmt.Sprint(slots),
-		Detail:   fmt.Sprintf("perf_event_open on one thread (cpu = -1) until ENOSPC: %d fit", slots),
-	}}
-	f, err := onePool(tid, slots)
+// and, on x86, a ptrace tracee of its own (for the ptrace facts). The
+// caller holds the debug-register lock and has probed the pools p.
+func probeFacts(ctx context.Context, tid int, p Pools) ([]Fact, error) {
+	facts := poolFacts(p)
+	f, err := modifyKeeps(tid, p.Data)
 	if err != nil {
-		return nil, err
-	}
-	facts = append(facts, f)
-	if f, err = modifyKeeps(tid, slots); err != nil {
 		return nil, err
 	}
 	facts = append(facts, f)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	return append(facts, ptraceFacts(slots)...), nil
-}
-
-// onePool asks whether instruction and data breakpoints share one pool:
-// with slots data breakpoints on a thread, an instruction one is refused.
-func onePool(tid, slots int) (f Fact, err error) {
-	f = Fact{
-		Name:     "inst-data-one-pool",
-		Question: "Do instruction and data breakpoints share one pool of registers?",
-		Assumed:  "yes",
-	}
-	evs, err := openN(tid, slots)
-	defer func() { closeAll(evs, &err) }()
-	if err != nil {
-		return f, err
-	}
-	ev, oerr := hwregs.OpenPerf(instAttr(), tid, -1)
-	ok, err := classify(oerr)
-	if err != nil {
-		return f, err
-	}
-	if ok {
-		evs = append(evs, ev)
-	}
-	f.Value = yesNo(!ok)
-	f.Detail = fmt.Sprintf("with %d data breakpoints on a thread, an instruction breakpoint was %s", slots, admittedWord(ok))
-	return f, nil
+	return append(facts, ptraceFacts(p.Data)...), nil
 }
 
 // modifyKeeps asks whether PERF_EVENT_IOC_MODIFY_ATTRIBUTES keeps the
@@ -100,7 +72,7 @@ func modifyKeeps(tid, slots int) (f Fact, err error) {
 		Question: "Does PERF_EVENT_IOC_MODIFY_ATTRIBUTES keep the breakpoint's slot reserved?",
 		Assumed:  "yes",
 	}
-	evs, err := openN(tid, slots)
+	evs, err := openN(tid, alloc.Data, slots)
 	defer func() { closeAll(evs, &err) }()
 	if err != nil {
 		return f, err
@@ -139,6 +111,12 @@ func ptraceFacts(slots int) []Fact {
 		{Name: "ptrace-dr7-enable-keeps", Question: "Does enabling the breakpoint in DR7 keep exactly that one slot?", Assumed: "yes"},
 		{Name: "ptrace-dr7-zero-releases", Question: "Does writing DR7 = 0 release the slot?"},
 	}
+	if why := ptraceFactsSkip(); why != "" {
+		for i := range facts {
+			facts[i].Skipped = why
+		}
+		return facts
+	}
 	fail := func(err error) []Fact {
 		for i := range facts {
 			facts[i].Error = err.Error()
@@ -166,7 +144,7 @@ func ptraceFacts(slots int) []Fact {
 		if werr != nil {
 			return fail(werr)
 		}
-		if fits[i], err = fill(tid, -1, slots); err != nil {
+		if fits[i], err = fill(tid, -1, alloc.Data, slots); err != nil {
 			return fail(err)
 		}
 	}
@@ -189,23 +167,35 @@ func admittedWord(ok bool) string {
 	return "refused (ENOSPC)"
 }
 
-// cpuBoundFits reports whether a CPU-bound breakpoint on cpu is admitted
-// now (and closes it).
+// ptraceFactsSkip says why the ptrace facts do not apply here, or "":
+// they write x86's DR0 and DR7 in the tracee's struct user
+// (PTRACE_POKEUSER at u_debugreg), which other architectures do not have
+// (arm64's debug registers go through PTRACE_SETREGSET with
+// NT_ARM_HW_BREAK and NT_ARM_HW_WATCH, which bpbench does not drive).
+func ptraceFactsSkip() string {
+	if runtime.GOARCH == "amd64" {
+		return ""
+	}
+	return "x86 only: the probe writes DR0 and DR7 through PTRACE_POKEUSER, which " + runtime.GOARCH + " does not have"
+}
+
+// cpuBoundFits reports whether a CPU-bound data breakpoint on cpu is
+// admitted now (and closes it).
 func cpuBoundFits(cpu int) (bool, error) {
-	n, err := fill(-1, cpu, 1)
+	n, err := fill(-1, cpu, alloc.Data, 1)
 	return n == 1, err
 }
 
-// openN opens n data breakpoints on thread tid; all must fit.
-func openN(tid, n int) ([]*hwregs.PerfEvent, error) {
+// openN opens n breakpoints of kind k on thread tid; all must fit.
+func openN(tid int, k alloc.Kind, n int) ([]*hwregs.PerfEvent, error) {
 	var evs []*hwregs.PerfEvent
 	for i := 0; i < n; i++ {
-		e, err := hwregs.OpenPerf(dataAttr(i), tid, -1)
+		e, err := hwregs.OpenPerf(attrOf(k, i), tid, -1)
 		if _, cerr := classify(err); cerr != nil {
 			return evs, cerr
 		}
 		if err != nil {
-			return evs, fmt.Errorf("conform: breakpoint %d of %d on a thread: %w", i+1, n, err)
+			return evs, fmt.Errorf("conform: %s breakpoint %d of %d on a thread: %w", k, i+1, n, err)
 		}
 		evs = append(evs, e)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"unsafe"
@@ -72,9 +73,8 @@ type PerfEvent struct {
 	countBuf [8]byte
 }
 
-// perfAttrOf fills the perf_event_attr for a and cfg. Exec breakpoints use
-// bp_len = sizeof(long) on x86 (arch_build_bp_info refuses any other length
-// for X), although DR7 encodes them with LEN 00 and Attr says 1.
+// perfAttrOf fills the perf_event_attr for a and cfg. Exec breakpoints
+// take the bp_len of execLen, whatever Attr.Len says.
 func perfAttrOf(a Attr, cfg perfConfig) unix.PerfEventAttr {
 	attr := unix.PerfEventAttr{
 		Type: unix.PERF_TYPE_BREAKPOINT,
@@ -100,12 +100,26 @@ func setBreakpoint(attr *unix.PerfEventAttr, a Attr) {
 	switch a.Type {
 	case Exec:
 		attr.Bp_type = hwBreakpointX
-		attr.Ext2 = hwBreakpointLen8
+		attr.Ext2 = execLen()
 	case Write:
 		attr.Bp_type = hwBreakpointW
 	case ReadWrite:
 		attr.Bp_type = hwBreakpointRW
 	}
+}
+
+// execLen is the bp_len of an exec breakpoint on this architecture. x86
+// wants sizeof(long) (arch_build_bp_info refuses any other length for X,
+// although DR7 encodes exec with LEN 00 and Attr says 1). arm64's A64
+// instructions are 4 bytes, and arch/arm64/kernel/hw_breakpoint.c
+// permits only length 4 for a native exec breakpoint (it rewrites any
+// other, "FIXME: Some tools (I'm looking at you perf) assume that
+// breakpoints should be sizeof(long)"), so 4 says what it means.
+func execLen() uint64 {
+	if runtime.GOARCH == "arm64" {
+		return hwBreakpointLen4
+	}
+	return hwBreakpointLen8
 }
 
 // PerfAttr returns the perf_event_attr OpenPerf would pass for a and opts,

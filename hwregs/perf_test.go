@@ -372,8 +372,12 @@ func TestPerfBadInput(t *testing.T) {
 
 func TestPerfExecAttrUsesLongLength(t *testing.T) {
 	attr := PerfAttr(Attr{Addr: 0x401000, Len: 1, Type: Exec})
-	if attr.Bp_type != hwBreakpointX || attr.Ext2 != hwBreakpointLen8 {
-		t.Fatalf("exec attr: bp_type = %d, bp_len = %d; want %d, %d", attr.Bp_type, attr.Ext2, hwBreakpointX, hwBreakpointLen8)
+	want := uint64(hwBreakpointLen8) // sizeof(long): x86 refuses any other
+	if runtime.GOARCH == "arm64" {
+		want = hwBreakpointLen4 // one A64 instruction
+	}
+	if attr.Bp_type != hwBreakpointX || attr.Ext2 != want {
+		t.Fatalf("exec attr: bp_type = %d, bp_len = %d; want %d, %d", attr.Bp_type, attr.Ext2, hwBreakpointX, want)
 	}
 	if attr.Bits&(unix.PerfBitExcludeKernel|unix.PerfBitExcludeHv) == 0 {
 		t.Fatal("default attr counts kernel accesses; want exclude_kernel and exclude_hv")

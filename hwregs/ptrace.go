@@ -118,7 +118,7 @@ type Ptrace struct {
 // to trace (no CAP_SYS_PTRACE, Yama), the error wraps unix.EPERM.
 func StartPtrace(opts PtraceOptions) (*Ptrace, error) {
 	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
-		return nil, fmt.Errorf("hwregs: ptrace backend on %s/%s: %w (it needs linux/amd64)", runtime.GOOS, runtime.GOARCH, ErrUnsupported)
+		return nil, fmt.Errorf("hwregs: ptrace backend on %s/%s: x86 only (it writes DR0-DR7 at u_debugreg with PTRACE_POKEUSER, which only linux/amd64 has): %w", runtime.GOOS, runtime.GOARCH, ErrUnsupported)
 	}
 	if opts.Threads == 0 {
 		opts.Threads = 1

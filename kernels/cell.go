@@ -25,62 +25,32 @@ import (
 // experiments need.
 var ErrCell = errors.New("cell failed")
 
-// Cell is one (kernel, vCPU count) and what it produced.
-type Cell struct {
-	// Name is the results directory's name, "<label>-cpus<N>".
-	Name   string `json:"name"`
-	Label  string `json:"label"`
-	Kernel Spec   `json:"kernel"`
-	// Image, Package and PackageVersion say which kernel booted.
-	Image          string `json:"image,omitempty"`
-	Package        string `json:"package,omitempty"`
-	PackageVersion string `json:"package_version,omitempty"`
-	// Release is the kernel's own uname -r.
-	Release string `json:"release,omitempty"`
-	CPUs    int    `json:"cpus"`
-	// Accel is "tcg", "kvm", or "none" (the host cell), and AccelWhy why.
-	Accel    string `json:"accel"`
-	AccelWhy string `json:"accel_why,omitempty"`
-	// Wall is QEMU's start to its exit (boot to results and power-off),
-	// or the host cell's run.
-	Wall time.Duration `json:"wall_ns"`
-	// Guest is what the guest said about itself.
-	Guest *GuestInfo `json:"guest,omitempty"`
-	// Perf says whether perf ran inside (PerfNote why not).
-	Perf     bool   `json:"perf"`
-	PerfNote string `json:"perf_note,omitempty"`
-	// Error is set when the cell failed.
-	Error string `json:"error,omitempty"`
-	// Run is the cell's results (not in cells.json: results.json has it).
-	Run *runfile.Run `json:"-"`
-	// console is the guest's console log.
-	console []byte
-}
-
-// OK says whether the cell produced results.
-func (c *Cell) OK() bool { return c.Error == "" && c.Run != nil }
+// Cell is one (kernel, vCPU count) and what it produced; its schema lives
+// with the results it points to (runfile.Cell).
+type Cell = runfile.Cell
 
 // cellName is the results directory name of a kernel at cpus vCPUs.
 func cellName(label string, cpus int) string { return label + "-cpus" + strconv.Itoa(cpus) }
 
-// vmCell boots k at cpus vCPUs with the image, runs job inside and
-// returns the cell, failed or not; the error is non-nil only when ctx
-// was cancelled (the matrix stops).
-func vmCell(ctx context.Context, cfg *Config, k *resolved, cpus int, im *Image, accel, why string, timeout time.Duration) (*Cell, error) {
-	c := &Cell{Name: cellName(k.spec.Label, cpus), Label: k.spec.Label, Kernel: k.spec, Image: k.image, Package: k.pkg,
-		PackageVersion: k.pkgVersion, CPUs: cpus, Accel: accel, AccelWhy: why, Perf: im.Perf, PerfNote: im.PerfNote}
+// vmCell boots k at cpus vCPUs with its architecture's guest, runs job
+// inside and returns the cell, failed or not; the error is non-nil only
+// when ctx was cancelled (the matrix stops).
+func vmCell(ctx context.Context, cfg *Config, k *resolved, cpus int, g *guestOf, timeout time.Duration) (*Cell, error) {
+	im := g.im
+	c := &Cell{Name: cellName(k.spec.Label, cpus), Label: k.spec.Label, Kernel: k.spec, Arch: k.arch.Name, Image: k.image, Package: k.pkg,
+		PackageVersion: k.pkgVersion, CPUs: cpus, Accel: g.accel, AccelWhy: g.why, Perf: im.Perf, PerfNote: im.PerfNote}
 	job := cfg.Job
 	job.Mode = ModeRun
-	job.ResultsDev = cfg.Arch.Results
-	enc, err := job.encode()
+	job.ResultsDev = k.arch.Results
+	enc, err := encodeJob(job)
 	if err != nil {
 		return nil, err
 	}
-	boot, err := qemu.Run(ctx, qemu.Config{Arch: cfg.Arch, Kernel: k.image, Initrd: im.File, CPUs: cpus,
-		Accel: accel, Append: enc, Timeout: timeout, Console: cfg.Console})
+	boot, err := qemu.Run(ctx, qemu.Config{Arch: k.arch, Kernel: k.image, Initrd: im.File, CPUs: cpus,
+		Accel: g.accel, Append: enc, Timeout: timeout, Console: cfg.Console})
 	if boot != nil {
 		c.Wall = boot.Wall
-		c.console = boot.Console
+		c.Console = boot.Console
 	}
 	if ctx.Err() != nil {
 		return c, ctx.Err()
@@ -89,7 +59,7 @@ func vmCell(ctx context.Context, cfg *Config, k *resolved, cpus int, im *Image, 
 		c.Error = fmt.Sprintf("%s at %d vCPUs: %v", k.spec, cpus, err)
 		return c, nil
 	}
-	run, info, err := collect(boot, cfg.Arch)
+	run, info, err := collect(boot, k.arch)
 	c.Guest = info
 	if info != nil {
 		c.Release = info.Kernel
@@ -99,7 +69,7 @@ func vmCell(ctx context.Context, cfg *Config, k *resolved, cpus int, im *Image, 
 		return c, nil
 	}
 	if why := lacksBreakpoints(run); why != "" {
-		c.Error = fmt.Sprintf("%s at %d vCPUs: %v: the kernel lacks perf events or hardware breakpoints: %s; console ends:\n%s", k.spec, cpus, ErrCell, why, qemu.Tail(c.console, 10))
+		c.Error = fmt.Sprintf("%s at %d vCPUs: %v: the kernel lacks perf events or hardware breakpoints: %s; console ends:\n%s", k.spec, cpus, ErrCell, why, qemu.Tail(c.Console, 10))
 		return c, nil
 	}
 	// The guest binary carries no VCS stamp (it may be a fresh build
@@ -195,7 +165,7 @@ func annotate(run *runfile.Run, c *Cell) {
 		}
 	}
 	if c.Accel != "none" {
-		run.Machine.Host = fmt.Sprintf("%s under QEMU %s", c.Label, strings.ToUpper(c.Accel))
+		run.Machine.Host = fmt.Sprintf("%s (%s) under QEMU %s", c.Label, c.Arch, strings.ToUpper(c.Accel))
 	}
 }
 
@@ -224,8 +194,8 @@ func writeCell(cfg *Config, c *Cell) error {
 			}
 		}
 	}
-	if c.console != nil {
-		if err := writeFile(filepath.Join(tmp, "console.log"), c.console); err != nil {
+	if c.Console != nil {
+		if err := writeFile(filepath.Join(tmp, "console.log"), c.Console); err != nil {
 			return err
 		}
 	}
@@ -255,9 +225,9 @@ func cellNote(c *Cell) string {
 	if c.Package != "" {
 		pkg = fmt.Sprintf(", package %s %s", c.Package, c.PackageVersion)
 	}
-	return fmt.Sprintf("> Cell %s: kernel %s (%s%s) under QEMU %s with %d vCPUs (%s). "+
+	return fmt.Sprintf("> Cell %s: %s kernel %s (%s%s) under QEMU %s with %d vCPUs (%s). "+
 		"Times are emulated%s: compare shapes within this kernel, and kernels with each other at the same vCPU count, not absolute times with the host.\n",
-		c.Name, c.Kernel, c.Release, pkg, strings.ToUpper(c.Accel), c.CPUs, c.AccelWhy, tcgFactorNote(c.Accel))
+		c.Name, c.Arch, c.Kernel, c.Release, pkg, strings.ToUpper(c.Accel), c.CPUs, c.AccelWhy, tcgFactorNote(c.Accel))
 }
 
 func tcgFactorNote(accel string) string {

@@ -30,17 +30,9 @@ const (
 // perf's libraries), one NAME=value a line, written into the initramfs.
 const guestEnvFile = "/etc/bpbench/env"
 
-// GuestInfo is what the guest says about itself besides the results.
-type GuestInfo struct {
-	// UptimeStart and UptimeEnd are /proc/uptime when init started and
-	// when the results were sent: the boot's cost and the job's.
-	UptimeStart float64 `json:"uptime_start_s"`
-	UptimeEnd   float64 `json:"uptime_end_s"`
-	Kernel      string  `json:"kernel"`
-	CPUs        int     `json:"cpus"`
-	// NoFile is the RLIMIT_NOFILE init raised itself to.
-	NoFile uint64 `json:"nofile"`
-}
+// GuestInfo is what the guest says about itself besides the results
+// (runfile.GuestInfo).
+type GuestInfo = runfile.GuestInfo
 
 // GuestMain is the guest's init. It takes over only in a bpbench guest:
 // process 1 with a job in its environment (BPBENCH_JOB, from the kernel
@@ -88,6 +80,9 @@ func guest(enc string, run Runner) int {
 	if err != nil {
 		guestf("%v", err)
 		return 1
+	}
+	if job.ResultsDev == "" {
+		quietConsole()
 	}
 	out, err := openResults(job.ResultsDev)
 	if err != nil {
@@ -166,6 +161,17 @@ func mountAll() error {
 		}
 	}
 	return nil
+}
+
+// quietConsole keeps the kernel's own messages off a console that
+// carries the results (a board with one UART, arm64's virt): a console
+// log level of 1 lets only KERN_EMERG through, a panic's included. The
+// frames survive a message between their lines anyway (package frame);
+// this keeps one from landing inside a line, which would cost the cell.
+func quietConsole() {
+	if err := os.WriteFile("/proc/sys/kernel/printk", []byte("1"), 0); err != nil {
+		guestf("quieting the console: %v", err)
+	}
 }
 
 // loadEnv sets the variables of guestEnvFile.

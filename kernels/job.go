@@ -10,24 +10,11 @@ import (
 	"io"
 )
 
-// Job is what a guest is asked to do. It travels on the kernel command
-// line as BPBENCH_JOB=<base64 JSON>: the kernel hands unknown
-// "name=value" parameters to init as environment variables, so one
-// initramfs serves every cell.
-type Job struct {
-	// Mode is "run" (conform, then the experiments), "probe" (report
-	// that init started and power off: the KVM probe), or "hang" (never
-	// finish: for testing timeouts).
-	Mode        string   `json:"mode"`
-	Experiments []string `json:"experiments,omitempty"`
-	Strategies  []string `json:"strategies,omitempty"`
-	Full        bool     `json:"full,omitempty"`
-	Count       int      `json:"count,omitempty"`
-	Seed        int64    `json:"seed,omitempty"`
-	// ResultsDev is the guest's device for the results line ("ttyS1";
-	// "" sends results on the console).
-	ResultsDev string `json:"results_dev,omitempty"`
-}
+// Job is what a guest is asked to do (runfile.KernelJob). It travels on
+// the kernel command line as BPBENCH_JOB=<base64 JSON>: the kernel hands
+// unknown "name=value" parameters to init as environment variables, so
+// one initramfs serves every cell.
+type Job = runfile.KernelJob
 
 // Job modes.
 const (
@@ -44,9 +31,9 @@ const GuestMode = "guest-init"
 // jobEnv is the variable the job arrives in.
 const jobEnv = "BPBENCH_JOB"
 
-// encode is the kernel command line's part that makes a guest's init run
-// the job: the child mode that selects GuestMain, and the job itself.
-func (j Job) encode() ([]string, error) {
+// encodeJob is the kernel command line's part that makes a guest's init
+// run the job: the child mode that selects GuestMain, and the job itself.
+func encodeJob(j Job) ([]string, error) {
 	b, err := json.Marshal(j)
 	if err != nil {
 		return nil, err

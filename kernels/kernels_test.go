@@ -8,29 +8,33 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"bpbench/conform"
 	"bpbench/kernels/debian"
 	"bpbench/kernels/qemu"
 	"bpbench/runfile"
 )
 
 // The tests here boot real kernels under QEMU's TCG (nested KVM stalls
-// on the project's machines). They need qemu-system-x86, apt (for the
-// Debian kernel, cached after the first run in ~/.cache/bpbench) and go
-// (to build the static guest binary); they skip, saying which is
-// missing, only where one cannot be had.
+// on the project's machines): Debian's 6.1 cloud kernel for amd64 and for
+// arm64. They need qemu-system-x86 and qemu-system-arm, apt (for the
+// Debian kernels, cached after the first run in ~/.cache/bpbench) and go
+// (to build the static guest binaries, cross-built for arm64); they skip,
+// saying which is missing, only where one cannot be had.
 
-var amd64 = qemu.Arches["amd64"]
+var (
+	amd64 = qemu.Arches["amd64"]
+	arm64 = qemu.Arches["arm64"]
+)
 
-// fixture is what every boot test shares: a Debian kernel, the guest
-// initramfs and the cache.
-var fixture struct {
+// guestFixture is what every boot test of one architecture shares: a
+// Debian kernel, the guest initramfs and the cache.
+type guestFixture struct {
 	once  sync.Once
 	k     *debian.Kernel
 	im    *Image
@@ -39,49 +43,50 @@ var fixture struct {
 	err   error
 }
 
-func setup(t *testing.T) (*debian.Kernel, *Image, string) {
+var fixtures = map[string]*guestFixture{"amd64": {}, "arm64": {}}
+
+// setup returns arch's fixture, making it on first use.
+func setup(t *testing.T, arch qemu.Arch) (*debian.Kernel, *Image, string) {
 	t.Helper()
-	if runtime.GOARCH != "amd64" {
-		t.Skipf("boots amd64 guests; this is %s", runtime.GOARCH)
-	}
-	fixture.once.Do(func() {
-		if _, err := qemu.Binary(amd64); err != nil {
-			fixture.skip = err.Error()
+	f := fixtures[arch.Name]
+	f.once.Do(func() {
+		if _, err := qemu.Binary(arch); err != nil {
+			f.skip = err.Error()
 			return
 		}
 		if _, err := exec.LookPath("apt-get"); err != nil {
-			fixture.skip = "no apt-get to fetch a Debian kernel: " + err.Error()
+			f.skip = "no apt-get to fetch a Debian kernel: " + err.Error()
 			return
 		}
 		if _, err := exec.LookPath("go"); err != nil {
-			fixture.skip = "no go to build the guest's bpbench: " + err.Error()
+			f.skip = "no go to build the guest's bpbench: " + err.Error()
 			return
 		}
 		c, err := DefaultCache()
 		if err != nil {
-			fixture.err = err
+			f.err = err
 			return
 		}
-		fixture.cache = c
+		f.cache = c
 		ctx := context.Background()
-		if fixture.k, err = (&debian.Fetcher{Cache: filepath.Join(c, "kernels")}).Fetch(ctx, "6.1"); err != nil {
-			fixture.err = err
+		if f.k, err = (&debian.Fetcher{Cache: filepath.Join(c, "kernels"), Arch: arch.Name}).Fetch(ctx, "6.1"); err != nil {
+			f.err = err
 			return
 		}
-		bin, err := GuestBinary(ctx, amd64, filepath.Join(c, "guest"), nil)
+		bin, err := GuestBinary(ctx, arch, filepath.Join(c, "guest"), nil)
 		if err != nil {
-			fixture.err = err
+			f.err = err
 			return
 		}
-		fixture.im, fixture.err = BuildImage(amd64, bin, false)
+		f.im, f.err = BuildImage(arch, bin, false)
 	})
-	if fixture.skip != "" {
-		t.Skip(fixture.skip)
+	if f.skip != "" {
+		t.Skip(f.skip)
 	}
-	if fixture.err != nil {
-		t.Fatal(fixture.err)
+	if f.err != nil {
+		t.Fatal(f.err)
 	}
-	return fixture.k, fixture.im, fixture.cache
+	return f.k, f.im, f.cache
 }
 
 // ourQEMUs lists the QEMU processes that are children of this process.
@@ -134,15 +139,19 @@ func noRunner(context.Context, Job, io.Writer) (*runfile.Run, error) {
 	return nil, errors.New("the boot tests run no host cell")
 }
 
-// TestConformInDebianKernel boots Debian's 6.1 cloud kernel at 2 vCPUs
-// with conform alone, and checks that the results came back whole: the
-// model agreed with the kernel, and the kernel facts are x86's (4 slots a
-// thread, one pool for instruction and data breakpoints).
-func TestConformInDebianKernel(t *testing.T) {
-	dk, im, cache := setup(t)
-	cfg := &Config{Arch: amd64, Out: t.TempDir(), Run: noRunner, Write: writeJSON, Cache: cache}
-	k := &resolved{spec: Spec{Kind: "debian", Version: "6.1", Label: "debian-6.1"}, image: dk.Image, pkg: dk.Package, pkgVersion: dk.PackageVersion}
-	c, err := vmCell(context.Background(), cfg, k, 2, im, "tcg", "test", 3*time.Minute)
+// conformCell boots Debian's 6.1 cloud kernel for arch at 2 vCPUs under
+// TCG with job (conform alone) and returns the cell, which must have
+// produced results, and QEMU gone.
+func conformCell(t *testing.T, arch qemu.Arch, job Job) (*Config, *Cell) {
+	t.Helper()
+	dk, im, cache := setup(t, arch)
+	spec, err := ParseSpecs([]string{"debian:6.1"}, []string{arch.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &Config{Out: t.TempDir(), Run: noRunner, Write: writeJSON, Cache: cache, Job: job}
+	k := &resolved{spec: spec[0], arch: arch, image: dk.Image, pkg: dk.Package, pkgVersion: dk.PackageVersion}
+	c, err := vmCell(context.Background(), cfg, k, 2, &guestOf{im: im, accel: "tcg", why: "test"}, 3*time.Minute)
 	noQEMULeft(t)
 	if err != nil {
 		t.Fatal(err)
@@ -150,6 +159,15 @@ func TestConformInDebianKernel(t *testing.T) {
 	if !c.OK() {
 		t.Fatalf("cell failed: %s", c.Error)
 	}
+	return cfg, c
+}
+
+// TestConformInDebianKernel boots Debian's 6.1 cloud kernel at 2 vCPUs
+// with conform alone, and checks that the results came back whole: the
+// model agreed with the kernel, and the kernel facts are x86's (4 slots a
+// thread, one pool for instruction and data breakpoints).
+func TestConformInDebianKernel(t *testing.T) {
+	cfg, c := conformCell(t, amd64, Job{})
 	r := c.Run.Conformance
 	if !r.Agrees() {
 		t.Errorf("conform inside 6.1: %s", r.Summary())
@@ -180,12 +198,75 @@ func TestConformInDebianKernel(t *testing.T) {
 	}
 }
 
+// updateFixtures, when set in the environment, makes
+// TestConformInArm64DebianKernel write the kernel's side of its lockstep
+// sequence to conform/testdata, the fixture conform's replay test holds
+// the model to.
+const updateFixtures = "BPBENCH_UPDATE_FIXTURES"
+
+// arm64Fixture is that fixture.
+const arm64Fixture = "../conform/testdata/arm64-debian-6.1-cpus2.json"
+
+// TestConformInArm64DebianKernel boots Debian's 6.1 arm64 cloud kernel
+// on QEMU's virt board at 2 vCPUs with conform alone. The results come
+// back on the console, the board's only UART, between the kernel's own
+// lines; the model, configured with the pools the kernel was probed to
+// have, agrees with it op by op; and the pools are QEMU's max CPU's:
+// 6 instruction breakpoints and 4 data watchpoints a thread, separate
+// (its ID_AA64DFR0_EL1 says BRPs 6, WRPs 4).
+func TestConformInArm64DebianKernel(t *testing.T) {
+	_, c := conformCell(t, arm64, Job{ConformTrace: true})
+	if !strings.Contains(string(c.Console), "BPBENCH-FRAME name=results.json.gz") || !strings.Contains(string(c.Console), "bpbench-guest: up") {
+		t.Errorf("the results did not travel on the console with the guest's own lines:\n%s", qemu.Tail(c.Console, 10))
+	}
+	r := c.Run.Conformance
+	t.Logf("%s; pools %s; boot %.1fs, job %.1fs, cell %v", r.Summary(), r.Pools(), c.Guest.UptimeStart, c.Guest.UptimeEnd-c.Guest.UptimeStart, c.Wall)
+	if !r.Agrees() {
+		t.Errorf("conform inside arm64 6.1: %s", r.Summary())
+	}
+	if r.Arch != "arm64" || r.CPUs != 2 || r.Opens < 500 {
+		t.Errorf("conform ran %d opens on %d %s CPUs, want >= 500 on 2 arm64", r.Opens, r.CPUs, r.Arch)
+	}
+	if r.Slots != 4 || r.InstSlots != 6 {
+		t.Errorf("model configured with %d data and %d instruction slots, want QEMU max's 4 and 6 in separate pools", r.Slots, r.InstSlots)
+	}
+	if r.Inst == 0 || r.InstRefused == 0 || r.InstRefused == r.Inst {
+		t.Errorf("the sequence did not cross the instruction pool's boundary: %d instruction opens, %d refused", r.Inst, r.InstRefused)
+	}
+	facts := map[string]conform.Fact{}
+	for _, f := range r.Facts {
+		facts[f.Name] = f
+	}
+	if facts["inst-data-one-pool"].Value != "no" || facts["slots-per-thread"].Value != "4" || facts["inst-slots-per-thread"].Value != "6" {
+		t.Errorf("facts %+v, want 6 instruction and 4 data slots in separate pools", facts)
+	}
+	if f := facts["ptrace-dr-write-reserves"]; f.Skipped == "" || !strings.Contains(f.Skipped, "x86 only") {
+		t.Errorf("the x86 ptrace fact on arm64: %+v, want skipped as x86 only", f)
+	}
+	if !strings.HasPrefix(c.Release, "6.1.") || !strings.HasSuffix(c.Release, "arm64") || c.Arch != "arm64" {
+		t.Errorf("guest said release %q on %s", c.Release, c.Arch)
+	}
+	if len(r.Trace) != r.Opens+r.Closes {
+		t.Errorf("trace has %d lines for %d opens and %d closes", len(r.Trace), r.Opens, r.Closes)
+	}
+	if os.Getenv(updateFixtures) != "" {
+		b, err := json.MarshalIndent(r, "", " ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(arm64Fixture, append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s", arm64Fixture)
+	}
+}
+
 // TestGarbageKernel gives a file that is not a kernel: refused before
 // QEMU runs, with a message that says so; and a file that passes that
 // check (a bzImage header on garbage): QEMU or the boot fails within the
 // timeout, and no QEMU is left.
 func TestGarbageKernel(t *testing.T) {
-	_, im, _ := setup(t)
+	_, im, _ := setup(t, amd64)
 	dir := t.TempDir()
 	garbage := filepath.Join(dir, "garbage")
 	b := make([]byte, 1<<20)
@@ -197,7 +278,7 @@ func TestGarbageKernel(t *testing.T) {
 	if !errors.Is(err, ErrNotKernel) || !strings.Contains(err.Error(), "boot header") {
 		t.Errorf("CheckImage(garbage) = %v, want ErrNotKernel naming the boot header", err)
 	}
-	k := resolve(context.Background(), &Config{Arch: amd64}, Spec{Kind: "path", Path: garbage, Label: "garbage"})
+	k := resolve(context.Background(), &Config{}, Spec{Kind: "path", Path: garbage, Arch: "amd64", Label: "garbage"})
 	if !errors.Is(k.err, ErrNotKernel) {
 		t.Errorf("resolve(garbage) = %v, want ErrNotKernel", k.err)
 	}
@@ -208,7 +289,7 @@ func TestGarbageKernel(t *testing.T) {
 	if err := CheckImage(fake, amd64); err != nil {
 		t.Fatalf("CheckImage(fake) = %v, want it to pass the header check", err)
 	}
-	enc, _ := Job{Mode: ModeRun, ResultsDev: amd64.Results}.encode()
+	enc, _ := encodeJob(Job{Mode: ModeRun, ResultsDev: amd64.Results})
 	timeout := 30 * time.Second
 	boot, err := qemu.Run(context.Background(), qemu.Config{Arch: amd64, Kernel: fake, Initrd: im.File, CPUs: 1, Accel: "tcg", Append: enc, Timeout: timeout})
 	noQEMULeft(t)
@@ -225,8 +306,8 @@ func TestGarbageKernel(t *testing.T) {
 // boot ends at its timeout with ErrTimeout, the console's last lines
 // (init's own) in the error, and QEMU is gone.
 func TestHangingInit(t *testing.T) {
-	dk, im, _ := setup(t)
-	enc, _ := Job{Mode: ModeHang, ResultsDev: amd64.Results}.encode()
+	dk, im, _ := setup(t, amd64)
+	enc, _ := encodeJob(Job{Mode: ModeHang, ResultsDev: amd64.Results})
 	timeout := 25 * time.Second
 	_, err := qemu.Run(context.Background(), qemu.Config{Arch: amd64, Kernel: dk.Image, Initrd: im.File, CPUs: 1, Accel: "tcg", Append: enc, Timeout: timeout})
 	noQEMULeft(t)
@@ -241,8 +322,8 @@ func TestHangingInit(t *testing.T) {
 // TestCancelKillsQEMU cancels a boot midway (as Ctrl-C does): Run
 // returns the context's error and QEMU is killed and reaped.
 func TestCancelKillsQEMU(t *testing.T) {
-	dk, im, _ := setup(t)
-	enc, _ := Job{Mode: ModeHang, ResultsDev: amd64.Results}.encode()
+	dk, im, _ := setup(t, amd64)
+	enc, _ := encodeJob(Job{Mode: ModeHang, ResultsDev: amd64.Results})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -292,7 +373,7 @@ func hangChild() int {
 	if err != nil {
 		return 1
 	}
-	enc, _ := Job{Mode: ModeHang, ResultsDev: amd64.Results}.encode()
+	enc, _ := encodeJob(Job{Mode: ModeHang, ResultsDev: amd64.Results})
 	qemu.Run(context.Background(), qemu.Config{Arch: amd64, Kernel: k.Image, Initrd: im.File, CPUs: 1, Accel: "tcg", Append: enc, Timeout: 5 * time.Minute})
 	return 0
 }
@@ -328,7 +409,7 @@ func qemuChildren(t *testing.T, pid int) []int {
 // process that is booting a guest: its QEMU dies with it, through the
 // parent-death signal.
 func TestKilledParentKillsQEMU(t *testing.T) {
-	setup(t) // the child reuses the cached kernel and guest binary
+	setup(t, amd64) // the child reuses the cached kernel and guest binary
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), hangChildEnv+"=1")
 	if err := cmd.Start(); err != nil {

@@ -23,15 +23,17 @@ import (
 	"time"
 
 	"bpbench/bench"
+	"bpbench/charts"
 	"bpbench/kernels/debian"
 	"bpbench/kernels/frame"
 	"bpbench/kernels/qemu"
+	"bpbench/report"
 	"bpbench/runfile"
 )
 
 // Config is one `bpbench kernels` invocation.
 type Config struct {
-	Arch  qemu.Arch
+	// Specs are the kernels, each for one architecture (ParseSpecs).
 	Specs []Spec
 	// CPUs are the vCPU counts of the VM cells.
 	CPUs []int
@@ -62,26 +64,24 @@ type Config struct {
 	Console io.Writer
 }
 
-// Matrix is what a `bpbench kernels` run produced: kernels.json.
-type Matrix struct {
-	Arch     string        `json:"arch"`
-	Accel    string        `json:"accel"`
-	AccelWhy string        `json:"accel_why"`
-	Job      Job           `json:"job"`
-	Started  time.Time     `json:"started"`
-	Duration time.Duration `json:"duration_ns"`
-	Cells    []*Cell       `json:"cells"`
-	// Model holds the model's Tasks cases run on the host for the
-	// verdicts: legacy and linux at each vCPU count of the cells.
-	Model []bench.Result `json:"model,omitempty"`
-}
+// Matrix is what a `bpbench kernels` run produced: kernels.json
+// (runfile.Matrix).
+type Matrix = runfile.Matrix
 
 // resolved is a spec with its image found.
 type resolved struct {
 	spec            Spec
+	arch            qemu.Arch
 	image           string
 	pkg, pkgVersion string
 	err             error
+}
+
+// guestOf is what the VM cells of one architecture share: the guest's
+// initramfs and the accelerator chosen for it.
+type guestOf struct {
+	im         *Image
+	accel, why string
 }
 
 func (cfg *Config) logf(format string, args ...any) {
@@ -121,45 +121,41 @@ func RunMatrix(ctx context.Context, cfg *Config) (*Matrix, error) {
 		}
 		cfg.Cache = c
 	}
-	m := &Matrix{Arch: cfg.Arch.Name, Job: cfg.Job, Started: time.Now().UTC()}
+	m := &Matrix{Arch: strings.Join(specArches(cfg.Specs), ","), Job: cfg.Job, Started: time.Now().UTC()}
 	if err := os.Mkdir(cfg.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("kernels: %w", err)
 	}
 	var ks []*resolved
-	needVM := false
 	for _, s := range cfg.Specs {
 		k := resolve(ctx, cfg, s)
 		if ctx.Err() != nil {
 			return m, ctx.Err()
 		}
 		ks = append(ks, k)
-		needVM = needVM || (s.VM() && k.err == nil)
 	}
-	var im *Image
-	if needVM {
-		bin, err := GuestBinary(ctx, cfg.Arch, filepath.Join(cfg.Cache, "guest"), cfg.Log)
+	guests := map[string]*guestOf{}
+	var accels []string
+	for _, k := range ks {
+		if !k.spec.VM() || k.err != nil || guests[k.arch.Name] != nil {
+			continue
+		}
+		g, err := newGuest(ctx, cfg, k)
+		if g != nil && g.im != nil {
+			defer g.im.Close()
+		}
 		if err != nil {
 			return m, err
 		}
-		if im, err = BuildImage(cfg.Arch, bin, NeedsPerf(cfg.Job.Experiments)); err != nil {
-			return m, err
+		guests[k.arch.Name] = g
+		accels = append(accels, k.arch.Name+": "+g.accel+" ("+g.why+")")
+		if m.Accel == "" {
+			m.Accel, m.AccelWhy = g.accel, g.why
+		} else if m.Accel != g.accel {
+			m.Accel = "mixed"
 		}
-		defer im.Close()
-		perf := "with perf"
-		if !im.Perf {
-			perf = "without perf: " + im.PerfNote
-		}
-		cfg.logf("guest initramfs: %.1f MB (%s)", float64(im.Size)/1e6, perf)
-		for _, k := range ks {
-			if k.spec.VM() && k.err == nil {
-				m.Accel, m.AccelWhy = chooseAccel(ctx, cfg, k, im)
-				break
-			}
-		}
-		if ctx.Err() != nil {
-			return m, ctx.Err()
-		}
-		cfg.logf("accelerator: %s (%s)", m.Accel, m.AccelWhy)
+	}
+	if len(accels) > 1 {
+		m.AccelWhy = strings.Join(accels, "; ")
 	}
 	for _, k := range ks {
 		cpus := cfg.CPUs
@@ -172,7 +168,7 @@ func RunMatrix(ctx context.Context, cfg *Config) (*Matrix, error) {
 			start := time.Now()
 			switch {
 			case k.err != nil:
-				c = &Cell{Name: cellName(k.spec.Label, n), Label: k.spec.Label, Kernel: k.spec, CPUs: n, Error: k.err.Error()}
+				c = &Cell{Name: cellName(k.spec.Label, n), Label: k.spec.Label, Kernel: k.spec, Arch: k.spec.Arch, CPUs: n, Error: k.err.Error()}
 			case !k.spec.VM():
 				c, err = hostCell(ctx, cfg, k)
 			default:
@@ -180,7 +176,7 @@ func RunMatrix(ctx context.Context, cfg *Config) (*Matrix, error) {
 				if timeout == 0 {
 					timeout = DefaultTimeout(cfg.Estimate, cfg.Job.Count, n)
 				}
-				c, err = vmCell(ctx, cfg, k, n, im, m.Accel, m.AccelWhy, timeout)
+				c, err = vmCell(ctx, cfg, k, n, guests[k.arch.Name], timeout)
 			}
 			if err != nil {
 				return m, err
@@ -204,6 +200,42 @@ func RunMatrix(ctx context.Context, cfg *Config) (*Matrix, error) {
 		return m, err
 	}
 	return m, nil
+}
+
+// specArches returns the architectures of specs, in order of appearance.
+func specArches(specs []Spec) []string {
+	var out []string
+	for _, s := range specs {
+		if !slices.Contains(out, s.Arch) {
+			out = append(out, s.Arch)
+		}
+	}
+	return out
+}
+
+// newGuest builds the guest of k's architecture (its bpbench, cross-built
+// when needed, and the initramfs) and settles its accelerator with a
+// probe boot of k.
+func newGuest(ctx context.Context, cfg *Config, k *resolved) (*guestOf, error) {
+	bin, err := GuestBinary(ctx, k.arch, filepath.Join(cfg.Cache, "guest"), cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	g := &guestOf{}
+	if g.im, err = BuildImage(k.arch, bin, NeedsPerf(cfg.Job.Experiments)); err != nil {
+		return nil, err
+	}
+	perf := "with perf"
+	if !g.im.Perf {
+		perf = "without perf: " + g.im.PerfNote
+	}
+	cfg.logf("%s guest initramfs: %.1f MB (%s)", k.arch.Name, float64(g.im.Size)/1e6, perf)
+	g.accel, g.why = chooseAccel(ctx, cfg, k, g.im)
+	if ctx.Err() != nil {
+		return g, ctx.Err()
+	}
+	cfg.logf("%s accelerator: %s (%s)", k.arch.Name, g.accel, g.why)
+	return g, nil
 }
 
 // modelStrategies are the model's curves the verdicts compare a kernel's
@@ -276,10 +308,18 @@ func DefaultTimeout(estimate time.Duration, count, cpus int) time.Duration {
 // resolve finds a spec's image: fetched for debian:, checked for a path.
 func resolve(ctx context.Context, cfg *Config, s Spec) *resolved {
 	k := &resolved{spec: s}
+	if s.VM() {
+		a, err := qemu.ArchOf(s.Arch)
+		if err != nil {
+			k.err = fmt.Errorf("%s: %w", s, err)
+			return k
+		}
+		k.arch = a
+	}
 	switch s.Kind {
 	case "host":
 	case "debian":
-		f := &debian.Fetcher{Cache: filepath.Join(cfg.Cache, "kernels"), Arch: cfg.Arch.Name, Log: cfg.Log}
+		f := &debian.Fetcher{Cache: filepath.Join(cfg.Cache, "kernels"), Arch: s.Arch, Log: cfg.Log}
 		dk, err := f.Fetch(ctx, s.Version)
 		if err != nil {
 			k.err = fmt.Errorf("%s: %w", s, err)
@@ -290,7 +330,7 @@ func resolve(ctx context.Context, cfg *Config, s Spec) *resolved {
 		k.image = s.Path
 	}
 	if s.VM() {
-		if err := CheckImage(k.image, cfg.Arch); err != nil {
+		if err := CheckImage(k.image, k.arch); err != nil {
 			k.err = fmt.Errorf("%s: %w", s, err)
 		}
 	}
@@ -299,7 +339,7 @@ func resolve(ctx context.Context, cfg *Config, s Spec) *resolved {
 
 // hostCell runs the job on the running kernel in this process.
 func hostCell(ctx context.Context, cfg *Config, k *resolved) (*Cell, error) {
-	c := &Cell{Name: cellName("host", runtime.NumCPU()), Label: "host", Kernel: k.spec, CPUs: runtime.NumCPU(),
+	c := &Cell{Name: cellName("host", runtime.NumCPU()), Label: "host", Kernel: k.spec, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(),
 		Accel: "none", AccelWhy: "the running kernel, no VM", Release: kernelRelease()}
 	job := cfg.Job
 	job.Mode = ModeRun
@@ -328,7 +368,8 @@ func hostCell(ctx context.Context, cfg *Config, k *resolved) (*Cell, error) {
 const probeTimeout = 20 * time.Second
 
 // chooseAccel settles --accel: tcg and kvm as asked; auto tries KVM with
-// a probe boot of k at one vCPU and falls back to TCG, saying why.
+// a probe boot of k at one vCPU and falls back to TCG, saying why. A
+// guest of another architecture than the host's has no KVM to try.
 func chooseAccel(ctx context.Context, cfg *Config, k *resolved, im *Image) (string, string) {
 	switch cfg.Accel {
 	case "tcg":
@@ -336,21 +377,24 @@ func chooseAccel(ctx context.Context, cfg *Config, k *resolved, im *Image) (stri
 	case "kvm":
 		return "kvm", "--accel kvm"
 	}
+	if k.arch.Name != runtime.GOARCH {
+		return "tcg", fmt.Sprintf("auto: KVM runs only guests of the host's architecture (%s); %s is emulated", runtime.GOARCH, k.arch.Name)
+	}
 	if why := qemu.KVMUsable(); why != "" {
 		return "tcg", "auto: " + why
 	}
 	cfg.logf("accelerator: probing KVM with a %v boot of %s", probeTimeout, k.spec)
-	enc, err := Job{Mode: ModeProbe, ResultsDev: cfg.Arch.Results}.encode()
+	enc, err := encodeJob(Job{Mode: ModeProbe, ResultsDev: k.arch.Results})
 	if err != nil {
 		return "tcg", "auto: " + err.Error()
 	}
-	boot, err := qemu.Run(ctx, qemu.Config{Arch: cfg.Arch, Kernel: k.image, Initrd: im.File, CPUs: 1, Accel: "kvm",
+	boot, err := qemu.Run(ctx, qemu.Config{Arch: k.arch, Kernel: k.image, Initrd: im.File, CPUs: 1, Accel: "kvm",
 		Append: enc, Timeout: probeTimeout})
 	if err != nil {
 		return "tcg", "auto: the KVM probe boot failed (" + firstLine(err.Error()) + lastConsoleLine(boot) + ")"
 	}
 	line := boot.Results
-	if cfg.Arch.Results == "" {
+	if k.arch.Results == "" {
 		line = boot.Console
 	}
 	frames, err := frame.Read(strings.NewReader(string(line)))
@@ -378,41 +422,29 @@ func lastConsoleLine(b *qemu.Boot) string {
 	return "; last console line: " + t
 }
 
-// writeMatrix writes kernels.json, report.md and plots/ under cfg.Out.
+// writeMatrix writes kernels.json, then the cross-kernel plots/ and
+// report.md (packages charts and report) under cfg.Out.
 func writeMatrix(cfg *Config, m *Matrix) error {
 	js, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(cfg.Out, "kernels.json"), append(js, '\n')); err != nil {
+	if err := writeFile(filepath.Join(cfg.Out, runfile.MatrixFile), append(js, '\n')); err != nil {
 		return err
 	}
-	plots, err := WritePlots(m, filepath.Join(cfg.Out, "plots"))
-	if err != nil {
+	if _, err := charts.PlotKernels(m, filepath.Join(cfg.Out, runfile.PlotsDir)); err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(cfg.Out, "report.md"), []byte(Report(m, plots)))
+	return writeFile(filepath.Join(cfg.Out, "report.md"), []byte(report.BuildKernels(m, cfg.Out)))
 }
 
 // Rewrite reads a kernels output directory (kernels.json and every
-// cell's results, through load) and writes its report.md and plots/
-// again, with this version's report code.
-func Rewrite(dir string, load func(dir string) (*runfile.Run, error)) (*Matrix, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "kernels.json"))
+// cell's results) and writes its report.md and plots/ again, with this
+// version's report code.
+func Rewrite(dir string) (*Matrix, error) {
+	m, err := runfile.LoadMatrix(dir)
 	if err != nil {
-		return nil, fmt.Errorf("kernels: %w (want a directory written by `bpbench kernels`)", err)
+		return nil, fmt.Errorf("kernels: %w", err)
 	}
-	var m Matrix
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("kernels: %s: %w", filepath.Join(dir, "kernels.json"), err)
-	}
-	for _, c := range m.Cells {
-		if c.Error != "" {
-			continue
-		}
-		if c.Run, err = load(filepath.Join(dir, c.Name)); err != nil {
-			return nil, fmt.Errorf("kernels: cell %s: %w", c.Name, err)
-		}
-	}
-	return &m, writeMatrix(&Config{Out: dir}, &m)
+	return m, writeMatrix(&Config{Out: dir}, m)
 }

@@ -36,7 +36,7 @@ func (w *reportWriter) sectionConformance() {
 	}
 	w.verdict(v)
 	if r.CPUs > 0 {
-		w.p("\nOne random sequence of perf_event_open breakpoints (CPU-bound on each CPU, a thread on every CPU, a thread on one CPU; %d of the opens instruction breakpoints) on %d live threads, %d CPUs, %d slots a thread, seed %d, replayed op by op on every strategy (`bpbench conform` runs a longer one).\n", r.Inst, r.Threads, r.CPUs, r.Slots, r.Seed)
+		w.p("\nOne random sequence of perf_event_open breakpoints (CPU-bound on each CPU, a thread on every CPU, a thread on one CPU; %d of the opens instruction breakpoints, %d of them refused) on %d live threads, %d CPUs, seed %d, replayed op by op on every strategy configured with the pools the kernel was probed to give a thread: %s (`bpbench conform` runs a longer sequence).\n", r.Inst, r.InstRefused, r.Threads, r.CPUs, r.Seed, r.Pools())
 	}
 	if len(r.Strategies) > 0 && len(diverged) == 0 {
 		var names []string
@@ -66,7 +66,10 @@ func (w *reportWriter) sectionConformance() {
 			if !f.Holds() {
 				holds = "**no**"
 			}
-			if f.Assumed == "" {
+			switch {
+			case f.Skipped != "":
+				v, holds = "skipped: "+f.Skipped, "n/a"
+			case f.Assumed == "":
 				holds = "(read)"
 			}
 			w.p("| %s: %s | %s | %s | %s |", f.Name, f.Question, v, holds, f.Detail)

@@ -32,6 +32,9 @@ type reportWriter struct {
 	// broken maps a strategy that disagreed with the kernel (a failed
 	// Conform/strategy=NAME case) to its failure.
 	broken map[string]string
+	// resolvedNote, when set, is what the answers table says "resolved"
+	// means (a report whose figures are not two intervals compared).
+	resolvedNote string
 }
 
 // p prints a line, after the header of the section when it is the

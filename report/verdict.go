@@ -28,11 +28,15 @@ func (w *reportWriter) writeVerdicts(out *strings.Builder) {
 		return
 	}
 	fmt.Fprintf(out, "## Answers\n\n")
-	fmt.Fprintf(out, "Resolved: the two intervals compared do not overlap")
-	if w.std.n == 0 {
-		fmt.Fprintf(out, " (each case ran once: within that run)")
+	switch {
+	case w.resolvedNote != "":
+		fmt.Fprintf(out, "%s", w.resolvedNote)
+	case w.std.n == 0:
+		fmt.Fprintf(out, "Resolved: the two intervals compared do not overlap (each case ran once: within that run).")
+	default:
+		fmt.Fprintf(out, "Resolved: the two intervals compared do not overlap.")
 	}
-	fmt.Fprintf(out, ". The sections below give every figure.")
+	fmt.Fprintf(out, " The sections below give every figure.")
 	fmt.Fprintf(out, "\n\n| question | answer | figure | resolved |\n|---|---|---|---|\n")
 	for _, v := range w.verdicts {
 		fmt.Fprintf(out, "| %s | %s | %s | %s |\n", v.question, v.answer, v.figure, v.resolved)

@@ -45,6 +45,13 @@ func (iv Interval) Separated(o Interval) bool {
 // Confidence; then it is [min, max] with its coverage, 1 - 2·2^-n (75% of
 // 3 runs, 94% of 5), which the report prints beside it.
 func MedianInterval(vs []float64, from string) Interval {
+	return MedianIntervalAt(vs, from, Confidence)
+}
+
+// MedianIntervalAt is MedianInterval at coverage conf: the sides of a
+// Ratio each take ComponentConfidence, so that the ratio's interval
+// reaches Confidence.
+func MedianIntervalAt(vs []float64, from string, conf float64) Interval {
 	n := len(vs)
 	if n == 0 {
 		return Interval{}
@@ -52,7 +59,7 @@ func MedianInterval(vs []float64, from string) Interval {
 	s := slices.Clone(vs)
 	slices.Sort(s)
 	iv := Interval{Median: Median(s), Lo: s[0], Hi: s[n-1], N: n, From: from}
-	ci := mstats.QuantileCI(n, 0.5, Confidence)
+	ci := mstats.QuantileCI(n, 0.5, conf)
 	if ci.LoOrder < 1 || ci.HiOrder > n {
 		iv.Coverage = 1 - 2*math.Pow(0.5, float64(n))
 		if n == 1 {

@@ -9,29 +9,23 @@ import (
 	"github.com/loov/hrtime"
 )
 
-// Ticks is a reading of the CPU's time-stamp counter (hrtime.TSC): the
-// cheapest clock there is, converted to nanoseconds only when a Recorder is
-// summarised.
+// Ticks is a reading of the CPU's cycle counter (Now): the cheapest clock
+// there is, converted to nanoseconds only when a Recorder is summarised.
 type Ticks = hrtime.Count
 
-// Now reads the time-stamp counter.
-func Now() Ticks { return hrtime.TSC() }
-
 var (
-	calOnce     sync.Once
-	nsPerTick   float64
-	tscIsUsable bool
+	calOnce   sync.Once
+	nsPerTick float64
 )
 
 // calibrate measures ticks per nanosecond against the monotonic clock over
 // 20 ms; hrtime's own calibration runs for microseconds and is off by
 // several percent on these VMs.
 func calibrate() {
-	tscIsUsable = hrtime.TSCSupported()
-	t0, c0 := time.Now(), hrtime.TSC()
+	t0, c0 := time.Now(), Now()
 	for time.Since(t0) < 20*time.Millisecond {
 	}
-	t1, c1 := time.Now(), hrtime.TSC()
+	t1, c1 := time.Now(), Now()
 	if c1 > c0 {
 		nsPerTick = float64(t1.Sub(t0).Nanoseconds()) / float64(c1-c0)
 	} else {

@@ -130,6 +130,13 @@ func Read(r io.Reader) ([]Frame, error) {
 		if strings.HasPrefix(line, beginTag+" ") {
 			return frames, fmt.Errorf("%w: %s: a new frame began at line %d before its end", ErrTruncated, name, lineNo)
 		}
+		if !isBase64(line) {
+			// A whole line of the console's own (a kernel message
+			// printed between two payload lines) is not base64; one
+			// spliced into a payload line leaves that line short, which
+			// the length and SHA-256 catch.
+			continue
+		}
 		body.WriteString(line)
 	}
 	if err := sc.Err(); err != nil {
@@ -139,6 +146,18 @@ func Read(r io.Reader) ([]Frame, error) {
 		return frames, fmt.Errorf("%w: %s: %d of %d bytes' worth of base64 before the stream ended", ErrTruncated, name, base64.StdEncoding.DecodedLen(body.Len()), want)
 	}
 	return frames, nil
+}
+
+// isBase64 reports whether line holds only characters of the standard
+// base64 alphabet.
+func isBase64(line string) bool {
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '=') {
+			return false
+		}
+	}
+	return true
 }
 
 // Find returns the data of the frame named name, or false.

@@ -118,3 +118,28 @@ func TestBadName(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleLinesInsideFrame is the one-UART path (arm64's virt board):
+// the results share the console with the kernel, so a kernel message may
+// land between two payload lines, which the reader skips, or inside one,
+// which damages it: the reader says so rather than return wrong bytes.
+func TestConsoleLinesInsideFrame(t *testing.T) {
+	data := payload(5000)
+	enc := string(encode(t, Frame{"results.json.gz", data}))
+	lines := strings.Split(enc, "\n")
+	// Between payload lines 3 and 4 (header at 1, after the leading
+	// newline), as the console carries it: CR LF.
+	between := strings.Join(append(append(append([]string{}, lines[:5]...), "[   12.345678] random: crng init done"), lines[5:]...), "\n")
+	between = strings.ReplaceAll(between, "\n", "\r\n")
+	got, err := Read(strings.NewReader(between))
+	if err != nil || len(got) != 1 || !bytes.Equal(got[0].Data, data) {
+		t.Fatalf("a kernel line between payload lines: %v, %d frames", err, len(got))
+	}
+	// Inside payload line 4: the line is not base64 any more.
+	spliced := append([]string{}, lines...)
+	spliced[5] = spliced[5][:30] + "[   12.3] hvc: x" + spliced[5][30:]
+	_, err = Read(strings.NewReader(strings.Join(spliced, "\n")))
+	if !errors.Is(err, ErrCorrupt) {
+		t.Errorf("a kernel message spliced into a payload line: err = %v, want ErrCorrupt", err)
+	}
+}
