@@ -49,7 +49,7 @@ func TestReportFixture(t *testing.T) {
 		"![update cost per backend](plots/update-cost.png)",
 		"![steals vs achieved competitor rate, backend=sim, place=other](plots/race-steals-sim-other.png)",
 		"![steals vs achieved competitor rate, backend=perf, place=other](plots/race-steals-perf-other.png)",
-		"_Not in this run: Switch/SwitchModel, Debugger, the model checked against the kernel._",
+		"_Not in this run: Switch/SwitchModel, Debugger, the model checked against the kernel, KernelTasks._",
 		"- `Update/backend=ptrace/op=exec`: skipped: fixture: no exec breakpoints",
 	)
 }

@@ -30,15 +30,15 @@ const (
 func tasksVerdict(p runfile.TaskPoint) (string, bool) {
 	switch {
 	case p.Ratio.N == 0:
-		return "no ratio", false
+		return "has no ratio", false
 	case p.Ratio.Lo > legacyAbove:
 		return "grows like the model's legacy (the pre-2022 list walk)", true
 	case p.Ratio.Hi <= flatBelow:
-		return "flat like the model's linux (the 2022 rework)", true
+		return "stays flat like the model's linux (the 2022 rework)", true
 	case p.Ratio.Median <= flatBelow:
-		return fmt.Sprintf("flat at the median (linux-like), interval not under %.1f", flatBelow), false
+		return fmt.Sprintf("stays flat at the median (linux-like), its interval not under %.1f", flatBelow), false
 	}
-	return "not resolved", false
+	return "is not resolved", false
 }
 
 func xUnit(float64) (float64, string) { return 1, "×" }

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -124,4 +125,32 @@ func TestKernelsVerdictThresholds(t *testing.T) {
 			t.Errorf("tasksVerdict(%+v) = %q, %v; want %q, %v", c.iv, got, ok, c.want, c.resolved)
 		}
 	}
+}
+
+// TestReportKernelTasksSection: a run with kernel-tasks results says, for
+// its own kernel, whether the cost grows with the held task breakpoints,
+// and answers it in the table.
+func TestReportKernelTasksSection(t *testing.T) {
+	run := &runfile.Run{Machine: bench.Machine{Kernel: "6.1.0-test", NumCPU: 2}}
+	for _, held := range []int{0, 64, 4096} {
+		cost := 10000.0
+		if held == 4096 {
+			cost = 40000 // a pre-2022 walk
+		}
+		var p50, rel []float64
+		for i := 0; i < 16; i++ {
+			p50 = append(p50, cost*(1+0.01*float64(i%3)))
+			rel = append(rel, cost/10000*(1+0.01*float64(i%3)))
+		}
+		run.Results = append(run.Results, bench.Result{Experiment: "kernel-tasks", Name: fmt.Sprintf("KernelTasks/target=task/held=%d", held),
+			Params:  map[string]string{bench.ParamTarget: "task", bench.ParamHeld: fmt.Sprint(held)},
+			NsPerOp: cost, Metrics: map[string]float64{bench.MetricP50: cost},
+			Batches: map[string][]float64{bench.MetricP50: p50, bench.MetricP50OverRef: rel}})
+	}
+	md := Build(run, t.TempDir())
+	fixtures.WantAll(t, md,
+		"## Does this kernel's reservation cost grow with live task breakpoints?",
+		"At N = 4096 this kernel's task reservation costs 4",
+		"grows like the model's legacy (the pre-2022 list walk)",
+		"| Does the real kernel's reservation cost grow with live task breakpoints? (6.1.0-test) |")
 }

@@ -119,6 +119,7 @@ var sections = []func(*reportWriter){
 	(*reportWriter).sectionDebuggers,
 	(*reportWriter).sectionConformance,
 	(*reportWriter).sectionKernel,
+	onFamily("Does this kernel's reservation cost grow with live task breakpoints?\n", "KernelTasks", (*reportWriter).sectionKernelTasks),
 	(*reportWriter).sectionNoise,
 }
 

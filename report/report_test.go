@@ -25,7 +25,7 @@ func buildWant(t *testing.T, run *runfile.Run, wants ...string) string {
 func TestReportNotesAbsentSections(t *testing.T) {
 	run := &runfile.Run{Results: []bench.Result{{Name: "Registers/backend=sim/policy=all", NsPerOp: 10}}}
 	md := buildWant(t, run,
-		"_Not in this run: Update, Race, Scaling, Tasks, Exclusion, Apply/BlindWindow, Switch/SwitchModel, Debugger, the model checked against the kernel, KernelThread/KernelEnable._",
+		"_Not in this run: Update, Race, Scaling, Tasks, Exclusion, Apply/BlindWindow, Switch/SwitchModel, Debugger, the model checked against the kernel, KernelThread/KernelEnable, KernelTasks._",
 		"_This run recorded no machine noise; load is unknown._",
 	)
 	if strings.Contains(md, "## Is modifying") {
