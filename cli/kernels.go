@@ -15,6 +15,7 @@ import (
 
 	"bpbench/bench"
 	"bpbench/internal/child"
+	"bpbench/internal/present"
 	"bpbench/kernels"
 	"bpbench/kernels/qemu"
 	"bpbench/runfile"
@@ -154,7 +155,7 @@ func cmdKernels(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *console {
 		cfg.Console = stderr
 	}
-	fmt.Fprintf(stdout, "bpbench kernels: %d kernels (%s) x vCPUs %v, experiments %s, into %s\n", len(specs), strings.Join(arches, ", "), cpus, strings.Join(append([]string{"conform"}, names...), ","), dir)
+	fmt.Fprintf(stdout, "bpbench kernels: %s (%s) x vCPUs %v, experiments %s, into %s\n", present.Plural(len(specs), "kernel"), strings.Join(arches, ", "), cpus, strings.Join(append([]string{"conform"}, names...), ","), dir)
 	m, err := kernels.RunMatrix(ctx, cfg)
 	if ctx.Err() != nil {
 		return interrupted(ctx)
@@ -168,7 +169,7 @@ func cmdKernels(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			failed++
 		}
 	}
-	fmt.Fprintf(stdout, "wrote %s: %d cells (%d failed), %s, in %v\n", dir, len(m.Cells), failed, strings.ToUpper(m.Accel), m.Duration.Round(time.Second))
+	fmt.Fprintf(stdout, "wrote %s: %s (%d failed), %s, in %v\n", dir, present.Plural(len(m.Cells), "cell"), failed, strings.ToUpper(m.Accel), m.Duration.Round(time.Second))
 	if failed > 0 {
 		return fmt.Errorf("kernels: %d of %d cells failed (see %s)", failed, len(m.Cells), filepath.Join(dir, "report.md"))
 	}

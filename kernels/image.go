@@ -27,9 +27,11 @@ const guestMainPackage = "bpbench/cmd/bpbench"
 // GuestBinary returns a static bpbench executable for arch: the running
 // one when it is static and built for arch (a user's own main with their
 // strategy registered then runs in the guest too), otherwise the main
-// package built with CGO_ENABLED=0 GOARCH=arch from the module in the
-// working directory, kept in the cache (the go build cache makes a
-// rebuild quick).
+// package built with CGO_ENABLED=0 GOARCH=arch from the source this
+// binary was built from (found through its own file paths), or, for a
+// binary built with -trimpath, from the module in the working directory
+// when that is the same module; kept in the cache (the go build cache
+// makes a rebuild quick).
 func GuestBinary(ctx context.Context, arch qemu.Arch, cache string, log io.Writer) (string, error) {
 	exe, err := os.Executable()
 	if err == nil {
@@ -56,7 +58,12 @@ func GuestBinary(ctx context.Context, arch qemu.Arch, cache string, log io.Write
 		fmt.Fprintf(log, "building the guest's bpbench: CGO_ENABLED=0 GOARCH=%s go build %s (%v)\n", arch.Name, pkg, why)
 	}
 	// Stripped: a smaller initramfs unpacks faster under emulation.
+	dir, err := sourceDir()
+	if err != nil {
+		return "", err
+	}
 	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", tmp, pkg)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+arch.Name, "GOOS=linux")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out bytes.Buffer
@@ -208,4 +215,32 @@ func startLocked(cmd *exec.Cmd) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	return cmd.Start()
+}
+
+// sourceDir is the directory the guest's bpbench is built in: the module
+// root of the source this binary was built from, which its own file paths
+// name unless it was built with -trimpath; otherwise the working
+// directory, if it holds the same module (building another checkout would
+// put other code in the guest than the one measuring on the host).
+func sourceDir() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if ok && filepath.IsAbs(file) {
+		root := filepath.Dir(filepath.Dir(file)) // kernels/image.go -> the module root
+		if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
+			return root, nil
+		}
+	}
+	want := "bpbench"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path != "" {
+		want = bi.Main.Path
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("kernels: %w", err)
+	}
+	out, err := exec.Command("go", "list", "-m").Output()
+	if err != nil || strings.TrimSpace(string(out)) != want {
+		return "", fmt.Errorf("kernels: this bpbench was built without its source paths (-trimpath) and %s is not module %s: build the guest's bpbench from that module's checkout (run bpbench kernels there)", wd, want)
+	}
+	return wd, nil
 }
