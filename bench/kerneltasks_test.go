@@ -126,6 +126,7 @@ func TestKernelSeriesScales(t *testing.T) {
 // TestPairedLoopDoesNotAllocate checks the measured loop makes no
 // allocation per op.
 func TestPairedLoopDoesNotAllocate(t *testing.T) {
+	testenv.SkipUnderRace(t)
 	nop := func(int64) error { return nil }
 	ps, err := pairedLoop(context.Background(), NopTimer, 1, nop, nop)
 	if err != nil || ps.done != 1 {

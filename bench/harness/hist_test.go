@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bpbench/internal/testenv"
 	"context"
 	"math/rand"
 	"sort"
@@ -75,6 +76,7 @@ func TestMergeEqualsCombined(t *testing.T) {
 }
 
 func TestRecordDoesNotAllocate(t *testing.T) {
+	testenv.SkipUnderRace(t)
 	r := NewRecorder()
 	if n := testing.AllocsPerRun(1000, func() { s := Now(); r.Record(Now() - s) }); n != 0 {
 		t.Fatalf("Record allocates %.1f times per op", n)

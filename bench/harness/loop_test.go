@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bpbench/internal/testenv"
 	"context"
 	"errors"
 	"math"
@@ -118,6 +119,7 @@ func TestTimeLoopStops(t *testing.T) {
 // TestTimeLoopDoesNotAllocate checks the loop's own bookkeeping allocates
 // nothing per op.
 func TestTimeLoopDoesNotAllocate(t *testing.T) {
+	testenv.SkipUnderRace(t)
 	r := NewRecorder()
 	op := func(int64) error { return nil }
 	ctx := context.Background()
