@@ -24,10 +24,14 @@ var kernelSeriesExperiment = Experiment{
 // machine of cpus CPUs: parallelism = cpus (the series used a quarter of
 // its 256 CPUs; here every CPU creates threads), threads per batch =
 // cpus up to 8 (the full form adds cpus, or 2 x cpus when that is 8 or
-// fewer), and one batch for each parallel thread, or more to create at
-// least seriesMinThreads threads. Before 6.1 a thread
-// created with 4 inherited breakpoints walks every live task breakpoint
-// on every CPU, 4 times: at 32 emulated CPUs, -t 32 takes minutes a run.
+// fewer), and enough repeats to create at least seriesMinThreads
+// threads a run, at least seriesMinRepeat. Before 6.1 a thread created
+// with 4 inherited breakpoints walks every live task breakpoint on every
+// CPU, 4 times: the live breakpoints, and so each thread's cost, depend
+// on the parallelism and the threads per batch, not on the repeats,
+// which only set how many threads the figure averages over. At 32
+// emulated CPUs one repeat of -p 32 -t 8 creates 256 threads, and 5.10
+// takes about 25 s for every 1000 of them.
 func kernelSeriesParams(o Options, cpus int) []threadParams {
 	ts := []int{min(cpus, 8)}
 	if o.Full {
@@ -39,16 +43,19 @@ func kernelSeriesParams(o Options, cpus int) []threadParams {
 	}
 	var ps []threadParams
 	for _, t := range ts {
-		// At least seriesMinThreads threads a run: at 2 CPUs, one batch
-		// per parallel thread would be 4 threads, too few to time.
-		ps = append(ps, threadParams{Breakpoints: 4, Parallelism: cpus, Threads: t, Repeat: max(cpus, (seriesMinThreads+t-1)/t)})
+		perRepeat := cpus * t
+		ps = append(ps, threadParams{Breakpoints: 4, Parallelism: cpus, Threads: t, Repeat: max(seriesMinRepeat, (seriesMinThreads+perRepeat-1)/perRepeat)})
 	}
 	return ps
 }
 
 // seriesMinThreads is the fewest threads one run of the series'
-// benchmark creates.
-const seriesMinThreads = 128
+// benchmark creates (parallelism x threads x repeats), and
+// seriesMinRepeat the fewest repeats.
+const (
+	seriesMinThreads = 512
+	seriesMinRepeat  = 4
+)
 
 func kernelSeriesCases(o Options) ([]Case, error) {
 	var cs []Case

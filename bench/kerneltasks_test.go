@@ -113,7 +113,7 @@ func TestKernelTasksCase(t *testing.T) {
 func TestKernelSeriesScales(t *testing.T) {
 	for _, cpus := range []int{2, 8, 32} {
 		ps := kernelSeriesParams(Options{}, cpus)
-		if len(ps) != 1 || ps[0].Parallelism != cpus || ps[0].Threads != min(cpus, 8) || ps[0].Repeat*ps[0].Threads < seriesMinThreads || ps[0].Repeat < cpus || ps[0].Breakpoints != 4 || ps[0].validate() != nil {
+		if len(ps) != 1 || ps[0].Parallelism != cpus || ps[0].Threads != min(cpus, 8) || ps[0].Repeat*ps[0].Threads*ps[0].Parallelism < seriesMinThreads || ps[0].Repeat < seriesMinRepeat || ps[0].Breakpoints != 4 || ps[0].validate() != nil {
 			t.Errorf("%d CPUs: %+v", cpus, ps)
 		}
 		full := kernelSeriesParams(Options{Full: true}, cpus)
