@@ -102,7 +102,7 @@ func threadCase(p threadParams) Case {
 				return Result{}, err
 			}
 			return f.result(name, int64(p.Repeat*p.Threads), kernelParams("breakpoints", strconv.Itoa(p.Breakpoints), "parallelism", strconv.Itoa(p.Parallelism),
-				"threads", strconv.Itoa(p.Threads), "repeat", strconv.Itoa(p.Repeat), "rounds", strconv.Itoa(kernelRounds))), nil
+				"threads", strconv.Itoa(p.Threads), ParamRepeat, strconv.Itoa(p.Repeat), "rounds", strconv.Itoa(kernelRounds))), nil
 		},
 	}
 }
@@ -131,7 +131,7 @@ func enableCase(p enableParams) Case {
 			if err != nil {
 				return Result{}, err
 			}
-			return f.result(name, int64(p.Repeat), kernelParams("passive", strconv.Itoa(p.Passive), "active", strconv.Itoa(p.Active), "repeat", strconv.Itoa(p.Repeat), "rounds", strconv.Itoa(kernelRounds))), nil
+			return f.result(name, int64(p.Repeat), kernelParams("passive", strconv.Itoa(p.Passive), "active", strconv.Itoa(p.Active), ParamRepeat, strconv.Itoa(p.Repeat), "rounds", strconv.Itoa(kernelRounds))), nil
 		},
 	}
 }

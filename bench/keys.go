@@ -104,6 +104,7 @@ const (
 	ParamTarget      = "target"      // kernel-tasks: what the measured breakpoint binds to
 	ParamHeld        = "held"        // kernel-tasks: task breakpoints held by other threads
 	ParamParallelism = "parallelism" // perf bench breakpoint thread -p
+	ParamRepeat      = "repeat"      // perf bench -r: batches a run
 	// ParamFigures says what a case's figures measure (not a selector).
 	ParamFigures = "figures"
 )

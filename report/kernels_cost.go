@@ -238,7 +238,7 @@ func (w *reportWriter) kernelsSeries(g kernelGrid) {
 				continue
 			}
 			for _, p := range c.Series() {
-				rows = append(rows, fmt.Sprintf("| %s | %d | %d | %d | %s | %s | %s | %s | %s | %s |", l, n, p.Parallelism, p.Threads, orDash(p.Perf), orDash(p.PerfB0), div(p.Perf, p.PerfB0), ivOrDash(w, p.GoIv, plainUnit), orDash(p.GoB0), div(p.Go, p.GoB0)))
+				rows = append(rows, fmt.Sprintf("| %s | %d | %d | %d | %d | %s | %s | %s | %s | %s | %s |", l, n, p.Parallelism, p.Threads, p.Repeat, ivOrDash(w, p.PerfIv, plainUnit), orDash(p.PerfB0), ivOrDash(w, p.PerfSlow, xUnit), ivOrDash(w, p.GoIv, plainUnit), orDash(p.GoB0), ivOrDash(w, p.GoSlow, xUnit)))
 				k := key{n, p.Threads}
 				if byKey[k] == nil {
 					byKey[k] = map[string]runfile.SeriesPoint{}
@@ -252,8 +252,8 @@ func (w *reportWriter) kernelsSeries(g kernelGrid) {
 		w.absent("kernel-series")
 		return
 	}
-	w.p("`perf bench -r P breakpoint thread -b 4 -p P -t T` (P = the CPU count, T threads a batch: the CPU count up to 8) and its Go twin, µs per thread created, against the same with -b 0. The series measured `-b 4 -p 64 -t 64` on 256 CPUs: 236 s before, 0.067 s after. A guest without perf for its architecture (the host's perf is an x86 binary) has the Go twin alone.\n")
-	w.p("| kernel | CPUs | -p | -t | perf bench µs/op | perf -b 0 | perf slowdown | Go µs/op | Go -b 0 | Go slowdown |\n|---|---|---|---|---|---|---|---|---|---|")
+	w.p("`perf bench -r R breakpoint thread -b 4 -p P -t T` (P = the CPU count, T threads a batch: the CPU count up to 8, R repeats: the fewest that create 512 threads a run, at least 4) and its Go twin, µs per thread created, against the same with -b 0, in 5 rounds that alternate the four runs. µs/op: the median of the rounds with its interval (each at %s, so that a ratio of two kernels' figures covers 95%%); slowdown: -b 4 over -b 0 paired within each round, median and interval over the rounds. The series measured `-b 4 -p 64 -t 64` on 256 CPUs: 236 s before, 0.067 s after. A guest without perf for its architecture (the host's perf is an x86 binary) has the Go twin alone.\n", pct(stats.ComponentConfidence, 1))
+	w.p("| kernel | CPUs | -p | -t | -r | perf bench µs/op | perf -b 0 | perf slowdown | Go µs/op | Go -b 0 | Go slowdown |\n|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		w.p("%s", r)
 	}
@@ -267,15 +267,24 @@ func (w *reportWriter) kernelsSeries(g kernelGrid) {
 			for _, z := range g.labels[i+1:] {
 				pa, okA := pts[a]
 				pz, okZ := pts[z]
-				if !okA || !okZ || pz.Perf <= 0 {
+				if !okA || !okZ {
 					continue
 				}
-				pairs = append(pairs, fmt.Sprintf("- %d CPUs / %d threads: %s over %s: perf bench %s, Go %s", k.cpus, k.threads, a, z, div(pa.Perf, pz.Perf), div(pa.Go, pz.Go)))
+				var parts []string
+				if pz.PerfIv.N > 0 && pa.PerfIv.N > 0 {
+					parts = append(parts, "perf bench "+w.kernelRatio(stats.Ratio(pa.PerfIv, pz.PerfIv)))
+				}
+				if pz.GoIv.N > 0 && pa.GoIv.N > 0 {
+					parts = append(parts, "Go "+w.kernelRatio(stats.Ratio(pa.GoIv, pz.GoIv)))
+				}
+				if len(parts) > 0 {
+					pairs = append(pairs, fmt.Sprintf("- %d CPUs / %d threads: %s over %s: %s", k.cpus, k.threads, a, z, strings.Join(parts, "; ")))
+				}
 			}
 		}
 	}
 	if len(pairs) > 0 {
-		w.p("\nCost of one kernel over another at the same vCPUs and threads (perf bench µs/op with 4 breakpoints):\n")
+		w.p("\nCost of one kernel over another at the same vCPUs and threads (µs per thread with 4 breakpoints, the ratio of the medians with its conservative interval from the two intervals' ends; \"unresolved\" where it holds 1):\n")
 		for _, p := range pairs {
 			w.p("%s", p)
 		}
@@ -283,6 +292,19 @@ func (w *reportWriter) kernelsSeries(g kernelGrid) {
 	w.gap()
 	w.plotLink(charts.KernelSeriesStem, "perf bench breakpoint thread -b 4 against vCPUs")
 	w.gap()
+}
+
+// kernelRatio prints a ratio of two kernels' figures with its interval,
+// and "unresolved" where the interval holds 1.
+func (w *reportWriter) kernelRatio(r stats.Interval) string {
+	if r.N == 0 {
+		return "–"
+	}
+	s := w.iv(r, xUnit)
+	if r.Lo <= 1 && r.Hi >= 1 {
+		s += " (unresolved)"
+	}
+	return s
 }
 
 // orDash prints a figure, or "–" where there is none.
@@ -331,8 +353,8 @@ func (w *reportWriter) kernelsSummary(g kernelGrid) {
 		perf, goS := "–", "–"
 		for _, p := range c.Series() {
 			if p.Threads == min(p.Parallelism, 8) {
-				perf = fmt.Sprintf("%s (%s)", orDash(p.Perf), div(p.Perf, p.PerfB0))
-				goS = fmt.Sprintf("%s (%s)", orDash(p.Go), div(p.Go, p.GoB0))
+				perf = fmt.Sprintf("%s (%s)", orDash(p.Perf), ivOrDash(w, p.PerfSlow, xUnit))
+				goS = fmt.Sprintf("%s (%s)", orDash(p.Go), ivOrDash(w, p.GoSlow, xUnit))
 			}
 		}
 		w.p("| %s | %s | %d | %s | %s | %s | %s | %s | %.0f s |", c.Label, c.Arch, c.CPUs, conf, at64, grow, perf, goS, c.Wall.Seconds())

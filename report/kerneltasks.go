@@ -48,10 +48,10 @@ func (w *reportWriter) sectionKernelTasks(cases []*runfile.Case) {
 	w.gap()
 	if series := cell.Series(); len(series) > 0 {
 		w.p("The 2022 series' own benchmark here (`perf bench breakpoint thread -b 4`, scaled to %s):\n", present.Plural(w.run.Machine.NumCPU, "CPU"))
-		w.p("| parallelism | threads per batch | perf bench µs/op (slowdown over -b 0) | Go twin µs/op (slowdown) |\n|---|---|---|---|")
+		w.p("| parallelism | threads per batch | repeats | perf bench µs/op (slowdown over -b 0, paired per round) | Go twin µs/op (slowdown) |\n|---|---|---|---|---|")
 		for _, p := range series {
-			w.p("| %d | %d | %s (%s) | %s (%s) |", p.Parallelism, p.Threads,
-				present.TrimFloat(p.Perf), present.Ratio(p.Perf, p.PerfB0), w.iv(p.GoIv, suffixUnit("")), present.Ratio(p.Go, p.GoB0))
+			w.p("| %d | %d | %d | %s (%s) | %s (%s) |", p.Parallelism, p.Threads, p.Repeat,
+				ivOrDash(w, p.PerfIv, plainUnit), ivOrDash(w, p.PerfSlow, xUnit), w.iv(p.GoIv, suffixUnit("")), ivOrDash(w, p.GoSlow, xUnit))
 		}
 		w.gap()
 	}

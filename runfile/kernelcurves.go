@@ -157,10 +157,17 @@ func (m *Matrix) ModelStrategies() []string {
 // SeriesPoint is one kernel-series figure: perf bench breakpoint thread
 // and its Go twin, with 4 breakpoints and with none, in µs per thread.
 type SeriesPoint struct {
-	CPUs, Parallelism, Threads int
-	Perf, PerfB0, Go, GoB0     float64
-	// GoIv is the Go twin's interval over its batches.
-	GoIv stats.Interval
+	CPUs, Parallelism, Threads, Repeat int
+	Perf, PerfB0, Go, GoB0             float64
+	// PerfIv and GoIv are the intervals of perf bench's and the Go
+	// twin's µs per thread over the case's rounds, each at
+	// stats.ComponentConfidence so that a ratio of two kernels' figures
+	// (stats.Ratio) covers stats.Confidence.
+	PerfIv, GoIv stats.Interval
+	// PerfSlow and GoSlow are the slowdowns over -b 0, paired within
+	// each round (the rounds alternate -b 4 and -b 0, so a stretch of a
+	// slower machine cancels), with their intervals over the rounds.
+	PerfSlow, GoSlow stats.Interval
 }
 
 // Series returns the cell's kernel-series points.
@@ -176,9 +183,13 @@ func (c *Cell) Series() []SeriesPoint {
 		p := SeriesPoint{CPUs: c.CPUs}
 		p.Parallelism, _ = strconv.Atoi(r.Params[bench.ParamParallelism])
 		p.Threads, _ = strconv.Atoi(r.Params[bench.ParamThreads])
+		p.Repeat, _ = strconv.Atoi(r.Params[bench.ParamRepeat])
 		p.Perf, p.PerfB0 = r.Metrics[bench.MetricPerfUsecs], r.Metrics[bench.MetricPerfB0Usecs]
 		p.Go, p.GoB0 = r.Metrics[bench.MetricUsecs], r.Metrics[bench.MetricB0Usecs]
-		p.GoIv = stats.MedianInterval(r.Batches[bench.MetricUsecs], "batches")
+		p.PerfIv = stats.MedianIntervalAt(r.Batches[bench.MetricPerfUsecs], "rounds", stats.ComponentConfidence)
+		p.GoIv = stats.MedianIntervalAt(r.Batches[bench.MetricUsecs], "rounds", stats.ComponentConfidence)
+		p.PerfSlow = stats.MedianInterval(r.Batches[bench.MetricPerfSlowdown], "rounds")
+		p.GoSlow = stats.MedianInterval(r.Batches[bench.MetricSlowdown], "rounds")
 		out = append(out, p)
 	}
 	return out
